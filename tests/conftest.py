@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers.dataproto import make_reward_dataproto
+from helpers.judge_fixtures import judge_server  # noqa: F401  (re-exported fixture)
 from helpers.tokenizer import build_tiny_tokenizer
 
 

@@ -83,3 +83,10 @@ def test_pyproject_pins_verl_extras():
     assert "verl[vllm]==0.9.1" in extras["train"]
     assert "verl[verl-core]==0.9.1" in extras["test"]
     assert not any("vllm" in dep and "verl" not in dep for dep in extras["test"])
+
+
+def test_tiny_tokenizer_keeps_tags_when_skipping_special_tokens(tiny_tokenizer):
+    """verl decodes responses with skip_special_tokens=True; the format tags must survive that, as with Qwen2.5."""
+    text = "想一想</think><answer>盗窃罪</answer>"
+    ids = tiny_tokenizer.encode(text, add_special_tokens=False)
+    assert tiny_tokenizer.decode(ids, skip_special_tokens=True) == text

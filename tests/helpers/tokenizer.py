@@ -10,7 +10,8 @@ from transformers import PreTrainedTokenizerFast
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_FILES = ("data/samples/cail2018_sample.jsonl", "data/samples/judgments_sample.jsonl")
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<answer>", "</answer>"]
+# Tags are plain text, as in Qwen2.5: verl decodes with skip_special_tokens=True, which would strip special ones.
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 # Fixed text so the tokenizer is the same whether or not the sample files changed.
 SEED_TEXT = [

@@ -1,0 +1,92 @@
+"""Criminal Law article numbers (法条): "第二百六十四条" / "第264条" / "264" → 264."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from recipes.cn_numerals import CN_NUMBER_PATTERN, cn_to_int, to_halfwidth
+
+__all__ = ["KNOWN_ARTICLES", "is_criminal_law_title", "parse_article", "parse_articles"]
+
+KNOWN_ARTICLES: frozenset[int] = frozenset(range(1, 453))
+"""Article numbers of the PRC Criminal Law (1..452)."""
+
+_WS = re.compile(r"\s+")
+_NUM = rf"(?:\d+|{CN_NUMBER_PATTERN})"
+_LIST_SEP = r"(?:、|,|，|和|及|与|以及)"
+# Sequential scan: a law title switches the law the following articles belong to; 。 ends the scope.
+_TOKEN = re.compile(
+    rf"《(?P<title>[^》]{{1,80}})》"
+    rf"|(?P<law>刑事诉讼法|刑法)"
+    rf"|(?P<end>[。\n])"
+    rf"|第(?P<nums>{_NUM}(?:{_LIST_SEP}第?{_NUM})*)条"
+)
+_SPLIT_NUMS = re.compile(rf"{_LIST_SEP}第?")
+_NOT_CRIMINAL_TITLE = ("诉讼", "修正案", "解释", "规定", "意见", "决定", "批复", "通知", "纪要")
+# Bare numbers (answers like "264, 67"): not years, money, durations, counts or decimals.
+_BARE = re.compile(r"(?<![\d.¥$])\d{1,3}(?!\d|,\d{3}|\.\d)")
+_BARE_DENY_AFTER = re.compile(
+    r"[年月日号元万千百亿岁次人名个件克斤吨米%款项时分秒天周倍辆台部只头棵株亩平张份余多a-zA-Z]"
+)
+
+
+def is_criminal_law_title(title: str) -> bool:
+    """True for 《中华人民共和国刑法》/《刑法》, False for other laws, amendments and judicial interpretations."""
+    return "刑法" in title and not any(word in title for word in _NOT_CRIMINAL_TITLE)
+
+
+def _article_forms(norm: str) -> tuple[list[int], bool]:
+    """Numbers of 第…条 citations of the Criminal Law (or of no named law), in order; and whether any 第…条 was seen."""
+    found: list[int] = []
+    seen = False
+    criminal: bool | None = None  # None: no law named yet in this sentence
+    for m in _TOKEN.finditer(norm):
+        if m.group("title") is not None:
+            criminal = is_criminal_law_title(m.group("title"))
+        elif m.group("law") is not None:
+            criminal = m.group("law") == "刑法"
+        elif m.group("end") is not None:
+            criminal = None
+        else:
+            seen = True
+            if criminal is False:
+                continue
+            for part in _SPLIT_NUMS.split(m.group("nums")):
+                n = cn_to_int(part)
+                if n is not None and n > 0:
+                    found.append(n)
+    return found, seen
+
+
+def _bare_numbers(norm: str) -> list[int]:
+    """Plain numbers that can be articles (1..452), skipping amounts, dates, durations and decimals."""
+    found: list[int] = []
+    for m in _BARE.finditer(norm):
+        if _BARE_DENY_AFTER.match(norm, m.end()):
+            continue
+        n = int(m.group(0))
+        if n in KNOWN_ARTICLES:
+            found.append(n)
+    return found
+
+
+@lru_cache(maxsize=16384)
+def _articles_in_order(text: str) -> tuple[int, ...]:
+    """Article numbers in the order they appear (duplicates kept)."""
+    norm = _WS.sub("", to_halfwidth(text))
+    found, seen = _article_forms(norm)
+    if not seen:
+        found = _bare_numbers(norm)
+    return tuple(found)
+
+
+def parse_article(text: str) -> int | None:
+    """The first article number in text: "第二百六十四条"→264, "第264条"→264, "264"→264; none → None."""
+    found = _articles_in_order(text or "")
+    return found[0] if found else None
+
+
+def parse_articles(text: str) -> list[int]:
+    """All Criminal Law article numbers in text, unique and sorted (other laws' articles are skipped)."""
+    return sorted(set(_articles_in_order(text or "")))
