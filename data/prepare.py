@@ -1,0 +1,326 @@
+"""`python -m data.prepare`: CAIL2018 or raw judgments → verl parquet (train/test) + stats.json for the legal tasks.
+
+Two streaming passes keep memory bounded by the number of cases, not their text: pass 1 validates every record and
+keeps only (64-bit hash of the normalized fact, file, line) of the usable ones; repeated facts are dropped by hash
+(skip reason duplicate_fact) and the unique cases are split and sampled with the seed (test first, then train; a case
+is in one split only); pass 2 re-reads the inputs (stopping after the last chosen line) and writes the rows of the
+chosen cases in batches. Every input line is either kept or skipped with a reason: read = kept + skipped.
+
+Rows (data.rows.ROW_SCHEMA, one per (case, task), in input order): data_source "legal/<task>", prompt (chat messages,
+recipes.legal.tasks.build_prompt), ability "legal", reward_model {style "rule", ground_truth}, extra_info {index, task,
+charges, articles, term_kind, term_months, fine, verdict, split, case_id}. ground_truth per task: charge
+"盗窃罪、诈骗罪"; article "第67条、第264条" (Arabic numerals, ascending); term format_term (有期徒刑一年六个月 /
+拘役五个月 / 无期徒刑 / 死刑 / 免予刑事处罚, and 单处罚金 for a fine-only sentence); verdict: CAIL2018 →
+build_verdict sentence, judgments → the text after 判决如下 up to the appeal notice, execution-date notes （刑期从…止）
+removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from array import array
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data.reader import decode_record, iter_lines
+from data.rows import ROW_SCHEMA, build_rows
+from data.sources import SOURCES, SkipRecord, get_parser
+from data.split import SPLITS, SplitPlan, fact_key, plan_split
+from data.stats import PrepareStats
+from recipes.legal.tasks import TASKS, TEMPLATES, parse_tasks
+
+__all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "main", "prepare"]
+
+logger = logging.getLogger(__name__)
+
+WRITE_BATCH = 4096
+
+
+class BadRecordError(ValueError):
+    """--strict: the first unusable record, naming file, line, reason and detail."""
+
+    def __init__(self, path: str, line: int, reason: str, detail: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}: {detail} (run without --strict to skip and count such records)")
+        self.path, self.line, self.reason, self.detail = path, line, reason, detail
+
+
+class NoUsableDataError(RuntimeError):
+    """No record of the inputs could be used."""
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything one run depends on (recorded in stats.json)."""
+
+    source: str
+    inputs: tuple[str, ...]
+    output: str
+    tasks: tuple[str, ...] = TASKS
+    train_size: int | None = None
+    test_size: int | None = None
+    seed: int = 0
+    template: str = "base"
+    strict: bool = False
+    test_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        """Reject bad values with a message saying which option is wrong."""
+        if self.source not in SOURCES:
+            raise ValueError(f"--source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.template not in TEMPLATES:
+            raise ValueError(f"--template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
+        if not self.inputs:
+            raise ValueError("--input needs at least one path")
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks:
+            raise ValueError(f"--tasks must be a non-empty subset of {', '.join(TASKS)}, got {self.tasks!r}")
+        for name in ("train_size", "test_size"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
+
+
+def _scan(config: PrepareConfig, stats: PrepareStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 1: validate every record; (fact hashes, file indices, line numbers) of the usable ones, in input order."""
+    parse = get_parser(config.source)
+    keys, files, lines = array("Q"), array("H"), array("Q")
+    names = [Path(p).name for p in config.inputs]
+    for file_idx, line_no, raw in iter_lines(config.inputs, desc=f"scan {config.source}"):
+        stats.read += 1
+        path = config.inputs[file_idx]
+        try:
+            case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}", scan=True)
+        except SkipRecord as exc:
+            if config.strict:
+                raise BadRecordError(path, line_no, exc.reason, exc.detail) from exc
+            logger.debug("skip %s:%d: %s", path, line_no, exc)
+            stats.skip(exc.reason, path, line_no, exc.detail)
+            continue
+        keys.append(fact_key(case.fact))
+        files.append(file_idx)
+        lines.append(line_no)
+    return (
+        np.frombuffer(keys, dtype=np.uint64) if keys else np.zeros(0, np.uint64),
+        np.frombuffer(files, dtype=np.uint16) if files else np.zeros(0, np.uint16),
+        np.frombuffer(lines, dtype=np.uint64) if lines else np.zeros(0, np.uint64),
+    )
+
+
+def _dedup(
+    config: PrepareConfig, stats: PrepareStats, keys: np.ndarray, files: np.ndarray, lines: np.ndarray
+) -> np.ndarray:
+    """Positions (into the scan arrays) of the first record of each distinct fact; repeats counted as skipped."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    is_first = np.zeros(len(keys), dtype=bool)
+    is_first[first] = True
+    for i in np.flatnonzero(~is_first):
+        j = first[inverse[i]]
+        stats.skip(
+            "duplicate_fact",
+            config.inputs[files[i]],
+            int(lines[i]),
+            f"same fact as {Path(config.inputs[files[j]]).name}:{int(lines[j])}",
+        )
+    return np.flatnonzero(is_first)
+
+
+def _write(
+    config: PrepareConfig, stats: PrepareStats, plan: SplitPlan, cases: np.ndarray, files: np.ndarray, lines: np.ndarray
+) -> dict[str, int]:
+    """Pass 2: re-read the chosen lines (cases[i] at files[i]:lines[i], input order) and write their rows."""
+    parse = get_parser(config.source)
+    names = [Path(p).name for p in config.inputs]
+    out = Path(config.output)
+    partial = {s: out / f"{s}.parquet.partial" for s in SPLITS}
+    writers = {s: pq.ParquetWriter(str(partial[s]), ROW_SCHEMA) for s in SPLITS}
+    buffers: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    counts = dict.fromkeys(SPLITS, 0)
+
+    def flush(split: str) -> None:
+        """Write the buffered rows of one split."""
+        if buffers[split]:
+            writers[split].write_table(pa.Table.from_pylist(buffers[split], schema=ROW_SCHEMA))
+            buffers[split].clear()
+
+    try:
+        pos, n = 0, len(cases)
+        stream = iter_lines(config.inputs, desc="write rows", stop_after=(int(files[-1]), int(lines[-1]))) if n else ()
+        for file_idx, line_no, raw in stream:
+            if pos >= n or file_idx != files[pos] or line_no != lines[pos]:
+                continue
+            chosen = plan.tasks_for(int(cases[pos]), config.tasks)
+            pos += 1
+            if chosen is None:
+                continue
+            split, tasks = chosen
+            try:
+                case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}")
+            except SkipRecord as exc:  # the file changed between the passes
+                path = config.inputs[file_idx]
+                raise RuntimeError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
+            buffers[split].extend(build_rows(case, tasks, config.template, split, counts[split]))
+            counts[split] += len(tasks)
+            stats.add_case(case, split, tasks)
+            if len(buffers[split]) >= WRITE_BATCH:
+                flush(split)
+        if pos != n:
+            raise RuntimeError(f"inputs ended before all chosen records were read again ({pos}/{n})")
+        for split in SPLITS:
+            flush(split)
+    except BaseException:
+        for split in SPLITS:
+            writers[split].close()
+            partial[split].unlink(missing_ok=True)
+        raise
+    for split in SPLITS:  # only complete files get the final names
+        writers[split].close()
+        partial[split].replace(out / f"{split}.parquet")
+    return counts
+
+
+def prepare(config: PrepareConfig) -> dict[str, Any]:
+    """Run both passes, write train.parquet, test.parquet and stats.json into config.output; return the stats."""
+    for path in config.inputs:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--input {path}: no such file")
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = PrepareStats()
+    keys, files, lines = _scan(config, stats)
+    unique = _dedup(config, stats, keys, files, lines)
+    stats.unique_cases = len(unique)
+    plan = plan_split(
+        len(unique), len(config.tasks), config.seed, config.train_size, config.test_size, config.test_fraction
+    )
+    recorded = {k: v for k, v in asdict(config).items() if k != "output"}
+    recorded["inputs"] = [Path(p).name for p in config.inputs]
+    if not len(unique):
+        result = stats.to_dict(recorded, config.tasks, plan.quotas)
+        (out / "stats.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        raise NoUsableDataError(
+            f"no usable record in {', '.join(config.inputs)} (read {stats.read}, skipped "
+            + ", ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items()))
+            + f"); see {out / 'stats.json'}"
+        )
+    chosen = np.flatnonzero(plan.used())  # case indices in input order
+    del keys
+    _write(config, stats, plan, chosen, files[unique[chosen]], lines[unique[chosen]])
+    result = stats.to_dict(recorded, config.tasks, plan.quotas)
+    (out / "stats.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    for split, requested in plan.requested.items():
+        written = result["items_total"][split]
+        if requested is not None and written < requested:
+            logger.warning(
+                "%s: %d items requested, only %d written (not enough unique cases)", split, requested, written
+            )
+    return result
+
+
+def summary(stats: dict[str, Any], output: str) -> str:
+    """A few human-readable lines about one run."""
+    rec = stats["records"]
+    lines = [f"{stats['config']['source']}: read {rec['read']} records, kept {rec['kept']}, skipped {rec['skipped']}"]
+    if stats["skipped_by_reason"]:
+        lines.append("  skipped: " + ", ".join(f"{k}={v}" for k, v in stats["skipped_by_reason"].items()))
+    cases = stats["cases"]
+    lines.append(f"  cases: train {cases['train']}, test {cases['test']}, unused {cases['unused']}")
+    for split in SPLITS:
+        per_task = ", ".join(f"{t}={n}" for t, n in stats["items"][split].items())
+        path = Path(output) / f"{split}.parquet"
+        lines.append(f"  {split}: {stats['items_total'][split]} items ({per_task}) → {path}")
+    if stats["unknown_charges"]:
+        lines.append("  charges not in the known list: " + ", ".join(stats["unknown_charges"]))
+    lines.append(f"  stats: {Path(output) / 'stats.json'}")
+    return "\n".join(lines)
+
+
+def _size(text: str) -> int:
+    """argparse type: an int >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _tasks(text: str) -> tuple[str, ...]:
+    """argparse type: comma list of task names."""
+    try:
+        return parse_tasks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m data.prepare` (issue 3 contract)."""
+    p = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.splitlines()[0])
+    p.add_argument("--source", required=True, choices=SOURCES, help="input format")
+    p.add_argument("--input", required=True, nargs="+", metavar="PATH", help="JSON-lines file(s); .gz is read too")
+    p.add_argument("--output", required=True, metavar="DIR", help="writes DIR/{train,test}.parquet and stats.json")
+    p.add_argument("--tasks", type=_tasks, default=TASKS, help=f"comma list (default: {','.join(TASKS)})")
+    p.add_argument("--train-size", type=_size, default=None, help="train items, evenly over tasks (default: all)")
+    p.add_argument(
+        "--test-size",
+        type=_size,
+        default=None,
+        help="test items, evenly over tasks (default: --test-fraction of the cases, every task)",
+    )
+    p.add_argument("--test-fraction", type=float, default=0.2, help="test share of cases when --test-size is unset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--template",
+        choices=TEMPLATES,
+        default="base",
+        help="base: one user message (R1-zero wrapping by the training chat template); chat: system+user",
+    )
+    p.add_argument("--strict", action="store_true", help="stop at the first bad record (error names file:line)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every skipped record")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry: 0 on success, 1 when a record is bad under --strict or nothing usable was read."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = PrepareConfig(
+            source=args.source,
+            inputs=tuple(args.input),
+            output=args.output,
+            tasks=args.tasks,
+            train_size=args.train_size,
+            test_size=args.test_size,
+            seed=args.seed,
+            template=args.template,
+            strict=args.strict,
+            test_fraction=args.test_fraction,
+        )
+    except ValueError as exc:
+        build_parser().error(str(exc))
+    try:
+        stats = prepare(config)
+    except (BadRecordError, NoUsableDataError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 1
+    print(summary(stats, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Deduplication by normalized fact, and the seeded case-level train/test split with per-task quotas."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SPLITS", "SplitPlan", "fact_key", "first_occurrences", "normalize_fact", "plan_split", "task_quotas"]
+
+SPLITS: tuple[str, ...] = ("train", "test")
+_WS = re.compile(r"\s+")
+
+
+def normalize_fact(fact: str) -> str:
+    """Fact text for deduplication: NFKC (full-width → half-width) with all whitespace removed."""
+    return _WS.sub("", unicodedata.normalize("NFKC", fact))
+
+
+def fact_key(fact: str) -> int:
+    """64-bit hash of the normalized fact (blake2b; stable across runs and machines)."""
+    digest = hashlib.blake2b(normalize_fact(fact).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def first_occurrences(keys: np.ndarray) -> np.ndarray:
+    """Boolean mask: True at the first occurrence of each key (later repeats are duplicates)."""
+    mask = np.zeros(len(keys), dtype=bool)
+    if len(keys):
+        _, first = np.unique(keys, return_index=True)
+        mask[first] = True
+    return mask
+
+
+def task_quotas(size: int, n_tasks: int) -> list[int]:
+    """Items per task for a split of `size` items: as equal as possible, the remainder to the first tasks."""
+    base, rem = divmod(size, n_tasks)
+    return [base + (1 if i < rem else 0) for i in range(n_tasks)]
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Per unique case: split code (-1 unused, 0 train, 1 test) and rank within its split; quotas per split/task."""
+
+    split: np.ndarray
+    rank: np.ndarray
+    quotas: dict[str, list[int]]
+    requested: dict[str, int | None]
+
+    def used(self) -> np.ndarray:
+        """Boolean mask of the cases that contribute at least one item."""
+        mask = np.zeros(len(self.split), dtype=bool)
+        for code, name in enumerate(SPLITS):
+            mask |= (self.split == code) & (self.rank < max(self.quotas[name], default=0))
+        return mask
+
+    def tasks_for(self, case: int, tasks: Sequence[str]) -> tuple[str, list[str]] | None:
+        """(split name, tasks this case contributes) or None when the case is not used."""
+        code = int(self.split[case])
+        if code < 0:
+            return None
+        name = SPLITS[code]
+        r = int(self.rank[case])
+        return name, [t for t, q in zip(tasks, self.quotas[name], strict=True) if r < q]
+
+
+def plan_split(
+    n_cases: int,
+    n_tasks: int,
+    seed: int,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    test_fraction: float = 0.2,
+) -> SplitPlan:
+    """Shuffle the unique cases with seed; test takes the first cases, train the next; a case is in one split only.
+
+    With a size, a split holds `size` items split evenly over the tasks (ceil(size / n_tasks) cases); without one,
+    test gets round(test_fraction * n_cases) cases and train all the remaining cases, every case with every task.
+    When there are too few cases the quotas shrink to what exists (the stats report requested vs written).
+    """
+    order = np.random.default_rng(seed).permutation(n_cases)
+    split = np.full(n_cases, -1, dtype=np.int8)
+    rank = np.zeros(n_cases, dtype=np.int64)
+    quotas: dict[str, list[int]] = {}
+    pos = 0
+    for name, size in (("test", test_size), ("train", train_size)):
+        available = n_cases - pos
+        if size is None:
+            want = round(test_fraction * n_cases) if name == "test" else available
+            cases = min(want, available)
+            quotas[name] = [cases] * n_tasks
+        else:
+            cases = min(math.ceil(size / n_tasks), available)
+            quotas[name] = [min(q, cases) for q in task_quotas(size, n_tasks)]
+        chosen = order[pos : pos + cases]
+        split[chosen] = SPLITS.index(name)
+        rank[chosen] = np.arange(cases)
+        pos += cases
+    return SplitPlan(split=split, rank=rank, quotas=quotas, requested={"train": train_size, "test": test_size})
