@@ -1,0 +1,174 @@
+"""Judge prompts: loaded once from judge/prompts.yaml and turned into OpenAI chat messages."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PROMPTS_PATH = Path(__file__).with_name("prompts.yaml")
+DEFAULT_MAX_PRED_CHARS = 1000
+
+_PLACEHOLDER = re.compile(r"\{(label|gold|pred)\}")
+# Runs of 3+ angle brackets (ASCII, full-width, CJK) inside an answer are shortened to 2, so no fence can form.
+_BRACKET_RUN = re.compile(r"([<>＜＞〈〉《》])\1{2,}")
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A system + user message pair with {label}/{gold}/{pred} slots."""
+
+    system: str
+    user: str
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """All judge prompts and fencing settings from one YAML file."""
+
+    grade: PromptTemplate
+    term_error: PromptTemplate
+    fence_start: str
+    fence_end: str
+    truncation_note: str
+    empty_pred: str
+    structured_outputs: dict[str, dict[str, Any]]
+    path: str
+
+
+def _require_str(data: dict[str, Any], key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where}: field '{key}' must be a non-empty string, got {value!r}")
+    return value
+
+
+def _template(
+    data: dict[str, Any], name: str, path: str, fences: tuple[str, str], slots: tuple[str, ...]
+) -> PromptTemplate:
+    where = f"{path}: '{name}'"
+    section = data.get(name)
+    if not isinstance(section, dict):
+        raise ValueError(f"{where} must be a mapping with 'system' and 'user', got {type(section).__name__}")
+    system = section.get("system") or ""
+    if not isinstance(system, str):
+        raise ValueError(f"{where}.system must be a string, got {type(system).__name__}")
+    user = _require_str(section, "user", where)
+    for slot in slots:
+        if "{" + slot + "}" not in user:
+            raise ValueError(f"{where}.user must contain the placeholder {{{slot}}}")
+    start, end = fences
+    if user.count(start) != 1 or user.count(end) != 1 or user.count("{pred}") != 1:
+        raise ValueError(f"{where}.user must contain {start!r}, {{pred}} and {end!r} exactly once each")
+    if not user.index(start) < user.index("{pred}") < user.index(end):
+        raise ValueError(f"{where}.user must place {{pred}} between {start!r} and {end!r}")
+    return PromptTemplate(system=system.strip(), user=user.strip())
+
+
+def parse_prompts(data: Any, path: str = "<prompts>") -> Prompts:
+    """Validate a loaded prompts mapping; errors name the file and field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    fence_start = _require_str(data, "fence_start", path)
+    fence_end = _require_str(data, "fence_end", path)
+    fences = (fence_start, fence_end)
+    so = data.get("structured_outputs") or {}
+    if not isinstance(so, dict) or not all(isinstance(v, dict) for v in so.values()):
+        raise ValueError(f"{path}: 'structured_outputs' must map a prompt name to a mapping (e.g. {{choice: [...]}})")
+    return Prompts(
+        grade=_template(data, "grade", path, fences, ("label", "gold", "pred")),
+        term_error=_template(data, "term_error", path, fences, ("gold", "pred")),
+        fence_start=fence_start,
+        fence_end=fence_end,
+        truncation_note=str(data.get("truncation_note") or ""),
+        empty_pred=str(data.get("empty_pred") or ""),
+        structured_outputs={str(k): dict(v) for k, v in so.items()},
+        path=path,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def load_prompts(path: str | None = None) -> Prompts:
+    """Load and validate the prompts YAML (cached: read once per process and path)."""
+    file = Path(path) if path else DEFAULT_PROMPTS_PATH
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read judge prompts file {file}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{file}: invalid YAML: {exc}") from exc
+    return parse_prompts(data, str(file))
+
+
+def neutralize(text: str, prompts: Prompts | None = None) -> str:
+    """Remove fence markers from an answer and shorten runs of 3+ angle brackets, so it cannot close the fence."""
+    p = prompts or load_prompts()
+    out = text
+    for marker in (p.fence_start, p.fence_end):
+        # Also catch variants with spaces or full-width brackets around the marker's words.
+        core = marker.strip("<>＜＞ ")
+        if core:
+            out = re.sub(r"[<＜]+\s*" + re.escape(core) + r"\s*[>＞]+", "[分隔标记已移除]", out)
+        out = out.replace(marker, "[分隔标记已移除]")
+    return _BRACKET_RUN.sub(lambda m: m.group(1) * 2, out)
+
+
+def fence_prediction(pred: str, max_pred_chars: int = DEFAULT_MAX_PRED_CHARS, prompts: Prompts | None = None) -> str:
+    """The prediction as it goes inside the fence: stripped, neutralised, capped at max_pred_chars characters."""
+    if max_pred_chars < 1:
+        raise ValueError(f"max_pred_chars must be >= 1, got {max_pred_chars}")
+    p = prompts or load_prompts()
+    text = neutralize((pred or "").strip(), p)
+    if not text:
+        return p.empty_pred
+    if len(text) > max_pred_chars:
+        text = text[:max_pred_chars] + p.truncation_note
+    return text
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """Single-pass substitution of {label}/{gold}/{pred} (inserted text is never re-scanned)."""
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def _messages(template: PromptTemplate, values: dict[str, str]) -> list[dict[str, str]]:
+    messages = []
+    if template.system:
+        messages.append({"role": "system", "content": _fill(template.system, values)})
+    messages.append({"role": "user", "content": _fill(template.user, values)})
+    return messages
+
+
+def build_grade_messages(
+    label: str, gold: str, pred: str, max_pred_chars: int = DEFAULT_MAX_PRED_CHARS, prompts: Prompts | None = None
+) -> list[dict[str, str]]:
+    """Chat messages asking the judge to grade pred against gold as 2 (correct), 1 (partly) or 0 (wrong)."""
+    p = prompts or load_prompts()
+    values = {
+        "label": str(label).strip(),
+        "gold": neutralize(str(gold).strip(), p),
+        "pred": fence_prediction(pred, max_pred_chars, p),
+    }
+    return _messages(p.grade, values)
+
+
+def build_term_error_messages(
+    gold: str, pred: str, max_pred_chars: int = DEFAULT_MAX_PRED_CHARS, prompts: Prompts | None = None
+) -> list[dict[str, str]]:
+    """Chat messages asking the judge for the prison-term error in months ("误差：N个月")."""
+    p = prompts or load_prompts()
+    values = {"label": "", "gold": neutralize(str(gold).strip(), p), "pred": fence_prediction(pred, max_pred_chars, p)}
+    return _messages(p.term_error, values)
+
+
+def structured_output_spec(kind: str, prompts: Prompts | None = None) -> dict[str, Any] | None:
+    """vLLM structured_outputs parameters for a prompt kind ('grade' / 'term_error'), or None."""
+    p = prompts or load_prompts()
+    spec = p.structured_outputs.get(kind)
+    return dict(spec) if spec else None
