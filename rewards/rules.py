@@ -1,0 +1,233 @@
+"""Rules-mode task scores (no judge): compare a predicted answer with the structured gold using recipes.legal.
+
+Scores (issue 4, rules mode), one place:
+
+- charge: predicted charges (``parse_charges``) vs gold charges, both normalized: sets equal → +2, overlap → +1,
+  disjoint or nothing readable → -2.
+- article: the same on article numbers (``parse_articles``).
+- term (``parse_term`` on both sides; the maximum is 0, there is no bonus):
+  - gold fixed, prediction fixed: -|Δ months| / 240 (拘役 vs 有期徒刑 of the same length counts as equal: months only);
+  - gold fixed, prediction 免予刑事处罚 / 单处罚金: like a fixed term of 0 months, -gold_months / 240;
+  - gold fixed, prediction life or death: -1;
+  - gold life or death: kind equal → 0, else -1;
+  - gold none (免予刑事处罚 or 单处罚金; CAIL codes it as 0 months, like recipes/legal/metrics.py): prediction
+    none → 0, fixed → -months / 240, life or death → -1;
+  - prediction unreadable (no term named at all — neither a penalty nor 免予刑事处罚 / a fine-only sentence),
+    whatever the gold → -2.
+- verdict: parts of ``parse_verdict`` (charges, principal penalty, fine) vs the gold parts: all three match → +2,
+  some → +1, none → -2. A verdict that names no charge at all is unreadable → -2 (otherwise an empty answer would
+  "match" a gold without fine). A missing fine matches a gold fine of 0.
+
+``acc`` is 1 when the answer is fully correct (sets equal, term exact in kind and months, all verdict parts match).
+``decides`` tells hybrid mode whether the rule is trusted: charge / article when the prediction parses into known
+labels only (``is_known_charge`` / ``KNOWN_ARTICLES``); term always; verdict never (the judge compares meaning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from recipes.legal.articles import KNOWN_ARTICLES, parse_articles
+from recipes.legal.charges import is_known_charge, normalize_charges, parse_charges
+from recipes.legal.tasks import TASKS
+from recipes.legal.terms import Term, find_term, parse_term
+from recipes.legal.verdict import parse_fine, parse_verdict
+
+__all__ = [
+    "TASKS",
+    "Gold",
+    "RuleScore",
+    "gold_from",
+    "score_article",
+    "score_charge",
+    "score_rules",
+    "score_term",
+    "score_verdict",
+    "term_error_score",
+]
+
+MONTHS_SCALE = 240.0  # -(error months) / 240: a 20-year miss costs 1 point
+
+
+@dataclass(frozen=True)
+class RuleScore:
+    """A rules-mode result: the task score, whether the answer is fully correct, whether hybrid trusts the rule."""
+
+    score: float
+    acc: bool
+    decides: bool
+
+
+@dataclass(frozen=True)
+class Gold:
+    """Structured gold answer of one sample (fields a task does not need stay empty)."""
+
+    text: str
+    charges: tuple[str, ...] = ()
+    articles: tuple[int, ...] = ()
+    term: Term = Term("none")
+    fine: int = 0
+
+
+# ---------------------------------------------------------------------------------------------------- gold
+
+
+def _as_list(value: Any, field: str, where: str) -> list[Any]:
+    """A list from a list / tuple / numpy array (parquet gives arrays); a string or scalar is an error."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValueError(f"{where}: extra_info['{field}'] must be a list, got {type(value).__name__}: {value!r}")
+    return list(value)
+
+
+def _as_int(value: Any, field: str, where: str) -> int:
+    """An int from int / numpy integer / integral float; bools and other types are errors."""
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: extra_info['{field}'] must be an integer, got {value!r}")
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: extra_info['{field}'] must be an integer, got {value!r}") from exc
+    if not as_float.is_integer():
+        raise ValueError(f"{where}: extra_info['{field}'] must be an integer, got {value!r}")
+    return int(as_float)
+
+
+@lru_cache(maxsize=65536)
+def _charges_of_text(text: str) -> tuple[str, ...]:
+    return tuple(parse_charges(text))
+
+
+@lru_cache(maxsize=65536)
+def _articles_of_text(text: str) -> tuple[int, ...]:
+    return tuple(parse_articles(text))
+
+
+@lru_cache(maxsize=65536)
+def _gold_charges(charges: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(normalize_charges(charges))
+
+
+def gold_from(task: str, ground_truth: str, extra_info: Mapping[str, Any] | None) -> Gold:
+    """The gold of one sample for `task`: structured fields from extra_info (data/prepare.py), else parsed text.
+
+    Raises ValueError (naming the sample) when the gold is malformed or has nothing to compare with — such rows
+    must be filtered out in data/, never scored.
+    """
+    info = extra_info or {}
+    text = ground_truth if isinstance(ground_truth, str) else ("" if ground_truth is None else str(ground_truth))
+    where = f"gold of legal/{task} sample index={info.get('index', '?')}"
+    charges: tuple[str, ...] = ()
+    articles: tuple[int, ...] = ()
+    term = Term("none")
+    fine = 0
+    if task in ("charge", "verdict"):
+        if info.get("charges") is not None:
+            charges = _gold_charges(tuple(str(c) for c in _as_list(info["charges"], "charges", where)))
+        else:
+            charges = _charges_of_text(text)
+        if not charges:
+            raise ValueError(f"{where}: no charge in extra_info['charges'] nor in ground_truth {text[:80]!r}")
+    if task == "article":
+        if info.get("articles") is not None:
+            articles = tuple(
+                sorted({_as_int(a, "articles", where) for a in _as_list(info["articles"], "articles", where)})
+            )
+        else:
+            articles = _articles_of_text(text)
+        if not articles:
+            raise ValueError(f"{where}: no article in extra_info['articles'] nor in ground_truth {text[:80]!r}")
+    if task in ("term", "verdict"):
+        if info.get("term_kind") is not None:
+            kind = str(info["term_kind"])
+            months = _as_int(info.get("term_months") or 0, "term_months", where) if kind == "fixed" else 0
+            try:
+                term = Term(kind, months)  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from exc
+        else:
+            term = parse_term(text)
+    if task == "verdict":
+        if info.get("fine") is not None:
+            fine = _as_int(info["fine"], "fine", where)
+        else:
+            fine = parse_fine(text) or 0
+    return Gold(text=text, charges=charges, articles=articles, term=term, fine=fine)
+
+
+# ---------------------------------------------------------------------------------------------------- scores
+
+
+def _set_score(pred: set[Any], gold: set[Any]) -> tuple[float, bool]:
+    """+2 equal, +1 overlap, -2 disjoint or empty prediction."""
+    if pred and pred == gold:
+        return 2.0, True
+    if pred & gold:
+        return 1.0, False
+    return -2.0, False
+
+
+def score_charge(answer: str, gold: Gold) -> RuleScore:
+    """Charge task: normalized charge sets; the rule decides when every predicted charge is a known label."""
+    pred = _charges_of_text(answer)
+    score, acc = _set_score(set(pred), set(gold.charges))
+    return RuleScore(score, acc, bool(pred) and all(is_known_charge(c) for c in pred))
+
+
+def score_article(answer: str, gold: Gold) -> RuleScore:
+    """Article task: article-number sets; the rule decides when every predicted number is a known article."""
+    pred = _articles_of_text(answer)
+    score, acc = _set_score(set(pred), set(gold.articles))
+    return RuleScore(score, acc, bool(pred) and all(a in KNOWN_ARTICLES for a in pred))
+
+
+def term_error_score(pred: Term, gold: Term, pred_named: bool = True) -> tuple[float, bool]:
+    """(score, acc) of a predicted principal penalty against the gold (see the module docstring)."""
+    if pred.kind == "none" and not pred_named:
+        return -2.0, False
+    if gold.kind in ("life", "death"):
+        return (0.0, True) if pred.kind == gold.kind else (-1.0, False)
+    if pred.kind in ("life", "death"):
+        return -1.0, False
+    gold_months = gold.months if gold.kind == "fixed" else 0
+    pred_months = pred.months if pred.kind == "fixed" else 0
+    error = abs(pred_months - gold_months)
+    return -error / MONTHS_SCALE, error == 0 and pred.kind == gold.kind
+
+
+def score_term(answer: str, gold: Gold) -> RuleScore:
+    """Term task: parse_term on the answer vs the gold term; rules always decide."""
+    pred = find_term(answer)  # None: the answer names no term at all (unreadable), unlike 免予刑事处罚 / 单处罚金
+    score, acc = term_error_score(pred or Term("none"), gold.term, pred is not None)
+    return RuleScore(score, acc, True)
+
+
+def score_verdict(answer: str, gold: Gold) -> RuleScore:
+    """Verdict task: charges, principal penalty and fine each match or not; the judge decides in hybrid mode."""
+    parts = parse_verdict(answer)
+    pred_charges = set(normalize_charges(parts.charges))
+    if not pred_charges:
+        return RuleScore(-2.0, False, False)
+    matches = (
+        pred_charges == set(gold.charges),
+        (parts.term.kind, parts.term.months) == (gold.term.kind, gold.term.months),
+        (parts.fine or 0) == (gold.fine or 0),
+    )
+    hits = sum(matches)
+    if hits == len(matches):
+        return RuleScore(2.0, True, False)
+    return RuleScore(1.0 if hits else -2.0, False, False)
+
+
+_SCORERS = {"charge": score_charge, "article": score_article, "term": score_term, "verdict": score_verdict}
+
+
+def score_rules(task: str, answer: str, gold: Gold) -> RuleScore:
+    """Rules-mode score of `answer` for `task` (one of TASKS)."""
+    try:
+        scorer = _SCORERS[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}") from None
+    return scorer(answer, gold)

@@ -1,0 +1,216 @@
+"""Rules-mode task scores (rewards/rules.py): every mapping of every task, gold construction and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recipes.legal.terms import Term
+from rewards.rules import Gold, gold_from, score_article, score_charge, score_rules, score_term, score_verdict
+
+CHARGE_GOLD = Gold(text="盗窃罪、诈骗罪", charges=("盗窃罪", "诈骗罪"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "score", "acc", "decides"),
+    [
+        ("盗窃罪、诈骗罪", 2.0, True, True),  # sets equal
+        ("诈骗罪、盗窃罪", 2.0, True, True),  # order does not matter
+        ("被告人张某犯盗窃罪、诈骗罪", 2.0, True, True),  # free text
+        ("盗窃、诈骗", 2.0, True, True),  # without 罪
+        ("盗窃罪", 1.0, False, True),  # overlap (missing one)
+        ("盗窃罪、诈骗罪、抢劫罪", 1.0, False, True),  # overlap (one extra)
+        ("抢劫罪", -2.0, False, True),  # disjoint
+        ("不知道", -2.0, False, False),  # nothing readable: -2, and hybrid asks the judge
+        ("被告人犯偷东西罪", -2.0, False, False),  # an unknown label: hybrid asks the judge
+    ],
+)
+def test_charge(answer, score, acc, decides):
+    """charge: equal → +2, overlap → +1, disjoint/empty → -2; rules decide for known labels only."""
+    result = score_charge(answer, CHARGE_GOLD)
+    assert (result.score, result.acc, result.decides) == (score, acc, decides)
+
+
+def test_charge_brackets_normalized():
+    """CAIL labels with brackets match the bracket-free answer."""
+    gold = gold_from("charge", "", {"charges": ["[组织、强迫、引诱、容留、介绍]卖淫罪"]})
+    result = score_charge("组织、强迫、引诱、容留、介绍卖淫罪", gold)
+    assert (result.score, result.acc) == (2.0, True)
+
+
+ARTICLE_GOLD = Gold(text="第67条、第264条", articles=(67, 264))
+
+
+@pytest.mark.parametrize(
+    ("answer", "score", "acc", "decides"),
+    [
+        ("第67条、第264条", 2.0, True, True),
+        ("第二百六十四条、第六十七条", 2.0, True, True),  # Chinese numerals
+        ("《中华人民共和国刑法》第264条、第67条", 2.0, True, True),
+        ("第264条", 1.0, False, True),
+        ("第264条、第67条、第52条", 1.0, False, True),
+        ("第234条", -2.0, False, True),
+        ("第264条、第999条", 1.0, False, False),  # 999 is no Criminal Law article: the judge decides in hybrid
+        ("无", -2.0, False, False),
+    ],
+)
+def test_article(answer, score, acc, decides):
+    """article: the same set mapping on article numbers; rules decide when all numbers are known articles."""
+    result = score_article(answer, ARTICLE_GOLD)
+    assert (result.score, result.acc, result.decides) == (score, acc, decides)
+
+
+FIXED_42 = Term("fixed", 42, "有期徒刑")
+
+
+@pytest.mark.parametrize(
+    ("gold", "answer", "score", "acc"),
+    [
+        # gold fixed, prediction fixed: -|Δ months| / 240
+        (FIXED_42, "有期徒刑三年六个月", 0.0, True),
+        (FIXED_42, "有期徒刑三年", -6 / 240, False),
+        (FIXED_42, "有期徒刑四年", -6 / 240, False),
+        (FIXED_42, "有期徒刑二十三年六个月", -240 / 240, False),
+        (FIXED_42, "三年六个月", 0.0, True),  # no penalty word: months still compare
+        (FIXED_42, "有期徒刑三年六个月，缓刑五年", 0.0, True),  # probation is not prison time
+        (Term("fixed", 6, "拘役"), "有期徒刑六个月", 0.0, True),  # months only, not the penalty name
+        # gold fixed, prediction 免予刑事处罚: like 0 months
+        (FIXED_42, "免予刑事处罚", -42 / 240, False),
+        # gold fixed, prediction life / death: -1
+        (FIXED_42, "无期徒刑", -1.0, False),
+        (FIXED_42, "死刑", -1.0, False),
+        # gold life / death: kind equal → 0, else -1
+        (Term("life"), "无期徒刑", 0.0, True),
+        (Term("life"), "死刑", -1.0, False),
+        (Term("life"), "有期徒刑十五年", -1.0, False),
+        (Term("death"), "死刑缓期二年执行", 0.0, True),
+        (Term("death"), "死刑", 0.0, True),
+        (Term("death"), "无期徒刑", -1.0, False),
+        # gold none (免予刑事处罚, 0 months)
+        (Term("none"), "免予刑事处罚", 0.0, True),
+        (Term("none"), "单处罚金", 0.0, True),  # a fine-only sentence has no principal penalty
+        (Term("none"), "判处罚金人民币五千元", 0.0, True),
+        (FIXED_42, "单处罚金", -42 / 240, False),
+        (Term("none"), "拘役三个月", -3 / 240, False),
+        (Term("none"), "无期徒刑", -1.0, False),
+        # prediction unreadable (no term named at all): -2 whatever the gold
+        (FIXED_42, "我不确定", -2.0, False),
+        (Term("life"), "我不确定", -2.0, False),
+        (Term("death"), "", -2.0, False),
+        (Term("none"), "我不确定", -2.0, False),
+    ],
+)
+def test_term(gold, answer, score, acc):
+    """term: every gold kind × prediction kind, and the unreadable prediction."""
+    result = score_term(answer, Gold(text="", term=gold))
+    assert result.score == pytest.approx(score)
+    assert result.acc is acc
+    assert result.decides is True
+
+
+VERDICT_GOLD = Gold(
+    text="被告人张某犯盗窃罪，判处有期徒刑一年六个月，并处罚金人民币五千元。",
+    charges=("盗窃罪",),
+    term=Term("fixed", 18, "有期徒刑"),
+    fine=5000,
+)
+
+
+@pytest.mark.parametrize(
+    ("gold", "answer", "score", "acc"),
+    [
+        (VERDICT_GOLD, "被告人张某犯盗窃罪，判处有期徒刑一年六个月，并处罚金人民币五千元。", 2.0, True),
+        (VERDICT_GOLD, "被告人张某犯盗窃罪，判处有期徒刑一年零六个月，并处罚金5000元。", 2.0, True),
+        (VERDICT_GOLD, "被告人张某犯盗窃罪，判处有期徒刑二年，并处罚金人民币五千元。", 1.0, False),  # term wrong
+        (VERDICT_GOLD, "被告人张某犯盗窃罪，判处有期徒刑一年六个月。", 1.0, False),  # fine missing
+        (VERDICT_GOLD, "被告人张某犯诈骗罪，判处有期徒刑一年六个月，并处罚金人民币五千元。", 1.0, False),  # charge
+        (VERDICT_GOLD, "被告人张某犯诈骗罪，判处有期徒刑三年，并处罚金人民币一万元。", -2.0, False),  # none match
+        (VERDICT_GOLD, "判处有期徒刑一年六个月，并处罚金人民币五千元。", -2.0, False),  # no charge: unreadable
+        (VERDICT_GOLD, "不知道", -2.0, False),
+        # A gold without fine is matched by a verdict without fine.
+        (
+            Gold(text="", charges=("故意伤害罪",), term=Term("fixed", 6, "拘役"), fine=0),
+            "被告人李某犯故意伤害罪，判处拘役六个月。",
+            2.0,
+            True,
+        ),
+        (
+            Gold(text="", charges=("故意伤害罪",), term=Term("none"), fine=0),
+            "被告人李某犯故意伤害罪，免予刑事处罚。",
+            2.0,
+            True,
+        ),
+    ],
+)
+def test_verdict(gold, answer, score, acc):
+    """verdict: charges, term and fine all match → +2, some → +1, none → -2; the judge decides in hybrid."""
+    result = score_verdict(answer, gold)
+    assert (result.score, result.acc, result.decides) == (score, acc, False)
+
+
+def test_score_rules_dispatch_and_unknown_task():
+    """score_rules picks the task's scorer; an unknown task is a ValueError naming it."""
+    assert score_rules("charge", "盗窃罪", CHARGE_GOLD) == score_charge("盗窃罪", CHARGE_GOLD)
+    with pytest.raises(ValueError, match="'penalty'"):
+        score_rules("penalty", "x", CHARGE_GOLD)
+
+
+@pytest.mark.parametrize(
+    ("task", "ground_truth", "extra_info", "expected"),
+    [
+        # Structured gold from extra_info (data/prepare.py), numpy arrays as parquet gives them.
+        (
+            "charge",
+            "ignored",
+            {"charges": np.array(["盗窃罪", "[拒不执行判决、裁定]罪"])},
+            Gold("ignored", charges=("拒不执行判决、裁定罪", "盗窃罪")),
+        ),
+        ("article", "", {"articles": np.array([264, 67, 264], dtype=np.int64)}, Gold("", articles=(67, 264))),
+        ("term", "", {"term_kind": "fixed", "term_months": np.int64(42)}, Gold("", term=Term("fixed", 42))),
+        ("term", "", {"term_kind": "life", "term_months": 0}, Gold("", term=Term("life"))),
+        (
+            "verdict",
+            "x",
+            {"charges": ["盗窃罪"], "term_kind": "fixed", "term_months": 18, "fine": 5000},
+            Gold("x", charges=("盗窃罪",), term=Term("fixed", 18), fine=5000),
+        ),
+        # No structured gold: parsed from the ground-truth text.
+        ("charge", "盗窃罪、诈骗罪", None, Gold("盗窃罪、诈骗罪", charges=("盗窃罪", "诈骗罪"))),
+        ("article", "第67条、第264条", {"index": 3}, Gold("第67条、第264条", articles=(67, 264))),
+        ("term", "有期徒刑三年六个月", {}, Gold("有期徒刑三年六个月", term=Term("fixed", 42, "有期徒刑"))),
+        ("term", "免予刑事处罚", {}, Gold("免予刑事处罚", term=Term("none"))),
+        (
+            "verdict",
+            "被告人张某犯盗窃罪，判处有期徒刑一年六个月，并处罚金人民币五千元。",
+            None,
+            Gold(
+                "被告人张某犯盗窃罪，判处有期徒刑一年六个月，并处罚金人民币五千元。",
+                charges=("盗窃罪",),
+                term=Term("fixed", 18, "有期徒刑"),
+                fine=5000,
+            ),
+        ),
+    ],
+)
+def test_gold_from(task, ground_truth, extra_info, expected):
+    """extra_info's structured fields win; the ground-truth text is parsed when they are absent."""
+    assert gold_from(task, ground_truth, extra_info) == expected
+
+
+@pytest.mark.parametrize(
+    ("task", "ground_truth", "extra_info", "message"),
+    [
+        ("charge", "不知道", {"index": 7}, "index=7.*no charge"),
+        ("charge", "", {"charges": []}, "no charge"),
+        ("charge", "", {"charges": "盗窃罪"}, r"extra_info\['charges'\] must be a list"),
+        ("article", "无", None, "no article"),
+        ("article", "", {"articles": ["第264条"]}, r"extra_info\['articles'\] must be an integer"),
+        ("term", "", {"term_kind": "forever", "term_months": 0}, "Term.kind"),
+        ("term", "", {"term_kind": "fixed", "term_months": 1.5}, r"term_months.*integer"),
+        ("verdict", "", {"charges": ["盗窃罪"], "term_kind": "none", "fine": True}, r"fine.*integer"),
+    ],
+)
+def test_gold_errors_name_the_sample(task, ground_truth, extra_info, message):
+    """Malformed or empty gold is an error naming the sample (such rows are filtered in data/, never scored)."""
+    with pytest.raises(ValueError, match=message):
+        gold_from(task, ground_truth, extra_info)
