@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pathlib
-import tomllib
 
 import pytest
+import tomllib
 from omegaconf import OmegaConf
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 

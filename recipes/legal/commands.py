@@ -1,0 +1,532 @@
+"""The one place that builds the recipe's launch commands (trainer, `vllm serve`, `ray job submit`) as arg lists.
+
+scripts/train_grpo.sh and scripts/serve_judge.sh run exactly what this module prints, so tests check the commands
+the scripts run:
+
+    python -m recipes.legal.commands trainer  --config legal_grpo [overrides...]   # the trainer command
+    python -m recipes.legal.commands vllm     --config legal_grpo [overrides...]   # the judge server command
+    python -m recipes.legal.commands ray-submit --config legal_grpo [overrides...] # the multi-node submission
+    python -m recipes.legal.commands plan     --config legal_grpo [overrides...]   # bash variables for the scripts
+    python -m recipes.legal.commands health   URL [URL...]                          # exit 0 when all answer
+
+Environment read here (and nowhere else): RUN_NAME, RUN_TAG (run naming), JUDGE_BASE_URL (judge endpoints, comma
+list), JUDGE_MODEL / JUDGE_HOST / JUDGE_PORT / JUDGE_GPUS (judge section), NNODES / RAY_ADDRESS (multi-node),
+PYTHON (trainer interpreter), VLLM (vllm executable). Composition is fast: verl's config directory is found without
+importing verl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.util
+import logging
+import os
+import shlex
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_ROOT / "configs"
+DEFAULT_CONFIG = "legal_grpo"
+RUNTIME_ENV_TEMPLATE = CONFIG_DIR / "runtime_env.yaml"
+SAMPLE_INPUT = "data/samples/cail2018_sample.jsonl"
+TRAINER_MODULE = "recipes.legal.main_ppo"
+EXPERIMENT_KEY = "trainer.experiment_name"
+JUDGE_URL_KEY = "reward.custom_reward_function.reward_kwargs.judge_base_url"
+DEFAULT_RAY_ADDRESS = "http://127.0.0.1:8265"
+# Forwarded from the submitting shell into the Ray runtime env (multi-node); names only ever printed, not values.
+FORWARD_ENV: tuple[str, ...] = (
+    "JUDGE_BASE_URL",
+    "JUDGE_MODEL",
+    "JUDGE_API_KEY",
+    "LEGAL_SHARED_DIR",
+    "WANDB_API_KEY",
+    "WANDB_MODE",
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+    "WANDB_BASE_URL",
+    "HF_TOKEN",
+    "HF_HOME",
+    "HF_ENDPOINT",
+    "VERL_LOGGING_LEVEL",
+)
+# Env var -> judge-section override.
+JUDGE_ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
+    ("JUDGE_MODEL", "judge.model"),
+    ("JUDGE_HOST", "judge.host"),
+    ("JUDGE_PORT", "judge.port"),
+    ("JUDGE_GPUS", "judge.gpus"),
+)
+
+
+class ConfigError(ValueError):
+    """The named config cannot be found or composed."""
+
+
+# ------------------------------------------------------------------------------------------------ composition
+
+
+def config_name_of(name: str) -> str:
+    """Normalize 'legal_grpo', 'legal_grpo.yaml' or 'configs/legal_grpo.yaml' to the config name."""
+    stem = Path(name).name
+    stem = stem[: -len(".yaml")] if stem.endswith(".yaml") else stem
+    if not (CONFIG_DIR / f"{stem}.yaml").is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("legal_grpo*.yaml")))
+        raise ConfigError(f"config {name!r} not found in {CONFIG_DIR} — use one of: {known}")
+    return stem
+
+
+def verl_config_dir() -> Path:
+    """verl's trainer config directory, located without importing verl (importing it takes ~10 s)."""
+    spec = importlib.util.find_spec("verl")
+    if spec is None or spec.origin is None:
+        raise ConfigError("verl is not installed in this Python — run `bash scripts/test.sh` (CPU) or install .[train]")
+    return Path(spec.origin).parent / "trainer" / "config"
+
+
+def compose_config(name: str, overrides: Sequence[str] = ()) -> Any:
+    """Compose configs/<name>.yaml with hydra overrides, exactly as the trainer's Hydra main would."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    stem = config_name_of(name)
+    # Same search path as the YAML's pkg://verl.trainer.config, as a file path: no verl import.
+    fast = [f"hydra.searchpath=[file://{verl_config_dir()}]"]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return compose(config_name=stem, overrides=[*fast, *overrides])
+    except Exception as exc:  # hydra raises several types; all mean "this config + overrides do not compose"
+        raise ConfigError(f"config {stem} does not compose with {list(overrides)}: {exc}".replace("\n", " ")) from exc
+
+
+def override_keys(overrides: Sequence[str]) -> set[str]:
+    """Keys named by hydra overrides ('+a.b=1', '++a.b=1', '~a.b' -> 'a.b')."""
+    keys = set()
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        keys.add(key)
+    return keys
+
+
+# ---------------------------------------------------------------------------------------------- judge section
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """The `judge:` section of a composed config."""
+
+    mode: str
+    model: str
+    gpus: tuple[str, ...]
+    host: str
+    port: int
+    tensor_parallel_size: int
+    data_parallel_size: int
+    max_model_len: int
+    gpu_memory_utilization: float
+    api_key_env: str
+    log_file: str
+    startup_timeout_s: int
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> JudgeSpec:
+        """Read cfg.judge (every key has a default, so partial sections work)."""
+        section = dict(cfg.get("judge") or {})
+        gpus = str(section.get("gpus", "") or "")
+        port = int(section.get("port", 8000))
+        return cls(
+            mode=str(section.get("mode", "external")),
+            model=str(section.get("model", "Qwen/Qwen2.5-7B-Instruct")),
+            gpus=tuple(g.strip() for g in gpus.split(",") if g.strip()),
+            host=str(section.get("host", "127.0.0.1")),
+            port=port,
+            tensor_parallel_size=int(section.get("tensor_parallel_size", 1)),
+            data_parallel_size=int(section.get("data_parallel_size", 1)),
+            max_model_len=int(section.get("max_model_len", 8192)),
+            gpu_memory_utilization=float(section.get("gpu_memory_utilization", 0.9)),
+            api_key_env=str(section.get("api_key_env", "JUDGE_API_KEY") or ""),
+            log_file=str(section.get("log_file", f"logs/judge-{port}.log")),
+            startup_timeout_s=int(section.get("startup_timeout_s", 900)),
+        )
+
+    @property
+    def client_host(self) -> str:
+        """Where a client on this node reaches the server (a wildcard bind is reached on loopback)."""
+        return "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+
+    @property
+    def base_url(self) -> str:
+        """OpenAI base URL of the server this section describes."""
+        return f"http://{self.client_host}:{self.port}/v1"
+
+
+def health_url(base_url: str) -> str:
+    """vLLM's /health URL for an OpenAI base URL (http://h:p/v1 -> http://h:p/health)."""
+    root = base_url.rstrip("/")
+    root = root[: -len("/v1")] if root.endswith("/v1") else root
+    return f"{root}/health"
+
+
+def split_urls(value: Any) -> list[str]:
+    """A comma list (or list) of URLs as a list."""
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(u).strip() for u in items if str(u).strip()]
+
+
+def judge_urls(cfg: Any, environ: Mapping[str, str]) -> list[str]:
+    """Judge endpoints the reward will use: $JUDGE_BASE_URL, else reward_kwargs.judge_base_url (resolved)."""
+    if environ.get("JUDGE_BASE_URL"):
+        return split_urls(environ["JUDGE_BASE_URL"])
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, JUDGE_URL_KEY, default=None)
+    return split_urls(value)
+
+
+def judge_env_overrides(environ: Mapping[str, str], user_overrides: Sequence[str]) -> list[str]:
+    """judge.* overrides from JUDGE_MODEL/HOST/PORT/GPUS (a command-line override of the same key wins)."""
+    given = override_keys(user_overrides)
+    out = []
+    for env, key in JUDGE_ENV_OVERRIDES:
+        if env in environ and key not in given:
+            out.append(f"{key}={hydra_quote(environ[env])}")
+    return out
+
+
+def hydra_quote(value: str) -> str:
+    """A value quoted for a hydra override (keeps commas, colons and slashes literal)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+
+
+def run_name(base: str, environ: Mapping[str, str], today: _dt.date | None = None) -> str:
+    """<recipe>-<model>-<MMDD><tag>: $RUN_NAME verbatim, else base + '-MMDD' + $RUN_TAG."""
+    if environ.get("RUN_NAME"):
+        return environ["RUN_NAME"]
+    day = (today or _dt.date.today()).strftime("%m%d")
+    return f"{base}-{day}{environ.get('RUN_TAG', '')}"
+
+
+def trainer_overrides(
+    cfg: Any, user_overrides: Sequence[str], environ: Mapping[str, str], today: _dt.date | None = None
+) -> list[str]:
+    """The overrides the trainer gets: judge env overrides, the user's, the run name, the judge URLs from env."""
+    given = override_keys(user_overrides)
+    out = [*judge_env_overrides(environ, user_overrides), *user_overrides]
+    if EXPERIMENT_KEY not in given:
+        out.append(f"{EXPERIMENT_KEY}={run_name(str(cfg.trainer.experiment_name), environ, today)}")
+    judge_mode = str((cfg.get("judge") or {}).get("mode", "external"))
+    if environ.get("JUDGE_BASE_URL") and JUDGE_URL_KEY not in given and judge_mode == "external":
+        out.append(f"{JUDGE_URL_KEY}={hydra_quote(','.join(split_urls(environ['JUDGE_BASE_URL'])))}")
+    return out
+
+
+def trainer_command(
+    config_name: str, overrides: Sequence[str], python: str = "python3", config_path: bool = True
+) -> list[str]:
+    """`python3 -m recipes.legal.main_ppo --config-path=<abs configs> --config-name=NAME overrides...`.
+
+    config_path=False drops --config-path (for `ray job submit`: the job runs in Ray's copy of the repo, where
+    recipes.legal.main_ppo finds configs/ next to itself; the submitter's absolute path may not exist there).
+    """
+    path = [f"--config-path={CONFIG_DIR}"] if config_path else []
+    return [python, "-m", TRAINER_MODULE, *path, f"--config-name={config_name_of(config_name)}", *overrides]
+
+
+def vllm_serve_command(judge: JudgeSpec, vllm: str = "vllm") -> list[str]:
+    """`vllm serve` for the judge; the API key goes through $VLLM_API_KEY, never the command line."""
+    return [
+        vllm,
+        "serve",
+        judge.model,
+        "--served-model-name",
+        judge.model,
+        "--host",
+        judge.host,
+        "--port",
+        str(judge.port),
+        "--tensor-parallel-size",
+        str(judge.tensor_parallel_size),
+        "--data-parallel-size",
+        str(judge.data_parallel_size),
+        "--max-model-len",
+        str(judge.max_model_len),
+        "--gpu-memory-utilization",
+        str(judge.gpu_memory_utilization),
+    ]
+
+
+def ray_job_submit_command(
+    address: str, runtime_env_path: str, trainer_cmd: Sequence[str], submission_id: str | None = None
+) -> list[str]:
+    """`ray job submit --address=... --runtime-env=... --working-dir . [--submission-id=...] -- <trainer>`."""
+    cmd = ["ray", "job", "submit", f"--address={address}", f"--runtime-env={runtime_env_path}", "--working-dir", "."]
+    if submission_id:
+        cmd.append(f"--submission-id={submission_id}")
+    return [*cmd, "--", *trainer_cmd]
+
+
+def build_runtime_env(template: Path, environ: Mapping[str, str], forward: Sequence[str] = FORWARD_ENV) -> dict:
+    """configs/runtime_env.yaml plus the forwarded variables that are set in environ."""
+    import yaml
+
+    data = yaml.safe_load(template.read_text(encoding="utf-8")) or {}
+    env_vars = {str(k): str(v) for k, v in (data.get("env_vars") or {}).items()}
+    env_vars.update({name: environ[name] for name in forward if environ.get(name)})
+    data["env_vars"] = env_vars
+    data.pop("working_dir", None)  # --working-dir . sets it
+    return data
+
+
+def is_multi_node(cfg: Any, environ: Mapping[str, str]) -> bool:
+    """NNODES>1, RAY_ADDRESS set, or a config with trainer.nnodes>1."""
+    try:
+        nnodes = int(environ.get("NNODES", "1") or 1)
+    except ValueError:
+        nnodes = 1
+    return nnodes > 1 or bool(environ.get("RAY_ADDRESS")) or int(cfg.trainer.nnodes) > 1
+
+
+def trainer_gpus(judge: JudgeSpec, n_train: int, visible: Sequence[str]) -> list[str]:
+    """GPU ids for the trainer on a node: the visible ones minus the judge's, the first n_train of them."""
+    return [g for g in visible if g not in judge.gpus][:n_train]
+
+
+def judge_gpu_count(cfg: Any, judge: JudgeSpec) -> int:
+    """GPUs the judge takes on this node: its `vllm serve` GPUs (external) or verl's reward pool (verl_pool)."""
+    if judge.mode == "external":
+        return len(judge.gpus)
+    if judge.mode == "verl_pool":
+        rm = cfg.reward.reward_model
+        if rm.enable and rm.enable_resource_pool:
+            return int(rm.n_gpus_per_node)
+    return 0
+
+
+def data_files(cfg: Any) -> list[str]:
+    """Resolved data.train_files + data.val_files (each may be a list); unresolvable ones are skipped."""
+    from omegaconf import ListConfig
+
+    out: list[str] = []
+    for key in ("train_files", "val_files"):
+        try:
+            value = cfg.data[key]
+        except Exception:  # an ${oc.env:...} without its variable: the preflight reports it
+            continue
+        items = list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+        out.extend(str(v) for v in items)
+    return out
+
+
+def sample_prep_command(cfg: Any, python: str = "python3") -> list[str] | None:
+    """Command preparing the shipped sample into the configured data dir; None when it cannot stand in for it."""
+    files = data_files(cfg)
+    if len(files) != 2:
+        return None
+    train, val = (Path(os.path.expanduser(f)) for f in files)
+    if train.parent != val.parent or (train.name, val.name) != ("train.parquet", "test.parquet"):
+        return None
+    return [
+        python,
+        "-m",
+        "data.prepare",
+        "--source",
+        "cail2018",
+        "--input",
+        SAMPLE_INPUT,
+        "--output",
+        str(train.parent),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------------- plan
+
+
+@dataclass
+class Plan:
+    """Everything the launch scripts need, computed from one composition."""
+
+    config_name: str
+    overrides: list[str]
+    judge: JudgeSpec
+    judge_urls: list[str]
+    multi_node: bool
+    trainer_cmd: list[str]
+    vllm_cmd: list[str]
+    submit_cmd: list[str]
+    runtime_env_path: str
+    run_name: str
+    train_gpus_per_node: int
+    judge_gpus_here: int
+    data_files: list[str]
+    data_missing: bool
+    prep_cmd: list[str] | None
+
+
+def build_plan(
+    config: str, user_overrides: Sequence[str], environ: Mapping[str, str], today: _dt.date | None = None
+) -> Plan:
+    """Compose once and build every command for this launch."""
+    name = config_name_of(config)
+    base_overrides = [*judge_env_overrides(environ, user_overrides), *user_overrides]
+    cfg = compose_config(name, base_overrides)
+    overrides = trainer_overrides(cfg, user_overrides, environ, today)
+    # The added overrides only set the run name and the judge URLs: apply them here instead of composing again.
+    from omegaconf import OmegaConf, open_dict
+
+    with open_dict(cfg):
+        for item in overrides[len(base_overrides) :]:
+            key, value = item.split("=", 1)
+            OmegaConf.update(cfg, key, value[1:-1] if value.startswith("'") else value, merge=False)
+    judge = JudgeSpec.from_config(cfg)
+    multi = is_multi_node(cfg, environ)
+    python = environ.get("PYTHON", "python3")
+    trainer_cmd = trainer_command(name, overrides, python=python)
+    run = str(cfg.trainer.experiment_name)
+    runtime_env_path = f"outputs/runtime_env.{run}.yaml"
+    address = environ.get("RAY_ADDRESS") or DEFAULT_RAY_ADDRESS
+    files = data_files(cfg)
+    missing = any(not Path(os.path.expanduser(f)).exists() for f in files)
+    return Plan(
+        config_name=name,
+        overrides=overrides,
+        judge=judge,
+        judge_urls=judge_urls(cfg, environ) if judge.mode == "external" else [],
+        multi_node=multi,
+        trainer_cmd=trainer_cmd,
+        vllm_cmd=vllm_serve_command(judge, vllm=environ.get("VLLM", "vllm")),
+        submit_cmd=ray_job_submit_command(
+            address, runtime_env_path, trainer_command(name, overrides, python="python3", config_path=False)
+        ),
+        runtime_env_path=runtime_env_path,
+        run_name=run,
+        train_gpus_per_node=int(cfg.trainer.n_gpus_per_node),
+        judge_gpus_here=0 if multi else judge_gpu_count(cfg, judge),
+        data_files=files,
+        data_missing=missing,
+        prep_cmd=sample_prep_command(cfg, python=python) if missing else None,
+    )
+
+
+def plan_to_bash(plan: Plan) -> str:
+    """Bash assignments (for `eval`) describing the plan; every value shell-quoted."""
+
+    def scalar(name: str, value: Any) -> str:
+        return f"{name}={shlex.quote(str(value))}"
+
+    def array(name: str, values: Sequence[str] | None) -> str:
+        return f"{name}=({' '.join(shlex.quote(v) for v in (values or []))})"
+
+    judge = plan.judge
+    lines = [
+        scalar("PLAN_CONFIG", plan.config_name),
+        array("PLAN_OVERRIDES", plan.overrides),
+        scalar("PLAN_RUN_NAME", plan.run_name),
+        scalar("PLAN_MULTI_NODE", int(plan.multi_node)),
+        scalar("PLAN_JUDGE_MODE", judge.mode),
+        scalar("PLAN_JUDGE_MODEL", judge.model),
+        scalar("PLAN_JUDGE_GPUS", ",".join(judge.gpus)),
+        scalar("PLAN_JUDGE_HOST", judge.host),
+        scalar("PLAN_JUDGE_PORT", judge.port),
+        scalar("PLAN_JUDGE_BASE_URL", judge.base_url),
+        scalar("PLAN_JUDGE_HEALTH_URL", health_url(judge.base_url)),
+        scalar("PLAN_JUDGE_LOG", judge.log_file),
+        scalar("PLAN_JUDGE_TIMEOUT_S", judge.startup_timeout_s),
+        scalar("PLAN_JUDGE_API_KEY_ENV", judge.api_key_env),
+        array("PLAN_JUDGE_URLS", plan.judge_urls),
+        scalar("PLAN_TRAIN_GPUS_PER_NODE", plan.train_gpus_per_node),
+        scalar("PLAN_JUDGE_GPUS_HERE", plan.judge_gpus_here),
+        array("PLAN_DATA_FILES", plan.data_files),
+        scalar("PLAN_DATA_MISSING", int(plan.data_missing)),
+        array("PLAN_PREP_CMD", plan.prep_cmd),
+        array("PLAN_TRAINER_CMD", plan.trainer_cmd),
+        array("PLAN_VLLM_CMD", plan.vllm_cmd),
+        array("PLAN_SUBMIT_CMD", plan.submit_cmd),
+        scalar("PLAN_RUNTIME_ENV", plan.runtime_env_path),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------------ health
+
+
+def is_healthy(url: str, timeout_s: float = 2.0, api_key: str | None = None) -> bool:
+    """True when GET url answers 2xx within timeout_s."""
+    request = urllib.request.Request(url, method="GET")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - http(s) URLs we built
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m recipes.legal.commands", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    for what in ("trainer", "vllm", "ray-submit", "plan", "runtime-env"):
+        s = sub.add_parser(what)
+        s.add_argument("--config", default=DEFAULT_CONFIG, help="config name in configs/ (default: %(default)s)")
+        if what == "runtime-env":
+            s.add_argument("--output", required=True, help="file to write (mode 600: it may hold secrets)")
+        s.add_argument("overrides", nargs="*", help="hydra overrides")
+    h = sub.add_parser("health")
+    h.add_argument("urls", nargs="+")
+    h.add_argument("--timeout", type=float, default=2.0)
+    h.add_argument("--api-key-env", default="JUDGE_API_KEY")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """CLI: print one command (shell-quoted), the plan, write the runtime env, or probe health."""
+    args = _parser().parse_args(argv)
+    env = dict(os.environ if environ is None else environ)
+    if args.what == "health":
+        key = env.get(args.api_key_env) or None
+        return 0 if all(is_healthy(u, args.timeout, key) for u in args.urls) else 1
+    try:
+        plan = build_plan(args.config, args.overrides, env)
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    if args.what == "plan":
+        sys.stdout.write(plan_to_bash(plan))
+    elif args.what == "trainer":
+        sys.stdout.write(shlex.join(plan.trainer_cmd) + "\n")
+    elif args.what == "vllm":
+        sys.stdout.write(shlex.join(plan.vllm_cmd) + "\n")
+    elif args.what == "ray-submit":
+        sys.stdout.write(shlex.join(plan.submit_cmd) + "\n")
+    elif args.what == "runtime-env":
+        import yaml
+
+        data = build_runtime_env(RUNTIME_ENV_TEMPLATE, env)
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(data, handle, sort_keys=False)
+        forwarded = sorted(set(data["env_vars"]) & set(FORWARD_ENV))
+        sys.stdout.write(f"wrote {out} (forwarded: {', '.join(forwarded) or 'nothing'})\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,783 @@
+"""CPU, offline checks of a launch before any GPU time is spent.
+
+    python -m recipes.legal.preflight --config legal_grpo [--dry-run] [hydra overrides...]
+
+Composes the config exactly as the trainer will, then checks: legacy top-level reward keys; interpolations resolve;
+verl's validate_config; what it misses (advantage estimator, KL types, reward manager, a verl-served judge, batch
+arithmetic, v1 trainer); the chat template; the judge section; data files and their row schema; the reward
+function, loaded by path the way verl loads it, scoring one sample per task (rules mode when no judge answers);
+GPUs against training + judge GPUs; wandb credentials. Every failure is one line: what is wrong — how to fix it.
+With --dry-run (a CPU box), missing GPUs and wandb credentials are warnings. Exit 0 when nothing failed, else 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import inspect
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recipes.legal.commands import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    JudgeSpec,
+    compose_config,
+    data_files,
+    is_healthy,
+    is_multi_node,
+    judge_gpu_count,
+    judge_urls,
+    trainer_overrides,
+)
+
+logger = logging.getLogger(__name__)
+
+PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+LEGACY_SECTIONS = ("custom_reward_function", "reward_model", "sandbox_fusion")
+KL_TYPES = ("kl", "k1", "abs", "mse", "k2", "low_var_kl", "k3")
+JUDGE_MODES = ("external", "verl_pool", "none")
+REQUIRED_COLUMNS: dict[str, str] = {
+    "data_source": "string",
+    "prompt": "list of {role, content}",
+    "ability": "string",
+    "reward_model": "struct {style, ground_truth}",
+    "extra_info": "struct {index, ...}",
+}
+JUDGE_PROBE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of the preflight table."""
+
+    name: str
+    status: str
+    message: str
+
+    def line(self) -> str:
+        """`STATUS name: message` on one line."""
+        return f"{self.status} {self.name}: {' '.join(self.message.split())}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception (and its root cause) as one short line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    if root is not exc:
+        text += f" (caused by {type(root).__name__}: {' '.join(str(root).split())})"
+    return text[:500]
+
+
+# ------------------------------------------------------------------------------------------- config checks
+
+
+def check_legacy_reward_keys(cfg: Any) -> list[CheckResult]:
+    """Top-level custom_reward_function.* / reward_model.* / sandbox_fusion.* set to anything but null."""
+    from omegaconf import OmegaConf
+
+    found: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        if OmegaConf.is_dict(node) or isinstance(node, Mapping):
+            for key in node:
+                walk(node[key], f"{prefix}.{key}")
+        elif node is not None:
+            found.append(f"{prefix}={node}")
+
+    for section in LEGACY_SECTIONS:
+        if section in cfg:
+            walk(OmegaConf.to_container(cfg[section], resolve=False), section)
+    if found:
+        return [
+            CheckResult(
+                "legacy reward keys",
+                FAIL,
+                f"{', '.join(found)} is a legacy top-level key that verl 0.9.1 ignores (it falls back to its default "
+                f"scorer) — move it under reward.* (e.g. reward.custom_reward_function.path, "
+                f"reward.reward_model.enable)",
+            )
+        ]
+    return [CheckResult("legacy reward keys", PASS, "none set")]
+
+
+def check_resolves(cfg: Any) -> list[CheckResult]:
+    """Every interpolation resolves (e.g. ${oc.env:LEGAL_SHARED_DIR})."""
+    from omegaconf import OmegaConf
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except Exception as exc:  # InterpolationResolutionError and friends
+        hint = (
+            "export the variable it names"
+            if "oc.env" in str(exc) or "Environment variable" in str(exc)
+            else ("fix the ${...} reference")
+        )
+        return [CheckResult("interpolations", FAIL, f"a config value does not resolve: {_one_line(exc)} — {hint}")]
+    return [CheckResult("interpolations", PASS, "all resolve")]
+
+
+def check_verl_validate(cfg: Any) -> list[CheckResult]:
+    """verl.utils.config.validate_config, as verl's main runs it."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    try:
+        validate_config(cfg, need_reference_policy(cfg), need_critic(cfg))
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        return [
+            CheckResult(
+                "verl validate_config",
+                FAIL,
+                f"{_one_line(cause)} — fix the key it names (see verl/trainer/config/ppo_trainer.yaml)",
+            )
+        ]
+    return [CheckResult("verl validate_config", PASS, "passes")]
+
+
+def check_algorithm(cfg: Any) -> list[CheckResult]:
+    """Advantage estimator and KL types verl knows (validate_config does not check them)."""
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+    out = []
+    adv = str(cfg.algorithm.adv_estimator)
+    if adv not in ADV_ESTIMATOR_REGISTRY:
+        out.append(
+            CheckResult(
+                "advantage estimator",
+                FAIL,
+                f"algorithm.adv_estimator={adv} is unknown to verl — use one of "
+                f"{', '.join(sorted(ADV_ESTIMATOR_REGISTRY))} (grpo for this recipe)",
+            )
+        )
+    else:
+        out.append(CheckResult("advantage estimator", PASS, adv))
+    for key, value in (
+        ("actor_rollout_ref.actor.kl_loss_type", cfg.actor_rollout_ref.actor.kl_loss_type),
+        ("algorithm.kl_penalty", cfg.algorithm.kl_penalty),
+    ):
+        base = str(value)[:-1] if str(value).endswith("+") else str(value)
+        if base not in KL_TYPES:
+            out.append(
+                CheckResult(
+                    "KL type",
+                    FAIL,
+                    f"{key}={value} is not a KL estimator verl implements — use one of {', '.join(KL_TYPES)} "
+                    f"(optionally with a + suffix, e.g. k3+)",
+                )
+            )
+    if not any(r.name == "KL type" for r in out):
+        out.append(
+            CheckResult(
+                "KL type",
+                PASS,
+                f"kl_loss_type={cfg.actor_rollout_ref.actor.kl_loss_type} kl_penalty={cfg.algorithm.kl_penalty}",
+            )
+        )
+    if not cfg.trainer.use_v1:
+        out.append(
+            CheckResult(
+                "trainer",
+                FAIL,
+                "trainer.use_v1=false selects verl's deprecated v0 trainer, which recipes.legal.main_ppo does not "
+                "extend (no per-step reward metrics) — remove the override",
+            )
+        )
+    return out
+
+
+def check_reward_manager(cfg: Any) -> list[CheckResult]:
+    """The reward manager resolves (registered name or importable module)."""
+    manager = cfg.reward.reward_manager
+    try:
+        if manager.source == "register":
+            import verl.experimental.reward_loop.reward_manager  # noqa: F401 - registers the built-in managers
+            from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+
+            if manager.name not in REWARD_MANAGER:
+                return [
+                    CheckResult(
+                        "reward manager",
+                        FAIL,
+                        f"reward.reward_manager.name={manager.name} is not a registered reward manager — use one of "
+                        f"{', '.join(sorted(REWARD_MANAGER))} (naive for this recipe)",
+                    )
+                ]
+        else:
+            from verl.trainer.ppo.reward import resolve_reward_manager_cls
+
+            resolve_reward_manager_cls(cfg)
+    except Exception as exc:
+        return [CheckResult("reward manager", FAIL, f"{_one_line(exc)} — fix reward.reward_manager.*")]
+    return [CheckResult("reward manager", PASS, f"{manager.source}:{manager.name}")]
+
+
+def check_verl_judge(cfg: Any) -> list[CheckResult]:
+    """A judge served by verl needs rollout.name, its own resource pool and a model path."""
+    rm = cfg.reward.reward_model
+    if not rm.enable:
+        return []
+    problems = []
+    try:
+        name = rm.rollout.name
+    except Exception:  # '???' (mandatory, missing)
+        name = None
+    if not name:
+        problems.append("reward.reward_model.rollout.name is not set — set it to vllm")
+    if not rm.enable_resource_pool:
+        problems.append(
+            "reward.reward_model.enable_resource_pool=false: the colocated judge drops data_source and crashes the "
+            "custom reward — set enable_resource_pool=true with n_gpus_per_node/nnodes"
+        )
+    if not rm.model_path:
+        problems.append("reward.reward_model.model_path is not set — set it to the judge model")
+    if problems:
+        return [CheckResult("verl-served judge", FAIL, p) for p in problems]
+    return [CheckResult("verl-served judge", PASS, f"{rm.model_path} on {rm.n_gpus_per_node} GPU(s)/node")]
+
+
+def check_batch(cfg: Any) -> list[CheckResult]:
+    """Mini-batch <= batch, batch x n divisible by training GPUs, micro batch and TP fit."""
+    actor = cfg.actor_rollout_ref.actor
+    rollout = cfg.actor_rollout_ref.rollout
+    batch, n = int(cfg.data.train_batch_size), int(rollout.n)
+    gpus = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+    out = []
+    if int(actor.ppo_mini_batch_size) > batch:
+        out.append(
+            CheckResult(
+                "batch",
+                FAIL,
+                f"actor.ppo_mini_batch_size={actor.ppo_mini_batch_size} > data.train_batch_size={batch} (both count "
+                f"prompts) — set actor_rollout_ref.actor.ppo_mini_batch_size<={batch}",
+            )
+        )
+    if (batch * n) % gpus:
+        out.append(
+            CheckResult(
+                "batch",
+                FAIL,
+                f"data.train_batch_size x rollout.n = {batch} x {n} = {batch * n} responses do not divide over "
+                f"{gpus} training GPUs — set data.train_batch_size to a multiple of {gpus // math.gcd(gpus, n)} "
+                f"(or change rollout.n / trainer.n_gpus_per_node)",
+            )
+        )
+    elif not actor.use_dynamic_bsz and actor.ppo_micro_batch_size_per_gpu and int(actor.ppo_mini_batch_size) <= batch:
+        per_gpu = int(actor.ppo_mini_batch_size) * n // gpus
+        micro = int(actor.ppo_micro_batch_size_per_gpu)
+        if per_gpu and per_gpu % micro:
+            out.append(
+                CheckResult(
+                    "batch",
+                    FAIL,
+                    f"{per_gpu} responses per GPU per mini-batch do not split into micro-batches of {micro} — set "
+                    f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu to a divisor of {per_gpu}",
+                )
+            )
+    tp = int(rollout.tensor_model_parallel_size)
+    if gpus % tp:
+        out.append(
+            CheckResult(
+                "batch",
+                FAIL,
+                f"rollout.tensor_model_parallel_size={tp} does not divide {gpus} training GPUs — use a divisor "
+                f"of {gpus}",
+            )
+        )
+    if not out:
+        out.append(
+            CheckResult("batch", PASS, f"{batch} prompts x {n} = {batch * n} responses = {batch * n // gpus}/GPU")
+        )
+    return out
+
+
+def check_template(cfg: Any) -> list[CheckResult]:
+    """The custom chat template renders a one-message prompt ending inside <think> when responses start there."""
+    template = cfg.actor_rollout_ref.model.get("custom_chat_template")
+    if not template:
+        return [CheckResult("chat template", WARN, "no custom_chat_template: the model's own template is used")]
+    try:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        text = env.from_string(str(template)).render(
+            messages=[{"role": "user", "content": "案情：……"}], add_generation_prompt=True
+        )
+    except Exception as exc:
+        return [CheckResult("chat template", FAIL, f"custom_chat_template does not render: {_one_line(exc)} — fix it")]
+    kwargs = _reward_kwargs(cfg)
+    if "案情：……" not in text:
+        return [CheckResult("chat template", FAIL, "custom_chat_template drops the user message — render content")]
+    if bool(kwargs.get("response_starts_in_think", True)) and not text.rstrip().endswith("<think>"):
+        return [
+            CheckResult(
+                "chat template",
+                FAIL,
+                "custom_chat_template does not end with '<think>' but reward_kwargs.response_starts_in_think=true — "
+                "end the template with 'Assistant: <think>' or set response_starts_in_think=false",
+            )
+        ]
+    return [CheckResult("chat template", PASS, f"ends with {text.rstrip()[-18:]!r}")]
+
+
+def check_judge_section(cfg: Any, environ: Mapping[str, str], multi_node: bool) -> list[CheckResult]:
+    """judge.mode, GPU/parallel sizes, and agreement with the reward mode."""
+    judge = JudgeSpec.from_config(cfg)
+    reward_mode = str(_reward_kwargs(cfg).get("mode", "hybrid"))
+    out = []
+    if judge.mode not in JUDGE_MODES:
+        return [CheckResult("judge", FAIL, f"judge.mode={judge.mode} — use one of {', '.join(JUDGE_MODES)}")]
+    if reward_mode in ("judge", "hybrid") and judge.mode == "none":
+        out.append(
+            CheckResult(
+                "judge",
+                FAIL,
+                f"reward_kwargs.mode={reward_mode} needs a judge but judge.mode=none — set "
+                "reward.custom_reward_function.reward_kwargs.mode=rules or judge.mode=external",
+            )
+        )
+    if judge.mode == "verl_pool" and not cfg.reward.reward_model.enable:
+        out.append(
+            CheckResult(
+                "judge",
+                FAIL,
+                "judge.mode=verl_pool but reward.reward_model.enable=false — use --config legal_grpo_verl_pool",
+            )
+        )
+    if (
+        judge.mode == "external"
+        and judge.gpus
+        and len(judge.gpus) != judge.tensor_parallel_size * judge.data_parallel_size
+    ):
+        out.append(
+            CheckResult(
+                "judge",
+                FAIL,
+                f"judge.gpus={','.join(judge.gpus)} is {len(judge.gpus)} GPU(s) but tensor x data parallel = "
+                f"{judge.tensor_parallel_size} x {judge.data_parallel_size} — make them equal",
+            )
+        )
+    if judge.mode == "external" and reward_mode != "rules":
+        urls = judge_urls(cfg, environ)
+        if not urls:
+            out.append(
+                CheckResult(
+                    "judge",
+                    FAIL,
+                    "no judge endpoint — set JUDGE_BASE_URL or reward.custom_reward_function.reward_kwargs."
+                    "judge_base_url",
+                )
+            )
+        elif multi_node and any(("127.0.0.1" in u or "localhost" in u) for u in urls):
+            out.append(
+                CheckResult(
+                    "judge",
+                    FAIL,
+                    f"judge endpoint {','.join(urls)} is loopback but reward workers run on every node — set "
+                    "JUDGE_BASE_URL=http://<judge-host>:<port>/v1 (comma list for several servers)",
+                )
+            )
+    if not out:
+        out.append(CheckResult("judge", PASS, f"mode={judge.mode}, reward mode={reward_mode}"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- data checks
+
+
+def _type_ok(field_type: Any, expected: str) -> bool:
+    import pyarrow as pa
+
+    if expected == "string":
+        return pa.types.is_string(field_type) or pa.types.is_large_string(field_type)
+    if expected.startswith("list"):
+        if not (pa.types.is_list(field_type) or pa.types.is_large_list(field_type)):
+            return False
+        item = field_type.value_type
+        return pa.types.is_struct(item) and {"role", "content"} <= {f.name for f in item}
+    if expected.startswith("struct {style"):
+        return pa.types.is_struct(field_type) and {"style", "ground_truth"} <= {f.name for f in field_type}
+    if expected.startswith("struct {index"):
+        return pa.types.is_struct(field_type) and "index" in {f.name for f in field_type}
+    return True
+
+
+def check_data(cfg: Any) -> tuple[list[CheckResult], dict[str, dict[str, Any]]]:
+    """Data files exist, have the row schema, and carry legal/<task> data sources; returns one row per task."""
+    import pyarrow.parquet as pq
+
+    out: list[CheckResult] = []
+    samples: dict[str, dict[str, Any]] = {}
+    files = data_files(cfg)
+    if not files:
+        return [CheckResult("data", FAIL, "data.train_files/val_files are empty or unresolvable — set them")], samples
+    for path_text in files:
+        path = Path(os.path.expanduser(path_text))
+        if not path.is_file():
+            out.append(
+                CheckResult(
+                    "data",
+                    FAIL,
+                    f"{path_text} does not exist — run `python -m data.prepare --source cail2018 --input <jsonl> "
+                    f"--output {path.parent}` (or let scripts/train_grpo.sh prepare the shipped sample)",
+                )
+            )
+            continue
+        try:
+            schema = pq.read_schema(path)
+        except Exception as exc:
+            out.append(CheckResult("data", FAIL, f"{path_text} is not a readable parquet file: {_one_line(exc)}"))
+            continue
+        bad = [
+            f"{name} (want {want})"
+            for name, want in REQUIRED_COLUMNS.items()
+            if name not in schema.names or not _type_ok(schema.field(name).type, want)
+        ]
+        if bad:
+            out.append(
+                CheckResult(
+                    "data",
+                    FAIL,
+                    f"{path_text}: missing or mistyped column(s) {', '.join(bad)} — regenerate it with "
+                    "`python -m data.prepare`",
+                )
+            )
+            continue
+        table = pq.read_table(path)
+        if table.num_rows == 0:
+            out.append(CheckResult("data", FAIL, f"{path_text} has no rows — prepare data with rows in it"))
+            continue
+        sources = table.column("data_source").to_pylist()
+        counts: dict[str, int] = {}
+        for source in sources:
+            counts[source] = counts.get(source, 0) + 1
+        for i, source in enumerate(sources):
+            if source not in samples:
+                samples[source] = {
+                    "data_source": source,
+                    "ground_truth": table.column("reward_model")[i].as_py()["ground_truth"],
+                    "extra_info": table.column("extra_info")[i].as_py(),
+                }
+        per_task = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        out.append(CheckResult("data", PASS, f"{path_text}: {table.num_rows} rows ({per_task})"))
+    return out, samples
+
+
+# --------------------------------------------------------------------------------------------- reward check
+
+
+def _reward_kwargs(cfg: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, "reward.custom_reward_function.reward_kwargs", default=None)
+    if value is None:
+        return {}
+    try:
+        return dict(OmegaConf.to_container(value, resolve=True))
+    except Exception:
+        return dict(OmegaConf.to_container(value, resolve=False))
+
+
+def probe_judge(cfg: Any, environ: Mapping[str, str], timeout_s: float = JUDGE_PROBE_TIMEOUT_S) -> tuple[bool, str]:
+    """Whether the configured judge answers GET <base>/models within timeout_s; (answered, url)."""
+    urls = judge_urls(cfg, environ)
+    if not urls:
+        return False, ""
+    judge = JudgeSpec.from_config(cfg)
+    api_key = environ.get(judge.api_key_env) if judge.api_key_env else None
+    url = urls[0].rstrip("/")
+    return is_healthy(f"{url}/models", timeout_s, api_key), url
+
+
+def _sample_response(ground_truth: str, starts_in_think: bool) -> str:
+    body = f"根据案情分析如下。</think>\n<answer>{ground_truth}</answer>"
+    return body if starts_in_think else f"<think>{body}"
+
+
+def check_reward(
+    cfg: Any, samples: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str], dry_run: bool
+) -> list[CheckResult]:
+    """Load the reward function by path like verl, score one gold-as-prediction sample per task."""
+    from omegaconf import OmegaConf, open_dict
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    path = OmegaConf.select(cfg, "reward.custom_reward_function.path", default=None)
+    if not path:
+        return [
+            CheckResult(
+                "reward function",
+                FAIL,
+                "reward.custom_reward_function.path is not set (verl would use its default scorer) — set it to "
+                "rewards/legal.py",
+            )
+        ]
+    kwargs = _reward_kwargs(cfg)
+    mode = str(kwargs.get("mode", "hybrid"))
+    judge = JudgeSpec.from_config(cfg)
+    out: list[CheckResult] = []
+    score_cfg = copy.deepcopy(cfg)
+    if mode != "rules":
+        answered, url = (False, "") if judge.mode == "verl_pool" else probe_judge(cfg, environ)
+        if answered:
+            out.append(CheckResult("judge endpoint", PASS, f"{url} answered; samples scored with the judge"))
+        else:
+            where = "served by verl at run time" if judge.mode == "verl_pool" else f"{url or 'no URL'} did not answer"
+            out.append(
+                CheckResult(
+                    "judge endpoint",
+                    WARN,
+                    f"judge {where} — samples scored in rules mode; start it with `bash scripts/serve_judge.sh`"
+                    if judge.mode != "verl_pool"
+                    else f"judge {where} — samples scored in rules mode",
+                )
+            )
+            with open_dict(score_cfg):
+                score_cfg.reward.custom_reward_function.reward_kwargs.mode = "rules"
+                score_cfg.reward.custom_reward_function.reward_kwargs.judge_base_url = None
+    else:
+        out.append(CheckResult("judge endpoint", PASS, "rules mode: no judge needed"))
+    try:
+        fn = get_custom_reward_fn(score_cfg)
+    except Exception as exc:
+        return [
+            *out,
+            CheckResult(
+                "reward function",
+                FAIL,
+                f"cannot load {path}:{cfg.reward.custom_reward_function.name}: {_one_line(exc)} — fix the path/name "
+                "(relative paths resolve from the repo root)",
+            ),
+        ]
+    if not samples:
+        return [*out, CheckResult("reward function", WARN, f"{path} loads; no data rows to score")]
+    starts = bool(kwargs.get("response_starts_in_think", True))
+    key_sets: dict[str, tuple[str, ...]] = {}
+    for source, sample in sorted(samples.items()):
+        try:
+            result = _call(
+                fn,
+                data_source=source,
+                solution_str=_sample_response(str(sample["ground_truth"]), starts),
+                ground_truth=sample["ground_truth"],
+                extra_info=sample["extra_info"],
+            )
+        except Exception as exc:
+            out.append(
+                CheckResult(
+                    "reward function",
+                    FAIL,
+                    f"{path} raised on a {source} sample: {type(exc).__name__}: {_one_line(exc)} — fix the reward "
+                    "or its reward_kwargs",
+                )
+            )
+            continue
+        if isinstance(result, Mapping):
+            if "score" not in result:
+                out.append(CheckResult("reward function", FAIL, f"{path} returned a dict without 'score' for {source}"))
+                continue
+            key_sets[source] = tuple(sorted(result))
+            score = result["score"]
+            judged = " (judge)" if result.get("judge_called") else ""
+            out.append(CheckResult("reward function", PASS, f"{source}: gold answer scores {float(score):g}{judged}"))
+        else:
+            out.append(CheckResult("reward function", PASS, f"{source}: gold answer scores {float(result):g}"))
+    if len(set(key_sets.values())) > 1:
+        out.append(
+            CheckResult(
+                "reward function",
+                FAIL,
+                f"{path} returns different keys per task ({key_sets}) — verl needs the same keys every time",
+            )
+        )
+    return out
+
+
+def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    result = fn(**kwargs)
+    if inspect.isawaitable(result):
+        return asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+# ------------------------------------------------------------------------------------------ machine checks
+
+
+def count_gpus() -> int:
+    """Visible GPUs: `nvidia-smi -L` (honouring CUDA_VISIBLE_DEVICES), else torch.cuda.device_count(), else 0."""
+    exe = shutil.which("nvidia-smi")
+    if exe:
+        try:
+            listing = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+            found = sum(1 for line in listing.splitlines() if line.startswith("GPU "))
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            if visible is not None:
+                found = min(found, len([g for g in visible.split(",") if g.strip()]))
+            return found
+        except (OSError, subprocess.SubprocessError):
+            pass
+    if not list(Path("/dev").glob("nvidia[0-9]*")) and "torch" not in sys.modules:
+        return 0  # no NVIDIA device node: skip the torch import (seconds) on CPU boxes
+    try:
+        import torch
+
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except Exception:  # no torch or a broken CUDA install: no usable GPU
+        return 0
+
+
+def check_gpus(cfg: Any, multi_node: bool, dry_run: bool, gpus: int) -> list[CheckResult]:
+    """Training GPUs per node + the judge's GPUs on this node against what is visible."""
+    judge = JudgeSpec.from_config(cfg)
+    train = int(cfg.trainer.n_gpus_per_node)
+    judge_here = 0 if multi_node else judge_gpu_count(cfg, judge)
+    need = train + judge_here
+    what = f"{train} training" + (f" + {judge_here} judge" if judge_here else "") + f" = {need} GPU(s) on this node"
+    if gpus >= need:
+        return [CheckResult("GPUs", PASS, f"{what}; {gpus} visible")]
+    message = (
+        f"{what} but {gpus} visible — run on a node with {need} GPUs, or lower trainer.n_gpus_per_node "
+        f"(and data.train_batch_size to match)"
+    )
+    return [CheckResult("GPUs", WARN if dry_run else FAIL, message)]
+
+
+def check_wandb(cfg: Any, environ: Mapping[str, str], dry_run: bool) -> list[CheckResult]:
+    """A wandb key (or offline/disabled mode) when wandb logging is on."""
+    loggers = cfg.trainer.logger
+    loggers = [loggers] if isinstance(loggers, str) else list(loggers or [])
+    if "wandb" not in loggers:
+        return [CheckResult("wandb", PASS, "wandb logging off")]
+    if environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return [CheckResult("wandb", PASS, f"WANDB_MODE={environ['WANDB_MODE']}")]
+    netrc = Path(environ.get("NETRC", Path.home() / ".netrc"))
+    if environ.get("WANDB_API_KEY") or (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")):
+        return [CheckResult("wandb", PASS, "credentials found")]
+    message = (
+        "trainer.logger has wandb but no WANDB_API_KEY (or `wandb login`) — export WANDB_API_KEY, or "
+        "WANDB_MODE=offline, or trainer.logger=[console]"
+    )
+    return [CheckResult("wandb", WARN if dry_run else FAIL, message)]
+
+
+# ------------------------------------------------------------------------------------------------------- run
+
+
+def run_preflight(
+    config: str = DEFAULT_CONFIG,
+    overrides: Sequence[str] = (),
+    dry_run: bool = False,
+    environ: Mapping[str, str] | None = None,
+    gpus: int | None = None,
+) -> list[CheckResult]:
+    """All checks for one launch; stops after composition errors (nothing else can be checked)."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        cfg = compose_config(config, overrides)
+    except ConfigError as exc:
+        return [CheckResult("compose", FAIL, f"{exc} — fix the config name or the override")]
+    results = [CheckResult("compose", PASS, f"{config} + {len(overrides)} override(s)")]
+    results += check_legacy_reward_keys(cfg)
+    resolved = check_resolves(cfg)
+    results += resolved
+    if resolved[0].status == FAIL:
+        return results
+    multi = is_multi_node(cfg, env)
+    n_gpus = count_gpus() if gpus is None else gpus
+    samples: dict[str, dict[str, Any]] = {}
+
+    def data_check(c: Any) -> list[CheckResult]:
+        found, rows = check_data(c)
+        samples.update(rows)
+        return found
+
+    # Stage 1: checks that need no verl import (seconds).
+    stage1: list[tuple[str, Callable[[Any], list[CheckResult]]]] = [
+        ("batch", check_batch),
+        ("chat template", check_template),
+        ("judge", lambda c: check_judge_section(c, env, multi)),
+        ("data", data_check),
+        ("GPUs", lambda c: check_gpus(c, multi, dry_run, n_gpus)),
+        ("wandb", lambda c: check_wandb(c, env, dry_run)),
+    ]
+    for name, check in stage1:
+        results += _guarded(name, check, cfg)
+    if any(r.status == FAIL for r in results):
+        results.append(CheckResult("verl checks", WARN, "skipped until the failures above are fixed"))
+        return results
+    # Stage 2: verl's own validation and registries, then the reward function (imports verl + torch: ~10 s).
+    stage2: list[tuple[str, Callable[[Any], list[CheckResult]]]] = [
+        ("verl validate_config", check_verl_validate),
+        ("algorithm", check_algorithm),
+        ("reward manager", check_reward_manager),
+        ("verl-served judge", check_verl_judge),
+        ("reward function", lambda c: check_reward(c, samples, env, dry_run)),
+    ]
+    for name, check in stage2:
+        results += _guarded(name, check, cfg)
+    return results
+
+
+def _guarded(name: str, check: Callable[[Any], list[CheckResult]], cfg: Any) -> list[CheckResult]:
+    """Run one check; a crash (e.g. a mistyped value) becomes one FAIL line instead of a traceback."""
+    try:
+        return check(cfg)
+    except Exception as exc:
+        return [CheckResult(name, FAIL, f"{type(exc).__name__}: {_one_line(exc)} — fix the value it names")]
+
+
+def format_table(results: Sequence[CheckResult]) -> str:
+    """The summary table, then the failures again as one line each."""
+    width = max(len(r.name) for r in results)
+    rows = [f"{'check'.ljust(width)}  status  detail", f"{'-' * width}  ------  ------"]
+    rows += [f"{r.name.ljust(width)}  {r.status:<6}  {' '.join(r.message.split())}" for r in results]
+    failures = [r for r in results if r.status == FAIL]
+    warnings = [r for r in results if r.status == WARN]
+    rows.append("")
+    rows.append(f"preflight: {len(failures)} failure(s), {len(warnings)} warning(s), {len(results)} check(s)")
+    rows += [r.line() for r in failures]
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point: print the table, exit 1 on any failure."""
+    parser = argparse.ArgumentParser(prog="python -m recipes.legal.preflight", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="config name in configs/ (default: %(default)s)")
+    parser.add_argument("--dry-run", action="store_true", help="CPU box: missing GPUs / wandb key only warn")
+    parser.add_argument(
+        "--as-trainer",
+        action="store_true",
+        help="add the overrides the launch script adds (run name, $JUDGE_BASE_URL) before checking",
+    )
+    parser.add_argument("overrides", nargs="*", help="hydra overrides, as for the trainer")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("PREFLIGHT_LOG_LEVEL", "WARNING"))
+    overrides = list(args.overrides)
+    if args.as_trainer:
+        try:
+            overrides = trainer_overrides(compose_config(args.config, overrides), overrides, os.environ)
+        except ConfigError as exc:
+            sys.stdout.write(f"FAIL compose: {exc}\n")
+            return 1
+    results = run_preflight(args.config, overrides, dry_run=args.dry_run)
+    sys.stdout.write(format_table(results))
+    return 1 if any(r.status == FAIL for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Per-step reward metrics: aggregate the reward function's extra outputs per task and overall.
+
+verl 0.9.1 logs reward extras only at validation; recipes.legal.main_ppo calls this on every training batch.
+Keys are ``reward/<data_source>/<metric>`` and ``reward/overall/<metric>``, e.g. ``reward/legal/charge/score_mean``,
+``reward/overall/judge_latency_p95_ms``. A metric whose input key is missing (or holds no numbers) is skipped.
+
+Metrics (over the responses of the group; "judge calls" = responses with judge_called == 1, cache hits included):
+- ``count``: responses; ``score_mean``: mean ``score``; ``format_ok_rate``: mean ``format_ok``;
+  ``accuracy``: mean ``acc``; ``chinese_share_mean``: mean ``chinese_share`` (share of Chinese in the thinking);
+- ``judge_call_rate``: mean ``judge_called``;
+- over judge calls only: ``judge_failure_rate`` (mean ``judge_failed``), ``cache_hit_rate`` (mean ``cache_hit``),
+  ``judge_latency_mean_ms`` and ``judge_latency_p95_ms`` (``judge_latency_ms``; p95 with linear interpolation).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "reward"
+OVERALL = "overall"
+
+# metric name -> extras key, averaged over all responses of the group
+_MEANS: tuple[tuple[str, str], ...] = (
+    ("score_mean", "score"),
+    ("format_ok_rate", "format_ok"),
+    ("accuracy", "acc"),
+    ("judge_call_rate", "judge_called"),
+    ("chinese_share_mean", "chinese_share"),
+)
+# metric name -> extras key, averaged over the responses that called the judge
+_JUDGE_MEANS: tuple[tuple[str, str], ...] = (
+    ("judge_failure_rate", "judge_failed"),
+    ("cache_hit_rate", "cache_hit"),
+    ("judge_latency_mean_ms", "judge_latency_ms"),
+)
+
+
+def _as_float_array(values: Any) -> np.ndarray | None:
+    """Values as a float array (None -> NaN); None when they are not numbers."""
+    try:
+        items = list(values.tolist() if hasattr(values, "tolist") else values)
+    except TypeError:
+        return None
+    out = np.empty(len(items), dtype=float)
+    for i, item in enumerate(items):
+        if item is None:
+            out[i] = math.nan
+            continue
+        if isinstance(item, (str, bytes, dict, list, tuple)):
+            return None
+        try:
+            out[i] = float(item)
+        except (TypeError, ValueError):
+            return None
+    return out
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    """Mean over finite values; None when there are none."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else None
+
+
+def _group_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, float]:
+    """Metrics of the responses selected by mask."""
+    out: dict[str, float] = {"count": float(mask.sum())}
+    for name, key in _MEANS:
+        if key in extras:
+            value = _nanmean(extras[key][mask])
+            if value is not None:
+                out[name] = value
+    called_values = extras.get("judge_called")
+    if called_values is None:
+        return out
+    called = mask & (np.nan_to_num(called_values, nan=0.0) > 0.5)
+    if not called.any():
+        return out
+    for name, key in _JUDGE_MEANS:
+        if key in extras:
+            value = _nanmean(extras[key][called])
+            if value is not None:
+                out[name] = value
+    if "judge_latency_ms" in extras:
+        latency = extras["judge_latency_ms"][called]
+        latency = latency[np.isfinite(latency)]
+        if latency.size:
+            out["judge_latency_p95_ms"] = float(np.percentile(latency, 95))
+    return out
+
+
+def aggregate_step_metrics(
+    data_sources: Sequence[Any], extras: Mapping[str, Any], prefix: str = PREFIX
+) -> dict[str, float]:
+    """Per-task (data_source) and overall reward metrics for one training batch; missing keys are skipped."""
+    sources = [str(s) for s in (data_sources.tolist() if hasattr(data_sources, "tolist") else data_sources)]
+    n = len(sources)
+    if n == 0:
+        return {}
+    arrays: dict[str, np.ndarray] = {}
+    for key, values in extras.items():
+        array = _as_float_array(values)
+        if array is None:
+            continue
+        if array.shape != (n,):
+            logger.warning("reward extra %r has %d values for %d responses: skipped", key, array.size, n)
+            continue
+        arrays[key] = array
+    source_array = np.asarray(sources, dtype=object)
+    metrics: dict[str, float] = {}
+    groups = [(source, source_array == source) for source in sorted(set(sources))]
+    groups.append((OVERALL, np.ones(n, dtype=bool)))
+    for name, mask in groups:
+        for metric, value in _group_metrics(arrays, mask).items():
+            metrics[f"{prefix}/{name}/{metric}"] = value
+    return metrics
+
+
+def collect_reward_extras(extra_fields: Iterable[Any], key: str = "reward_extra_info") -> dict[str, list[Any]]:
+    """Columns of per-response reward extras from verl's per-sample ``extra_fields`` dicts (None where absent)."""
+    rows = [(field.get(key) if isinstance(field, Mapping) else None) or {} for field in extra_fields]
+    names: list[str] = []
+    for row in rows:
+        for name in row:
+            if name not in names:
+                names.append(name)
+    return {name: [row.get(name) for row in rows] for name in names}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Start the LLM judge (vllm serve) for a config's `judge:` section, wait for /health, say where it runs.
+# Does nothing when a healthy judge already answers on that host:port.
+#
+# Usage: bash scripts/serve_judge.sh [--config NAME] [--dry-run] [--port P] [--host H] [--gpus 7] [--model M]
+#                                    [hydra overrides, e.g. judge.max_model_len=4096]
+# Env (same meaning as the flags): JUDGE_PORT, JUDGE_HOST, JUDGE_GPUS, JUDGE_MODEL; JUDGE_API_KEY (or the variable
+# named by judge.api_key_env) is passed to vLLM as VLLM_API_KEY, never on the command line.
+# The server runs in the background (its own process group); its PID is in <log>.pid, its output in the log.
+# Stop it: kill -- -"$(cat logs/judge-8000.log.pid)"
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+config="${CONFIG:-legal_grpo}"
+dry_run=0
+overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) config="$2"; shift 2 ;;
+    --config=*) config="${1#*=}"; shift ;;
+    --dry-run) dry_run=1; shift ;;
+    --port) overrides+=("judge.port=$2"); shift 2 ;;
+    --host) overrides+=("judge.host=$2"); shift 2 ;;
+    --gpus) overrides+=("judge.gpus='$2'"); shift 2 ;;
+    --model) overrides+=("judge.model=$2"); shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) overrides+=("$1"); shift ;;
+  esac
+done
+
+# Python with hydra + verl (the project venv when present).
+if [ -x "$repo_root/.venv/bin/python" ]; then
+  export PATH="$repo_root/.venv/bin:$PATH"
+fi
+py="${PYTHON_BIN:-python3}"
+
+plan="$("$py" -m recipes.legal.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" || {
+  echo "[serve_judge] cannot read config '$config' (see the error above)" >&2; exit 2; }
+eval "$plan"
+
+if [ "$PLAN_JUDGE_MODE" != "external" ]; then
+  echo "[serve_judge] judge.mode=$PLAN_JUDGE_MODE in $PLAN_CONFIG: no vllm server to start"
+  exit 0
+fi
+
+api_key_env="${PLAN_JUDGE_API_KEY_ENV:-JUDGE_API_KEY}"
+health() { "$py" -m recipes.legal.commands health --api-key-env "$api_key_env" --timeout 2 "$PLAN_JUDGE_HEALTH_URL"; }
+
+if health; then
+  echo "[serve_judge] a healthy judge already answers at $PLAN_JUDGE_BASE_URL — nothing to do"
+  exit 0
+fi
+
+log="$PLAN_JUDGE_LOG"
+pid_file="$log.pid"
+if [ "$dry_run" -eq 1 ]; then
+  echo "[serve_judge] dry run: would start the judge on GPU(s) ${PLAN_JUDGE_GPUS:-<none>}, log $log:"
+  echo "CUDA_VISIBLE_DEVICES=$PLAN_JUDGE_GPUS $(printf '%q ' "${PLAN_VLLM_CMD[@]}")"
+  echo "[serve_judge] then wait up to ${PLAN_JUDGE_TIMEOUT_S}s for $PLAN_JUDGE_HEALTH_URL"
+  exit 0
+fi
+
+if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+  echo "[serve_judge] a judge we started earlier (pid $(cat "$pid_file")) is still loading; waiting for it"
+else
+  if [ -z "$PLAN_JUDGE_GPUS" ]; then
+    echo "[serve_judge] judge.gpus is empty — set judge.gpus (e.g. --gpus 7) or point JUDGE_BASE_URL at a server" >&2
+    exit 1
+  fi
+  if ! command -v "${PLAN_VLLM_CMD[0]}" >/dev/null 2>&1; then
+    echo "[serve_judge] '${PLAN_VLLM_CMD[0]}' not found — install the GPU stack (bash scripts/train_grpo.sh installs" \
+         ".[train]) or set VLLM=/path/to/vllm" >&2
+    exit 1
+  fi
+  mkdir -p "$(dirname "$log")"
+  echo "[serve_judge] starting $PLAN_JUDGE_MODEL on GPU(s) $PLAN_JUDGE_GPUS at $PLAN_JUDGE_BASE_URL (log: $log)"
+  # The key reaches vLLM through its environment (VLLM_API_KEY), not argv.
+  api_key="${!api_key_env:-}"
+  CUDA_VISIBLE_DEVICES="$PLAN_JUDGE_GPUS" VLLM_API_KEY="$api_key" \
+    setsid nohup "${PLAN_VLLM_CMD[@]}" >"$log" 2>&1 < /dev/null &
+  echo $! > "$pid_file"
+fi
+
+pid="$(cat "$pid_file")"
+deadline=$(( $(date +%s) + PLAN_JUDGE_TIMEOUT_S ))
+until health; do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "[serve_judge] the judge exited before answering /health — last lines of $log:" >&2
+    tail -n 20 "$log" >&2 || true
+    rm -f "$pid_file"
+    exit 1
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "[serve_judge] no /health answer after ${PLAN_JUDGE_TIMEOUT_S}s (still running as pid $pid; log $log)." \
+         "Raise judge.startup_timeout_s or check the log." >&2
+    exit 1
+  fi
+  sleep 5
+done
+echo "[serve_judge] judge ready: $PLAN_JUDGE_BASE_URL (model $PLAN_JUDGE_MODEL, GPU(s) $PLAN_JUDGE_GPUS, pid $pid," \
+     "log $log). Stop it: kill -- -$pid"

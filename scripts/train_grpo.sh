@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Train the legal GRPO recipe: set-up, data, preflight, judge, trainer — one command on a fresh GPU node.
+#
+# Usage: bash scripts/train_grpo.sh [--config NAME] [--dry-run] [--no-install] [hydra overrides...]
+#   --config NAME   a file in configs/ (default legal_grpo; see README "Configs")
+#   --dry-run       CPU is enough: prepare data if missing, run the preflight, print every command, exit 0 if
+#                   all checks pass (needs only what `bash scripts/test.sh` installs; never installs the GPU stack)
+#   --no-install    never create .venv / install .[train]
+# Env: RUN_NAME (reuse to resume) or RUN_TAG (suffix after -MMDD); NNODES>1 or RAY_ADDRESS -> `ray job submit`;
+#      JUDGE_BASE_URL (comma list of judge endpoints); WANDB_API_KEY or WANDB_MODE=offline; PYTHON_BIN.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+config="${CONFIG:-legal_grpo}"
+dry_run=0
+install=1
+overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) config="$2"; shift 2 ;;
+    --config=*) config="${1#*=}"; shift ;;
+    --dry-run) dry_run=1; shift ;;
+    --no-install) install=0; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) overrides+=("$1"); shift ;;
+  esac
+done
+say() { echo "[train_grpo] $*"; }
+die() { echo "[train_grpo] $*" >&2; exit 1; }
+
+# ---- set-up: the project venv first on PATH, so `python3` in every command below is the right one.
+venv="${VENV:-$repo_root/.venv}"
+[ -x "$venv/bin/python" ] && export PATH="$venv/bin:$PATH"
+py="${PYTHON_BIN:-python3}"
+export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
+
+if [ "$dry_run" -eq 1 ]; then
+  "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
+    || die "the dry run needs hydra + verl in '$py' — run \`bash scripts/test.sh\` once (installs the CPU stack)"
+elif ! "$py" -c "import verl, vllm, ray, hydra" >/dev/null 2>&1; then
+  [ "$install" -eq 1 ] || die "the training stack (verl[vllm], ray, hydra) is missing in '$py' and --no-install was given"
+  if ! command -v nvidia-smi >/dev/null 2>&1; then
+    say "no GPU here: not installing the GPU stack (use --dry-run to check the config on a CPU box)"
+    "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
+      || die "no GPU and no CPU stack in '$py' — run \`bash scripts/test.sh\`, then bash scripts/train_grpo.sh --dry-run"
+  else
+    say "installing the training stack into $venv: pip install -e '.[train]' (verl[vllm]==0.9.1, torch, vllm;"
+    say "several GB, typically 10-20 minutes)"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -e ".[train]"
+    export PATH="$venv/bin:$PATH"
+    py="${PYTHON_BIN:-python3}"
+  fi
+fi
+
+# ---- one composition -> every command (recipes/legal/commands.py).
+plan="$("$py" -m recipes.legal.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" \
+  || die "config '$config' does not compose with the given overrides (error above)"
+eval "$plan"
+
+# ---- data: prepare the shipped sample when the configured set is missing.
+if [ "$PLAN_DATA_MISSING" -eq 1 ]; then
+  if [ "${#PLAN_PREP_CMD[@]}" -gt 0 ]; then
+    say "data ${PLAN_DATA_FILES[*]} not found: preparing the shipped sample ($(wc -l < data/samples/cail2018_sample.jsonl)" \
+        "fictional cases) so a first run works. For real CAIL2018 data see README \"Real data\"."
+    say "$(printf '%q ' "${PLAN_PREP_CMD[@]}")"
+    "${PLAN_PREP_CMD[@]}"
+  else
+    say "data ${PLAN_DATA_FILES[*]} not found (not a <dir>/train.parquet + test.parquet pair: not preparing the sample)"
+  fi
+fi
+
+# ---- preflight (CPU, offline).
+gpus=0
+if command -v nvidia-smi >/dev/null 2>&1; then
+  gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)"
+fi
+preflight=("$py" -m recipes.legal.preflight --config "$PLAN_CONFIG")
+if [ "$dry_run" -eq 1 ] || [ "$gpus" -eq 0 ]; then
+  preflight+=(--dry-run)
+fi
+preflight+=(${PLAN_OVERRIDES[@]+"${PLAN_OVERRIDES[@]}"})
+say "preflight: $(printf '%q ' "${preflight[@]}")"
+set +e
+"${preflight[@]}"
+preflight_status=$?
+set -e
+
+if [ "$PLAN_MULTI_NODE" -eq 1 ]; then
+  commands=("$py -m recipes.legal.commands runtime-env --config $PLAN_CONFIG --output $PLAN_RUNTIME_ENV" \
+            "$(printf '%q ' "${PLAN_SUBMIT_CMD[@]}")")
+else
+  commands=()
+  if [ "$PLAN_JUDGE_MODE" = "external" ]; then
+    commands+=("CUDA_VISIBLE_DEVICES=$PLAN_JUDGE_GPUS $(printf '%q ' "${PLAN_VLLM_CMD[@]}")  # unless $PLAN_JUDGE_HEALTH_URL answers")
+  fi
+  commands+=("$(printf '%q ' "${PLAN_TRAINER_CMD[@]}")")
+fi
+
+if [ "$dry_run" -eq 1 ]; then
+  say "dry run: the commands a real run would execute:"
+  for c in "${commands[@]}"; do echo "  $c"; done
+  [ "$preflight_status" -eq 0 ] || die "preflight failed (see FAIL lines above)"
+  say "dry run OK"
+  exit 0
+fi
+[ "$preflight_status" -eq 0 ] || die "preflight failed (see FAIL lines above) — nothing was started"
+if [ "$gpus" -eq 0 ] && [ "$PLAN_MULTI_NODE" -eq 0 ]; then
+  die "no GPU found on this machine (nvidia-smi lists none): training needs $((PLAN_TRAIN_GPUS_PER_NODE + PLAN_JUDGE_GPUS_HERE)) GPU(s). Run on a GPU node, or use --dry-run to check the set-up here."
+fi
+
+# ---- multi-node: submit to the Ray cluster (judges come from JUDGE_BASE_URL / the config).
+if [ "$PLAN_MULTI_NODE" -eq 1 ]; then
+  "$py" -m recipes.legal.commands runtime-env --config "$PLAN_CONFIG" --output "$PLAN_RUNTIME_ENV"
+  say "submitting run $PLAN_RUNTIME_ENV / $PLAN_RUN_NAME: $(printf '%q ' "${PLAN_SUBMIT_CMD[@]}")"
+  exec "${PLAN_SUBMIT_CMD[@]}"
+fi
+
+# ---- single node: the judge (unless one answers), then the trainer on the other GPUs.
+started_judge_pid=""
+stop_judge() {
+  if [ -n "$started_judge_pid" ] && kill -0 "$started_judge_pid" 2>/dev/null; then
+    say "stopping the judge we started (pid $started_judge_pid)"
+    kill -- "-$started_judge_pid" 2>/dev/null || kill "$started_judge_pid" 2>/dev/null || true
+  fi
+}
+trap stop_judge EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ "$PLAN_JUDGE_MODE" = "external" ]; then
+  if "$py" -m recipes.legal.commands health --api-key-env "$PLAN_JUDGE_API_KEY_ENV" "$PLAN_JUDGE_HEALTH_URL"; then
+    say "judge already answers at $PLAN_JUDGE_BASE_URL: using it (not stopping it at the end)"
+  else
+    bash "$repo_root/scripts/serve_judge.sh" --config "$PLAN_CONFIG" ${PLAN_OVERRIDES[@]+"${PLAN_OVERRIDES[@]}"}
+    started_judge_pid="$(cat "$PLAN_JUDGE_LOG.pid")"
+  fi
+fi
+
+# The trainer sees only the GPUs the judge does not use.
+if [ -n "$PLAN_JUDGE_GPUS" ] && [ "$PLAN_JUDGE_MODE" = "external" ]; then
+  all_gpus="${CUDA_VISIBLE_DEVICES:-$(seq -s, 0 $((gpus - 1)))}"
+  train_gpus="$(echo "$all_gpus" | tr ',' '\n' | grep -vxF -f <(echo "$PLAN_JUDGE_GPUS" | tr ',' '\n') \
+    | head -n "$PLAN_TRAIN_GPUS_PER_NODE" | paste -sd, -)"
+  export CUDA_VISIBLE_DEVICES="$train_gpus"
+fi
+say "run $PLAN_RUN_NAME on GPU(s) ${CUDA_VISIBLE_DEVICES:-all}: $(printf '%q ' "${PLAN_TRAINER_CMD[@]}")"
+"${PLAN_TRAINER_CMD[@]}"

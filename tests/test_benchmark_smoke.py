@@ -1,0 +1,103 @@
+"""Smoke test of benchmarks/reward_throughput.py: a tiny run as a subprocess, checking its JSON (no timings)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCH = REPO_ROOT / "benchmarks" / "reward_throughput.py"
+CONTRACT_KEYS = (
+    "responses",
+    "judge_calls",
+    "unique_pairs_needing_judge",
+    "wall_s",
+    "ideal_s",
+    "ratio_to_ideal",
+    "naive_s",
+    "speedup_vs_naive",
+    "failures",
+    "fallbacks",
+)
+TINY = [
+    "--prompts",
+    "4",
+    "--n",
+    "4",
+    "--latency-ms",
+    "5",
+    "--server-concurrency",
+    "4",
+    "--workers",
+    "2",
+    "--naive-subset",
+    "8",
+    "--seed",
+    "0",
+    "--no-progress",
+]
+
+
+def run_bench(tmp_path: Path, extra: list[str]) -> tuple[dict, str]:
+    """Run the benchmark with TINY + extra args; return the JSON report and stdout."""
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), *TINY, *extra, "--json", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, f"benchmark failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return json.loads(out.read_text(encoding="utf-8")), proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "extra", "expect_fallbacks"),
+    [
+        # No injected errors, so no response may lack a judge result. Chunked dispatch keeps each GRPO group in
+        # one worker process, so the per-process dedup/cache must keep judge calls <= unique pairs.
+        ("chunked_no_errors", ["--dispatch", "chunked"], False),
+        # Default (stream) dispatch; half the judge requests answer 503 and the client may not retry: those
+        # responses fall back to rules. The server draws failures from random.Random(seed): same requests each run.
+        ("stream_injected_5xx", ["--fail-rate", "0.5", "--max-retries", "0"], True),
+    ],
+)
+def test_benchmark_reports_consistent_contract(tmp_path: Path, case: str, extra: list[str], expect_fallbacks: bool):
+    """Every contract key is there and the numbers agree with each other and with the run's arguments."""
+    report, stdout = run_bench(tmp_path, extra)
+    missing = [k for k in CONTRACT_KEYS if k not in report]
+    assert not missing, f"{case}: missing contract keys {missing}"
+    for key in CONTRACT_KEYS:
+        assert isinstance(report[key], (int, float)) and not isinstance(report[key], bool), (case, key, report[key])
+
+    assert report["responses"] == 4 * 4
+    assert report["scored"] == report["responses"], "every response must get a score"
+    unique = report["unique_pairs_needing_judge"]
+    assert 1 <= unique <= report["judge_called_responses"] <= report["responses"]
+    # Identical questions sent by different worker processes are counted as duplicate_calls.
+    assert 1 <= report["judge_calls"] - report["duplicate_calls"] <= unique
+    assert report["judge_requests"] >= report["judge_calls"]
+    if report["config"]["dispatch"] == "chunked":
+        assert report["judge_calls"] <= unique
+    assert report["ideal_s"] == pytest.approx(math.ceil(unique / 4) * 0.005)
+    assert report["ratio_to_ideal"] == pytest.approx(report["wall_s"] / report["ideal_s"])
+    assert report["naive_s"] == pytest.approx(report["naive_measured_s"] * 16 / 8)
+    assert report["speedup_vs_naive"] == pytest.approx(report["naive_s"] / report["wall_s"])
+    assert report["server"]["max_active_seen"] <= 4, "the loopback judge must respect --server-concurrency"
+    assert "ratio to ideal" in stdout
+
+    if expect_fallbacks:
+        assert report["fallbacks"] >= 1
+        assert report["fallbacks"] == report["failures"], "on_judge_error=rules: every failure is a fallback"
+        assert report["server"]["status_counts"].get("503", 0) >= 1
+        assert report["targets"]["zero_failures"] is False
+    else:
+        assert report["failures"] == 0 and report["fallbacks"] == 0
+        assert report["targets"]["zero_failures"] is True
+        assert report["server"]["status_counts"] == {"200": report["judge_requests"]}

@@ -1,0 +1,217 @@
+"""The exact commands the launch scripts run, built in one place (recipes.legal.commands)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
+
+from recipes.legal.commands import (
+    CONFIG_DIR,
+    FORWARD_ENV,
+    RUNTIME_ENV_TEMPLATE,
+    build_plan,
+    build_runtime_env,
+    health_url,
+    is_healthy,
+    main,
+    plan_to_bash,
+)
+
+DAY = dt.date(2025, 3, 12)
+PY = ["python3", "-m", "recipes.legal.main_ppo"]
+CFG = f"--config-path={CONFIG_DIR}"
+URL_KEY = "reward.custom_reward_function.reward_kwargs.judge_base_url"
+VLLM_DEFAULT = [
+    "vllm", "serve", "Qwen/Qwen2.5-7B-Instruct", "--served-model-name", "Qwen/Qwen2.5-7B-Instruct",
+    "--host", "127.0.0.1", "--port", "8000", "--tensor-parallel-size", "1", "--data-parallel-size", "1",
+    "--max-model-len", "8192", "--gpu-memory-utilization", "0.9",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "env", "expected"),
+    [
+        pytest.param(
+            "legal_grpo", [], {},
+            [*PY, CFG, "--config-name=legal_grpo", "trainer.experiment_name=legal-qwen2.5-7b-0312"],
+            id="default",
+        ),
+        pytest.param(
+            "configs/legal_grpo_rules.yaml", ["data.train_batch_size=14"], {"RUN_TAG": "-lr1e-6"},
+            [*PY, CFG, "--config-name=legal_grpo_rules", "data.train_batch_size=14",
+             "trainer.experiment_name=legal-rules-qwen2.5-7b-0312-lr1e-6"],
+            id="rules-tag-override",
+        ),
+        pytest.param(
+            "legal_grpo", ["trainer.experiment_name=mine"], {"RUN_NAME": "ignored"},
+            [*PY, CFG, "--config-name=legal_grpo", "trainer.experiment_name=mine"],
+            id="user-run-name-wins",
+        ),
+        pytest.param(
+            "legal_grpo", [], {"RUN_NAME": "legal-qwen2.5-7b-0301"},
+            [*PY, CFG, "--config-name=legal_grpo", "trainer.experiment_name=legal-qwen2.5-7b-0301"],
+            id="resume-by-run-name",
+        ),
+        pytest.param(
+            "legal_grpo", [], {"JUDGE_BASE_URL": "http://10.0.0.5:8000/v1"},
+            [*PY, CFG, "--config-name=legal_grpo", "trainer.experiment_name=legal-qwen2.5-7b-0312",
+             f"{URL_KEY}='http://10.0.0.5:8000/v1'"],
+            id="one-judge-from-env",
+        ),
+        pytest.param(
+            "legal_grpo", [], {"JUDGE_BASE_URL": "http://a:8000/v1, http://b:8001/v1"},
+            [*PY, CFG, "--config-name=legal_grpo", "trainer.experiment_name=legal-qwen2.5-7b-0312",
+             f"{URL_KEY}='http://a:8000/v1,http://b:8001/v1'"],
+            id="two-judges-from-env",
+        ),
+        pytest.param(
+            "legal_grpo_rules", [], {"JUDGE_BASE_URL": "http://a:8000/v1"},
+            [*PY, CFG, "--config-name=legal_grpo_rules", "trainer.experiment_name=legal-rules-qwen2.5-7b-0312"],
+            id="rules-ignores-judge-env",
+        ),
+        pytest.param(
+            "legal_grpo", [], {"JUDGE_PORT": "8100"},
+            [*PY, CFG, "--config-name=legal_grpo", "judge.port='8100'",
+             "trainer.experiment_name=legal-qwen2.5-7b-0312"],
+            id="judge-port-from-env",
+        ),
+    ],
+)  # fmt: skip
+def test_trainer_command(config: str, overrides: list[str], env: dict, expected: list[str]) -> None:
+    """Single node: the trainer command, with run name and judge endpoints from the environment."""
+    plan = build_plan(config, overrides, env, today=DAY)
+    assert plan.trainer_cmd == expected
+    assert not plan.multi_node
+
+
+def test_judge_url_override_reaches_the_reward_kwargs() -> None:
+    """The quoted comma list composes into reward_kwargs as one string the judge client splits."""
+    from recipes.legal.commands import compose_config
+
+    plan = build_plan("legal_grpo", [], {"JUDGE_BASE_URL": "http://a:8000/v1,http://b:8001/v1"}, today=DAY)
+    cfg = compose_config("legal_grpo", plan.overrides)
+    assert cfg.reward.custom_reward_function.reward_kwargs.judge_base_url == "http://a:8000/v1,http://b:8001/v1"
+    assert plan.judge_urls == ["http://a:8000/v1", "http://b:8001/v1"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "env", "expected", "gpus"),
+    [
+        pytest.param([], {}, VLLM_DEFAULT, ("7",), id="default"),
+        pytest.param(
+            ["judge.port=9001", "judge.tensor_parallel_size=2", "judge.gpus='6,7'", "judge.host=0.0.0.0"], {},
+            [*VLLM_DEFAULT[:5], "--host", "0.0.0.0", "--port", "9001", "--tensor-parallel-size", "2",
+             *VLLM_DEFAULT[11:]],
+            ("6", "7"), id="two-gpus-wildcard-bind",
+        ),
+        pytest.param(
+            [], {"JUDGE_MODEL": "/models/qwen-judge", "JUDGE_GPUS": "3", "VLLM": "/opt/vllm/bin/vllm"},
+            ["/opt/vllm/bin/vllm", "serve", "/models/qwen-judge", "--served-model-name", "/models/qwen-judge",
+             *VLLM_DEFAULT[5:]],
+            ("3",), id="env-model-gpus-binary",
+        ),
+    ],
+)  # fmt: skip
+def test_vllm_serve_command(overrides: list[str], env: dict, expected: list[str], gpus: tuple) -> None:
+    """The judge server command from the judge section (no API key on the command line)."""
+    plan = build_plan("legal_grpo", overrides, env, today=DAY)
+    assert plan.vllm_cmd == expected
+    assert plan.judge.gpus == gpus
+    assert not any("api-key" in arg for arg in plan.vllm_cmd)
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "address", "multi"),
+    [
+        pytest.param("legal_grpo", {"NNODES": "2"}, "http://127.0.0.1:8265", True, id="nnodes"),
+        pytest.param("legal_grpo", {"RAY_ADDRESS": "http://head:8265"}, "http://head:8265", True, id="ray-address"),
+        pytest.param("legal_grpo_multinode", {"LEGAL_SHARED_DIR": "/shared"}, "http://127.0.0.1:8265", True,
+                     id="multinode-config"),
+        pytest.param("legal_grpo", {}, "http://127.0.0.1:8265", False, id="single-node"),
+    ],
+)  # fmt: skip
+def test_ray_job_submit_command(config: str, env: dict, address: str, multi: bool) -> None:
+    """Multi-node: `ray job submit` with our runtime env and the repo as working dir; no absolute config path."""
+    plan = build_plan(config, [], {**env, "RUN_NAME": "r1", "JUDGE_BASE_URL": "http://j1:8000/v1,http://j2:8000/v1"})
+    name = Path(config).stem
+    assert plan.multi_node is multi
+    assert plan.submit_cmd == [
+        "ray", "job", "submit", f"--address={address}", "--runtime-env=outputs/runtime_env.r1.yaml",
+        "--working-dir", ".", "--",
+        "python3", "-m", "recipes.legal.main_ppo", f"--config-name={name}", "trainer.experiment_name=r1",
+        f"{URL_KEY}='http://j1:8000/v1,http://j2:8000/v1'",
+    ]  # fmt: skip
+    assert plan.judge_gpus_here == (0 if multi else 1)
+
+
+def test_runtime_env_forwards_only_set_allowlisted_vars() -> None:
+    """The generated runtime env = template + forwarded variables that are set; nothing else from the shell."""
+    env = {"JUDGE_BASE_URL": "http://j:8000/v1", "WANDB_API_KEY": "k", "WANDB_MODE": "", "SECRET_OTHER": "x"}
+    data = build_runtime_env(RUNTIME_ENV_TEMPLATE, env)
+    template = yaml.safe_load(RUNTIME_ENV_TEMPLATE.read_text(encoding="utf-8"))
+    assert data["excludes"] == template["excludes"]
+    assert {".venv/", "checkpoints/", "data/prepared/"} <= set(data["excludes"])
+    assert data["env_vars"] == {**template["env_vars"], "JUDGE_BASE_URL": "http://j:8000/v1", "WANDB_API_KEY": "k"}
+    assert "SECRET_OTHER" not in FORWARD_ENV and "working_dir" not in data
+
+
+def test_runtime_env_cli_writes_private_file(tmp_path: Path) -> None:
+    """`commands runtime-env` writes the file with mode 600 (it may hold keys)."""
+    out = tmp_path / "rt.yaml"
+    assert main(["runtime-env", "--output", str(out)], environ={"WANDB_API_KEY": "k"}) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert yaml.safe_load(out.read_text())["env_vars"]["WANDB_API_KEY"] == "k"
+
+
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [
+        ("trainer", f"python3 -m recipes.legal.main_ppo {CFG} --config-name=legal_grpo trainer.experiment_name=x"),
+        ("vllm", " ".join(VLLM_DEFAULT)),
+        ("ray-submit", "ray job submit --address=http://127.0.0.1:8265 --runtime-env=outputs/runtime_env.x.yaml "
+                       "--working-dir . -- python3 -m recipes.legal.main_ppo --config-name=legal_grpo "
+                       "trainer.experiment_name=x"),
+    ],
+)  # fmt: skip
+def test_cli_prints_the_command(what: str, expected: str, capsys: pytest.CaptureFixture) -> None:
+    """`python -m recipes.legal.commands <what>` prints the shell-quoted command."""
+    assert main([what, "--config", "legal_grpo"], environ={"RUN_NAME": "x"}) == 0
+    assert capsys.readouterr().out.strip() == expected
+
+
+def test_cli_unknown_config_is_one_line_error(capsys: pytest.CaptureFixture) -> None:
+    """A config name that does not exist names the known ones."""
+    assert main(["trainer", "--config", "nope"], environ={}) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "nope" in err and "legal_grpo_smoke" in err
+
+
+def test_plan_round_trips_through_bash() -> None:
+    """The scripts `eval` the plan: arrays come back arg for arg."""
+    plan = build_plan("legal_grpo", ["data.train_files=/tmp/a b/train.parquet"], {"RUN_NAME": "r"}, today=DAY)
+    script = plan_to_bash(plan) + 'printf "%s\\n" "${PLAN_TRAINER_CMD[@]}"; echo "$PLAN_JUDGE_HEALTH_URL"'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [*plan.trainer_cmd, "http://127.0.0.1:8000/health"]
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [("http://h:8000/v1", "http://h:8000/health"), ("http://h:8000/v1/", "http://h:8000/health"),
+     ("http://h:8000", "http://h:8000/health")],
+)  # fmt: skip
+def test_health_url(base: str, expected: str) -> None:
+    """vLLM's /health sits at the server root."""
+    assert health_url(base) == expected
+
+
+def test_health_probe_against_loopback_judge(judge_server) -> None:  # noqa: F811
+    """A live server answers /health; a closed port does not (within the timeout)."""
+    server = judge_server()
+    assert is_healthy(f"{server.url}/health", timeout_s=2.0)
+    server.stop()
+    assert not is_healthy(f"{server.url}/health", timeout_s=0.5)

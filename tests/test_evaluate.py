@@ -1,0 +1,489 @@
+"""recipes.legal.evaluate end to end: bad input, metrics worked out by hand, report, compare, the --model path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers.judge_fixtures import judge_server  # noqa: F401  (fixture; harmless once conftest re-exports it)
+
+from recipes.legal import evaluate as E
+from recipes.legal import metrics as M
+from recipes.legal import report as R
+from rewards.format import check_format, extract_answer
+
+REPO = Path(__file__).resolve().parents[1]
+VERDICT_7 = "被告人张某犯盗窃罪，判处有期徒刑六个月，并处罚金人民币二千元。"
+VERDICT_8 = "被告人李某犯诈骗罪，判处有期徒刑一年，并处罚金人民币五千元。"
+
+# index → (task, gold text, charges, articles, term_kind, term_months)
+ITEMS = {
+    0: ("charge", "盗窃罪", ["盗窃罪"], [264], "fixed", 6),
+    1: ("charge", "盗窃罪、诈骗罪", ["盗窃罪", "诈骗罪"], [264, 266], "fixed", 10),
+    2: ("article", "第二百六十四条", ["盗窃罪"], [264], "fixed", 6),
+    3: ("article", "第二百六十四条、第六十七条", ["盗窃罪"], [264, 67], "fixed", 10),
+    4: ("term", "有期徒刑六个月", ["盗窃罪"], [264], "fixed", 6),
+    5: ("term", "无期徒刑", ["故意杀人罪"], [232], "life", 0),
+    6: ("term", "有期徒刑一年", ["盗窃罪"], [264], "fixed", 12),
+    7: ("verdict", VERDICT_7, ["盗窃罪"], [264], "fixed", 6),
+    8: ("verdict", VERDICT_8, ["诈骗罪"], [266], "fixed", 12),
+}
+
+
+def make_row(index: int) -> dict:
+    """A parquet row in the data contract's schema."""
+    task, gold, charges, articles, kind, months = ITEMS[index]
+    return {
+        "data_source": f"legal/{task}",
+        "prompt": [{"role": "user", "content": f"案件事实{index}。请预测。"}],
+        "ability": "legal",
+        "reward_model": {"style": "rule", "ground_truth": gold},
+        "extra_info": {
+            "index": index, "task": task, "charges": charges, "articles": articles, "term_kind": kind,
+            "term_months": months, "fine": 2000, "verdict": VERDICT_7, "split": "test", "case_id": f"case-{index}",
+        },
+    }
+
+
+@pytest.fixture
+def data_path(tmp_path: Path) -> Path:
+    """A tiny test.parquet built here (independent of data.prepare)."""
+    path = tmp_path / "test.parquet"
+    pq.write_table(pa.Table.from_pylist([make_row(i) for i in ITEMS]), path)
+    return path
+
+
+def ans(text: str) -> str:
+    """A well-formatted response (the template opens <think>) answering text."""
+    return f"想一想</think><answer>{text}</answer>"
+
+
+# (index, response); index 0, 5 and 7 have two responses each.
+PREDICTIONS = [
+    (0, ans("盗窃罪")),
+    (0, ans("诈骗罪")),
+    (1, ans("盗窃罪")),
+    (2, ans("第二百六十四条")),
+    (3, ans("第264条、第67条、第72条")),
+    (4, ans("有期徒刑八个月")),
+    (5, ans("无期徒刑")),
+    (5, ans("有期徒刑十五年")),
+    (6, "随便想想</think>没有答案"),  # no answer block: format fails, unparseable
+    (7, ans("好，对")),
+    (7, ans("好")),
+    (8, ans("差")),
+]
+
+
+def write_predictions(path: Path, extra_lines: list[str] = ()) -> Path:
+    """PREDICTIONS as JSONL (+ raw extra lines)."""
+    lines = [
+        json.dumps({"index": i, "data_source": f"legal/{ITEMS[i][0]}", "response": r}, ensure_ascii=False)
+        for i, r in PREDICTIONS
+    ]
+    path.write_text("\n".join([*lines, *extra_lines]) + "\n", encoding="utf-8")
+    return path
+
+
+async def fake_compute_score(data_source, solution_str, ground_truth, extra_info=None, mode="rules", **kwargs):
+    """A stand-in reward with hand-checkable values: format −1/0; verdict judge/rules grades from marker words.
+
+    verdict, judge mode: +2 when the answer has 好, else −2 (judge_called); rules mode: +2 when it has 好 and 对.
+    Other tasks: task_score 0. score = task_score + (0 if format ok else −1).
+    """
+    fmt = check_format(solution_str)
+    answer = extract_answer(solution_str) or ""
+    judge = data_source == "legal/verdict" and mode != "rules"
+    task_score = 0.0
+    if data_source == "legal/verdict":
+        good = "好" in answer if judge else ("好" in answer and "对" in answer)
+        task_score = 2.0 if good else -2.0
+    return {
+        "score": task_score + (0.0 if fmt else -1.0), "format_ok": int(fmt), "format_score": 0.0 if fmt else -1.0,
+        "task_score": task_score, "acc": float(task_score == 2.0), "judge_called": int(judge), "judge_failed": 0,
+        "judge_latency_ms": 0.0, "cache_hit": 0,
+    }
+
+
+def evaluate_with_fake(data_path: Path, pred_path: Path, mode: str, monkeypatch) -> tuple[dict, list[dict]]:
+    """Load, score with fake_compute_score, compute metrics (rules grades come from the fake in rules mode)."""
+    monkeypatch.setattr(E, "_rules_grader", lambda: None)
+    data = E.load_data(data_path)
+    loaded = E.load_predictions(pred_path, data)
+    records = asyncio.run(
+        E.score_all(loaded.predictions, data, mode, {"mode": mode}, concurrency=4, compute_score=fake_compute_score)
+    )
+    return E.compute_metrics(records, data), records
+
+
+def test_metrics_by_hand_judge_mode(data_path, tmp_path, monkeypatch):
+    """Every task's metrics on PREDICTIONS, each worked out by hand (multi-response items averaged per item)."""
+    metrics, records = evaluate_with_fake(data_path, write_predictions(tmp_path / "p.jsonl"), "judge", monkeypatch)
+    assert len(records) == 12
+    ch = metrics["charge"]
+    # item 0: responses {盗窃罪} (exact) and {诈骗罪} (wrong) → accuracy ½, set F1 ½; item 1: {盗窃罪} vs
+    # {盗窃罪, 诈骗罪} → not exact, F1 = 2·1·½/1.5 = 2/3.  accuracy = (½ + 0)/2 = ¼; set_f1 = (½ + ⅔)/2 = 7/12.
+    assert (ch["n_items"], ch["n_responses"]) == (2, 3)
+    assert ch["accuracy"] == pytest.approx(0.25)
+    assert ch["set_f1"] == pytest.approx(7 / 12)
+    # CAIL, weights ½, ½, 1: 盗窃罪 TP ½+1 = 1.5, FN ½ → P 1, R ¾ → F1 6/7; 诈骗罪 FP ½, FN 1 → F1 0.
+    # micro: TP 1.5, FP ½, FN 1.5 → P ¾, R ½ → F1 0.6; macro (6/7 + 0)/2 = 3/7; score (0.6 + 3/7)/2 × 100 = 360/7.
+    assert ch["cail_micro_f1"] == pytest.approx(0.6)
+    assert ch["cail_macro_f1"] == pytest.approx(3 / 7)
+    assert ch["cail_score"] == pytest.approx(360 / 7)
+    ar = metrics["article"]
+    # item 2: {264} exact, F1 1; item 3: {264, 67, 72} vs {264, 67} → P ⅔, R 1 → F1 0.8.
+    # accuracy (1 + 0)/2 = ½; set_f1 (1 + 0.8)/2 = 0.9; CAIL: 264 TP 2, 67 TP 1, 72 FP 1 → macro (1+1+0)/3 = ⅔,
+    # micro TP 3, FP 1 → P ¾, R 1 → 6/7; score (6/7 + ⅔)/2 × 100 = 1600/21.
+    assert ar["accuracy"] == pytest.approx(0.5)
+    assert ar["set_f1"] == pytest.approx(0.9)
+    assert ar["cail_score"] == pytest.approx(1600 / 21)
+    te = metrics["term"]
+    # item 4: gold 6, pred 8 → |err| 2, v = ln(9/7) = 0.251 → CAIL 0.8, LawBench distance ln(9/7)
+    # item 5 (life): 无期徒刑 → kind ok, CAIL 1; 十五年 → kind wrong, CAIL 0 → item means ½ and ½; LawBench skips it
+    # item 6: gold 12, no answer → CAIL 0, LawBench ln 216, no months error (unparseable)
+    assert te["mae_months"] == pytest.approx(2.0)
+    assert te["mae_items"] == 1
+    assert te["kind_accuracy"] == pytest.approx(0.5)
+    assert te["cail_term_score"] == pytest.approx((0.8 + 0.5 + 0.0) / 3 * 100)
+    assert te["lawbench_term_score"] == pytest.approx((0.5 - math.log(9 / 7) / (2 * math.log(216))) * 100)
+    assert te["accuracy"] == pytest.approx((0 + 0.5 + 0) / 3)  # only 无期徒刑 for item 5 is exact
+    assert te["unparseable"] == 1
+    # format: item 6 fails → term format_ok_rate ⅔, term mean reward (0 + 0 − 1)/3
+    assert te["format_ok_rate"] == pytest.approx(2 / 3)
+    assert te["mean_reward"] == pytest.approx(-1 / 3)
+    ve = metrics["verdict"]
+    # judge: item 7 → 好对 +2, 好 +2 → item mean 2; item 8 → 差 −2.  judge_score_mean (2 − 2)/2 = 0.
+    # rules: 好对 +2 (agree), 好 −2 (disagree), 差 −2 (agree) → agreement 2/3 over 3 responses with both grades.
+    assert ve["judge_score_mean"] == pytest.approx(0.0)
+    assert ve["judge_rules_agreement"] == pytest.approx(2 / 3)
+    assert ve["judge_rules_pairs"] == 3
+    assert ve["judge_calls"] == 3
+    ov = metrics["overall"]
+    # 9 items, 12 responses; items' mean reward: verdict 2 and −2, term item 6 −1, others 0 → −1/9
+    assert (ov["n_items"], ov["n_responses"], ov["items_without_prediction"]) == (9, 12, 0)
+    assert ov["mean_reward"] == pytest.approx(-1 / 9)
+    assert ov["format_ok_rate"] == pytest.approx(8 / 9)
+    assert ov["judge_calls_per_response"] == pytest.approx(3 / 12)
+
+
+def test_metrics_rules_mode_has_no_agreement(data_path, tmp_path, monkeypatch):
+    """Rules mode: verdict grades are the rules grades; no judge → no agreement pairs."""
+    metrics, _ = evaluate_with_fake(data_path, write_predictions(tmp_path / "p.jsonl"), "rules", monkeypatch)
+    ve = metrics["verdict"]
+    # rules: item 7 → (+2 − 2)/2 = 0; item 8 → −2; mean −1
+    assert ve["judge_score_mean"] == pytest.approx(-1.0)
+    assert ve["judge_rules_agreement"] is None
+    assert ve["judge_rules_pairs"] == 0
+    assert metrics["overall"]["judge_calls"] == 0
+
+
+BAD_LINES = [
+    json.dumps({"index": 99, "data_source": "legal/charge", "response": ans("盗窃罪")}),  # line 13: unknown index
+    json.dumps({"index": 2, "data_source": "legal/article", "response": ans("第二百六十四条")}, ensure_ascii=False),
+    "{not json",  # line 15: malformed
+    json.dumps({"index": 2, "data_source": "legal/term", "response": ans("x")}),  # line 16: mismatch
+    json.dumps({"index": 3, "data_source": "legal/article", "response": "   "}),  # line 17: empty (scored)
+    json.dumps({"index": 3, "data_source": "legal/article"}),  # line 18: missing response
+    json.dumps([1, 2]),  # line 19: not an object
+    json.dumps({"index": 0, "data_source": "legal/charge", "response": ans("盗窃罪"), "sample": 3}),  # distinct sample
+]
+
+
+def test_bad_input_counted(data_path, tmp_path):
+    """Bad lines are counted by reason; duplicates skip; a repeated response with a new sample id is kept."""
+    data = E.load_data(data_path)
+    loaded = E.load_predictions(write_predictions(tmp_path / "p.jsonl", BAD_LINES), data)
+    assert dict(loaded.skipped) == {
+        "unknown_index": 1, "duplicate": 1, "malformed_json": 2, "data_source_mismatch": 1, "missing_field": 1,
+    }
+    assert loaded.empty_responses == 1
+    # 12 good + the empty one + the distinct-sample one
+    assert len(loaded.predictions) == 14
+    assert [(i["line"], i["reason"]) for i in loaded.issues] == [
+        (13, "unknown_index"), (14, "duplicate"), (15, "malformed_json"), (16, "data_source_mismatch"),
+        (17, "empty_response"), (18, "missing_field"), (19, "malformed_json"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        (BAD_LINES[0], r"line 13: unknown_index: index 99"),
+        (BAD_LINES[1], r"line 13: duplicate"),
+        (BAD_LINES[2], r"line 13: malformed_json"),
+        (BAD_LINES[3], r"line 13: data_source_mismatch"),
+        (BAD_LINES[4], r"line 13: empty_response"),
+        (BAD_LINES[5], r"line 13: missing_field"),
+    ],
+)
+def test_bad_input_strict(data_path, tmp_path, bad_line, message):
+    """--strict: the first bad line is an error naming the file line."""
+    data = E.load_data(data_path)
+    with pytest.raises(E.EvaluationInputError, match=message):
+        E.load_predictions(write_predictions(tmp_path / "p.jsonl", [bad_line]), data, strict=True)
+
+
+def test_report_and_compare_from_records(data_path, tmp_path, monkeypatch):
+    """report.md has a table per task and the three PNGs; compare puts two runs side by side with bar charts."""
+    pred = write_predictions(tmp_path / "p.jsonl")
+    for name, mode in (("base", "rules"), ("step400", "judge")):
+        metrics, records = evaluate_with_fake(data_path, pred, mode, monkeypatch)
+        metrics["overall"].update(name=name, mode=mode, mode_requested=mode)
+        out = tmp_path / name
+        R.write_report(out, metrics, records)
+        (out / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+        text = (out / "report.md").read_text(encoding="utf-8")
+        for title in R.TASK_TITLES.values():
+            assert f"## {title}" in text
+        assert "| CAIL2018 score ((micro+macro F1)/2 ×100) | 51.43 |" in text  # 360/7
+        assert "| mean absolute error (months, month-count golds) | 2.00 |" in text
+        for png in ("score_distribution.png", "term_error_hist.png", "charge_confusion.png"):
+            assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    compare = R.compare_reports([tmp_path / "base", tmp_path / "step400"], tmp_path / "cmp")
+    text = compare.read_text(encoding="utf-8")
+    assert "| metric | base | step400 |" in text
+    assert "| mean judge score (−2 … +2) | -1.00 | 0.00 |" in text
+    for task in E.TASKS:
+        assert (tmp_path / "cmp" / f"compare_{task}.png").exists()
+
+
+def test_charge_confusion_counts(data_path, tmp_path, monkeypatch):
+    """Confusion of PREDICTIONS: 盗窃罪 row gets ½ (item 0 hit) + ½ (miss → 诈骗罪) + 1 (item 1 hit)."""
+    _, records = evaluate_with_fake(data_path, write_predictions(tmp_path / "p.jsonl"), "rules", monkeypatch)
+    rows, cols, matrix = R.charge_confusion(records)
+    assert rows == ["盗窃罪", "诈骗罪"]  # 盗窃罪 gold in 3 responses, 诈骗罪 in 1
+    assert cols == ["盗窃罪", "诈骗罪", "其他", "无"]
+    # 盗窃罪: hit ½ (item 0, resp 1) + hit 1 (item 1); miss ½ predicted 诈骗罪 (item 0, resp 2)
+    assert matrix[0] == pytest.approx([1.5, 0.5, 0.0, 0.0])
+    # 诈骗罪 (item 1, weight 1): predicted only 盗窃罪 → column 盗窃罪
+    assert matrix[1] == pytest.approx([1.0, 0.0, 0.0, 0.0])
+
+
+R1_ZERO = (
+    "{% for message in messages %}A conversation between User and Assistant. User: {{ message['content'] }}"
+    "{% endfor %}{% if add_generation_prompt %} Assistant: <think>{% endif %}"
+)
+
+
+def test_generation_request_without_vllm(data_path, tiny_tokenizer):
+    """LLM/SamplingParams kwargs come from the YAML; prompts render with the training template (jinja or tokenizer)."""
+    template = E.load_chat_template("legal_grpo", [f"actor_rollout_ref.model.custom_chat_template={R1_ZERO!r}"])
+    rows = list(E.load_data(data_path).values())[:2]
+    sampling = E.load_sampling_config()
+    llm_kwargs, sampling_kwargs, prompts = E.build_generation_request("/models/qwen", rows, sampling, template)
+    assert llm_kwargs["model"] == "/models/qwen"
+    assert llm_kwargs["tensor_parallel_size"] == sampling["llm"]["tensor_parallel_size"]
+    assert sampling_kwargs == sampling["sampling"]
+    assert sampling_kwargs["temperature"] == 0.0 and sampling_kwargs["n"] == 1
+    expected = "A conversation between User and Assistant. User: 案件事实0。请预测。 Assistant: <think>"
+    assert prompts[0] == expected
+    _, _, via_tokenizer = E.build_generation_request("/m", rows, sampling, template, tokenizer=tiny_tokenizer)
+    assert via_tokenizer == prompts
+
+
+def test_training_template_is_readable():
+    """The training config's custom_chat_template renders the R1-zero prompt ending in <think>."""
+    prompt = E.render_prompts([make_row(0)], E.load_chat_template())[0]
+    assert "案件事实0。请预测。" in prompt
+    assert prompt.endswith("<think>")
+
+
+def test_training_template_missing_is_a_clear_error():
+    """A config without a chat template cannot render evaluation prompts: the error names the key."""
+    with pytest.raises(E.EvaluationInputError, match="custom_chat_template is not set"):
+        E.load_chat_template("legal_grpo", ["actor_rollout_ref.model.custom_chat_template=null"])
+
+
+def test_model_without_vllm_fails_clearly(data_path, tmp_path):
+    """--model on a machine without vLLM: exit code 2 and a message that says what to do."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "recipes.legal.evaluate", "--data", str(data_path), "--model", "/models/x",
+         "--out", str(tmp_path / "r")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--model needs vLLM" in proc.stderr and "--predictions" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "url", "effective", "noted"),
+    [("rules", None, "rules", False), ("judge", None, "rules", True), ("hybrid", None, "rules", True),
+     ("judge", "http://127.0.0.1:1/v1", "judge", False), ("hybrid", "http://127.0.0.1:1/v1", "hybrid", False)],
+)
+def test_resolve_mode(monkeypatch, mode, url, effective, noted):
+    """Judge modes without a judge URL fall back to rules and say so."""
+    monkeypatch.delenv("JUDGE_BASE_URL", raising=False)
+    got, note = E.resolve_mode(mode, url)
+    assert got == effective
+    assert bool(note) == noted
+
+
+# ------------------------------------------------------------------ end to end on the shipped sample (real reward)
+CONTRACT_KEYS = {
+    "charge": {"n_items", "n_responses", "format_ok_rate", "mean_reward", "accuracy", "set_f1", "cail_score",
+               "unparseable", "judge_failures"},
+    "article": {"n_items", "n_responses", "format_ok_rate", "mean_reward", "accuracy", "set_f1", "cail_score",
+                "unparseable", "judge_failures"},
+    "term": {"n_items", "n_responses", "format_ok_rate", "mean_reward", "mae_months", "kind_accuracy",
+             "cail_term_score", "lawbench_term_score", "unparseable", "judge_failures"},
+    "verdict": {"n_items", "n_responses", "format_ok_rate", "mean_reward", "judge_score_mean",
+                "judge_rules_agreement", "unparseable", "judge_failures"},
+}
+WRONG_CHARGES = ("放火罪", "盗窃罪")
+WRONG_ARTICLES = (1, 2)
+
+
+@pytest.fixture(scope="module")
+def sample_test_parquet(tmp_path_factory) -> Path:
+    """data.prepare on the shipped CAIL2018 sample → test.parquet."""
+    out = tmp_path_factory.mktemp("prepared")
+    proc = subprocess.run(
+        [sys.executable, "-m", "data.prepare", "--source", "cail2018", "--input",
+         "data/samples/cail2018_sample.jsonl", "--output", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out / "test.parquet"
+
+
+def wrong_answer(row: dict) -> str:
+    """An answer certainly wrong for the row's task."""
+    task, extra = row["data_source"].split("/")[1], row["extra_info"]
+    if task == "charge":
+        return next(c for c in WRONG_CHARGES if c not in extra["charges"])
+    if task == "article":
+        return f"第{next(a for a in WRONG_ARTICLES if a not in extra['articles'])}条"
+    if task == "term":
+        return "死刑" if extra["term_kind"] != "death" else "有期徒刑一年"
+    return "被告人无罪。"
+
+
+def sample_predictions(parquet: Path, path: Path) -> tuple[list[dict], list[bool]]:
+    """Gold answers for every other item of each task, wrong ones between (+ one unknown index, one malformed line)."""
+    rows = pq.read_table(parquet).to_pylist()
+    seen: Counter = Counter()
+    right = []
+    for row in rows:  # alternate right/wrong within each task
+        right.append(seen[row["data_source"]] % 2 == 0)
+        seen[row["data_source"]] += 1
+    lines = []
+    for row, ok in zip(rows, right, strict=True):
+        text = row["reward_model"]["ground_truth"] if ok else wrong_answer(row)
+        lines.append({"index": row["extra_info"]["index"], "data_source": row["data_source"],
+                      "response": ans(text)})
+    body = [json.dumps(x, ensure_ascii=False) for x in lines]
+    body += [json.dumps({"index": 10**9, "data_source": "legal/charge", "response": ans("x")}), "{oops"]
+    path.write_text("\n".join(body) + "\n", encoding="utf-8")
+    return rows, right
+
+
+def expected_set_metrics(rows, right, task: str) -> tuple[float, float]:
+    """(accuracy, CAIL score) for gold/wrong answers: right items are exact, wrong ones disjoint."""
+    field = "charges" if task == "charge" else "articles"
+    pairs = [
+        (set(r["extra_info"][field]), ok)
+        for r, ok in zip(rows, right, strict=True)
+        if r["data_source"] == f"legal/{task}"
+    ]
+    golds = [g for g, _ in pairs]
+    preds = []
+    for g, ok in pairs:
+        if ok:
+            preds.append(g)
+        elif task == "charge":
+            preds.append({next(c for c in WRONG_CHARGES if c not in g)})
+        else:
+            preds.append({next(a for a in WRONG_ARTICLES if a not in g)})
+    from recipes.legal.charges import normalize_charges
+
+    if task == "charge":
+        golds = [set(normalize_charges(g)) for g in golds]
+        preds = [set(normalize_charges(p)) for p in preds]
+    return sum(ok for _, ok in pairs) / len(pairs), M.cail_f1(golds, preds)["score"]
+
+
+def test_end_to_end_rules_mode(sample_test_parquet, tmp_path):
+    """evaluate --mode rules on the prepared sample: metrics.json, scores.jsonl, report.md and PNGs."""
+    rows, right = sample_predictions(sample_test_parquet, tmp_path / "pred.jsonl")
+    out = tmp_path / "report"
+    code = E.main(["--data", str(sample_test_parquet), "--predictions", str(tmp_path / "pred.jsonl"),
+                   "--out", str(out), "--mode", "rules", "--name", "sample-rules"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert set(metrics) == {*E.TASKS, "overall"}
+    for task, keys in CONTRACT_KEYS.items():
+        assert keys <= set(metrics[task]), (task, keys - set(metrics[task]))
+        assert metrics[task]["n_items"] == sum(r["data_source"] == f"legal/{task}" for r in rows)
+    ov = metrics["overall"]
+    assert ov["skipped"] == {"malformed_json": 1, "unknown_index": 1}
+    assert (ov["n_responses"], ov["items_without_prediction"], ov["name"], ov["mode"]) == (
+        len(rows), 0, "sample-rules", "rules")
+    assert ov["format_ok_rate"] == 1.0  # every response is ans(...)
+    for task in ("charge", "article"):
+        accuracy, cail = expected_set_metrics(rows, right, task)
+        assert metrics[task]["accuracy"] == pytest.approx(accuracy)
+        assert metrics[task]["set_f1"] == pytest.approx(accuracy)  # right → F1 1, wrong (disjoint) → 0
+        assert metrics[task]["cail_score"] == pytest.approx(cail)
+    term_rows = [(r, ok) for r, ok in zip(rows, right, strict=True) if r["data_source"] == "legal/term"]
+    # right → CAIL 1, wrong (死刑 for a non-death gold, a term for death) → 0
+    assert metrics["term"]["cail_term_score"] == pytest.approx(100 * sum(ok for _, ok in term_rows) / len(term_rows))
+    if any(ok and r["extra_info"]["term_kind"] in ("fixed", "none") for r, ok in term_rows):
+        assert metrics["term"]["mae_months"] == 0.0  # only right answers have a month count
+    # mean reward is the same compute_score training uses
+    from rewards.legal import compute_score
+
+    direct = [asyncio.run(compute_score(r["data_source"], ans(r["reward_model"]["ground_truth"] if ok else
+                                                                   wrong_answer(r)),
+                                        r["reward_model"]["ground_truth"], r["extra_info"], mode="rules"))["score"]
+              for r, ok in zip(rows, right, strict=True)]
+    assert ov["mean_reward"] == pytest.approx(sum(direct) / len(direct))
+    assert len((out / "scores.jsonl").read_text(encoding="utf-8").splitlines()) == len(rows)
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "malformed_json (skipped) | 1" in report
+    for png in ("score_distribution.png", "term_error_hist.png", "charge_confusion.png"):
+        assert (out / png).stat().st_size > 1000
+    # --strict: the malformed line is an error naming its line
+    strict = E.main(["--data", str(sample_test_parquet), "--predictions", str(tmp_path / "pred.jsonl"),
+                     "--out", str(tmp_path / "strict"), "--mode", "rules", "--strict"])
+    assert strict == 2 and not (tmp_path / "strict" / "metrics.json").exists()
+
+
+def judge_reply(request: dict) -> str:
+    """Scripted judge: term-error prompts get 0 months, grade prompts get 2 (fully correct)."""
+    text = json.dumps(request, ensure_ascii=False)
+    return "误差：0个月" if "误差" in text else "2"
+
+
+def test_end_to_end_judge_mode_and_compare(sample_test_parquet, tmp_path, judge_server):  # noqa: F811
+    """evaluate --mode judge against the loopback judge, then compare it with a rules run."""
+    rows, right = sample_predictions(sample_test_parquet, tmp_path / "pred.jsonl")
+    server = judge_server(reply=judge_reply)
+    common = ["--data", str(sample_test_parquet), "--predictions", str(tmp_path / "pred.jsonl")]
+    assert E.main([*common, "--out", str(tmp_path / "rules"), "--mode", "rules", "--name", "rules"]) == 0
+    assert E.main([*common, "--out", str(tmp_path / "judge"), "--mode", "judge", "--name", "judge",
+                   "--judge-base-url", server.base_url, "--judge-model", server.model]) == 0
+    metrics = json.loads((tmp_path / "judge" / "metrics.json").read_text(encoding="utf-8"))
+    ve = metrics["verdict"]
+    verdict = [ok for r, ok in zip(rows, right, strict=True) if r["data_source"] == "legal/verdict"]
+    # the judge says 2 for every verdict → +2 each; rules: gold answers +2 (agree), 被告人无罪 −2 (disagree)
+    assert ve["judge_score_mean"] == pytest.approx(2.0)
+    assert ve["judge_calls"] == len(verdict) and ve["judge_failures"] == 0
+    assert ve["judge_rules_pairs"] == len(verdict)
+    assert ve["judge_rules_agreement"] == pytest.approx(sum(verdict) / len(verdict))
+    assert 0 < ve["judge_rules_agreement"] < 1  # both right and wrong verdicts were scored
+    assert metrics["overall"]["mode"] == "judge"
+    assert len(server.ok_requests) >= 1
+    code = E.main(["compare", str(tmp_path / "rules"), str(tmp_path / "judge"), "--out", str(tmp_path / "cmp")])
+    assert code == 0
+    text = (tmp_path / "cmp" / "compare.md").read_text(encoding="utf-8")
+    assert "| metric | rules | judge |" in text
+    assert (tmp_path / "cmp" / "compare_verdict.png").exists()

@@ -1,0 +1,141 @@
+"""Per-step reward metric aggregation on synthetic batches with values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recipes.legal.step_metrics import aggregate_step_metrics, collect_reward_extras
+
+SOURCES = ["legal/charge", "legal/charge", "legal/charge", "legal/term", "legal/term"]
+EXTRAS = {
+    "score": [2.0, -1.0, 1.0, 0.0, -3.0],
+    "format_ok": [1, 0, 1, 1, 0],
+    "acc": [1, 0, 0, 1, 0],
+    "judge_called": [1, 0, 1, 1, 1],
+    "judge_failed": [0, 0, 1, 0, 0],
+    "judge_latency_ms": [100.0, 0.0, 300.0, 50.0, 150.0],
+    "cache_hit": [0, 0, 0, 1, 0],
+    "chinese_share": [0.5, 0.0, 1.0, 0.25, 0.75],
+}
+
+# Worked by hand. Judge metrics use only responses with judge_called=1: charge rows 0 and 2, term rows 3 and 4.
+# p95 (linear interpolation): charge [100, 300] -> 100 + 0.95*200 = 290; term [50, 150] -> 145;
+# overall [50, 100, 150, 300]: position 0.95*3 = 2.85 -> 150 + 0.85*150 = 277.5.
+EXPECTED = {
+    "reward/legal/charge/count": 3,
+    "reward/legal/charge/score_mean": 2 / 3,
+    "reward/legal/charge/format_ok_rate": 2 / 3,
+    "reward/legal/charge/accuracy": 1 / 3,
+    "reward/legal/charge/judge_call_rate": 2 / 3,
+    "reward/legal/charge/judge_failure_rate": 0.5,
+    "reward/legal/charge/cache_hit_rate": 0.0,
+    "reward/legal/charge/judge_latency_mean_ms": 200.0,
+    "reward/legal/charge/judge_latency_p95_ms": 290.0,
+    "reward/legal/charge/chinese_share_mean": 0.5,
+    "reward/legal/term/count": 2,
+    "reward/legal/term/score_mean": -1.5,
+    "reward/legal/term/format_ok_rate": 0.5,
+    "reward/legal/term/accuracy": 0.5,
+    "reward/legal/term/judge_call_rate": 1.0,
+    "reward/legal/term/judge_failure_rate": 0.0,
+    "reward/legal/term/cache_hit_rate": 0.5,
+    "reward/legal/term/judge_latency_mean_ms": 100.0,
+    "reward/legal/term/judge_latency_p95_ms": 145.0,
+    "reward/legal/term/chinese_share_mean": 0.5,
+    "reward/overall/count": 5,
+    "reward/overall/score_mean": -0.2,
+    "reward/overall/format_ok_rate": 0.6,
+    "reward/overall/accuracy": 0.4,
+    "reward/overall/judge_call_rate": 0.8,
+    "reward/overall/judge_failure_rate": 0.25,
+    "reward/overall/cache_hit_rate": 0.25,
+    "reward/overall/judge_latency_mean_ms": 150.0,
+    "reward/overall/judge_latency_p95_ms": 277.5,
+    "reward/overall/chinese_share_mean": 0.5,
+}
+
+
+def test_full_batch_matches_hand_computation() -> None:
+    """Every metric of every group equals the hand-computed value, and nothing else is produced."""
+    got = aggregate_step_metrics(SOURCES, {k: np.asarray(v) for k, v in EXTRAS.items()})
+    assert set(got) == set(EXPECTED)
+    for key, value in EXPECTED.items():
+        assert got[key] == pytest.approx(value), key
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected_metrics"),
+    [
+        pytest.param(["score"], {"count", "score_mean"}, id="score-only"),
+        pytest.param(["score", "acc"], {"count", "score_mean", "accuracy"}, id="score-acc"),
+        pytest.param(
+            ["judge_called", "judge_latency_ms"],
+            {"count", "judge_call_rate", "judge_latency_mean_ms", "judge_latency_p95_ms"},
+            id="latency-without-failed-or-cache",
+        ),
+        pytest.param(["judge_latency_ms"], {"count"}, id="latency-without-judge_called-skipped"),
+        pytest.param([], {"count"}, id="no-extras"),
+    ],
+)
+def test_missing_keys_skip_their_metrics(keys: list[str], expected_metrics: set[str]) -> None:
+    """A metric whose input key is absent is left out; the rest are still computed."""
+    got = aggregate_step_metrics(SOURCES, {k: EXTRAS[k] for k in keys})
+    assert {k.rsplit("/", 1)[1] for k in got if k.startswith("reward/overall/")} == expected_metrics
+
+
+@pytest.mark.parametrize(
+    ("extras", "expected"),
+    [
+        pytest.param({"score": [1.0, None, 3.0]}, {"reward/overall/score_mean": 2.0}, id="none-values-ignored"),
+        pytest.param(
+            {"score": [1.0, 2.0, 3.0], "note": ["a", "b", "c"]},
+            {"reward/overall/score_mean": 2.0},
+            id="strings-skipped",
+        ),
+        pytest.param({"score": [1.0, 2.0]}, {}, id="wrong-length-skipped"),
+        pytest.param(
+            {"judge_called": [0, 0, 0], "judge_failed": [0, 0, 0]},
+            {"reward/overall/judge_call_rate": 0.0},
+            id="no-judge-calls-no-judge-rates",
+        ),
+        pytest.param(
+            {"judge_called": [True, False, True], "judge_latency_ms": [10.0, None, 30.0]},
+            {"reward/overall/judge_call_rate": 2 / 3, "reward/overall/judge_latency_mean_ms": 20.0},
+            id="bools-count-as-numbers",
+        ),
+    ],
+)
+def test_tolerant_inputs(extras: dict, expected: dict[str, float]) -> None:
+    """Odd inputs never crash: bad columns are skipped, None is ignored."""
+    got = aggregate_step_metrics(["legal/charge"] * 3, extras)
+    assert got["reward/overall/count"] == 3
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value), key
+    assert all(math.isfinite(v) for v in got.values())
+    if not expected:
+        assert set(got) == {"reward/overall/count", "reward/legal/charge/count"}
+
+
+def test_empty_batch_gives_no_metrics() -> None:
+    """No responses: no metrics (rather than NaNs)."""
+    assert aggregate_step_metrics([], {"score": []}) == {}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param(
+            [{"reward_extra_info": {"score": 1.0, "acc": 1}}, {"reward_extra_info": {"score": 0.0}}],
+            {"score": [1.0, 0.0], "acc": [1, None]},
+            id="missing-key-is-none",
+        ),
+        pytest.param([{"other": 1}, None], {}, id="no-reward-extra-info"),
+        pytest.param([{"reward_extra_info": None}, {"reward_extra_info": {"x": 2}}], {"x": [None, 2]}, id="none-info"),
+    ],
+)
+def test_collect_reward_extras(fields: list, expected: dict) -> None:
+    """verl's per-sample extra_fields become aligned columns."""
+    assert collect_reward_extras(fields) == expected
