@@ -273,6 +273,9 @@ class JudgeClient:
                     # Our own loop retries (with backoff and endpoint choice); the hard bound is asyncio.wait_for.
                     max_retries=0,
                     timeout=config.timeout_s + 5.0,
+                    # aiohttp transport: about half the client CPU per request of the default httpx pool
+                    # (benchmarks/README.md); the reward workers share their cores with verl's own work.
+                    http_client=openai.DefaultAioHttpClient(timeout=config.timeout_s + 5.0),
                 ),
                 structured_output=config.structured_output,
             )
@@ -547,6 +550,9 @@ class JudgeClient:
 
     def _classify(self, exc: BaseException, what: str) -> _CallError:
         """Map an exception to a retryable/non-retryable _CallError with a short message (never the API key)."""
+        refused = _connection_failure(exc)
+        if refused is not None:  # the aiohttp transport reports a refused connect as a connect *timeout*
+            return _CallError(f"{what}: connection error ({type(refused).__name__})", retryable=True)
         if isinstance(exc, asyncio.TimeoutError | openai.APITimeoutError):
             return _CallError(f"{what}: timeout after {self.config.timeout_s}s", retryable=True)
         if isinstance(exc, openai.APIStatusError):
@@ -558,6 +564,18 @@ class JudgeClient:
             cause = exc.__cause__ or exc
             return _CallError(f"{what}: connection error ({type(cause).__name__})", retryable=True)
         return _CallError(f"{what}: {type(exc).__name__}: {exc}", retryable=False)
+
+
+def _connection_failure(exc: BaseException) -> OSError | None:
+    """The OSError (refused, unreachable, reset) behind a client exception, if any; timeouts are not one."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and not isinstance(cur, TimeoutError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def _short_error_message(exc: Any) -> str:

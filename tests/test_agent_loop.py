@@ -1,0 +1,124 @@
+"""Group-affinity dispatch: verl's own AgentLoopWorker._compute_score sends a sample to the pinned reward worker."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+
+import pytest
+from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics, AgentLoopOutput
+
+from recipes.legal.agent_loop import (
+    GroupAffinityAgentLoopManager,
+    GroupAffinityAgentLoopWorker,
+    affinity_key,
+    pick_worker,
+)
+
+
+class FakeRewardWorker:
+    """Stands in for a reward-loop Ray actor: records what it scored, yields to the loop like a remote call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen: list[str] = []
+        self.compute_score = self  # verl calls handle.compute_score.remote(data)
+
+    async def _score(self, data) -> dict:
+        await asyncio.sleep(0.001)  # let other samples' coroutines interleave
+        gold = data.non_tensor_batch["reward_model"][0]["ground_truth"]
+        self.seen.append(gold)
+        return {"reward_score": 1.0, "reward_extra_info": {"worker": self.name}}
+
+    def remote(self, data):
+        return self._score(data)
+
+
+def _worker(handles: list[FakeRewardWorker]) -> GroupAffinityAgentLoopWorker:
+    """A worker with only what _compute_score reads (no model, no LLM server)."""
+    worker = GroupAffinityAgentLoopWorker.__new__(GroupAffinityAgentLoopWorker)
+    worker.reward_loop_worker_handles = handles
+    worker.processor = None
+    worker.mm_processor_kwargs = {}
+    return worker
+
+
+def _output() -> AgentLoopOutput:
+    return AgentLoopOutput(prompt_ids=[1, 2, 3], response_ids=[4, 5], response_mask=[1, 1], metrics=AgentLoopMetrics())
+
+
+def _kwargs(data_source: str, gold: str) -> dict:
+    return {"data_source": data_source, "reward_model": {"style": "rule", "ground_truth": gold}, "uid": "u"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        (_kwargs("legal/charge", "盗窃罪"), "legal/charge\x00盗窃罪"),
+        (_kwargs("legal/term", "有期徒刑一年"), "legal/term\x00有期徒刑一年"),
+        ({"data_source": "legal/verdict"}, "legal/verdict\x00"),
+    ],
+)
+def test_affinity_key_is_task_and_gold(kwargs, key):
+    """Identical judge questions share task and gold; the key is exactly that."""
+    assert affinity_key(kwargs) == key
+
+
+def test_pick_worker_is_stable_crc32():
+    """The choice is crc32 mod n: the same in every process (Python's hash() is salted per process)."""
+    handles = list(range(8))
+    key = "legal/charge\x00盗窃罪"
+    assert pick_worker(handles, key) == zlib.crc32(key.encode()) % 8
+
+
+async def test_concurrent_samples_each_go_to_their_pinned_worker():
+    """64 samples over 8 golds scored concurrently: every gold lands on one worker, the one pick_worker names."""
+    handles = [FakeRewardWorker(f"w{i}") for i in range(8)]
+    worker = _worker(handles)
+    golds = [f"罪名{i % 8}" for i in range(64)]
+    outputs = [_output() for _ in golds]
+    tasks = [
+        asyncio.create_task(worker._compute_score([o], _kwargs("legal/charge", g)))
+        for o, g in zip(outputs, golds, strict=True)
+    ]
+    await asyncio.gather(*tasks)
+    for gold in set(golds):
+        holders = [h.name for h in handles if gold in h.seen]
+        assert holders == [pick_worker(handles, affinity_key(_kwargs("legal/charge", gold))).name]
+    assert sum(len(h.seen) for h in handles) == 64
+    assert all(o.reward_score == 1.0 for o in outputs)
+    # Outside _compute_score the worker still exposes all handles (verl's enable flag reads them).
+    assert worker.reward_loop_worker_handles == handles
+
+
+async def test_single_reward_worker_is_used_directly():
+    """With one reward worker there is nothing to choose."""
+    handles = [FakeRewardWorker("only")]
+    worker = _worker(handles)
+    out = _output()
+    await worker._compute_score([out], _kwargs("legal/term", "无期徒刑"))
+    assert handles[0].seen == ["无期徒刑"] and out.extra_fields["reward_extra_info"] == {"worker": "only"}
+
+
+def test_manager_starts_affinity_workers(monkeypatch):
+    """The manager (loaded by verl from agent_loop_manager_class) registers our worker class before verl's init."""
+    import ray
+
+    monkeypatch.setattr(ray, "remote", lambda cls: ("remote", cls))
+    manager = GroupAffinityAgentLoopManager.__new__(GroupAffinityAgentLoopManager)
+    monkeypatch.setattr(
+        GroupAffinityAgentLoopManager.__mro__[1], "__init__", lambda self, *a, **k: None, raising=True
+    )
+    manager.__init__()
+    assert manager.agent_loop_workers_class == ("remote", GroupAffinityAgentLoopWorker)
+
+
+def test_base_config_enables_affinity_dispatch():
+    """The recipe config points verl's agent_loop_manager_class hook at our manager."""
+    from recipes.legal.commands import compose_config
+
+    cfg = compose_config("legal_grpo")
+    assert (
+        cfg.actor_rollout_ref.rollout.agent.agent_loop_manager_class
+        == "recipes.legal.agent_loop.GroupAffinityAgentLoopManager"
+    )
