@@ -40,11 +40,12 @@ if [ "$dry_run" -eq 1 ]; then
   "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
     || die "the dry run needs hydra + verl in '$py' — run \`bash scripts/test.sh\` once (installs the CPU stack)"
 elif ! "$py" -c "import verl, vllm, ray, hydra" >/dev/null 2>&1; then
-  [ "$install" -eq 1 ] || die "the training stack (verl[vllm], ray, hydra) is missing in '$py' and --no-install was given"
   if ! command -v nvidia-smi >/dev/null 2>&1; then
     say "no GPU here: not installing the GPU stack (use --dry-run to check the config on a CPU box)"
     "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
       || die "no GPU and no CPU stack in '$py' — run \`bash scripts/test.sh\`, then bash scripts/train_grpo.sh --dry-run"
+  elif [ "$install" -eq 0 ]; then
+    die "the training stack (verl[vllm], ray, hydra) is missing in '$py' and --no-install was given"
   else
     say "installing the training stack into $venv: pip install -e '.[train]' (verl[vllm]==0.9.1, torch, vllm;"
     say "several GB, typically 10-20 minutes)"

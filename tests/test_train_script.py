@@ -81,6 +81,18 @@ def test_dry_run_broken_config_fails_with_one_line(data_dir: Path, overrides: li
     assert "preflight failed" in result.stderr
 
 
+def test_without_gpus_a_real_run_stops_after_the_preflight(data_dir: Path) -> None:
+    """No --dry-run on a CPU box: the preflight runs, then a clear non-zero exit; nothing is installed or started."""
+    overrides = [f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet"]
+    result = _run(
+        ["scripts/train_grpo.sh", "--no-install", *overrides], PATH=f"/nonexistent-gpu-tools:{os.environ['PATH']}"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "preflight: 0 failure(s)" in result.stdout
+    assert "no GPU found on this machine" in result.stderr and "--dry-run" in result.stderr
+    assert "vllm serve" not in result.stdout and "stopping the judge" not in result.stdout
+
+
 def test_serve_judge_dry_run_prints_vllm_serve() -> None:
     """Nothing answers on the port: the dry run prints the exact command it would start."""
     port = _free_port()
