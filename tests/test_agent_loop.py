@@ -100,16 +100,22 @@ async def test_single_reward_worker_is_used_directly():
     assert handles[0].seen == ["无期徒刑"] and out.extra_fields["reward_extra_info"] == {"worker": "only"}
 
 
+def test_classes_extend_verls_v1_transfer_queue_agent_loop():
+    """The v1 trainer (the default, and the only one recipes.legal.main_ppo runs) needs the TransferQueue classes."""
+    from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
+
+    assert issubclass(GroupAffinityAgentLoopManager, AgentLoopManagerTQ)
+    assert issubclass(GroupAffinityAgentLoopWorker, AgentLoopWorkerTQ.__ray_actor_class__)
+
+
 def test_manager_starts_affinity_workers(monkeypatch):
-    """The manager (loaded by verl from agent_loop_manager_class) registers our worker class before verl's init."""
+    """The manager (loaded by verl from agent_loop_manager_class) swaps in our worker class before create()."""
     import ray
+    from verl.experimental.agent_loop.agent_loop import AgentLoopManager
 
     monkeypatch.setattr(ray, "remote", lambda cls: ("remote", cls))
-    manager = GroupAffinityAgentLoopManager.__new__(GroupAffinityAgentLoopManager)
-    monkeypatch.setattr(
-        GroupAffinityAgentLoopManager.__mro__[1], "__init__", lambda self, *a, **k: None, raising=True
-    )
-    manager.__init__()
+    monkeypatch.setattr(AgentLoopManager, "__init__", lambda self, *a, **k: None)
+    manager = GroupAffinityAgentLoopManager()
     assert manager.agent_loop_workers_class == ("remote", GroupAffinityAgentLoopWorker)
 
 

@@ -65,6 +65,11 @@ def test_default_config_passes_with_sample_data(sample_data: list[str]) -> None:
                      id="reward-path"),
         pytest.param(["data.train_batch_size=x"], "batch", "invalid literal for int()", id="not-a-number"),
         pytest.param(["data.no_such_key=1"], "compose", "does not compose", id="not-composing"),
+        pytest.param(["actor_rollout_ref.rollout.agent.agent_loop_manager_class="
+                      "verl.experimental.agent_loop.AgentLoopManager"], "agent loop", "does not extend verl's "
+                     "AgentLoopManagerTQ", id="v0-agent-loop-manager-under-v1"),
+        pytest.param(["actor_rollout_ref.rollout.agent.agent_loop_manager_class=recipes.legal.nope.Manager"],
+                     "agent loop", "does not import", id="agent-loop-manager-missing"),
     ],
 )  # fmt: skip
 def test_broken_launch_fails_with_one_line(
@@ -139,3 +144,20 @@ def test_table_lists_failures_again_one_per_line() -> None:
     table = format_table([CheckResult("a", PASS, "ok"), CheckResult("b", FAIL, "bad\nthing — fix it")])
     assert table.splitlines()[-1] == "FAIL b: bad thing — fix it"
     assert "1 failure(s), 0 warning(s), 2 check(s)" in table
+
+
+def test_row_with_unscoreable_gold_fails_naming_the_row(sample_data: list[str], tmp_path: Path) -> None:
+    """A row whose gold the reward would reject stops the launch before a reward worker stops the run."""
+    import pyarrow.parquet as pq
+
+    train = Path(sample_data[0].split("=", 1)[1])
+    table = pq.read_table(train)
+    rows = table.to_pylist()
+    charge_row = next(i for i, r in enumerate(rows) if r["data_source"] == "legal/charge")
+    rows[charge_row]["extra_info"]["charges"] = []
+    rows[charge_row]["reward_model"]["ground_truth"] = ""
+    broken = tmp_path / "train.parquet"
+    pq.write_table(type(table).from_pylist(rows, schema=table.schema), broken)
+    results = run_preflight("legal_grpo", [f"data.train_files={broken}", sample_data[1]], environ=OK_ENV, gpus=8)
+    fails = [r.line() for r in _fails(results)]
+    assert len(fails) == 1 and f"1 row(s) the reward cannot score (first: row {charge_row}: " in fails[0], fails

@@ -1,6 +1,7 @@
 """Group-affinity reward dispatch: responses that share a gold answer are scored by the same reward worker.
 
-verl 0.9.1's agent loop sends every finished response to a *random* reward-loop worker (a separate Ray process).
+verl 0.9.1's agent loop (the v1 trainer's AgentLoopWorkerTQ) sends every finished response to a *random*
+reward-loop worker (a separate Ray process).
 Each process has its own judge client, so the cache and in-flight dedup only merge identical (gold, prediction)
 pairs that land in the same process: with 8 workers, the 16 near-identical answers of one GRPO group are spread
 over 8 judge caches and cost up to 8 calls instead of 1 (benchmarks/README.md measures it).
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ray
-from verl.experimental.agent_loop.agent_loop import AgentLoopManager, AgentLoopWorker
+from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
 
 __all__ = ["GroupAffinityAgentLoopManager", "GroupAffinityAgentLoopWorker", "affinity_key", "pick_worker"]
 
@@ -38,8 +39,8 @@ def pick_worker(handles: Sequence[Any], key: str) -> Any:
     return handles[zlib.crc32(key.encode("utf-8")) % len(handles)]
 
 
-class GroupAffinityAgentLoopWorker(AgentLoopWorker):
-    """verl's AgentLoopWorker whose reward worker is picked by affinity_key instead of at random."""
+class GroupAffinityAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # the class under verl's @ray.remote
+    """verl's v1 (TransferQueue) agent-loop worker whose reward worker is picked by affinity_key, not at random."""
 
     @property
     def reward_loop_worker_handles(self) -> list[Any] | None:
@@ -63,9 +64,9 @@ class GroupAffinityAgentLoopWorker(AgentLoopWorker):
             _PINNED_HANDLES.reset(token)
 
 
-class GroupAffinityAgentLoopManager(AgentLoopManager):
-    """verl's AgentLoopManager starting GroupAffinityAgentLoopWorker actors (verl's documented class hook)."""
+class GroupAffinityAgentLoopManager(AgentLoopManagerTQ):
+    """verl's v1 AgentLoopManagerTQ starting GroupAffinityAgentLoopWorker actors (verl's documented class hook)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # sets verl's worker class; workers start later, in create()
         self.agent_loop_workers_class = ray.remote(GroupAffinityAgentLoopWorker)
-        super().__init__(*args, **kwargs)

@@ -224,6 +224,38 @@ def check_reward_manager(cfg: Any) -> list[CheckResult]:
     return [CheckResult("reward manager", PASS, f"{manager.source}:{manager.name}")]
 
 
+def check_agent_loop(cfg: Any) -> list[CheckResult]:
+    """A custom agent_loop_manager_class imports and, under the v1 trainer, extends verl's AgentLoopManagerTQ."""
+    fqn = cfg.actor_rollout_ref.rollout.get("agent", {}).get("agent_loop_manager_class")
+    if not fqn:
+        return [CheckResult("agent loop", PASS, "verl's default manager")]
+    from verl.trainer.ppo.v1 import AgentLoopManagerTQ
+    from verl.utils.import_utils import load_class_from_fqn
+
+    try:
+        cls = load_class_from_fqn(fqn, "AgentLoopManager")
+    except Exception as exc:
+        return [
+            CheckResult(
+                "agent loop",
+                FAIL,
+                f"actor_rollout_ref.rollout.agent.agent_loop_manager_class={fqn} does not import ({_one_line(exc)}) "
+                "— fix the dotted path or set it to null",
+            )
+        ]
+    if cfg.trainer.get("use_v1", True) and not (isinstance(cls, type) and issubclass(cls, AgentLoopManagerTQ)):
+        return [
+            CheckResult(
+                "agent loop",
+                FAIL,
+                f"actor_rollout_ref.rollout.agent.agent_loop_manager_class={fqn} does not extend verl's "
+                "AgentLoopManagerTQ: the v1 trainer would crash at the first generation — extend "
+                "verl.trainer.ppo.v1.AgentLoopManagerTQ or set it to null",
+            )
+        ]
+    return [CheckResult("agent loop", PASS, fqn)]
+
+
 def check_verl_judge(cfg: Any) -> list[CheckResult]:
     """A judge served by verl needs rollout.name, its own resource pool and a model path."""
     rm = cfg.reward.reward_model
@@ -470,9 +502,38 @@ def check_data(cfg: Any) -> tuple[list[CheckResult], dict[str, dict[str, Any]]]:
                     "ground_truth": table.column("reward_model")[i].as_py()["ground_truth"],
                     "extra_info": table.column("extra_info")[i].as_py(),
                 }
+        unscoreable = _unscoreable_rows(table)
+        if unscoreable:
+            row, reason = unscoreable[0]
+            out.append(
+                CheckResult(
+                    "data",
+                    FAIL,
+                    f"{path_text}: {len(unscoreable)} row(s) the reward cannot score (first: row {row}: {reason}) — "
+                    "a reward worker would stop the run there; regenerate the file with `python -m data.prepare`",
+                )
+            )
+            continue
         per_task = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
         out.append(CheckResult("data", PASS, f"{path_text}: {table.num_rows} rows ({per_task})"))
     return out, samples
+
+
+def _unscoreable_rows(table: Any) -> list[tuple[int, str]]:
+    """Rows whose data_source or gold the reward would reject, as (row number, reason)."""
+    from recipes.legal.tasks import task_of
+    from rewards.rules import gold_from
+
+    bad: list[tuple[int, str]] = []
+    sources = table.column("data_source").to_pylist()
+    rewards = table.column("reward_model").to_pylist()
+    infos = table.column("extra_info").to_pylist()
+    for row, (source, reward, info) in enumerate(zip(sources, rewards, infos, strict=True)):
+        try:
+            gold_from(task_of(str(source)), (reward or {}).get("ground_truth"), info)
+        except ValueError as exc:
+            bad.append((row, " ".join(str(exc).split())[:200]))
+    return bad
 
 
 # --------------------------------------------------------------------------------------------- reward check
@@ -725,6 +786,7 @@ def run_preflight(
         ("verl validate_config", check_verl_validate),
         ("algorithm", check_algorithm),
         ("reward manager", check_reward_manager),
+        ("agent loop", check_agent_loop),
         ("verl-served judge", check_verl_judge),
         ("reward function", lambda c: check_reward(c, samples, env, dry_run)),
     ]
