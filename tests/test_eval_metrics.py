@@ -171,7 +171,8 @@ def test_lawbench_term_score_perfect_and_worse_than_abstaining():
     [
         (12, 15, 3.0, None),  # both month counts
         (0, 6, 6.0, None),  # 免予刑事处罚 gold is 0 months
-        (12, None, None, None),  # unreadable: no error in months (counted apart)
+        (12, None, 12.0, None),  # unreadable: counted as 0 months predicted → error = gold months
+        (0, None, 0.0, None),  # … so on a 0-month gold (免予刑事处罚) it costs nothing
         (12, -1, None, None),  # life predicted for a fixed term: no months to compare
         (-1, -1, None, True),  # kind accuracy applies to life/death golds only
         (-2, -1, None, False),
@@ -186,9 +187,9 @@ def test_abs_error_and_kind(gold, pred, abs_err, kind_ok):
 
 
 def test_mae_and_kind_accuracy_aggregate():
-    """MAE over the rows above: (3 + 6) / 2 = 4.5; kind accuracy (True, False, False, False) → 1/4."""
+    """MAE over the rows above: (3 + 6 + 12) / 3 = 7 (unreadable counts); kind accuracy (T, F, F, F) → 1/4."""
     rows = [(12, 15), (0, 6), (12, None), (12, -1), (-1, -1), (-2, -1), (-2, 20), (-2, None)]
-    assert M.mean(M.abs_error_months(g, p) for g, p in rows) == pytest.approx(4.5)
+    assert M.mean(M.abs_error_months(g, p) for g, p in rows) == pytest.approx(7.0)
     assert M.mean(M.kind_correct(g, p) for g, p in rows) == pytest.approx(0.25)
 
 
@@ -199,3 +200,21 @@ def test_item_mean_multi_response():
     # the response-level mean would be (1 + 0 + 1) / 3 = 2/3: the item mean is deliberately different
     assert M.mean([1.0, 0.0, 1.0]) == pytest.approx(2 / 3)
     assert M.item_mean({"x": [None]}) is None
+
+
+def test_mae_all_unparseable_is_not_perfect():
+    """A model answering nothing on 14 fixed-term items: MAE is the mean gold term, never None or 0."""
+    golds = [6, 12, 24, 36, 8, 10, 18, 60, 3, 9, 15, 30, 48, 7]  # sum 286
+    assert M.mean(M.abs_error_months(g, None) for g in golds) == pytest.approx(286 / 14)
+    # answering 3 of 14 right and nothing on the rest: (0·3 + sum of the 11 others) / 14 — not 0
+    answered = {0: 6, 1: 12, 2: 24}
+    errors = [M.abs_error_months(g, answered.get(i)) for i, g in enumerate(golds)]
+    assert M.mean(errors) == pytest.approx((286 - 6 - 12 - 24) / 14)
+
+
+def test_round_metric():
+    """Floating noise rounds away for storage/display; −0.0 becomes 0.0; None stays None."""
+    assert M.round_metric(1.65e-14) == 0.0
+    assert str(M.round_metric(-1e-12)) == "0.0"
+    assert M.round_metric(2300 / 56) == 41.071429
+    assert M.round_metric(None) is None

@@ -149,9 +149,12 @@ def test_metrics_by_hand_judge_mode(data_path, tmp_path, monkeypatch):
     te = metrics["term"]
     # item 4: gold 6, pred 8 → |err| 2, v = ln(9/7) = 0.251 → CAIL 0.8, LawBench distance ln(9/7)
     # item 5 (life): 无期徒刑 → kind ok, CAIL 1; 十五年 → kind wrong, CAIL 0 → item means ½ and ½; LawBench skips it
-    # item 6: gold 12, no answer → CAIL 0, LawBench ln 216, no months error (unparseable)
-    assert te["mae_months"] == pytest.approx(2.0)
-    assert te["mae_items"] == 1
+    # item 6: gold 12, no answer → CAIL 0, LawBench ln 216; MAE counts it as 0 months predicted → error 12
+    # MAE over items 4 and 6: (2 + 12) / 2 = 7 (item 5 is life: not a month count)
+    assert te["mae_months"] == pytest.approx(7.0)
+    assert te["mae_items"] == 2
+    assert te["mae_unparseable"] == 1
+    assert te["mae_life_death_predicted"] == 0
     assert te["kind_accuracy"] == pytest.approx(0.5)
     assert te["cail_term_score"] == pytest.approx((0.8 + 0.5 + 0.0) / 3 * 100)
     assert te["lawbench_term_score"] == pytest.approx((0.5 - math.log(9 / 7) / (2 * math.log(216))) * 100)
@@ -181,6 +184,7 @@ def test_metrics_rules_mode_has_no_agreement(data_path, tmp_path, monkeypatch):
     ve = metrics["verdict"]
     # rules: item 7 → (+2 − 2)/2 = 0; item 8 → −2; mean −1
     assert ve["judge_score_mean"] == pytest.approx(-1.0)
+    assert ve["graded_by"] == "rules"
     assert ve["judge_rules_agreement"] is None
     assert ve["judge_rules_pairs"] == 0
     assert metrics["overall"]["judge_calls"] == 0
@@ -199,26 +203,74 @@ BAD_LINES = [
 
 
 def test_bad_input_counted(data_path, tmp_path):
-    """Bad lines are counted by reason; duplicates skip; a repeated response with a new sample id is kept."""
+    """Bad lines are counted by reason; a repeat without sample id is a separate sample (kept, counted apart)."""
     data = E.load_data(data_path)
     loaded = E.load_predictions(write_predictions(tmp_path / "p.jsonl", BAD_LINES), data)
     assert dict(loaded.skipped) == {
-        "unknown_index": 1, "duplicate": 1, "malformed_json": 2, "data_source_mismatch": 1, "missing_field": 1,
+        "unknown_index": 1, "malformed_json": 2, "data_source_mismatch": 1, "missing_field": 1,
     }
     assert loaded.empty_responses == 1
-    # 12 good + the empty one + the distinct-sample one
-    assert len(loaded.predictions) == 14
+    # line 14 repeats line 4 (index 2, same text, no sample id): kept as a second sample of item 2
+    assert loaded.repeated_without_sample == 1
+    # 12 good + line 14 + the empty one (17) + the sample-3 one (20)
+    assert len(loaded.predictions) == 15
+    assert [p.line for p in loaded.predictions if p.index == 2] == [4, 14]
     assert [(i["line"], i["reason"]) for i in loaded.issues] == [
-        (13, "unknown_index"), (14, "duplicate"), (15, "malformed_json"), (16, "data_source_mismatch"),
+        (13, "unknown_index"), (15, "malformed_json"), (16, "data_source_mismatch"),
         (17, "empty_response"), (18, "missing_field"), (19, "malformed_json"),
     ]
+
+
+def _line(index: int, response: str, sample=None) -> str:
+    obj = {"index": index, "data_source": f"legal/{ITEMS[index][0]}", "response": response}
+    if sample is not None:
+        obj["sample"] = sample
+    return json.dumps(obj, ensure_ascii=False)
+
+
+# Multi-response items: lines without sample id are all kept; with one, an exact repeat is a duplicate and a
+# reused id with another text is a conflict.
+MULTI_LINES = [
+    _line(0, ans("盗窃罪")),  # 1: item 0, kept
+    _line(0, ans("盗窃罪")),  # 2: same text, no sample id → a second sample, kept (repeated_without_sample 1)
+    _line(0, ans("诈骗罪")),  # 3: kept
+    _line(1, ans("盗窃罪"), sample=0),  # 4: item 1 sample 0, kept
+    _line(1, ans("盗窃罪"), sample=1),  # 5: same text, other sample id, kept
+    _line(1, ans("盗窃罪"), sample=0),  # 6: repeats line 4 exactly → duplicate, skipped
+    _line(1, ans("诈骗罪"), sample=1),  # 7: sample 1 already has another text → sample_conflict, skipped
+]
+
+
+def test_multi_response_rule(data_path, tmp_path, monkeypatch):
+    """Kept and dropped lines of multi-response items, and the metrics on what is kept (worked out by hand)."""
+    path = tmp_path / "multi.jsonl"
+    path.write_text("\n".join(MULTI_LINES) + "\n", encoding="utf-8")
+    data = E.load_data(data_path)
+    loaded = E.load_predictions(path, data)
+    assert [p.line for p in loaded.predictions] == [1, 2, 3, 4, 5]
+    assert dict(loaded.skipped) == {"duplicate": 1, "sample_conflict": 1}
+    assert loaded.repeated_without_sample == 1
+    assert [(i["line"], i["reason"]) for i in loaded.issues] == [(6, "duplicate"), (7, "sample_conflict")]
+    metrics, _ = evaluate_with_fake(data_path, path, "rules", monkeypatch)
+    ch = metrics["charge"]
+    # item 0 (gold {盗窃罪}): 盗窃 ✓, 盗窃 ✓, 诈骗 ✗ → accuracy 2/3, set F1 (1 + 1 + 0)/3 = 2/3
+    # item 1 (gold {盗窃罪, 诈骗罪}): 盗窃, 盗窃 → never exact, F1 2·1·½/1.5 = 2/3 each
+    # accuracy (2/3 + 0)/2 = 1/3; set F1 (2/3 + 2/3)/2 = 2/3
+    assert (ch["n_items"], ch["n_responses"]) == (2, 5)
+    assert ch["accuracy"] == pytest.approx(1 / 3)
+    assert ch["set_f1"] == pytest.approx(2 / 3)
+    # --strict names the first dropped line
+    with pytest.raises(E.EvaluationInputError, match=r"line 6: duplicate"):
+        E.load_predictions(path, data, strict=True)
+    path.write_text("\n".join(MULTI_LINES[:5] + MULTI_LINES[6:]) + "\n", encoding="utf-8")
+    with pytest.raises(E.EvaluationInputError, match=r"line 6: sample_conflict"):
+        E.load_predictions(path, data, strict=True)
 
 
 @pytest.mark.parametrize(
     ("bad_line", "message"),
     [
         (BAD_LINES[0], r"line 13: unknown_index: index 99"),
-        (BAD_LINES[1], r"line 13: duplicate"),
         (BAD_LINES[2], r"line 13: malformed_json"),
         (BAD_LINES[3], r"line 13: data_source_mismatch"),
         (BAD_LINES[4], r"line 13: empty_response"),
@@ -245,13 +297,17 @@ def test_report_and_compare_from_records(data_path, tmp_path, monkeypatch):
         for title in R.TASK_TITLES.values():
             assert f"## {title}" in text
         assert "| CAIL2018 score ((micro+macro F1)/2 ×100) | 51.43 |" in text  # 360/7
-        assert "| mean absolute error (months, month-count golds) | 2.00 |" in text
+        assert "| mean absolute error (months; unreadable answer = 0 months) | 7.00 |" in text
+        assert "| of which: unreadable answers, counted as 0 months (responses) | 1 |" in text
+        verdict_label = "mean task score (rules, −2 … +2)" if mode == "rules" else "mean judge score (−2 … +2)"
+        assert f"| {verdict_label} | " in text
         for png in ("score_distribution.png", "term_error_hist.png", "charge_confusion.png"):
             assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     compare = R.compare_reports([tmp_path / "base", tmp_path / "step400"], tmp_path / "cmp")
     text = compare.read_text(encoding="utf-8")
     assert "| metric | base | step400 |" in text
-    assert "| mean judge score (−2 … +2) | -1.00 | 0.00 |" in text
+    assert f"| {R.COMPARE_VERDICT_LABEL} | -1.00 | 0.00 |" in text  # one run graded by rules, one by the judge
+    assert "| graded by | rules | judge |" in text
     for task in E.TASKS:
         assert (tmp_path / "cmp" / f"compare_{task}.png").exists()
 
@@ -403,11 +459,9 @@ def expected_set_metrics(rows, right, task: str) -> tuple[float, float]:
             preds.append({next(c for c in WRONG_CHARGES if c not in g)})
         else:
             preds.append({next(a for a in WRONG_ARTICLES if a not in g)})
-    from recipes.legal.charges import normalize_charges
-
-    if task == "charge":
-        golds = [set(normalize_charges(g)) for g in golds]
-        preds = [set(normalize_charges(p)) for p in preds]
+    if task == "charge":  # compared as the reward compares them: canonical labels
+        golds = [set(E.canonical_charges(g)) for g in golds]
+        preds = [set(E.canonical_charges(p)) for p in preds]
     return sum(ok for _, ok in pairs) / len(pairs), M.cail_f1(golds, preds)["score"]
 
 
@@ -487,3 +541,64 @@ def test_end_to_end_judge_mode_and_compare(sample_test_parquet, tmp_path, judge_
     text = (tmp_path / "cmp" / "compare.md").read_text(encoding="utf-8")
     assert "| metric | rules | judge |" in text
     assert (tmp_path / "cmp" / "compare_verdict.png").exists()
+
+
+# ------------------------------------------------------------------ canonical charges, term bins, plots, rounding
+def test_partial_selective_charge_counts_as_correct(tmp_path, monkeypatch):
+    """贩卖毒品罪 for gold 走私、贩卖、运输、制造毒品罪 (and the reverse) is correct in every charge metric."""
+    full, part = "走私、贩卖、运输、制造毒品罪", "贩卖毒品罪"
+    rows = [make_row(0), make_row(1)]
+    rows[0]["extra_info"]["charges"] = [full]
+    rows[0]["reward_model"]["ground_truth"] = full
+    rows[1]["extra_info"]["charges"] = [part, "盗窃罪"]  # a partial form in the gold is canonicalized too
+    data_path = tmp_path / "drugs.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), data_path)
+    pred = tmp_path / "drugs.jsonl"
+    pred.write_text(_line(0, ans(part)) + "\n" + _line(1, ans(f"{full}、盗窃罪")) + "\n", encoding="utf-8")
+    assert E.gold_view(rows[1])["charges"] == sorted([full, "盗窃罪"])
+    assert E.parse_prediction("charge", ans(part))["charges"] == [full]
+    metrics, records = evaluate_with_fake(data_path, pred, "rules", monkeypatch)
+    ch = metrics["charge"]
+    # both items exact → accuracy 1, set F1 1; CAIL: every label TP only → micro = macro = 1 → 100
+    assert (ch["accuracy"], ch["set_f1"], ch["cail_score"]) == (1.0, 1.0, 100.0)
+    rows_c, cols, matrix = R.charge_confusion(records)
+    assert rows_c[0] == full and matrix[0][0] == 2.0  # 2 hits on the full label, nothing off-diagonal
+    assert sum(map(sum, matrix)) == 3.0
+
+
+def test_term_error_bins():
+    """Integer-month bins within ±24 months; wider errors go to labelled bands where 0 stays its own bar."""
+    labels, counts = R.term_error_bins([0.0, 0.0, 2.0, -1.0, 20.0])
+    # range −1 … +20 → 22 one-month bins; 0 twice, −1 once, +2 once, +20 once
+    assert labels[:4] == ["-1", "0", "+1", "+2"] and labels[-1] == "+20" and len(labels) == 22
+    assert dict(zip(labels, counts, strict=True)) == {
+        **{label: 0 for label in labels}, "0": 2, "-1": 1, "+2": 1, "+20": 1,
+    }
+    labels, counts = R.term_error_bins([0, 0, 1, 2, 3, -5, -6, 11, 12, 23, 24, 59, 60, 300, -100])
+    assert labels == ["≤−60", "−59…−24", "−23…−12", "−11…−6", "−5…−3", "−2…−1", "0",
+                      "+1…+2", "+3…+5", "+6…+11", "+12…+23", "+24…+59", "≥+60"]
+    # −100 → ≤−60; −6 → −11…−6; −5 → −5…−3; 0,0 → 0; 1,2 → +1…+2; 3 → +3…+5; 11 → +6…+11; 12,23 → +12…+23;
+    # 24,59 → +24…+59; 60,300 → ≥+60
+    assert counts == [1, 0, 0, 1, 1, 0, 2, 2, 1, 1, 2, 2, 2]
+    assert R.term_error_bins([]) == ([], [])
+
+
+def test_compare_bars_say_na_for_missing_values():
+    """A missing metric is written "n/a" on its bar (an empty MAE bar must not read as perfect); values rounded."""
+    assert R.bar_labels([None, 2.0, 1.65e-14, 51.4285714]) == ["n/a", "2", "0", "51.43"]
+
+
+def test_fmt_rounds_noise_and_negative_zero():
+    """Display rounding: 1.65e-14 and −1e-9 both show as 0.00."""
+    assert R.fmt(1.65e-14, "x100") == "0.00"
+    assert R.fmt(-1e-9, "num") == "0.00"
+    assert R.fmt(None, "num") == "—"
+    assert E._clean({"a": 1.65e-14, "b": [2300 / 56, float("nan")]}) == {"a": 0.0, "b": [41.071429, None]}
+
+
+def test_charge_confusion_legend_without_cjk_font(data_path, tmp_path, monkeypatch):
+    """Without a CJK font the figure carries a code → charge legend (glosses); the report lists Chinese names."""
+    assert R.charge_legend(["盗窃罪", "某某罪"]) == ["C1  theft", "C2  (name in report.md)"]
+    _, records = evaluate_with_fake(data_path, write_predictions(tmp_path / "p.jsonl"), "rules", monkeypatch)
+    path, rows = R.plot_charge_confusion(records, tmp_path / "c.png", font=None)
+    assert rows == ["盗窃罪", "诈骗罪"] and path.read_bytes()[:4] == b"\x89PNG"

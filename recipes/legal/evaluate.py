@@ -8,16 +8,29 @@ Outputs in REPORT_DIR: metrics.json (``{"charge": {...}, "article": {...}, "term
 "overall": {...}}``), scores.jsonl (one scored record per response), report.md and PNG plots.
 
 Predictions are JSON lines ``{"index": <extra_info.index>, "data_source": "legal/<task>", "response": "..."}``, with
-an optional ``"sample"`` id to tell apart several identical samples of one item. Bad lines are counted under
-``overall.skipped`` (reason → count) and listed in ``overall.issues``; ``--strict`` makes the first one an error
-naming the line:
+an optional ``"sample"`` id (vLLM's ``n`` samples of one prompt: 0, 1, …; ``--model`` writes it).
+
+Several responses per item (sampled rollouts, as verl/TRL/open-r1 produce them): every line is one sample and is
+scored, even when its text repeats another line of the same item — with sampling, identical short answers
+("盗窃罪") are common and dropping them would bias the item's mean. Lines WITHOUT a ``sample`` id are therefore
+never duplicates; they are counted in ``overall.repeated_without_sample`` when their text repeats an earlier line
+of the item (a hint, in case a file was concatenated twice). A ``sample`` id names one sample, so lines WITH one:
+- ``duplicate``: repeats an earlier line exactly — same (data_source, index, sample, response): skipped;
+- ``sample_conflict``: reuses an earlier line's (data_source, index, sample) with a different response: skipped
+  (the first line of that sample is scored).
+Other bad lines are counted under ``overall.skipped`` (reason → count) and listed in ``overall.issues``;
+``--strict`` makes the first bad line an error naming the line:
 - ``malformed_json``: not a JSON object; ``missing_field``: no usable ``index`` / ``response``;
 - ``unknown_index``: no data row with that index (and data_source); ``data_source_mismatch``: the index exists only
-  under another data_source;
-- ``duplicate``: the same (index, data_source, response, sample) seen before — the first copy is scored, later
-  ones are skipped (identical samples of one item must carry distinct ``sample`` ids to count twice).
+  under another data_source.
 Empty responses are not skipped (an empty output is a real, format-failing answer): they are scored and counted
 in ``overall.empty_responses``; ``--strict`` rejects them too.
+
+Charges are compared after ``recipes.legal.charges.canonical_charge`` on both gold and prediction (a partial
+selective form such as 贩卖毒品罪 is the label 走私、贩卖、运输、制造毒品罪), as the rules reward compares them, so
+accuracy, set F1, CAIL F1 and the confusion agree with the reward. Term MAE: see recipes/legal/metrics.py (an
+unreadable answer on a month-count gold counts as 0 months and is counted in ``term.mae_unparseable``).
+metrics.json floats are rounded to 6 decimals.
 """
 
 from __future__ import annotations
@@ -114,6 +127,7 @@ class LoadResult:
     skipped: Counter = field(default_factory=Counter)
     issues: list[dict[str, Any]] = field(default_factory=list)
     empty_responses: int = 0
+    repeated_without_sample: int = 0
 
 
 def load_predictions(path: str | Path, data: dict[tuple[str, int], dict[str, Any]], strict: bool = False) -> LoadResult:
@@ -125,7 +139,8 @@ def load_predictions(path: str | Path, data: dict[tuple[str, int], dict[str, Any
     for data_source, index in data:
         by_index.setdefault(index, []).append(data_source)
     result = LoadResult()
-    seen: set[tuple[str, int, str, str]] = set()
+    samples: dict[tuple[str, int, str], str] = {}  # (data_source, index, sample id as JSON) → first response
+    texts_without_sample: set[tuple[str, int, str]] = set()
 
     def bad(line_no: int, reason: str, detail: str) -> None:
         if strict:
@@ -164,31 +179,50 @@ def load_predictions(path: str | Path, data: dict[tuple[str, int], dict[str, Any
                 detail = f"index {index} has data_source {sources}, line says {data_source!r}"
                 bad(line_no, "data_source_mismatch", detail)
                 continue
-            dedup_key = (data_source, index, response, json.dumps(obj.get("sample"), sort_keys=True))
-            if dedup_key in seen:
-                bad(line_no, "duplicate", f"same index {index}, data_source, response and sample as an earlier line")
-                continue
-            seen.add(dedup_key)
+            sample = obj.get("sample")
+            if sample is None:  # an unlabelled sample: always kept (see the module docstring)
+                text_key = (data_source, index, response)
+                result.repeated_without_sample += text_key in texts_without_sample
+                texts_without_sample.add(text_key)
+            else:
+                sample_key = (data_source, index, json.dumps(sample, sort_keys=True, ensure_ascii=False))
+                first = samples.get(sample_key)
+                if first is not None:
+                    if first == response:
+                        bad(line_no, "duplicate", f"repeats an earlier line exactly (index {index}, sample {sample!r})")
+                    else:
+                        detail = f"index {index} sample {sample!r} already has a different response"
+                        bad(line_no, "sample_conflict", detail)
+                    continue
+                samples[sample_key] = response
             if not response.strip():
                 if strict:
                     raise EvaluationInputError(f"{path} line {line_no}: empty_response: index {index}")
                 result.empty_responses += 1
                 if len(result.issues) < MAX_ISSUES_LISTED:
                     result.issues.append({"line": line_no, "reason": "empty_response", "detail": "scored as is"})
-            result.predictions.append(Prediction(line_no, data_source, index, response, obj.get("sample")))
+            result.predictions.append(Prediction(line_no, data_source, index, response, sample))
     logger.info("read %d predictions from %s (skipped %s)", len(result.predictions), path, dict(result.skipped))
     return result
 
 
 # ------------------------------------------------------------------------------------------------ answer parsing
-def gold_view(row: dict[str, Any]) -> dict[str, Any]:
-    """Gold labels of a data row in metric form: charges, articles, CAIL term code."""
-    from recipes.legal.charges import normalize_charges
+def canonical_charges(names: Sequence[str]) -> list[str]:
+    """Charge names as the rules reward compares them, de-duplicated and sorted; empty names dropped.
 
+    Each goes through canonical_charge: 贩卖毒品罪 → 走私、贩卖、运输、制造毒品罪.
+    """
+    from recipes.legal.charges import canonical_charge
+
+    return sorted({c for c in map(canonical_charge, names) if c})
+
+
+def gold_view(row: dict[str, Any]) -> dict[str, Any]:
+    """Gold labels of a data row in metric form: canonical charges, articles, CAIL term code."""
     extra = row["extra_info"]
     code = M.term_code(str(extra.get("term_kind", "")), int(extra.get("term_months") or 0))
     return {
-        "charges": normalize_charges(extra.get("charges") or []),
+        "charges": canonical_charges(extra.get("charges") or []),
         "articles": sorted({int(a) for a in extra.get("articles") or []}),
         "term_code": code,
     }
@@ -219,7 +253,7 @@ def parse_prediction(task: str, response: str) -> dict[str, Any]:
     if task == "charge":
         from recipes.legal.charges import parse_charges
 
-        view["charges"] = parse_charges(answer)
+        view["charges"] = canonical_charges(parse_charges(answer))
         view["unparseable"] = not view["charges"]
     elif task == "article":
         from recipes.legal.articles import parse_articles
@@ -329,14 +363,17 @@ async def score_one(
         g, p = gold["term_code"], view["term_code"]
         if g is None:
             raise EvaluationInputError(f"data row index {pred.index}: unknown term_kind {extra.get('term_kind')!r}")
+        months_gold = g >= 0
         rec.update(
             gold_code=g,
             pred_code=p,
             exact=p == g,
             cail_term=M.cail_term_score(g, p),
             lawbench_dist=M.lawbench_distance(g, p),
-            abs_err=M.abs_error_months(g, p),
-            signed_err=None if M.abs_error_months(g, p) is None else float(p - g),
+            abs_err=M.abs_error_months(g, p),  # unreadable → as if 0 months (error = gold months)
+            mae_unparseable=months_gold and p is None,
+            mae_life_death_pred=months_gold and p is not None and p < 0,
+            signed_err=float(p - g) if months_gold and p is not None and p >= 0 else None,  # histogram: real answers
             kind_ok=M.kind_correct(g, p),
         )
     rec["judge_grade"] = None
@@ -447,6 +484,8 @@ def task_metrics(task: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]
             accuracy=_im(records, "exact"),
             mae_months=_im(records, "abs_err"),
             mae_items=sum(1 for v in _by_item(records, "abs_err").values() if M.mean(v) is not None),
+            mae_unparseable=sum(bool(r.get("mae_unparseable")) for r in records),
+            mae_life_death_predicted=sum(bool(r.get("mae_life_death_pred")) for r in records),
             fixed_term_items=len(_by_item(fixed, "score")),
             kind_accuracy=_im(records, "kind_ok"),
             life_death_items=len(_by_item([r for r in records if r["gold_code"] < 0], "score")),
@@ -454,7 +493,10 @@ def task_metrics(task: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]
             lawbench_term_score=M.lawbench_term_score(item_dist.values()),
         )
     if task == "verdict":
-        out.update(accuracy=_im(records, "acc"), judge_score_mean=_im(records, "task_score"))
+        # judge_score_mean is the −2…+2 task score of whoever graded: the judge, or the rules when none was called.
+        calls = out["judge_calls"]
+        graded_by = None if not records else "rules" if calls == 0 else "judge" if calls == len(records) else "mixed"
+        out.update(accuracy=_im(records, "acc"), judge_score_mean=_im(records, "task_score"), graded_by=graded_by)
     if task in AGREEMENT_TASKS:
         pairs = [(r["judge_grade"], r["rules_grade"]) for r in records if r["judge_grade"] is not None]
         pairs = [(j, g) for j, g in pairs if g is not None]
@@ -488,14 +530,16 @@ def compute_metrics(records: Sequence[dict[str, Any]], data: dict[tuple[str, int
     return out
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf → None, tuples → lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+def _clean(value: Any, ndigits: int | None = 6) -> Any:
+    """JSON-safe copy: NaN/inf → None, floats rounded to ndigits (None: kept), tuples → lists."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return value if ndigits is None else M.round_metric(value, ndigits)
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: _clean(v, ndigits) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [_clean(v, ndigits) for v in value]
     return value
 
 
@@ -625,6 +669,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         skipped=dict(sorted(loaded.skipped.items())),
         skipped_total=sum(loaded.skipped.values()),
         empty_responses=loaded.empty_responses,
+        repeated_without_sample=loaded.repeated_without_sample,
         issues=loaded.issues,
     )
     metrics = _clean(metrics)

@@ -10,6 +10,11 @@ Conventions (one place, tested in tests/test_eval_metrics.py):
   the average, a label only predicted enters with F1 0. Passing ``labels`` (a fixed vocabulary) reproduces the
   official thunlp/CAIL2018 judger instead: every vocabulary label enters, and one absent from both sides scores
   F1 1.0 (TP = FP = FN = 0), which inflates macro-F1 on small test sets.
+- Month MAE (``abs_error_months``) covers every month-count gold (fixed term or 免予刑事处罚, code >= 0). An
+  unreadable prediction is NOT dropped: it counts as if the model had predicted 0 months, so its error is the gold
+  month count (dropping it would let a model that answers nothing look better than one that answers wrongly).
+  A life/death prediction for a month-count gold has no month count: it stays out of the MAE and is counted apart
+  (the CAIL and LawBench term scores already give it 0 / the maximal distance).
 """
 
 from __future__ import annotations
@@ -148,9 +153,20 @@ def lawbench_term_score(distances: Iterable[float | None]) -> float | None:
     return (LN_216 - sum(kept) / len(kept)) / LN_216 * 100
 
 
+UNPARSEABLE_PRED_MONTHS = 0
+"""Months an unreadable prediction counts as in the MAE (error = gold months): see the module docstring."""
+
+
 def abs_error_months(gold: int, pred: int | None) -> float | None:
-    """Absolute error in months when both gold and prediction are month counts (code >= 0), else None."""
-    if gold < 0 or pred is None or pred < 0:
+    """Absolute error in months for a month-count gold (code >= 0); None for life/death on either side.
+
+    An unreadable prediction (None) counts as UNPARSEABLE_PRED_MONTHS = 0 months, i.e. error = gold months.
+    """
+    if gold < 0:
+        return None
+    if pred is None:
+        pred = UNPARSEABLE_PRED_MONTHS
+    if pred < 0:
         return None
     return float(abs(gold - pred))
 
@@ -171,6 +187,13 @@ def mean(values: Iterable[float | bool | None]) -> float | None:
 def item_mean(values_by_item: Mapping[Hashable, Iterable[float | bool | None]]) -> float | None:
     """Mean over items of each item's mean over its responses (None values ignored; items with none skipped)."""
     return mean(mean(values) for values in values_by_item.values())
+
+
+def round_metric(value: float | None, ndigits: int = 6) -> float | None:
+    """value rounded for storage/display (floating noise such as 1.6e-14 → 0.0; −0.0 → 0.0); None stays None."""
+    if value is None:
+        return None
+    return round(float(value), ndigits) + 0.0
 
 
 def item_weights(item_keys: Sequence[Hashable]) -> list[float]:

@@ -1,9 +1,23 @@
-"""Human-readable evaluation report (report.md + PNG plots) and the side-by-side comparison of several reports."""
+"""Human-readable evaluation report (report.md + PNG plots) and the side-by-side comparison of several reports.
+
+Display conventions: values are rounded for display (rates as %, 1 decimal; others 2 decimals; −0.00 shows as
+0.00); a missing value is "—" in tables and "n/a" on compare bars (never an empty bar that reads as 0).
+- Term MAE counts an unreadable answer on a month-count gold as 0 months predicted (error = gold months); the
+  table shows how many responses that applies to (``mae_unparseable``) and how many predicted life/death for a
+  month-count gold (left out of the MAE). term_error_hist.png shows predicted − gold for readable month answers
+  in bins of one month when all errors are within ±24 months, else in bands 0, 1–2, 3–5, 6–11, 12–23, 24–59, 60+.
+- charge_confusion.png labels charges with their Chinese names when matplotlib finds a CJK font (Noto Sans CJK,
+  Source Han Sans, WenQuanYi, Droid Sans Fallback, …); otherwise it uses codes C1… and draws a code → charge
+  legend beside the heat map (English glosses of common charges; report.md lists the Chinese names).
+- The verdict score row is labelled by its grader: "mean judge score" when the judge graded, "mean task score
+  (rules)" when no judge was called (rules mode).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,8 +47,10 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("cail_score_vocab", "CAIL2018 score, official judger over the label vocabulary", "x100"),
     ],
     "term": [
-        ("mae_months", "mean absolute error (months, month-count golds)", "num"),
-        ("mae_items", "items with a month-count error", "int"),
+        ("mae_months", "mean absolute error (months; unreadable answer = 0 months)", "num"),
+        ("mae_items", "items in the MAE (month-count golds)", "int"),
+        ("mae_unparseable", "of which: unreadable answers, counted as 0 months (responses)", "int"),
+        ("mae_life_death_predicted", "life/death predicted for a month-count gold, not in MAE (responses)", "int"),
         ("accuracy", "exact term", "rate"),
         ("kind_accuracy", "life/death kind accuracy", "rate"),
         ("cail_term_score", "CAIL2018 log-distance score (×100)", "x100"),
@@ -63,18 +79,132 @@ HEADLINE = {
     "term": ["mae_months", "cail_term_score", "lawbench_term_score", "kind_accuracy"],
     "verdict": ["judge_score_mean", "judge_rules_agreement"],
 }
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "SimHei", "WenQuanYi Zen Hei", "Microsoft YaHei")
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK TC",
+    "Noto Sans SC",
+    "Noto Serif CJK SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Droid Sans Fallback",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+    "Heiti SC",
+    "AR PL UMing CN",
+    "AR PL UKai CN",
+    "Arial Unicode MS",
+)
+_CJK_NAME_HINTS = ("CJK", "WenQuanYi", "Droid Sans Fallback", "Source Han", "Hei", "Ming", "Song", "Kai")
+VERDICT_SCORE_LABELS = {
+    "judge": "mean judge score (−2 … +2)",
+    "rules": "mean task score (rules, −2 … +2)",
+    "mixed": "mean task score (judge where called, else rules; −2 … +2)",
+}
+COMPARE_VERDICT_LABEL = "mean verdict score (−2 … +2; grader in the row below)"
+# English glosses of frequent CAIL2018 charges, for charge_confusion.png when no CJK font can draw the names.
+CHARGE_GLOSSES = {
+    "盗窃罪": "theft",
+    "诈骗罪": "fraud",
+    "故意伤害罪": "intentional injury",
+    "抢劫罪": "robbery",
+    "抢夺罪": "snatching",
+    "走私、贩卖、运输、制造毒品罪": "drug smuggling/trafficking/transport/manufacture",
+    "非法持有毒品罪": "illegal possession of drugs",
+    "容留他人吸毒罪": "harbouring drug use",
+    "寻衅滋事罪": "picking quarrels, provoking trouble",
+    "危险驾驶罪": "dangerous driving",
+    "交通肇事罪": "traffic accident crime",
+    "故意杀人罪": "intentional homicide",
+    "过失致人死亡罪": "negligent homicide",
+    "强奸罪": "rape",
+    "受贿罪": "accepting bribes",
+    "行贿罪": "bribery",
+    "贪污罪": "embezzlement (public)",
+    "职务侵占罪": "embezzlement (employee)",
+    "挪用资金罪": "misappropriating funds",
+    "挪用公款罪": "misappropriating public funds",
+    "开设赌场罪": "running a casino",
+    "赌博罪": "gambling",
+    "敲诈勒索罪": "extortion",
+    "妨害公务罪": "obstructing official duty",
+    "非法拘禁罪": "unlawful detention",
+    "合同诈骗罪": "contract fraud",
+    "信用卡诈骗罪": "credit card fraud",
+    "集资诈骗罪": "fund-raising fraud",
+    "故意毁坏财物罪": "intentional destruction of property",
+    "聚众斗殴罪": "affray",
+    "放火罪": "arson",
+    "失火罪": "negligent fire",
+    "滥用职权罪": "abuse of power",
+    "玩忽职守罪": "dereliction of duty",
+    "非法采矿罪": "illegal mining",
+    "非法经营罪": "illegal business operation",
+    "非法吸收公众存款罪": "illegal public deposit-taking",
+    "拒不支付劳动报酬罪": "refusing to pay wages",
+    "拒不执行判决、裁定罪": "refusing to execute a judgment",
+    "重婚罪": "bigamy",
+    "猥亵儿童罪": "molesting a child",
+    "污染环境罪": "environmental pollution",
+    "非法占用农用地罪": "illegal occupation of farmland",
+    "滥伐林木罪": "excessive logging",
+    "盗伐林木罪": "illegal logging",
+    "非法狩猎罪": "illegal hunting",
+    "非法捕捞水产品罪": "illegal fishing",
+    "绑架罪": "kidnapping",
+    "非法侵入住宅罪": "unlawful intrusion into a home",
+    "伪证罪": "perjury",
+    "窝藏、包庇罪": "harbouring, shielding",
+    "生产、销售假药罪": "producing/selling fake drugs",
+    "掩饰、隐瞒犯罪所得、犯罪所得收益罪": "concealing criminal proceeds",
+    "非法持有、私藏枪支、弹药罪": "illegal possession of firearms/ammunition",
+    "组织、强迫、引诱、容留、介绍卖淫罪": "organizing/forcing/luring/harbouring/procuring prostitution",
+    "引诱、容留、介绍卖淫罪": "luring/harbouring/procuring prostitution",
+    "强制猥亵、侮辱罪": "forcible indecency",
+    "虚开增值税专用发票、用于骗取出口退税、抵扣税款发票罪": "false VAT invoices",
+    "伪造、变造、买卖国家机关公文、证件、印章罪": "forging official documents/seals",
+    "伪造公司、企业、事业单位、人民团体印章罪": "forging company seals",
+    "招摇撞骗罪": "impersonation fraud",
+    "侵占罪": "conversion",
+    "破坏生产经营罪": "sabotaging production",
+    "非法转让、倒卖土地使用权罪": "land-use right resale",
+    "诬告陷害罪": "false accusation",
+    "非法买卖制毒物品罪": "trading drug precursors",
+    "妨害作证罪": "obstructing testimony",
+    "脱逃罪": "escape",
+    "传播性病罪": "spreading venereal disease",
+    "侵犯著作权罪": "copyright infringement",
+    "销售假冒注册商标的商品罪": "selling counterfeit trademarked goods",
+    "假冒注册商标罪": "counterfeiting a trademark",
+    "非法猎捕、杀害珍贵、濒危野生动物罪": "killing rare/endangered wildlife",
+    "伪造、变造居民身份证罪": "forging ID cards",
+    "伪造、变造、买卖武装部队公文、证件、印章罪": "forging military documents",
+    "非法收购、运输、出售珍贵、濒危野生动物、珍贵、濒危野生动物制品罪": "trading rare/endangered wildlife",
+    "帮助信息网络犯罪活动罪": "aiding cybercrime",
+    "侵犯公民个人信息罪": "infringing personal information",
+    "抢劫、盗窃、抢夺枪支、弹药、爆炸物、危险物质罪": "robbing/stealing firearms or explosives",
+    "非法制造、买卖、运输、邮寄、储存枪支、弹药、爆炸物罪": "illegal firearms/explosives trade",
+    "组织卖淫罪": "organizing prostitution",
+}
 
 
 def fmt(value: Any, kind: str) -> str:
-    """Format one metric for a table ('—' when undefined)."""
+    """Format one metric for a table ('—' when undefined; rounded so that float noise reads as 0.00)."""
     if value is None:
         return "—"
     if kind == "rate":
-        return f"{value * 100:.1f}%"
+        return f"{round(value * 100, 1) + 0.0:.1f}%"
     if kind == "int":
         return str(int(value))
-    return f"{value:.2f}"
+    return f"{round(value, 2) + 0.0:.2f}"
+
+
+def verdict_score_label(block: dict[str, Any]) -> str:
+    """Label of the verdict judge_score_mean row: who graded (judge, rules, or a mix)."""
+    return VERDICT_SCORE_LABELS.get(block.get("graded_by") or "", VERDICT_SCORE_LABELS["judge"])
 
 
 def _plt():
@@ -87,12 +217,28 @@ def _plt():
     return plt
 
 
+def _draws_chinese(path: str) -> bool:
+    """Whether the font file has glyphs for a few charge characters."""
+    try:
+        from matplotlib.ft2font import FT2Font
+
+        font = FT2Font(path)
+        return all(font.get_char_index(ord(ch)) for ch in "盗窃罪诈骗")
+    except Exception:  # unreadable font file: not usable
+        return False
+
+
 def _cjk_font() -> str | None:
-    """A font that can draw Chinese labels, when one is installed (else charts use codes C1, C2, …)."""
+    """Name of an installed font that draws Chinese labels (known names first, then likely ones), else None."""
     from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
+    entries = font_manager.fontManager.ttflist
+    by_name: dict[str, str] = {}
+    for entry in entries:
+        by_name.setdefault(entry.name, entry.fname)
+    candidates = [n for n in CJK_FONTS if n in by_name]
+    candidates += sorted(n for n in by_name if n not in candidates and any(h in n for h in _CJK_NAME_HINTS))
+    return next((name for name in candidates if _draws_chinese(by_name[name])), None)
 
 
 def task_table(task: str, block: dict[str, Any]) -> list[str]:
@@ -100,6 +246,8 @@ def task_table(task: str, block: dict[str, Any]) -> list[str]:
     lines = ["| metric | value |", "| --- | --- |"]
     for key, label, kind in ROWS[task] + COMMON_ROWS:
         if key in block:
+            if task == "verdict" and key == "judge_score_mean":
+                label = verdict_score_label(block)
             lines.append(f"| {label} | {fmt(block[key], kind)} |")
     return lines
 
@@ -121,16 +269,69 @@ def plot_score_distribution(records: Sequence[dict[str, Any]], path: Path) -> Pa
     return path
 
 
+# |error| bands (months) of the term error histogram when errors exceed ±INTEGER_BIN_LIMIT: [lo, hi) each.
+ERROR_BANDS: tuple[tuple[int, float], ...] = ((1, 3), (3, 6), (6, 12), (12, 24), (24, 60), (60, math.inf))
+INTEGER_BIN_LIMIT = 24
+
+
+def term_error_bins(errors: Sequence[float]) -> tuple[list[str], list[int]]:
+    """(labels, counts) of signed month errors: one bin per month within ±24, else bands 0, ±1–2, ±3–5, … ±60+.
+
+    Exact hits always have their own bin "0", so a 20-month miss never shares a bar with them.
+    """
+    ints = [int(round(e)) for e in errors]
+    if not ints:
+        return [], []
+    if max(abs(e) for e in ints) <= INTEGER_BIN_LIMIT:
+        lo, hi = min(min(ints), -1), max(max(ints), 1)
+        labels = [f"{k:+d}" if k else "0" for k in range(lo, hi + 1)]
+        counts = Counter(ints)
+        return labels, [counts.get(k, 0) for k in range(lo, hi + 1)]
+
+    def band_label(lo: int, hi: float, sign: str) -> str:
+        if math.isinf(hi):
+            return f"≤−{lo}" if sign == "−" else f"≥+{lo}"
+        if sign == "−":
+            return f"−{int(hi) - 1}…−{lo}"
+        return f"+{lo}…+{int(hi) - 1}"
+
+    bands = [(-hi, -lo, band_label(lo, hi, "−")) for lo, hi in reversed(ERROR_BANDS)]
+    bands += [(0, 0, "0")] + [(lo, hi, band_label(lo, hi, "+")) for lo, hi in ERROR_BANDS]
+    counts = [0] * len(bands)
+    for e in ints:
+        for i, (lo, hi, _) in enumerate(bands):
+            if (e == 0 and lo == hi == 0) or (e > 0 and lo <= e < hi) or (e < 0 and lo < e <= hi):
+                counts[i] += 1
+                break
+    return [label for _, _, label in bands], counts
+
+
 def plot_term_errors(records: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Histogram of signed term error (predicted − gold months) over month-count golds."""
+    """Bar chart of signed term error (predicted − gold months) for readable month answers on month-count golds."""
     plt = _plt()
-    errors = [r["signed_err"] for r in records if r["task"] == "term" and r.get("signed_err") is not None]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if errors:
-        ax.hist(errors, bins=min(40, max(5, len(set(errors)))), color="#dd8452")
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_title(f"term error, predicted − gold (n={len(errors)})")
-    ax.set_xlabel("months")
+    term = [r for r in records if r["task"] == "term"]
+    errors = [r["signed_err"] for r in term if r.get("signed_err") is not None]
+    unreadable = sum(bool(r.get("mae_unparseable")) for r in term)
+    life_death = sum(bool(r.get("mae_life_death_pred")) for r in term)
+    labels, counts = term_error_bins(errors)
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.32 * len(labels) + 1.5), 4.2))
+    if labels:
+        colors = ["#55a868" if label == "0" else "#dd8452" for label in labels]
+        bars = ax.bar(range(len(labels)), counts, color=colors, width=0.85)
+        banded = "0" in labels and "+1" not in labels
+        ax.set_xticks(range(len(labels)), labels, rotation=45 if banded or len(labels) > 13 else 0, fontsize=8)
+        ax.bar_label(bars, labels=[str(c) if c else "" for c in counts], fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no readable month answers", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(
+        f"term error, predicted − gold months (n={len(errors)}; not shown: {unreadable} unreadable, "
+        f"{life_death} life/death)",
+        fontsize=9,
+    )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("months (− = predicted too short, + = too long)")
     ax.set_ylabel("responses")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -171,30 +372,68 @@ def charge_confusion(
     return rows, cols, matrix
 
 
-def plot_charge_confusion(records: Sequence[dict[str, Any]], path: Path, top_k: int = 10) -> tuple[Path, list[str]]:
-    """Heat map of charge_confusion; returns the path and the charge names behind the C1… codes."""
+def charge_legend(rows: Sequence[str]) -> list[str]:
+    """Legend lines "C1  theft" for charges drawn without a CJK font (gloss, else a pointer to report.md)."""
+    return [f"C{i + 1}  {CHARGE_GLOSSES.get(name, '(name in report.md)')}" for i, name in enumerate(rows)]
+
+
+def plot_charge_confusion(
+    records: Sequence[dict[str, Any]], path: Path, top_k: int = 10, font: str | None | bool = True
+) -> tuple[Path, list[str]]:
+    """Heat map of charge_confusion; returns the path and the charge names behind the C1… codes.
+
+    font=True looks for a CJK font (real names on the axes); None/False forces codes plus the in-figure legend.
+    """
     plt = _plt()
     rows, cols, matrix = charge_confusion(records, top_k)
-    font = _cjk_font()
+    font = _cjk_font() if font is True else font or None
+    legend: list[str] = []
     if font:
-        plt.rcParams["font.sans-serif"] = [font, *plt.rcParams["font.sans-serif"]]
-        ylabels, xlabels = rows, cols
-    else:  # no CJK font installed: codes in the plot, names in report.md
+        ylabels, xlabels = list(rows), [*rows, "其他 other", "无 none"]
+    else:  # no CJK font: codes on the axes, a code → charge legend beside the heat map
         ylabels = [f"C{i + 1}" for i in range(len(rows))]
         xlabels = ylabels + ["other", "none"]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(cols), 1.2 + 0.5 * max(1, len(rows))))
-    if rows:
-        image = ax.imshow(matrix, cmap="Blues", aspect="auto")
-        fig.colorbar(image, ax=ax)
-        ax.set_xticks(range(len(cols)), xlabels, rotation=60, ha="right")
-        ax.set_yticks(range(len(rows)), ylabels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
-    ax.set_title(f"charge confusion, top {len(rows)} gold charges")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+        legend = charge_legend(rows)
+    label_width = max((len(s) for s in ylabels), default=2) * (0.16 if font else 0.08)
+    legend_width = 0.068 * max((len(s) for s in legend), default=0)
+    heat_width = 1.6 + label_width + 0.62 * len(cols)
+    height = 1.6 + 0.5 * max(1, len(rows)) + label_width * 0.6
+    with plt.rc_context({"font.sans-serif": [font, *plt.rcParams["font.sans-serif"]]} if font else {}):
+        if legend:  # heat map | legend panel (its own axes, so the legend never overlaps the colour bar)
+            fig, (ax, lax) = plt.subplots(
+                1,
+                2,
+                figsize=(heat_width + legend_width, height),
+                gridspec_kw={"width_ratios": (heat_width, legend_width)},
+            )
+            lax.axis("off")
+            lax.text(
+                0.0, 0.5, "\n".join(["code  charge (gold rows)", *legend]), family="monospace", fontsize=7.5,
+                va="center", ha="left", transform=lax.transAxes,
+                bbox={"boxstyle": "round", "facecolor": "#f7f7f7", "edgecolor": "#999999"},
+            )  # fmt: skip
+        else:
+            fig, ax = plt.subplots(figsize=(heat_width, height))
+        if rows:
+            image = ax.imshow(matrix, cmap="Blues", aspect="auto")
+            fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="responses (weight 1/k)")
+            ax.set_xticks(range(len(cols)), xlabels, rotation=60, ha="right", fontsize=8)
+            ax.set_yticks(range(len(rows)), ylabels, fontsize=8)
+            peak = max((v for row in matrix for v in row), default=0.0)
+            for i, row in enumerate(matrix):
+                for j, v in enumerate(row):
+                    if v:
+                        color = "white" if v > peak / 2 else "black"
+                        ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=7, color=color)
+        else:
+            ax.text(0.5, 0.5, "no charge items", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("gold")
+        ax.set_title(f"charge confusion, top {len(rows)} gold charges", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
     plt.close(fig)
-    return path, rows
+    return path, list(rows)
 
 
 def write_report(out_dir: Path, metrics: dict[str, Any], records: Sequence[dict[str, Any]]) -> Path:
@@ -222,8 +461,16 @@ def write_report(out_dir: Path, metrics: dict[str, Any], records: Sequence[dict[
         "Per-item metrics average each item's responses first; CAIL F1 counts each response with weight 1/k.",
         "CAIL macro-F1 averages over labels seen in gold or prediction; the *vocabulary* variant follows the",
         "official judger (every known label enters, a label absent from both sides counts F1 = 1).",
+        "Charges are compared after canonicalization (贩卖毒品罪 = 走私、贩卖、运输、制造毒品罪), as in the reward.",
+        "Term MAE: an unreadable answer on a month-count gold counts as 0 months predicted (error = gold months);",
+        "a life/death answer there has no month count and is left out (both counted in the term table).",
         "",
     ]
+    if overall.get("repeated_without_sample"):
+        lines[-1:-1] = [
+            f"Note: {overall['repeated_without_sample']} response(s) repeat an earlier response of their item and",
+            "carry no `sample` id; they were scored as separate samples.",
+        ]
     for task in TASKS:
         block = metrics.get(task, {})
         lines += [f"## {TASK_TITLES[task]}", "", *task_table(task, block), ""]
@@ -242,6 +489,7 @@ def write_report(out_dir: Path, metrics: dict[str, Any], records: Sequence[dict[
     lines += ["![charge confusion](charge_confusion.png)", ""]
     if charges:
         lines += ["Charge codes: " + ", ".join(f"C{i + 1} = {c}" for i, c in enumerate(charges)), ""]
+    lines += ["Term error bins: one month each within ±24 months, else bands 0, 1–2, 3–5, 6–11, 12–23, 24–59, 60+.", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
@@ -269,7 +517,14 @@ def compare_reports(report_dirs: Sequence[Path], out_dir: Path) -> Path:
         lines.append("| --- |" + " --- |" * len(names))
         for key, label, kind in ROWS[task] + COMMON_ROWS:
             if any(key in m.get(task, {}) for m in runs):
+                if task == "verdict" and key == "judge_score_mean":
+                    graders = {m.get(task, {}).get("graded_by") for m in runs}
+                    one = len(graders) == 1
+                    label = verdict_score_label({"graded_by": next(iter(graders))}) if one else COMPARE_VERDICT_LABEL
                 lines.append(f"| {label} | " + " | ".join(fmt(m.get(task, {}).get(key), kind) for m in runs) + " |")
+                if task == "verdict" and key == "judge_score_mean":
+                    graded = [m.get(task, {}).get("graded_by") or "—" for m in runs]
+                    lines.append("| graded by | " + " | ".join(graded) + " |")
         lines += ["", f"![{task}](compare_{task}.png)", ""]
         plot_compare(task, runs, names, out_dir / f"compare_{task}.png")
     path = out_dir / "compare.md"
@@ -280,6 +535,11 @@ def compare_reports(report_dirs: Sequence[Path], out_dir: Path) -> Path:
     return path
 
 
+def bar_labels(values: Sequence[float | None]) -> list[str]:
+    """Labels written on compare bars: the value rounded to 2 decimals, "n/a" when the run has none."""
+    return ["n/a" if v is None else f"{round(v, 2) + 0.0:g}" for v in values]
+
+
 def plot_compare(task: str, runs: Sequence[dict[str, Any]], names: Sequence[str], path: Path) -> Path:
     """Grouped bars: the task's headline metrics (one panel each), one bar per run."""
     plt = _plt()
@@ -287,7 +547,12 @@ def plot_compare(task: str, runs: Sequence[dict[str, Any]], names: Sequence[str]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
         values = [m.get(task, {}).get(key) for m in runs]
-        ax.bar(range(len(names)), [0.0 if v is None else v for v in values], color="#55a868")
+        bars = ax.bar(range(len(names)), [0.0 if v is None else v for v in values], color="#55a868")
+        # a missing value must not read as 0 (for MAE, "lower is better", an empty bar would look perfect)
+        ax.bar_label(bars, labels=bar_labels(values), fontsize=8)
+        if all(v is None for v in values):
+            ax.set_ylim(0, 1)
+        ax.margins(y=0.15)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
         ax.set_title(key + (" (lower is better)" if key == "mae_months" else ""), fontsize=9)
     fig.suptitle(task)
