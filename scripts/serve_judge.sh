@@ -4,9 +4,13 @@
 #
 # Usage: bash scripts/serve_judge.sh [--config NAME] [--dry-run] [--port P] [--host H] [--gpus 7] [--model M]
 #                                    [hydra overrides, e.g. judge.max_model_len=4096]
-# Env (same meaning as the flags): JUDGE_PORT, JUDGE_HOST, JUDGE_GPUS, JUDGE_MODEL; JUDGE_API_KEY (or the variable
-# named by judge.api_key_env) is passed to vLLM as VLLM_API_KEY, never on the command line.
-# The server runs in the background (its own process group); its PID is in <log>.pid, its output in the log.
+# Env (same meaning as the flags): JUDGE_PORT, JUDGE_HOST, JUDGE_GPUS, JUDGE_MODEL; JUDGE_STARTUP_TIMEOUT_S
+# (judge.startup_timeout_s, default 900); JUDGE_API_KEY (or the variable named by judge.api_key_env) is passed to
+# vLLM as VLLM_API_KEY, never on the command line.
+# The server runs in the background (its own process group); its PID is in <log>.pid (written as soon as it starts),
+# its output in the log. If it does not answer /health in time, or this script is interrupted (Ctrl-C, TERM) while
+# waiting, the server this invocation started is stopped again (exit 1 / 130 / 143). A judge that already answers,
+# or one an earlier invocation started and is still loading, is never stopped here.
 # Stop it: kill -- -"$(cat logs/judge-8000.log.pid)"
 set -euo pipefail
 
@@ -25,7 +29,7 @@ while [ $# -gt 0 ]; do
     --host) overrides+=("judge.host=$2"); shift 2 ;;
     --gpus) overrides+=("judge.gpus='$2'"); shift 2 ;;
     --model) overrides+=("judge.model=$2"); shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) overrides+=("$1"); shift ;;
   esac
 done
@@ -62,6 +66,33 @@ if [ "$dry_run" -eq 1 ]; then
   exit 0
 fi
 
+# Stop a process group (the server and its workers): TERM, up to 30 s, then KILL.
+stop_group() {
+  local pid="$1" i
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 60); do
+    kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}
+
+# The server this invocation started and has not yet handed over (healthy): stopped on any other exit.
+started_pid=""
+cleanup() {
+  if [ -n "$started_pid" ]; then
+    if kill -0 -- "-$started_pid" 2>/dev/null; then
+      echo "[serve_judge] stopping the judge this script started (pid $started_pid)" >&2
+    fi
+    stop_group "$started_pid"
+    rm -f "$pid_file"
+    started_pid=""
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
   echo "[serve_judge] a judge we started earlier (pid $(cat "$pid_file")) is still loading; waiting for it"
 else
@@ -74,13 +105,15 @@ else
          ".[train]) or set VLLM=/path/to/vllm" >&2
     exit 1
   fi
-  mkdir -p "$(dirname "$log")"
+  mkdir -p "$(dirname "$log")" "$(dirname "$pid_file")"
   echo "[serve_judge] starting $PLAN_JUDGE_MODEL on GPU(s) $PLAN_JUDGE_GPUS at $PLAN_JUDGE_BASE_URL (log: $log)"
-  # The key reaches vLLM through its environment (VLLM_API_KEY), not argv.
+  # The key reaches vLLM through its environment (VLLM_API_KEY), not argv. setsid: its own process group, so a
+  # Ctrl-C meant for this script does not reach it and the whole group can be stopped at once.
   api_key="${!api_key_env:-}"
   CUDA_VISIBLE_DEVICES="$PLAN_JUDGE_GPUS" VLLM_API_KEY="$api_key" \
     setsid nohup "${PLAN_VLLM_CMD[@]}" >"$log" 2>&1 < /dev/null &
-  echo $! > "$pid_file"
+  started_pid=$!
+  echo "$started_pid" > "$pid_file"  # before waiting: a caller interrupted meanwhile can still find and stop it
 fi
 
 pid="$(cat "$pid_file")"
@@ -90,14 +123,22 @@ until health; do
     echo "[serve_judge] the judge exited before answering /health — last lines of $log:" >&2
     tail -n 20 "$log" >&2 || true
     rm -f "$pid_file"
+    exit 1  # (the exit trap still stops any worker of its process group left behind)
+  fi
+  now=$(date +%s)
+  if [ "$now" -ge "$deadline" ]; then
+    if [ -n "$started_pid" ]; then
+      echo "[serve_judge] no /health answer after ${PLAN_JUDGE_TIMEOUT_S}s — stopping it (log $log)." \
+           "Raise judge.startup_timeout_s (or JUDGE_STARTUP_TIMEOUT_S) or check the log." >&2
+    else
+      echo "[serve_judge] no /health answer after ${PLAN_JUDGE_TIMEOUT_S}s from the judge started earlier (pid $pid," \
+           "left running; log $log). Stop it: kill -- -$pid" >&2
+    fi
     exit 1
   fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "[serve_judge] no /health answer after ${PLAN_JUDGE_TIMEOUT_S}s (still running as pid $pid; log $log)." \
-         "Raise judge.startup_timeout_s or check the log." >&2
-    exit 1
-  fi
-  sleep 5
+  # In the background + wait: a TERM/INT trap runs at once instead of after the sleep.
+  sleep "$(( deadline - now < 5 ? deadline - now : 5 ))" & wait $!
 done
+started_pid=""  # healthy: it keeps running after this script exits
 echo "[serve_judge] judge ready: $PLAN_JUDGE_BASE_URL (model $PLAN_JUDGE_MODEL, GPU(s) $PLAN_JUDGE_GPUS, pid $pid," \
      "log $log). Stop it: kill -- -$pid"

@@ -7,7 +7,9 @@
 #                   all checks pass (needs only what `bash scripts/test.sh` installs; never installs the GPU stack)
 #   --no-install    never create .venv / install .[train]
 # Env: RUN_NAME (reuse to resume) or RUN_TAG (suffix after -MMDD); NNODES>1 or RAY_ADDRESS -> `ray job submit`;
-#      JUDGE_BASE_URL (comma list of judge endpoints); WANDB_API_KEY or WANDB_MODE=offline; PYTHON_BIN.
+#      JUDGE_BASE_URL (comma list of judge endpoints: no local judge is started, each must answer /health; when none
+#      is loopback, the judge GPU trains too); JUDGE_STARTUP_TIMEOUT_S; WANDB_API_KEY or WANDB_MODE=offline;
+#      PYTHON_BIN.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
     --config=*) config="${1#*=}"; shift ;;
     --dry-run) dry_run=1; shift ;;
     --no-install) install=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) overrides+=("$1"); shift ;;
   esac
 done
@@ -90,20 +92,63 @@ set +e
 preflight_status=$?
 set -e
 
+# The trainer's GPUs on one node: with a judge of ours on judge.gpus (external mode, no JUDGE_BASE_URL elsewhere),
+# the visible GPUs minus the judge's, the first trainer.n_gpus_per_node of them; otherwise "" = CUDA_VISIBLE_DEVICES
+# left as it is (rules / verl_pool modes, judges elsewhere: the trainer sees every GPU).
+train_devices=""
+gpu_note=""
+if [ "$PLAN_MULTI_NODE" -eq 0 ] && [ "$PLAN_JUDGE_MODE" = "external" ] && [ -n "$PLAN_JUDGE_GPUS" ]; then
+  all_gpus="${CUDA_VISIBLE_DEVICES:-}"
+  if [ -z "$all_gpus" ]; then
+    n_gpus="$gpus"
+    if [ "$n_gpus" -eq 0 ]; then  # no GPU here (dry run on CPU): the node the config describes, GPUs 0..N-1
+      n_gpus=$((PLAN_TRAIN_GPUS_PER_NODE + PLAN_JUDGE_GPUS_HERE))
+      gpu_note="no GPU visible here: the GPU ids above assume a node with $n_gpus GPUs numbered 0..$((n_gpus - 1))"
+    fi
+    all_gpus="$(seq -s, 0 $((n_gpus - 1)))"
+  fi
+  train_devices="$(echo "$all_gpus" | tr ',' '\n' | grep -vxF -f <(echo "$PLAN_JUDGE_GPUS" | tr ',' '\n') \
+    | head -n "$PLAN_TRAIN_GPUS_PER_NODE" | paste -sd, -)" || true
+fi
+trainer_line="$(printf '%q ' "${PLAN_TRAINER_CMD[@]}")"
+[ -z "$train_devices" ] || trainer_line="CUDA_VISIBLE_DEVICES=$train_devices $trainer_line"
+
+# Judges named by JUDGE_BASE_URL: every one must answer /health (single node; a multi-node job's reward workers
+# reach them from the cluster, which this machine may not).
+check_env_judges() {
+  local url bad=0
+  for url in ${PLAN_JUDGE_HEALTH_URLS[@]+"${PLAN_JUDGE_HEALTH_URLS[@]}"}; do
+    if "$py" -m recipes.legal.commands health --api-key-env "$PLAN_JUDGE_API_KEY_ENV" "$url"; then
+      say "judge $url answers"
+    else
+      echo "[train_grpo] judge $url (from JUDGE_BASE_URL) does not answer — start it (bash scripts/serve_judge.sh" \
+           "on that machine) or fix JUDGE_BASE_URL" >&2
+      bad=1
+    fi
+  done
+  return "$bad"
+}
+
 if [ "$PLAN_MULTI_NODE" -eq 1 ]; then
   commands=("$py -m recipes.legal.commands runtime-env --config $PLAN_CONFIG --output $PLAN_RUNTIME_ENV" \
             "$(printf '%q ' "${PLAN_SUBMIT_CMD[@]}")")
 else
   commands=()
-  if [ "$PLAN_JUDGE_MODE" = "external" ]; then
+  if [ "$PLAN_JUDGE_FROM_ENV" -eq 1 ]; then
+    commands+=("# no local judge: JUDGE_BASE_URL judges must answer ${PLAN_JUDGE_HEALTH_URLS[*]}")
+  elif [ "$PLAN_JUDGE_MODE" = "external" ]; then
     commands+=("CUDA_VISIBLE_DEVICES=$PLAN_JUDGE_GPUS $(printf '%q ' "${PLAN_VLLM_CMD[@]}")  # unless $PLAN_JUDGE_HEALTH_URL answers")
   fi
-  commands+=("$(printf '%q ' "${PLAN_TRAINER_CMD[@]}")")
+  commands+=("$trainer_line")
 fi
 
 if [ "$dry_run" -eq 1 ]; then
+  if [ "$PLAN_MULTI_NODE" -eq 0 ] && [ "$PLAN_JUDGE_FROM_ENV" -eq 1 ]; then
+    check_env_judges || say "WARNING: a real run stops here until every JUDGE_BASE_URL judge answers"
+  fi
   say "dry run: the commands a real run would execute:"
   for c in "${commands[@]}"; do echo "  $c"; done
+  [ -z "$gpu_note" ] || say "$gpu_note"
   [ "$preflight_status" -eq 0 ] || die "preflight failed (see FAIL lines above)"
   say "dry run OK"
   exit 0
@@ -120,33 +165,70 @@ if [ "$PLAN_MULTI_NODE" -eq 1 ]; then
   exec "${PLAN_SUBMIT_CMD[@]}"
 fi
 
-# ---- single node: the judge (unless one answers), then the trainer on the other GPUs.
+# ---- single node: the judge (unless one answers or JUDGE_BASE_URL names them), then the trainer.
+# serve_judge.sh writes the server's pid to <log>.pid as soon as it starts it (before the up-to-15-min wait for
+# /health) and stops it itself on its own timeout or interruption. This script runs it in the background and
+# `wait`s, so Ctrl-C / TERM reach our traps at once; the EXIT trap then stops serve_judge.sh and the server whose
+# pid it recorded — only a server this run caused to start, never a judge that was already answering or loading.
+judge_pid_file="$PLAN_JUDGE_LOG.pid"
+serve_pid=""
+started_judge=0
+earlier_pid=""
 started_judge_pid=""
+stop_group() {
+  local pid="$1" i
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 60); do
+    kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}
 stop_judge() {
-  if [ -n "$started_judge_pid" ] && kill -0 "$started_judge_pid" 2>/dev/null; then
+  if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
+    kill -TERM "$serve_pid" 2>/dev/null || true  # its own trap stops the server it started
+    wait "$serve_pid" 2>/dev/null || true
+  fi
+  if [ "$started_judge" -eq 1 ] && [ -z "$started_judge_pid" ]; then  # interrupted while serve_judge.sh ran
+    started_judge_pid="$(cat "$judge_pid_file" 2>/dev/null || true)"
+    [ "$started_judge_pid" != "$earlier_pid" ] || started_judge_pid=""
+  fi
+  if [ -n "$started_judge_pid" ] && { kill -0 -- "-$started_judge_pid" || kill -0 "$started_judge_pid"; } 2>/dev/null
+  then
     say "stopping the judge we started (pid $started_judge_pid)"
-    kill -- "-$started_judge_pid" 2>/dev/null || kill "$started_judge_pid" 2>/dev/null || true
+    stop_group "$started_judge_pid"
+  fi
+  if [ -n "$started_judge_pid" ] && [ "$(cat "$judge_pid_file" 2>/dev/null)" = "$started_judge_pid" ]; then
+    rm -f "$judge_pid_file"
   fi
 }
 trap stop_judge EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [ "$PLAN_JUDGE_MODE" = "external" ]; then
+if [ "$PLAN_JUDGE_FROM_ENV" -eq 1 ]; then
+  check_env_judges || die "not starting: every judge in JUDGE_BASE_URL must answer /health (see above)"
+elif [ "$PLAN_JUDGE_MODE" = "external" ]; then
   if "$py" -m recipes.legal.commands health --api-key-env "$PLAN_JUDGE_API_KEY_ENV" "$PLAN_JUDGE_HEALTH_URL"; then
     say "judge already answers at $PLAN_JUDGE_BASE_URL: using it (not stopping it at the end)"
   else
-    bash "$repo_root/scripts/serve_judge.sh" --config "$PLAN_CONFIG" ${PLAN_OVERRIDES[@]+"${PLAN_OVERRIDES[@]}"}
-    started_judge_pid="$(cat "$PLAN_JUDGE_LOG.pid")"
+    # What the pid file holds before (a judge still loading from an earlier serve_judge.sh, or a stale entry):
+    # only a pid serve_judge.sh writes during this run is a judge this run started.
+    earlier_pid="$(cat "$judge_pid_file" 2>/dev/null || true)"
+    started_judge=1
+    bash "$repo_root/scripts/serve_judge.sh" --config "$PLAN_CONFIG" ${PLAN_OVERRIDES[@]+"${PLAN_OVERRIDES[@]}"} &
+    serve_pid=$!
+    serve_status=0
+    wait "$serve_pid" || serve_status=$?
+    serve_pid=""
+    [ "$serve_status" -eq 0 ] || die "the judge did not come up (serve_judge.sh exit $serve_status, see above)"
+    started_judge_pid="$(cat "$judge_pid_file" 2>/dev/null || true)"
+    [ "$started_judge_pid" != "$earlier_pid" ] || started_judge_pid=""
+    started_judge=0  # settled: started_judge_pid is ours (or empty: reused a judge that was there)
   fi
 fi
 
-# The trainer sees only the GPUs the judge does not use.
-if [ -n "$PLAN_JUDGE_GPUS" ] && [ "$PLAN_JUDGE_MODE" = "external" ]; then
-  all_gpus="${CUDA_VISIBLE_DEVICES:-$(seq -s, 0 $((gpus - 1)))}"
-  train_gpus="$(echo "$all_gpus" | tr ',' '\n' | grep -vxF -f <(echo "$PLAN_JUDGE_GPUS" | tr ',' '\n') \
-    | head -n "$PLAN_TRAIN_GPUS_PER_NODE" | paste -sd, -)"
-  export CUDA_VISIBLE_DEVICES="$train_gpus"
-fi
-say "run $PLAN_RUN_NAME on GPU(s) ${CUDA_VISIBLE_DEVICES:-all}: $(printf '%q ' "${PLAN_TRAINER_CMD[@]}")"
+# The trainer sees only the GPUs the judge does not use (train_devices above).
+[ -z "$train_devices" ] || export CUDA_VISIBLE_DEVICES="$train_devices"
+say "run $PLAN_RUN_NAME on GPU(s) ${CUDA_VISIBLE_DEVICES:-all}: $trainer_line"
 "${PLAN_TRAINER_CMD[@]}"

@@ -60,13 +60,13 @@ VLLM_DEFAULT = [
         pytest.param(
             "legal_grpo", [], {"JUDGE_BASE_URL": "http://10.0.0.5:8000/v1"},
             [*PY, CFG, "--config-name=legal_grpo", "trainer.experiment_name=legal-qwen2.5-7b-0312",
-             f"{URL_KEY}='http://10.0.0.5:8000/v1'"],
+             f"{URL_KEY}='http://10.0.0.5:8000/v1'", "judge.gpus=''", "trainer.n_gpus_per_node=8"],
             id="one-judge-from-env",
         ),
         pytest.param(
             "legal_grpo", [], {"JUDGE_BASE_URL": "http://a:8000/v1, http://b:8001/v1"},
             [*PY, CFG, "--config-name=legal_grpo", "trainer.experiment_name=legal-qwen2.5-7b-0312",
-             f"{URL_KEY}='http://a:8000/v1,http://b:8001/v1'"],
+             f"{URL_KEY}='http://a:8000/v1,http://b:8001/v1'", "judge.gpus=''", "trainer.n_gpus_per_node=8"],
             id="two-judges-from-env",
         ),
         pytest.param(
@@ -139,14 +139,16 @@ def test_ray_job_submit_command(config: str, env: dict, address: str, multi: boo
     """Multi-node: `ray job submit` with our runtime env and the repo as working dir; no absolute config path."""
     plan = build_plan(config, [], {**env, "RUN_NAME": "r1", "JUDGE_BASE_URL": "http://j1:8000/v1,http://j2:8000/v1"})
     name = Path(config).stem
+    # One node with judges elsewhere: the judge GPU trains too (see test_env_judges_plan).
+    gpus = [] if multi else ["judge.gpus=''", "trainer.n_gpus_per_node=8"]
     assert plan.multi_node is multi
     assert plan.submit_cmd == [
         "ray", "job", "submit", f"--address={address}", "--runtime-env=outputs/runtime_env.r1.yaml",
         "--working-dir", ".", "--",
         "python3", "-m", "recipes.legal.main_ppo", f"--config-name={name}", "trainer.experiment_name=r1",
-        f"{URL_KEY}='http://j1:8000/v1,http://j2:8000/v1'",
+        f"{URL_KEY}='http://j1:8000/v1,http://j2:8000/v1'", *gpus,
     ]  # fmt: skip
-    assert plan.judge_gpus_here == (0 if multi else 1)
+    assert plan.judge_gpus_here == 0
 
 
 def test_runtime_env_forwards_only_set_allowlisted_vars() -> None:
@@ -215,3 +217,76 @@ def test_health_probe_against_loopback_judge(judge_server) -> None:  # noqa: F81
     assert is_healthy(f"{server.url}/health", timeout_s=2.0)
     server.stop()
     assert not is_healthy(f"{server.url}/health", timeout_s=0.5)
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "env", "extra", "train_gpus", "judge_gpus"),
+    [
+        pytest.param(
+            "legal_grpo", [], {"JUDGE_BASE_URL": "http://a:8000/v1,http://b:8001/v1"},
+            [f"{URL_KEY}='http://a:8000/v1,http://b:8001/v1'", "judge.gpus=''", "trainer.n_gpus_per_node=8"],
+            8, (), id="judges-elsewhere-all-8-gpus-train",
+        ),
+        pytest.param(
+            "legal_grpo", ["judge.gpus='6,7'", "judge.tensor_parallel_size=2"], {"JUDGE_BASE_URL": "http://a:8000/v1"},
+            [f"{URL_KEY}='http://a:8000/v1'", "judge.gpus=''", "trainer.n_gpus_per_node=9"],
+            9, (), id="two-judge-gpus-freed",
+        ),
+        pytest.param(
+            "legal_grpo", ["trainer.n_gpus_per_node=7"], {"JUDGE_BASE_URL": "http://a:8000/v1"},
+            [f"{URL_KEY}='http://a:8000/v1'", "judge.gpus=''"],
+            7, (), id="user-gpu-count-wins",
+        ),
+        pytest.param(
+            "legal_grpo", [], {"JUDGE_BASE_URL": "http://127.0.0.1:8001/v1"},
+            [f"{URL_KEY}='http://127.0.0.1:8001/v1'"],
+            7, ("7",), id="loopback-judge-keeps-its-gpu",
+        ),
+        pytest.param(
+            "legal_grpo", [], {"JUDGE_BASE_URL": "http://localhost:8001/v1,http://a:8000/v1"},
+            [f"{URL_KEY}='http://localhost:8001/v1,http://a:8000/v1'"],
+            7, ("7",), id="any-loopback-keeps-its-gpu",
+        ),
+        pytest.param("legal_grpo", [], {}, [], 7, ("7",), id="no-env-judges-local-judge"),
+        pytest.param("legal_grpo_rules", [], {"JUDGE_BASE_URL": "http://a:8000/v1"}, [], 8, ("7",),
+                     id="rules-no-judge"),
+    ],
+)  # fmt: skip
+def test_env_judges_plan(
+    config: str, overrides: list[str], env: dict, extra: list[str], train_gpus: int, judge_gpus: tuple
+) -> None:
+    """JUDGE_BASE_URL (one node): no local judge; when all judges run elsewhere the judge GPU(s) train too."""
+    plan = build_plan(config, overrides, {**env, "RUN_NAME": "r"}, today=DAY)
+    name = config
+    assert plan.trainer_cmd == [*PY, CFG, f"--config-name={name}", *overrides, "trainer.experiment_name=r", *extra]
+    assert plan.env_judges is (bool(env) and config == "legal_grpo")
+    assert plan.train_gpus_per_node == train_gpus
+    assert plan.judge.gpus == judge_gpus
+    assert plan.judge_gpus_here == (len(judge_gpus) if plan.judge.mode == "external" else 0)
+
+
+def test_env_judges_plan_bash_and_preflight_view() -> None:
+    """The scripts get every judge's /health URL; the composed trainer config says 8 GPUs and no judge GPU."""
+    from recipes.legal.commands import compose_config, judge_gpu_count
+
+    env = {"JUDGE_BASE_URL": "http://a:8000/v1,http://b:8001/v1/", "RUN_NAME": "r"}
+    plan = build_plan("legal_grpo", [], env, today=DAY)
+    script = plan_to_bash(plan) + 'echo "$PLAN_JUDGE_FROM_ENV"; printf "%s\\n" "${PLAN_JUDGE_HEALTH_URLS[@]}"'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["1", "http://a:8000/health", "http://b:8001/health"]
+    cfg = compose_config("legal_grpo", plan.overrides)
+    assert cfg.trainer.n_gpus_per_node == 8 and cfg.judge.gpus == ""
+    assert judge_gpu_count(cfg, plan.judge) == 0
+
+
+def test_multi_node_env_judges_do_not_change_gpu_counts() -> None:
+    """Multi-node keeps its own GPU layout (judges are never on the training nodes there)."""
+    plan = build_plan("legal_grpo", [], {"JUDGE_BASE_URL": "http://a:8000/v1", "NNODES": "2", "RUN_NAME": "r"})
+    assert "judge.gpus=''" not in plan.overrides and plan.train_gpus_per_node == 7
+
+
+def test_judge_startup_timeout_from_env() -> None:
+    """JUDGE_STARTUP_TIMEOUT_S sets judge.startup_timeout_s (serve_judge.sh's wait for /health)."""
+    plan = build_plan("legal_grpo", [], {"JUDGE_STARTUP_TIMEOUT_S": "5", "RUN_NAME": "r"}, today=DAY)
+    assert plan.judge.startup_timeout_s == 5
+    assert build_plan("legal_grpo", [], {"RUN_NAME": "r"}, today=DAY).judge.startup_timeout_s == 900

@@ -46,6 +46,18 @@ def test_composes_resolves_and_passes_verl_validate_config(name: str) -> None:
     assert cfg.judge.mode in ("external", "verl_pool", "none")
 
 
+def test_every_config_has_its_own_run_name_and_checkpoint_dir() -> None:
+    """Distinct trainer.experiment_name per launchable config: with resume_mode=auto a variant that inherited the
+    default name would silently resume the default run's checkpoints (same default_local_dir)."""
+    names = {name: compose_config(name).trainer for name in CONFIGS}
+    experiment = {name: str(t.experiment_name) for name, t in names.items()}
+    assert len(set(experiment.values())) == len(CONFIGS), experiment
+    checkpoints = {name: str(t.default_local_dir) for name, t in names.items()}
+    assert len(set(checkpoints.values())) == len(CONFIGS), checkpoints
+    assert all(experiment[name] in checkpoints[name] for name in CONFIGS)
+    assert all(t.resume_mode == "auto" for t in names.values())
+
+
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIG_DIR)))
 def test_no_legacy_reward_keys_in_yaml(path: Path) -> None:
     """No YAML sets the legacy top-level reward keys verl 0.9.1 silently ignores."""
@@ -113,6 +125,8 @@ def test_base_config_seed_values(key: str, expected: object) -> None:
         ("legal_grpo_verl_pool", "reward.reward_model.enable_resource_pool", True),
         ("legal_grpo_verl_pool", "reward.reward_model.model_path", "Qwen/Qwen2.5-7B-Instruct"),
         ("legal_grpo_verl_pool", "reward.reward_model.rollout.name", "vllm"),
+        ("legal_grpo_verl_pool", "trainer.experiment_name", "legal-verl-pool-qwen2.5-7b"),
+        ("legal_grpo_verl_pool", "trainer.default_local_dir", "checkpoints/legal-grpo/legal-verl-pool-qwen2.5-7b"),
     ],
 )
 def test_variant_values(name: str, key: str, expected: object) -> None:

@@ -30,6 +30,7 @@ EXPECTED = {
     "reward/legal/charge/format_ok_rate": 2 / 3,
     "reward/legal/charge/accuracy": 1 / 3,
     "reward/legal/charge/judge_call_rate": 2 / 3,
+    "reward/legal/charge/judge_calls": 2,
     "reward/legal/charge/judge_failure_rate": 0.5,
     "reward/legal/charge/cache_hit_rate": 0.0,
     "reward/legal/charge/judge_latency_mean_ms": 200.0,
@@ -40,6 +41,7 @@ EXPECTED = {
     "reward/legal/term/format_ok_rate": 0.5,
     "reward/legal/term/accuracy": 0.5,
     "reward/legal/term/judge_call_rate": 1.0,
+    "reward/legal/term/judge_calls": 2,
     "reward/legal/term/judge_failure_rate": 0.0,
     "reward/legal/term/cache_hit_rate": 0.5,
     "reward/legal/term/judge_latency_mean_ms": 100.0,
@@ -50,6 +52,7 @@ EXPECTED = {
     "reward/overall/format_ok_rate": 0.6,
     "reward/overall/accuracy": 0.4,
     "reward/overall/judge_call_rate": 0.8,
+    "reward/overall/judge_calls": 4,
     "reward/overall/judge_failure_rate": 0.25,
     "reward/overall/cache_hit_rate": 0.25,
     "reward/overall/judge_latency_mean_ms": 150.0,
@@ -66,24 +69,85 @@ def test_full_batch_matches_hand_computation() -> None:
         assert got[key] == pytest.approx(value), key
 
 
+# Present in every group on every step (0.0 without judge calls), whatever the reward returned.
+JUDGE_ALWAYS = {
+    "judge_calls",
+    "judge_call_rate",
+    "judge_failure_rate",
+    "cache_hit_rate",
+    "judge_latency_mean_ms",
+    "judge_latency_p95_ms",
+}
+
+
 @pytest.mark.parametrize(
     ("keys", "expected_metrics"),
     [
-        pytest.param(["score"], {"count", "score_mean"}, id="score-only"),
-        pytest.param(["score", "acc"], {"count", "score_mean", "accuracy"}, id="score-acc"),
+        pytest.param(["score"], {"count", "score_mean", *JUDGE_ALWAYS}, id="score-only"),
+        pytest.param(["score", "acc"], {"count", "score_mean", "accuracy", *JUDGE_ALWAYS}, id="score-acc"),
         pytest.param(
             ["judge_called", "judge_latency_ms"],
-            {"count", "judge_call_rate", "judge_latency_mean_ms", "judge_latency_p95_ms"},
-            id="latency-without-failed-or-cache",
+            {"count", "judge_calls", "judge_call_rate", "judge_latency_mean_ms", "judge_latency_p95_ms"},
+            id="calls-latency-without-failed-or-cache",
         ),
-        pytest.param(["judge_latency_ms"], {"count"}, id="latency-without-judge_called-skipped"),
-        pytest.param([], {"count"}, id="no-extras"),
+        pytest.param(["judge_latency_ms"], {"count", *JUDGE_ALWAYS}, id="latency-without-judge_called-no-calls"),
+        pytest.param([], {"count", *JUDGE_ALWAYS}, id="no-extras"),
     ],
 )
-def test_missing_keys_skip_their_metrics(keys: list[str], expected_metrics: set[str]) -> None:
-    """A metric whose input key is absent is left out; the rest are still computed."""
+def test_metric_presence(keys: list[str], expected_metrics: set[str]) -> None:
+    """Non-judge metrics need their input key; judge metrics are always there unless calls exist without their key."""
     got = aggregate_step_metrics(SOURCES, {k: EXTRAS[k] for k in keys})
     assert {k.rsplit("/", 1)[1] for k in got if k.startswith("reward/overall/")} == expected_metrics
+
+
+def test_rules_mode_step_has_zero_judge_metrics_per_task_and_overall() -> None:
+    """A rules-mode step (judge_called all 0): every judge metric is 0.0 in every group, no gaps.
+
+    By hand: charge has 2 responses, term 1; no judge call anywhere -> judge_calls 0, all judge rates/latencies 0.0;
+    score_mean charge (1 + 0) / 2 = 0.5, term 2.0, overall 3 / 3 = 1.0.
+    """
+    got = aggregate_step_metrics(
+        ["legal/charge", "legal/charge", "legal/term"],
+        {
+            "score": [1.0, 0.0, 2.0],
+            "judge_called": [0, 0, 0],
+            "judge_failed": [0, 0, 0],
+            "judge_latency_ms": [0.0, 0.0, 0.0],
+            "cache_hit": [0, 0, 0],
+        },
+    )
+    expected = {"legal/charge": (2, 0.5), "legal/term": (1, 2.0), "overall": (3, 1.0)}
+    for group, (count, score) in expected.items():
+        assert got[f"reward/{group}/count"] == count
+        assert got[f"reward/{group}/score_mean"] == pytest.approx(score)
+        for metric in JUDGE_ALWAYS:
+            assert got[f"reward/{group}/{metric}"] == 0.0, (group, metric)
+    assert len(got) == 3 * (2 + len(JUDGE_ALWAYS))
+
+
+def test_task_without_calls_gets_zeros_while_another_task_has_calls() -> None:
+    """Hybrid mode: charge calls the judge, term is scored by rules -> term's judge metrics are 0.0, not absent.
+
+    By hand: charge rows 0, 1 called (latency 100, 200; failed 1 of 2; no cache hit) -> judge_calls 2,
+    failure 0.5, cache 0.0, mean 150, p95 100 + 0.95 * 100 = 195; term: 0 calls -> zeros;
+    overall = charge's calls over 3 responses: judge_calls 2, call rate 2/3, same judge means as charge.
+    """
+    got = aggregate_step_metrics(
+        ["legal/charge", "legal/charge", "legal/term"],
+        {
+            "judge_called": [1, 1, 0],
+            "judge_failed": [1, 0, 0],
+            "judge_latency_ms": [100.0, 200.0, 0.0],
+            "cache_hit": [0, 0, 0],
+        },
+    )
+    charge = {"judge_calls": 2, "judge_call_rate": 1.0, "judge_failure_rate": 0.5, "cache_hit_rate": 0.0,
+              "judge_latency_mean_ms": 150.0, "judge_latency_p95_ms": 195.0}  # fmt: skip
+    for metric, value in charge.items():
+        assert got[f"reward/legal/charge/{metric}"] == pytest.approx(value), metric
+        assert got[f"reward/legal/term/{metric}"] == 0.0, metric
+        overall = 2 / 3 if metric == "judge_call_rate" else value
+        assert got[f"reward/overall/{metric}"] == pytest.approx(overall), metric
 
 
 @pytest.mark.parametrize(
@@ -98,12 +162,14 @@ def test_missing_keys_skip_their_metrics(keys: list[str], expected_metrics: set[
         pytest.param({"score": [1.0, 2.0]}, {}, id="wrong-length-skipped"),
         pytest.param(
             {"judge_called": [0, 0, 0], "judge_failed": [0, 0, 0]},
-            {"reward/overall/judge_call_rate": 0.0},
-            id="no-judge-calls-no-judge-rates",
-        ),
+            {"reward/overall/judge_call_rate": 0.0, "reward/overall/judge_calls": 0,
+             "reward/overall/judge_failure_rate": 0.0, "reward/overall/judge_latency_p95_ms": 0.0},
+            id="no-judge-calls-zero-judge-rates",
+        ),  # fmt: skip
         pytest.param(
             {"judge_called": [True, False, True], "judge_latency_ms": [10.0, None, 30.0]},
-            {"reward/overall/judge_call_rate": 2 / 3, "reward/overall/judge_latency_mean_ms": 20.0},
+            {"reward/overall/judge_call_rate": 2 / 3, "reward/overall/judge_calls": 2,
+             "reward/overall/judge_latency_mean_ms": 20.0},
             id="bools-count-as-numbers",
         ),
     ],
@@ -115,8 +181,9 @@ def test_tolerant_inputs(extras: dict, expected: dict[str, float]) -> None:
     for key, value in expected.items():
         assert got[key] == pytest.approx(value), key
     assert all(math.isfinite(v) for v in got.values())
-    if not expected:
-        assert set(got) == {"reward/overall/count", "reward/legal/charge/count"}
+    if not expected:  # nothing usable: count and the judge metrics (no calls -> 0.0) only
+        assert set(got) == {f"reward/{g}/{m}" for g in ("overall", "legal/charge") for m in {"count", *JUDGE_ALWAYS}}
+        assert all(v == 0.0 for k, v in got.items() if not k.endswith("/count"))
 
 
 def test_empty_batch_gives_no_metrics() -> None:

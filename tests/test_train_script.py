@@ -1,29 +1,42 @@
-"""scripts/train_grpo.sh and scripts/serve_judge.sh as subprocesses (CPU: --dry-run, and the healthy-judge no-op).
+"""scripts/train_grpo.sh and scripts/serve_judge.sh as subprocesses on CPU.
 
-Not run here: a real launch (vLLM, GPUs, Ray), the judge start/health-wait/stop path of serve_judge.sh (needs vllm),
-the .[train] install step, `ray job submit`.
+Covered: --dry-run (plain, judges from JUDGE_BASE_URL), the healthy-judge no-op, and the judge start/timeout/stop
+path with stand-ins: a fake `vllm` (VLLM=...) that never answers /health, a fake `nvidia-smi` listing 8 GPUs, a
+fake trainer (PYTHON=...), and PYTHON_BIN wrapping the venv's Python so the "training stack installed?" probe passes.
+Not run here: real vLLM / GPUs / Ray, the .[train] install step, `ray job submit`.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import signal
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 
-from recipes.legal.commands import CONFIG_DIR, REPO_ROOT
+from recipes.legal.commands import CONFIG_DIR, JUDGE_URL_KEY, REPO_ROOT
 
-SCRUB = ("JUDGE_BASE_URL", "JUDGE_PORT", "JUDGE_HOST", "JUDGE_GPUS", "JUDGE_MODEL", "NNODES", "RAY_ADDRESS", "RUN_TAG")
+URL_KEY = JUDGE_URL_KEY
+
+SCRUB = (
+    "JUDGE_BASE_URL", "JUDGE_PORT", "JUDGE_HOST", "JUDGE_GPUS", "JUDGE_MODEL", "JUDGE_STARTUP_TIMEOUT_S", "NNODES",
+    "RAY_ADDRESS", "RUN_TAG", "RUN_NAME", "CUDA_VISIBLE_DEVICES", "VLLM", "PYTHON", "PYTHON_BIN",
+)  # fmt: skip
+
+
+def _env(**env: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k not in SCRUB}, **env}
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in SCRUB}
     return subprocess.run(
-        ["bash", *args], cwd=REPO_ROOT, env={**base, **env}, capture_output=True, text=True, timeout=240, check=False
+        ["bash", *args], cwd=REPO_ROOT, env=_env(**env), capture_output=True, text=True, timeout=240, check=False
     )
 
 
@@ -31,6 +44,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ensure_data(data_dir: Path) -> None:
+    """The shipped sample prepared into data_dir (when an earlier test has not done it)."""
+    if not (data_dir / "train.parquet").is_file():
+        subprocess.run(
+            [str(REPO_ROOT / ".venv/bin/python"), "-m", "data.prepare", "--source", "cail2018", "--input",
+             "data/samples/cail2018_sample.jsonl", "--output", str(data_dir)],
+            cwd=REPO_ROOT, check=True, capture_output=True,
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +70,66 @@ def test_dry_run_prepares_data_passes_preflight_and_prints_the_trainer_command(d
     assert "preparing the shipped sample" in result.stdout
     assert (data_dir / "train.parquet").is_file() and (data_dir / "test.parquet").is_file()
     trainer = [
+        "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6",  # exactly what the real run exports: GPUs 0-6 train, 7 is the judge's
         "python3", "-m", "recipes.legal.main_ppo", f"--config-path={CONFIG_DIR}", "--config-name=legal_grpo",
         *overrides, "trainer.experiment_name=legal-qwen2.5-7b-0312",
     ]  # fmt: skip
     printed = [shlex.split(line) for line in result.stdout.splitlines() if "recipes.legal.main_ppo" in line]
     assert trainer in printed
     assert any(line.strip().startswith("CUDA_VISIBLE_DEVICES=7 vllm serve") for line in result.stdout.splitlines())
+    assert "assume a node with 8 GPUs numbered 0..7" in result.stdout
     assert "preflight: 0 failure(s)" in result.stdout and "dry run OK" in result.stdout
+
+
+def _printed_trainer(stdout: str) -> list[str]:
+    (line,) = [line for line in stdout.splitlines() if line.startswith("  ") and "recipes.legal.main_ppo" in line]
+    return shlex.split(line)
+
+
+def test_dry_run_with_judges_elsewhere_starts_no_judge_and_trains_on_all_gpus(data_dir: Path) -> None:
+    """JUDGE_BASE_URL on other machines: no `vllm serve`, each URL health-checked (a dead one warns in a dry run,
+    a real run stops), the trainer gets all 8 GPUs (n_gpus_per_node=8, judge.gpus='', no CUDA_VISIBLE_DEVICES)."""
+    overrides = [
+        f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=7",  # 112 / 8 GPUs = 14 per GPU (the preflight says so)
+    ]  # fmt: skip
+    urls = "http://192.0.2.1:8000/v1,http://192.0.2.2:8000/v1"  # TEST-NET: never answers
+    result = _run(["scripts/train_grpo.sh", "--dry-run", *overrides], RUN_NAME="r", JUDGE_BASE_URL=urls)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "vllm serve" not in result.stdout
+    for host in ("192.0.2.1", "192.0.2.2"):
+        assert f"judge http://{host}:8000/health (from JUDGE_BASE_URL) does not answer" in result.stderr
+    assert "a real run stops here until every JUDGE_BASE_URL judge answers" in result.stdout
+    assert _printed_trainer(result.stdout) == [
+        "python3", "-m", "recipes.legal.main_ppo", f"--config-path={CONFIG_DIR}", "--config-name=legal_grpo",
+        *overrides, "trainer.experiment_name=r", f"{URL_KEY}='{urls}'", "judge.gpus=''", "trainer.n_gpus_per_node=8",
+    ]  # fmt: skip
+    assert "8 training = 8 GPU(s) on this node" in result.stdout  # the preflight counts no judge GPU
+    assert "preflight: 0 failure(s)" in result.stdout and "dry run OK" in result.stdout
+
+
+def test_dry_run_with_a_loopback_judge_url_keeps_its_gpu_and_checks_it(data_dir: Path, judge_server) -> None:  # noqa: F811
+    """A JUDGE_BASE_URL on this machine (here: a live scripted judge) is health-checked and reused, not started; its
+    GPU stays reserved (the config's judge.gpus), so the trainer keeps GPUs 0-6."""
+    server = judge_server()
+    overrides = [f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet"]
+    result = _run(["scripts/train_grpo.sh", "--dry-run", *overrides], RUN_NAME="r", JUDGE_BASE_URL=server.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"judge {server.url}/health answers" in result.stdout
+    assert "vllm serve" not in result.stdout
+    assert _printed_trainer(result.stdout) == [
+        "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6", "python3", "-m", "recipes.legal.main_ppo", f"--config-path={CONFIG_DIR}",
+        "--config-name=legal_grpo", *overrides, "trainer.experiment_name=r", f"{URL_KEY}='{server.base_url}'",
+    ]  # fmt: skip
+
+
+def test_dry_run_rules_config_leaves_cuda_visible_devices_alone(data_dir: Path) -> None:
+    """No judge GPU to keep free (rules variant): the real run exports nothing, so the dry run prints no prefix."""
+    overrides = [f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet"]
+    result = _run(["scripts/train_grpo.sh", "--dry-run", "--config", "legal_grpo_rules", *overrides], RUN_NAME="r")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _printed_trainer(result.stdout)[0] == "python3"
+    assert "vllm serve" not in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -68,12 +144,7 @@ def test_dry_run_prepares_data_passes_preflight_and_prints_the_trainer_command(d
 def test_dry_run_broken_config_fails_with_one_line(data_dir: Path, overrides: list[str], needle: str) -> None:
     """A broken launch exits non-zero and names the problem (and the fix) on one line."""
     test_dry_run_data = [f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet"]
-    if not (data_dir / "train.parquet").is_file():
-        subprocess.run(
-            [str(REPO_ROOT / ".venv/bin/python"), "-m", "data.prepare", "--source", "cail2018", "--input",
-             "data/samples/cail2018_sample.jsonl", "--output", str(data_dir)],
-            cwd=REPO_ROOT, check=True, capture_output=True,
-        )  # fmt: skip
+    _ensure_data(data_dir)
     result = _run(["scripts/train_grpo.sh", "--dry-run", *test_dry_run_data, *overrides])
     assert result.returncode != 0
     lines = [line for line in result.stdout.splitlines() if line.startswith(needle)]
@@ -115,3 +186,144 @@ def test_serve_judge_does_nothing_when_a_healthy_judge_answers(judge_server) -> 
     assert f"a healthy judge already answers at {server.base_url}" in result.stdout
     assert any(r.path == "/health" for r in server.all_requests)
     assert not list((REPO_ROOT / "logs").glob(f"judge-{server.port}.log*"))
+
+
+# ------------------------------------------------------------------ judge start / timeout / interruption (stand-ins)
+
+FAKE_VLLM = """#!/usr/bin/env bash
+# Stand-in for `vllm serve`: loads forever, never answers /health; a worker child like vLLM's engine process.
+sleep 300 &
+echo "$$ $!" > "$FAKE_VLLM_PIDS"
+wait
+"""
+
+
+@pytest.fixture
+def fakes(tmp_path: Path) -> dict[str, str]:
+    """Executables standing in for vllm / nvidia-smi / the trainer, and the env pointing the scripts at them."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {
+        "vllm": FAKE_VLLM,
+        "nvidia-smi": "#!/usr/bin/env bash\nfor i in 0 1 2 3 4 5 6 7; do echo \"GPU $i: Fake (UUID: GPU-$i)\"; done\n",
+        "trainer": "#!/usr/bin/env bash\necho \"fake trainer $*\" > \"$FAKE_TRAINER_RAN\"\n",
+        # The venv's Python, except the one probe for the GPU stack (vllm/ray are not installed on a CPU box).
+        "python": (f"#!/usr/bin/env bash\n[ \"$*\" = \"-c import verl, vllm, ray, hydra\" ] && exit 0\n"
+                   f"exec {sys.executable} \"$@\"\n"),
+    }  # fmt: skip
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "VLLM": str(bin_dir / "vllm"),
+        "PYTHON_BIN": str(bin_dir / "python"),
+        "PYTHON": str(bin_dir / "trainer"),
+        "FAKE_VLLM_PIDS": str(tmp_path / "vllm.pids"),
+        "FAKE_TRAINER_RAN": str(tmp_path / "trainer.ran"),
+        "WANDB_MODE": "offline",
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie waiting for its parent counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _fake_vllm_pids(fakes: dict[str, str], timeout_s: float = 120.0) -> list[int]:
+    path = Path(fakes["FAKE_VLLM_PIDS"])
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.is_file() and len(path.read_text().split()) == 2:
+            return [int(p) for p in path.read_text().split()]
+        time.sleep(0.2)
+    raise AssertionError("the fake vllm never started")
+
+
+def _wait_gone(pids: list[int], timeout_s: float = 40.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _judge_overrides(tmp_path: Path) -> list[str]:
+    return [f"judge.port={_free_port()}", f"judge.log_file={tmp_path}/judge.log"]
+
+
+def test_serve_judge_timeout_stops_the_server_it_started(fakes: dict[str, str], tmp_path: Path) -> None:
+    """No /health within JUDGE_STARTUP_TIMEOUT_S: exit non-zero, the server (and its worker) stopped, pid file gone."""
+    result = _run(
+        ["scripts/serve_judge.sh", *_judge_overrides(tmp_path)], **fakes, JUDGE_STARTUP_TIMEOUT_S="2"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no /health answer after 2s — stopping it" in result.stderr
+    pids = _fake_vllm_pids(fakes, timeout_s=1)
+    assert _wait_gone(pids, timeout_s=5), pids
+    assert not (tmp_path / "judge.log.pid").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
+def test_serve_judge_interrupted_while_waiting_stops_the_server(
+    fakes: dict[str, str], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C (SIGINT to the foreground group; the server is in its own session) or TERM during the wait."""
+    proc = subprocess.Popen(
+        ["bash", "scripts/serve_judge.sh", *_judge_overrides(tmp_path)], cwd=REPO_ROOT,
+        env=_env(**fakes, JUDGE_STARTUP_TIMEOUT_S="300"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    pids = _fake_vllm_pids(fakes)
+    assert (tmp_path / "judge.log.pid").read_text().strip() == str(pids[0])  # written before the wait
+    os.killpg(proc.pid, sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, out + err
+    assert _wait_gone(pids), pids
+    assert not (tmp_path / "judge.log.pid").exists()
+
+
+def _train(fakes: dict[str, str], tmp_path: Path, data_dir: Path, timeout_s: str) -> subprocess.Popen:
+    args = [
+        "scripts/train_grpo.sh", "--no-install", f"data.train_files={data_dir}/train.parquet",
+        f"data.val_files={data_dir}/test.parquet", *_judge_overrides(tmp_path),
+    ]  # fmt: skip
+    return subprocess.Popen(
+        ["bash", *args], cwd=REPO_ROOT, env=_env(**fakes, JUDGE_STARTUP_TIMEOUT_S=timeout_s, RUN_NAME="t"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("event", "timeout_s", "status"),
+    [
+        pytest.param("timeout", "3", 1, id="judge-startup-timeout"),
+        pytest.param("ctrl-c", "300", 130, id="ctrl-c-during-judge-wait"),
+        pytest.param("term", "300", 143, id="term-to-train-script-only"),
+    ],
+)
+def test_train_grpo_stops_the_judge_it_started_when_it_never_trains(
+    fakes: dict[str, str], tmp_path: Path, data_dir: Path, event: str, timeout_s: str, status: int
+) -> None:
+    """A real (non-dry) single-node launch with 8 fake GPUs: the judge it started is gone after a startup timeout,
+    Ctrl-C while waiting for /health, or TERM sent to train_grpo.sh alone; the trainer never ran."""
+    _ensure_data(data_dir)
+    proc = _train(fakes, tmp_path, data_dir, timeout_s)
+    pids = _fake_vllm_pids(fakes)
+    if event == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
+    elif event == "term":
+        os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, out + err
+    assert "preflight: 0 failure(s)" in out
+    assert _wait_gone(pids), (pids, out, err)
+    assert not (tmp_path / "judge.log.pid").exists()
+    assert not Path(fakes["FAKE_TRAINER_RAN"]).exists()

@@ -10,8 +10,14 @@ the scripts run:
     python -m recipes.legal.commands health   URL [URL...]                          # exit 0 when all answer
 
 Environment read here (and nowhere else): RUN_NAME, RUN_TAG (run naming), JUDGE_BASE_URL (judge endpoints, comma
-list), JUDGE_MODEL / JUDGE_HOST / JUDGE_PORT / JUDGE_GPUS (judge section), NNODES / RAY_ADDRESS (multi-node),
-PYTHON (trainer interpreter), VLLM (vllm executable). Composition is fast: verl's config directory is found without
+list), JUDGE_MODEL / JUDGE_HOST / JUDGE_PORT / JUDGE_GPUS / JUDGE_STARTUP_TIMEOUT_S (judge section), NNODES /
+RAY_ADDRESS (multi-node), PYTHON (trainer interpreter), VLLM (vllm executable).
+
+External judges: with JUDGE_BASE_URL set (judge.mode=external, one node) the launch starts no judge of its own. When
+no URL is loopback (the judges run elsewhere) the judge GPU(s) of the config are handed to the trainer:
+``judge.gpus=''`` and ``trainer.n_gpus_per_node=<training + judge GPUs>`` (7 + 1 = 8 by default) are added to the
+overrides (a ``trainer.n_gpus_per_node`` given on the command line wins). A loopback URL means the judge runs on
+this node, on judge.gpus: those stay reserved. Composition is fast: verl's config directory is found without
 importing verl.
 """
 
@@ -64,7 +70,10 @@ JUDGE_ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
     ("JUDGE_HOST", "judge.host"),
     ("JUDGE_PORT", "judge.port"),
     ("JUDGE_GPUS", "judge.gpus"),
+    ("JUDGE_STARTUP_TIMEOUT_S", "judge.startup_timeout_s"),
 )
+GPUS_KEY = "trainer.n_gpus_per_node"
+LOOPBACK_HOSTS = ("127.", "localhost", "[::1]", "0.0.0.0")
 
 
 class ConfigError(ValueError):
@@ -194,6 +203,27 @@ def judge_urls(cfg: Any, environ: Mapping[str, str]) -> list[str]:
     return split_urls(value)
 
 
+def uses_env_judges(cfg: Any, environ: Mapping[str, str]) -> bool:
+    """JUDGE_BASE_URL names the judge(s) (judge.mode=external): the launch starts no judge server of its own."""
+    judge_mode = str((cfg.get("judge") or {}).get("mode", "external"))
+    return bool(split_urls(environ.get("JUDGE_BASE_URL"))) and judge_mode == "external"
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for a URL on this machine (127.x, localhost, ::1, 0.0.0.0)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url if "//" in url else f"http://{url}").netloc.rsplit("@", 1)[-1]
+    return host.startswith(LOOPBACK_HOSTS)
+
+
+def judges_elsewhere(cfg: Any, environ: Mapping[str, str]) -> bool:
+    """One-node run whose judges ($JUDGE_BASE_URL) all run on other machines: no GPU of this node is the judge's."""
+    if not uses_env_judges(cfg, environ) or is_multi_node(cfg, environ):
+        return False
+    return not any(is_loopback_url(u) for u in split_urls(environ["JUDGE_BASE_URL"]))
+
+
 def judge_env_overrides(environ: Mapping[str, str], user_overrides: Sequence[str]) -> list[str]:
     """judge.* overrides from JUDGE_MODEL/HOST/PORT/GPUS (a command-line override of the same key wins)."""
     given = override_keys(user_overrides)
@@ -228,9 +258,15 @@ def trainer_overrides(
     out = [*judge_env_overrides(environ, user_overrides), *user_overrides]
     if EXPERIMENT_KEY not in given:
         out.append(f"{EXPERIMENT_KEY}={run_name(str(cfg.trainer.experiment_name), environ, today)}")
-    judge_mode = str((cfg.get("judge") or {}).get("mode", "external"))
-    if environ.get("JUDGE_BASE_URL") and JUDGE_URL_KEY not in given and judge_mode == "external":
+    if uses_env_judges(cfg, environ) and JUDGE_URL_KEY not in given:
         out.append(f"{JUDGE_URL_KEY}={hydra_quote(','.join(split_urls(environ['JUDGE_BASE_URL'])))}")
+    if judges_elsewhere(cfg, environ):
+        # The judges run elsewhere: the config's judge GPU(s) train too (the preflight checks batch divisibility).
+        freed = len(JudgeSpec.from_config(cfg).gpus)
+        if freed:
+            out.append("judge.gpus=''")
+            if GPUS_KEY not in given:
+                out.append(f"{GPUS_KEY}={int(cfg.trainer.n_gpus_per_node) + freed}")
     return out
 
 
@@ -363,6 +399,7 @@ class Plan:
     overrides: list[str]
     judge: JudgeSpec
     judge_urls: list[str]
+    env_judges: bool
     multi_node: bool
     trainer_cmd: list[str]
     vllm_cmd: list[str]
@@ -390,7 +427,8 @@ def build_plan(
     with open_dict(cfg):
         for item in overrides[len(base_overrides) :]:
             key, value = item.split("=", 1)
-            OmegaConf.update(cfg, key, value[1:-1] if value.startswith("'") else value, merge=False)
+            parsed: Any = int(value) if key == GPUS_KEY else value[1:-1] if value.startswith("'") else value
+            OmegaConf.update(cfg, key, parsed, merge=False)
     judge = JudgeSpec.from_config(cfg)
     multi = is_multi_node(cfg, environ)
     python = environ.get("PYTHON", "python3")
@@ -405,6 +443,7 @@ def build_plan(
         overrides=overrides,
         judge=judge,
         judge_urls=judge_urls(cfg, environ) if judge.mode == "external" else [],
+        env_judges=uses_env_judges(cfg, environ),
         multi_node=multi,
         trainer_cmd=trainer_cmd,
         vllm_cmd=vllm_serve_command(judge, vllm=environ.get("VLLM", "vllm")),
@@ -447,6 +486,8 @@ def plan_to_bash(plan: Plan) -> str:
         scalar("PLAN_JUDGE_TIMEOUT_S", judge.startup_timeout_s),
         scalar("PLAN_JUDGE_API_KEY_ENV", judge.api_key_env),
         array("PLAN_JUDGE_URLS", plan.judge_urls),
+        array("PLAN_JUDGE_HEALTH_URLS", [health_url(u) for u in plan.judge_urls]),
+        scalar("PLAN_JUDGE_FROM_ENV", int(plan.env_judges)),
         scalar("PLAN_TRAIN_GPUS_PER_NODE", plan.train_gpus_per_node),
         scalar("PLAN_JUDGE_GPUS_HERE", plan.judge_gpus_here),
         array("PLAN_DATA_FILES", plan.data_files),

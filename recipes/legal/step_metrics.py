@@ -2,14 +2,19 @@
 
 verl 0.9.1 logs reward extras only at validation; recipes.legal.main_ppo calls this on every training batch.
 Keys are ``reward/<data_source>/<metric>`` and ``reward/overall/<metric>``, e.g. ``reward/legal/charge/score_mean``,
-``reward/overall/judge_latency_p95_ms``. A metric whose input key is missing (or holds no numbers) is skipped.
+``reward/overall/judge_latency_p95_ms``.
 
 Metrics (over the responses of the group; "judge calls" = responses with judge_called == 1, cache hits included):
 - ``count``: responses; ``score_mean``: mean ``score``; ``format_ok_rate``: mean ``format_ok``;
-  ``accuracy``: mean ``acc``; ``chinese_share_mean``: mean ``chinese_share`` (share of Chinese in the thinking);
-- ``judge_call_rate``: mean ``judge_called``;
-- over judge calls only: ``judge_failure_rate`` (mean ``judge_failed``), ``cache_hit_rate`` (mean ``cache_hit``),
+  ``accuracy``: mean ``acc``; ``chinese_share_mean``: mean ``chinese_share`` (share of Chinese in the thinking).
+  Each is skipped when its input key is missing (or holds no numbers).
+- Judge metrics, present in EVERY group of every step (no gaps in wandb panels, e.g. in rules mode):
+  ``judge_calls``: number of judge calls (0 when ``judge_called`` is missing);
+  ``judge_call_rate``: mean ``judge_called`` (0.0 when missing);
+  over judge calls only: ``judge_failure_rate`` (mean ``judge_failed``), ``cache_hit_rate`` (mean ``cache_hit``),
   ``judge_latency_mean_ms`` and ``judge_latency_p95_ms`` (``judge_latency_ms``; p95 with linear interpolation).
+  With no judge calls in the group these four are 0.0 (defined, not missing; read them together with
+  ``judge_calls``). With judge calls but the input key missing (or no finite value), that metric is skipped.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ _JUDGE_MEANS: tuple[tuple[str, str], ...] = (
     ("cache_hit_rate", "cache_hit"),
     ("judge_latency_mean_ms", "judge_latency_ms"),
 )
+# Metrics over judge calls: 0.0 in a group without judge calls.
+_JUDGE_METRICS: tuple[str, ...] = (*(name for name, _ in _JUDGE_MEANS), "judge_latency_p95_ms")
 
 
 def _as_float_array(values: Any) -> np.ndarray | None:
@@ -78,9 +85,14 @@ def _group_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[s
                 out[name] = value
     called_values = extras.get("judge_called")
     if called_values is None:
-        return out
-    called = mask & (np.nan_to_num(called_values, nan=0.0) > 0.5)
+        called = np.zeros_like(mask)
+    else:
+        called = mask & (np.nan_to_num(called_values, nan=0.0) > 0.5)
+    out["judge_calls"] = float(called.sum())
+    if "judge_call_rate" not in out:  # judge_called missing (or all None): no judge call was recorded
+        out["judge_call_rate"] = 0.0
     if not called.any():
+        out.update(dict.fromkeys(_JUDGE_METRICS, 0.0))
         return out
     for name, key in _JUDGE_MEANS:
         if key in extras:
@@ -98,7 +110,14 @@ def _group_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[s
 def aggregate_step_metrics(
     data_sources: Sequence[Any], extras: Mapping[str, Any], prefix: str = PREFIX
 ) -> dict[str, float]:
-    """Per-task (data_source) and overall reward metrics for one training batch; missing keys are skipped."""
+    """Per-task (data_source) and overall reward metrics for one training batch.
+
+    Every group gets ``count``, ``judge_calls``, ``judge_call_rate``, ``judge_failure_rate``, ``cache_hit_rate``,
+    ``judge_latency_mean_ms`` and ``judge_latency_p95_ms`` on every step: the judge metrics are 0.0 when the group
+    made no judge call (rules mode, or all rows scored by rules), so wandb panels have no gaps. ``score_mean``,
+    ``format_ok_rate``, ``accuracy`` and ``chinese_share_mean`` are skipped when their input key is missing. See the
+    module docstring for the definitions. An empty batch gives no metrics.
+    """
     sources = [str(s) for s in (data_sources.tolist() if hasattr(data_sources, "tolist") else data_sources)]
     n = len(sources)
     if n == 0:
