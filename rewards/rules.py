@@ -31,7 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from recipes.legal.articles import KNOWN_ARTICLES, parse_articles
-from recipes.legal.charges import is_known_charge, normalize_charges, parse_charges
+from recipes.legal.charges import canonical_charge, is_known_charge, normalize_charges, parse_charges
 from recipes.legal.tasks import TASKS
 from recipes.legal.terms import Term, find_term, parse_term
 from recipes.legal.verdict import parse_fine, parse_verdict
@@ -110,6 +110,12 @@ def _gold_charges(charges: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(normalize_charges(charges))
 
 
+@lru_cache(maxsize=65536)
+def _canonical_set(charges: tuple[str, ...]) -> frozenset[str]:
+    """Charges as labels: a partial selective form counts as its full label (贩卖毒品罪 → the drug umbrella label)."""
+    return frozenset(canonical_charge(c) for c in charges)
+
+
 def gold_from(task: str, ground_truth: str, extra_info: Mapping[str, Any] | None) -> Gold:
     """The gold of one sample for `task`: structured fields from extra_info (data/prepare.py), else parsed text.
 
@@ -172,7 +178,7 @@ def _set_score(pred: set[Any], gold: set[Any]) -> tuple[float, bool]:
 def score_charge(answer: str, gold: Gold) -> RuleScore:
     """Charge task: normalized charge sets; the rule decides when every predicted charge is a known label."""
     pred = _charges_of_text(answer)
-    score, acc = _set_score(set(pred), set(gold.charges))
+    score, acc = _set_score(set(_canonical_set(pred)), set(_canonical_set(gold.charges)))
     return RuleScore(score, acc, bool(pred) and all(is_known_charge(c) for c in pred))
 
 
@@ -207,11 +213,11 @@ def score_term(answer: str, gold: Gold) -> RuleScore:
 def score_verdict(answer: str, gold: Gold) -> RuleScore:
     """Verdict task: charges, principal penalty and fine each match or not; the judge decides in hybrid mode."""
     parts = parse_verdict(answer)
-    pred_charges = set(normalize_charges(parts.charges))
+    pred_charges = _canonical_set(tuple(parts.charges))
     if not pred_charges:
         return RuleScore(-2.0, False, False)
     matches = (
-        pred_charges == set(gold.charges),
+        pred_charges == _canonical_set(gold.charges),
         (parts.term.kind, parts.term.months) == (gold.term.kind, gold.term.months),
         (parts.fine or 0) == (gold.fine or 0),
     )

@@ -31,6 +31,28 @@ def test_charge(answer, score, acc, decides):
     assert (result.score, result.acc, result.decides) == (score, acc, decides)
 
 
+@pytest.mark.parametrize(
+    ("gold_label", "answer"),
+    [
+        ("走私、贩卖、运输、制造毒品罪", "贩卖毒品罪"),  # courts name the acts committed; CAIL the umbrella label
+        ("[组织、强迫、引诱、容留、介绍]卖淫罪", "容留卖淫罪"),
+        ("贩卖毒品罪", "走私、贩卖、运输、制造毒品罪"),  # judgments gold, umbrella answer
+    ],
+)
+def test_charge_partial_selective_form_is_the_label(gold_label, answer):
+    """A partial selective charge and its full label are the same charge: +2, decided by the rules."""
+    gold = gold_from("charge", "", {"charges": [gold_label]})
+    result = score_charge(answer, gold)
+    assert (result.score, result.acc, result.decides) == (2.0, True, True)
+
+
+def test_verdict_partial_selective_form_is_the_label():
+    """The verdict's charge part uses the same label identity as the charge task."""
+    gold = Gold(text="", charges=("走私、贩卖、运输、制造毒品罪",), term=Term("fixed", 36, "有期徒刑"), fine=5000)
+    result = score_verdict("被告人王某犯贩卖毒品罪，判处有期徒刑三年，并处罚金人民币五千元。", gold)
+    assert (result.score, result.acc) == (2.0, True)
+
+
 def test_charge_brackets_normalized():
     """CAIL labels with brackets match the bracket-free answer."""
     gold = gold_from("charge", "", {"charges": ["[组织、强迫、引诱、容留、介绍]卖淫罪"]})
