@@ -12,8 +12,9 @@ What runs (see benchmarks/README.md for what every number means):
    paraphrases the rules cannot decide. Deterministic for a --seed.
 3. The real path: verl's RewardLoopWorker (NaiveRewardManager + get_custom_reward_fn, reward_kwargs from the
    config) in --workers processes; the batch is padded and chunked exactly like RewardLoopManager.compute_rm_score,
-   each worker gathers run_single over its chunk. A rules-mode pass over the same batch first measures the
-   non-judge overhead (and warms the processes, as a second training step would find them).
+   each worker gathers run_single over its chunk. A warm-up pass on other prompts first warms the processes (as a
+   second training step would find them); a rules-mode pass over the same batch after the measured one measures
+   the non-judge overhead.
 4. The naive baseline, measured in the same run: one synchronous OpenAI request per response, one at a time, no
    cache, no dedup (the original recipe), on --naive-subset responses, extrapolated linearly to the batch.
 
@@ -803,6 +804,12 @@ def print_table(report: dict[str, Any]) -> None:
             report["worker_cpu_s"],
             f"{1000 * report['worker_cpu_s'] / report['responses']:.2f} ms per response, {os.cpu_count()} cores",
         ),
+        (
+            "rules-mode worker CPU (s)",
+            report["overhead_cpu_s"],
+            f"{1000 * (report['overhead_cpu_s'] or 0) / report['responses']:.2f} ms per response (mostly verl's)",
+        ),
+        ("loopback judge CPU (s)", report["judge_server_cpu_s"], "benchmark process, same cores"),
         ("naive, measured (s)", report["naive_measured_s"], f"{report['naive_subset']} responses, 1 at a time"),
         ("naive, extrapolated (s)", report["naive_s"], f"× {report['responses']}/{report['naive_subset']}"),
         (
@@ -1021,13 +1028,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "wall_s": warm_pass["wall_s"],
                     "server": summarize_server(server.requests, warm_pass["t0"], warm_pass["t1"]),
                 }
+            server.reset()
+            cpu0 = time.process_time()
+            main_pass = pool.score(args.mode, parts, rows, progress, args.timeout_s, args.profile_dir)
+            parent_cpu_s = time.process_time() - cpu0
+            records = server.requests
+            max_active = server.max_active_seen
+            # The rules pass comes after the measured pass: run before it, it would fill the workers' parse caches
+            # (rewards/rules.py, recipes/legal) with this batch's answers, which a training step never finds.
             overhead = None
             if "rules" in modes and args.mode != "rules":
                 overhead = pool.score("rules", parts, rows, progress, args.timeout_s)
-            server.reset()
-            main_pass = pool.score(args.mode, parts, rows, progress, args.timeout_s, args.profile_dir)
-            records = server.requests
-            max_active = server.max_active_seen
         finally:
             pool.close()
 
@@ -1088,6 +1099,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "overhead_s": overhead["wall_s"] if overhead else None,
         "warmup": warmup,
         "worker_cpu_s": sum(main_pass["worker_cpu_s"]),
+        # CPU of this process during the measured pass: the loopback judge (a thread here) shares the cores with
+        # the workers; a real judge runs elsewhere (GPU server), so this is benchmark overhead on a small box.
+        "judge_server_cpu_s": parent_cpu_s,
         "overhead_cpu_s": sum(overhead["worker_cpu_s"]) if overhead else None,
         "wall_minus_overhead_s": wall_s - overhead["wall_s"] if overhead else None,
         "naive_measured_s": naive_measured,
@@ -1124,6 +1138,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "start_method": args.start_method,
             "dispatch": args.dispatch,
             "cpu_count": os.cpu_count(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         },
     }
@@ -1140,6 +1155,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table, write --json; exit 0 (targets are reported, not asserted)."""
     args = parse_args(argv)
+    # Ray starts every actor without a CPU request (verl's reward-loop workers) with OMP_NUM_THREADS=1 unless the
+    # variable is set (ray/_private/utils.py, set_omp_num_threads_if_unset). Do the same before torch is imported
+    # here or in the forkserver: otherwise torch's OpenMP threads in every process spin-wait after each small op
+    # and take CPU from the scoring on a small box, which training does not see.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

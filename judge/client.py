@@ -14,18 +14,21 @@ JudgeResult(failed=True); after max_consecutive_failures failed calls in a row J
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
 import random
+import sys
 import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 
@@ -33,6 +36,8 @@ from judge.parse import parse_error_months, parse_grade
 from judge.prompts import build_grade_messages, build_term_error_messages, structured_output_spec
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 ENV_BASE_URL = "JUDGE_BASE_URL"
 ENV_MODEL = "JUDGE_MODEL"
@@ -222,6 +227,50 @@ class JudgeResult:
 # ---------------------------------------------------------------------------------------------------- client
 
 
+_REQUEST_IDS = itertools.count()
+
+if sys.version_info >= (3, 11):
+
+    async def _bounded(awaitable: Awaitable[_T], seconds: float) -> _T:
+        """`await awaitable` cut after `seconds` (asyncio.TimeoutError), in the calling task.
+
+        asyncio.wait_for before Python 3.12 runs the awaitable in a new task: one more trip to the back of the
+        event loop's ready queue, behind the other responses a reward worker is scoring, before the request is sent.
+        """
+        async with asyncio.timeout(seconds):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _bounded(awaitable: Awaitable[_T], seconds: float) -> _T:
+        """`await awaitable` cut after `seconds` (asyncio.TimeoutError)."""
+        return await asyncio.wait_for(awaitable, timeout=seconds)
+
+
+@functools.lru_cache(maxsize=65536)
+def _question(
+    kind: str, label: str, gold: str, pred: str, max_pred_chars: int, model: str, max_tokens: int
+) -> tuple[bytes, list[dict[str, str]]]:
+    """Cache key and chat messages of one judge question (memoized: a GRPO batch repeats most answers).
+
+    The key hashes what is sent (kind, model, max_tokens and the built messages), so answers that differ only in
+    what the prompt drops (surrounding whitespace, text beyond max_pred_chars) share one judge call. The messages
+    are shared between callers and must not be changed.
+    """
+    if kind == "grade":
+        messages = build_grade_messages(label, gold, pred, max_pred_chars=max_pred_chars)
+    else:
+        messages = build_term_error_messages(gold, pred, max_pred_chars=max_pred_chars)
+    key = hashlib.sha256(
+        json.dumps([kind, model, max_tokens, messages], ensure_ascii=False, sort_keys=True).encode("utf-8")
+    ).digest()
+    return key, messages
+
+
+class _CallAbandonedError(Exception):
+    """The caller making a shared judge call was cancelled; callers waiting for the same question ask again."""
+
+
 class _CallError(Exception):
     """A failed HTTP attempt, classified."""
 
@@ -270,7 +319,7 @@ class JudgeClient:
                 client=openai.AsyncOpenAI(
                     base_url=url,
                     api_key=config.api_key or "EMPTY",
-                    # Our own loop retries (with backoff and endpoint choice); the hard bound is asyncio.wait_for.
+                    # Our own loop retries (with backoff and endpoint choice); the hard bound is _bounded().
                     max_retries=0,
                     timeout=config.timeout_s + 5.0,
                     # aiohttp transport: about half the client CPU per request of the default httpx pool
@@ -300,13 +349,15 @@ class JudgeClient:
     # ------------------------------------------------------------------ public API
     async def grade(self, label: str, gold: str, pred: str) -> JudgeResult:
         """Ask whether pred matches gold for `label` (罪名 / 法条 / 判决结果): value 2, 1, 0 or None."""
-        messages = build_grade_messages(label, gold, pred, max_pred_chars=self.config.max_pred_chars)
-        return await self._ask("grade", messages, parse_grade)
+        cfg = self.config
+        key, messages = _question("grade", label, gold, pred, cfg.max_pred_chars, cfg.model, cfg.max_tokens)
+        return await self._ask("grade", key, messages, parse_grade)
 
     async def term_error(self, gold: str, pred: str) -> JudgeResult:
         """Ask for the prison-term error between pred and gold: value in months or None."""
-        messages = build_term_error_messages(gold, pred, max_pred_chars=self.config.max_pred_chars)
-        return await self._ask("term_error", messages, parse_error_months)
+        cfg = self.config
+        key, messages = _question("term_error", "", gold, pred, cfg.max_pred_chars, cfg.model, cfg.max_tokens)
+        return await self._ask("term_error", key, messages, parse_error_months)
 
     def stats(self) -> dict[str, Any]:
         """Counters: calls, requests, cache_hits, dedup_hits, failures, retries, per-endpoint counts."""
@@ -367,16 +418,13 @@ class JudgeClient:
             f"{_FIX_HINT}"
         )
 
-    async def _ask(self, kind: str, messages: list[dict[str, str]], parse: Callable[[str], int | None]) -> JudgeResult:
+    async def _ask(
+        self, kind: str, key: bytes, messages: list[dict[str, str]], parse: Callable[[str], int | None]
+    ) -> JudgeResult:
         self._check_loop()
         if self._consecutive_failures >= self.config.max_consecutive_failures:
             raise self._unavailable()
         t0 = time.perf_counter()
-        key = hashlib.sha256(
-            json.dumps(
-                [kind, self.config.model, self.config.max_tokens, messages], ensure_ascii=False, sort_keys=True
-            ).encode("utf-8")
-        ).digest()
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -386,20 +434,45 @@ class JudgeClient:
         shared = self._inflight.get(key)
         if shared is not None:
             self._stats.dedup_hits += 1
-            # shield: a cancelled waiter must not cancel the call others wait for. The call itself is bounded.
-            res, tripped = await asyncio.shield(shared)
+            try:
+                # shield: a cancelled waiter must not cancel the call others wait for. The call itself is bounded.
+                res, tripped = await asyncio.shield(shared)
+            except _CallAbandonedError:  # the caller making the call was cancelled first: ask again
+                self._stats.dedup_hits -= 1
+                return await self._ask(kind, key, messages, parse)
             res = JudgeResult(
                 res.value, res.text, (time.perf_counter() - t0) * 1000, False, res.failed, res.error, True, res.endpoint
             )
         else:
-            task = asyncio.ensure_future(self._call(kind, messages, parse, key))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))
-            res, tripped = await asyncio.shield(task)
+            res, tripped = await self._own_call(kind, key, messages, parse)
             res.latency_ms = (time.perf_counter() - t0) * 1000
         if tripped:
             raise self._unavailable()
         return res
+
+    async def _own_call(
+        self, kind: str, key: bytes, messages: list[dict[str, str]], parse: Callable[[str], int | None]
+    ) -> tuple[JudgeResult, bool]:
+        """Make the call in the calling task; identical questions asked meanwhile wait for its outcome.
+
+        No separate task: a new task would first wait behind everything else ready on the event loop (in a reward
+        worker, the other responses of the batch), so the request would leave only after their CPU work.
+        """
+        shared: asyncio.Future[tuple[JudgeResult, bool]] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = shared
+        try:
+            outcome = await self._call(kind, messages, parse, key)
+        except BaseException as exc:
+            # Waiters must not inherit this caller's cancellation: they get _CallAbandonedError and ask again.
+            shared.set_exception(_CallAbandonedError() if isinstance(exc, asyncio.CancelledError) else exc)
+            shared.exception()  # mark it retrieved: no "never retrieved" log when nobody was waiting
+            raise
+        else:
+            shared.set_result(outcome)
+            return outcome
+        finally:
+            if self._inflight.get(key) is shared:
+                del self._inflight[key]
 
     async def _call(
         self, kind: str, messages: list[dict[str, str]], parse: Callable[[str], int | None], key: bytes
@@ -455,12 +528,15 @@ class JudgeClient:
 
     async def _attempt(self, kind: str, messages: list[dict[str, str]], avoid: _Endpoint | None) -> tuple[str, str]:
         """One slot, one endpoint, one request (plus one retry without structured outputs after a 400)."""
-        try:
-            await asyncio.wait_for(self._semaphore.acquire(), timeout=self.config.queue_timeout_s)
-        except asyncio.TimeoutError as exc:
-            raise _CallError(
-                f"no judge slot free within queue_timeout_s={self.config.queue_timeout_s}s", retryable=False
-            ) from exc
+        if self._semaphore.locked():
+            try:
+                await _bounded(self._semaphore.acquire(), self.config.queue_timeout_s)
+            except asyncio.TimeoutError as exc:
+                raise _CallError(
+                    f"no judge slot free within queue_timeout_s={self.config.queue_timeout_s}s", retryable=False
+                ) from exc
+        else:
+            await self._semaphore.acquire()  # a free slot: returns at once
         ep = self._pick(avoid)
         ep.outstanding += 1
         try:
@@ -518,23 +594,33 @@ class JudgeClient:
     async def _request(
         self, ep: _Endpoint, model: str, kind: str, messages: list[dict[str, str]], structured: bool
     ) -> str:
-        extra_body: dict[str, Any] = {}
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "temperature": 0.0,
+            "max_tokens": self.config.max_tokens,
+        }
         if structured:
             spec = structured_output_spec(kind)
             if spec:
-                extra_body["structured_outputs"] = spec
+                body["structured_outputs"] = spec
         ep.requests += 1
         self._stats.requests += 1
         try:
-            resp = await asyncio.wait_for(
-                ep.client.chat.completions.create(
-                    model=model,
-                    messages=messages,  # type: ignore[arg-type]
-                    temperature=0.0,
-                    max_tokens=self.config.max_tokens,
-                    extra_body=extra_body or None,
+            # The same POST /chat/completions that chat.completions.create sends (same JSON body, headers, error
+            # mapping to openai.APIStatusError / APIConnectionError / APITimeoutError), through the client's
+            # generic post(): create() also runs openai's TypedDict transform over the messages and builds a
+            # pydantic ChatCompletion from the answer, which cost about as much CPU as the HTTP request itself
+            # (benchmarks/README.md). The body is plain JSON, so the transform would return it unchanged.
+            # A ready idempotency key skips a uuid4() per request (the client sends no idempotency header).
+            raw = await _bounded(
+                ep.client.post(
+                    "/chat/completions",
+                    body=body,
+                    cast_to=bytes,
+                    options={"idempotency_key": f"legal-judge-{next(_REQUEST_IDS)}"},
                 ),
-                timeout=self.config.timeout_s,
+                self.config.timeout_s,
             )
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised as _CallError
             err = self._classify(exc, "POST /v1/chat/completions")
@@ -543,8 +629,10 @@ class JudgeClient:
                     _DISCOVERED_MODELS.pop(ep.url, None)
             raise err from exc
         try:
-            content = resp.choices[0].message.content
-        except (AttributeError, IndexError, TypeError) as exc:
+            content = json.loads(raw)["choices"][0]["message"]["content"]
+            if content is not None and not isinstance(content, str):
+                raise TypeError(f"content is {type(content).__name__}")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise _CallError(f"malformed chat.completion response ({type(exc).__name__})", retryable=False) from exc
         return content or ""
 
