@@ -22,7 +22,7 @@ from verl.trainer.ppo.reward import get_custom_reward_fn
 import rewards.legal as legal
 from data.rows import build_rows
 from data.sources import SkipRecord, get_parser
-from judge.client import JudgeUnavailableError
+from judge.client import JudgeUnavailableError, close_judge_clients
 from recipes.legal.tasks import TASKS
 from rewards.legal import RESULT_KEYS, JudgeCallFailedError, compute_score, get_options
 from rewards.rules import gold_from, score_rules
@@ -64,6 +64,13 @@ def scripted_reply(request: dict) -> str:
     user = "\n".join(str(m.get("content", "")) for m in request["messages"] if m.get("role") == "user")
     found = _SAYS.search(user)
     return found.group(1).strip() if found else "2"
+
+
+@pytest.fixture(autouse=True)
+async def _close_judge_connections():
+    """Each test runs in its own event loop: close that loop's judge connections before pytest closes the loop."""
+    yield
+    await close_judge_clients()
 
 
 @pytest.fixture(scope="module")

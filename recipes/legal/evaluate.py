@@ -389,6 +389,16 @@ async def score_one(
     return rec
 
 
+async def _score_and_close(*args: Any) -> list[dict[str, Any]]:
+    """score_all, then close this loop's judge connections before asyncio.run closes the loop."""
+    from judge.client import close_judge_clients
+
+    try:
+        return await score_all(*args)
+    finally:
+        await close_judge_clients()
+
+
 async def score_all(
     predictions: Sequence[Prediction],
     data: dict[tuple[str, int], dict[str, Any]],
@@ -656,7 +666,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     loaded = load_predictions(predictions_path, data, strict=args.strict)
     mode, note = resolve_mode(args.mode, args.judge_base_url)
     kwargs = reward_kwargs(mode, args.judge_base_url, args.judge_model)
-    records = asyncio.run(score_all(loaded.predictions, data, mode, kwargs, concurrency=args.concurrency))
+    records = asyncio.run(_score_and_close(loaded.predictions, data, mode, kwargs, args.concurrency))
     metrics = compute_metrics(records, data)
     metrics["overall"].update(
         name=args.name or out_dir.name,

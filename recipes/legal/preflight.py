@@ -673,7 +673,13 @@ def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:
 
 
 async def _await(awaitable: Any) -> Any:
-    return await awaitable
+    """Await one reward call, then close this loop's judge connections before asyncio.run closes the loop."""
+    from judge.client import close_judge_clients
+
+    try:
+        return await awaitable
+    finally:
+        await close_judge_clients()
 
 
 # ------------------------------------------------------------------------------------------ machine checks
