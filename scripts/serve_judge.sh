@@ -66,16 +66,8 @@ if [ "$dry_run" -eq 1 ]; then
   exit 0
 fi
 
-# Stop a process group (the server and its workers): TERM, up to 30 s, then KILL.
-stop_group() {
-  local pid="$1" i
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 60); do
-    kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.5
-  done
-  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/process_group.sh
+source "$repo_root/scripts/process_group.sh"  # stop_group PID
 
 # The server this invocation started and has not yet handed over (healthy): stopped on any other exit.
 started_pid=""

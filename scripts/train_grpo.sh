@@ -175,15 +175,8 @@ serve_pid=""
 started_judge=0
 earlier_pid=""
 started_judge_pid=""
-stop_group() {
-  local pid="$1" i
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 60); do
-    kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.5
-  done
-  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/process_group.sh
+source "$repo_root/scripts/process_group.sh"  # stop_group PID
 stop_judge() {
   if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
     kill -TERM "$serve_pid" 2>/dev/null || true  # its own trap stops the server it started
