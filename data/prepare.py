@@ -17,6 +17,7 @@ removed.
 
 from __future__ import annotations
 
+import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import json
 import logging

@@ -35,6 +35,7 @@ metrics.json floats are rounded to 6 decimals.
 
 from __future__ import annotations
 
+import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import asyncio
 import importlib
