@@ -2,6 +2,7 @@
 
     python -m recipes.legal.evaluate --data DIR/test.parquet (--predictions PRED.jsonl | --model PATH_OR_NAME)
         --out REPORT_DIR [--judge-base-url URL] [--mode judge|rules|hybrid] [--name LABEL] [--strict]
+        [--concurrency N>=1] [--labels label_sets.json]
     python -m recipes.legal.evaluate compare REPORT_A REPORT_B [...] --out DIR
 
 Outputs in REPORT_DIR: metrics.json (``{"charge": {...}, "article": {...}, "term": {...}, "verdict": {...},
@@ -25,6 +26,12 @@ Other bad lines are counted under ``overall.skipped`` (reason → count) and lis
   under another data_source.
 Empty responses are not skipped (an empty output is a real, format-failing answer): they are scored and counted
 in ``overall.empty_responses``; ``--strict`` rejects them too.
+
+Lines that are not UTF-8 are skipped as ``bad_encoding`` (with their line); lone surrogates in a response are
+replaced by U+FFFD and counted in ``overall.surrogates_replaced``; a file with nothing to score is an input error.
+Exit codes: 0 done, 2 bad input, 3 scoring stopped part-way (the judge is gone): the scored responses are written
+anyway, with ``overall.complete`` false and ``overall.stopped`` (reason, counts, first unscored line).
+``cail_score_official`` scores charges/articles over the contest's own label lists (recipes/legal/label_sets.py).
 
 Charges are compared after ``recipes.legal.charges.canonical_charge`` on both gold and prediction (a partial
 selective form such as 贩卖毒品罪 is the label 走私、贩卖、运输、制造毒品罪), as the rules reward compares them, so
