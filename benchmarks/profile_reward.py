@@ -39,12 +39,18 @@ async def _score_all(compute_score: Any, calls: list[tuple[str, str, str, dict[s
 
 def main(argv: list[str] | None = None) -> int:
     """Time (and optionally cProfile) compute_score over the benchmark batch; print ms of CPU per response."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--prompts", type=int, default=128)
-    p.add_argument("--n", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mode", choices=("hybrid", "judge", "rules"), default="hybrid")
-    p.add_argument("--repeat", type=int, default=3)
+    p = argparse.ArgumentParser(
+        prog="python benchmarks/profile_reward.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--prompts", type=int, default=128, help="prompts in the batch (as reward_throughput.py)")
+    p.add_argument("--n", type=int, default=16, help="responses per prompt (GRPO group size)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the batch (same batch as reward_throughput.py)")
+    p.add_argument(
+        "--mode", choices=("hybrid", "judge", "rules"), default="hybrid", help="reward mode passed to compute_score"
+    )
+    p.add_argument("--repeat", type=int, default=3, help="timed repeats, each on a fresh event loop and judge client")
     p.add_argument("--cprofile", type=Path, default=None, help="cProfile the first repeat into this .pstats file")
     args = p.parse_args(argv)
 

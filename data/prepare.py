@@ -17,6 +17,7 @@ removed.
 
 from __future__ import annotations
 
+import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import json
 import logging
@@ -36,6 +37,7 @@ from data.rows import ROW_SCHEMA, build_rows
 from data.sources import SOURCES, SkipRecord, get_parser
 from data.split import SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
+from recipes.legal.label_sets import LabelSetRecorder
 from recipes.legal.tasks import TASKS, TEMPLATES, parse_tasks
 
 __all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "main", "prepare"]
@@ -91,7 +93,9 @@ class PrepareConfig:
             raise ValueError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
 
 
-def _scan(config: PrepareConfig, stats: PrepareStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _scan(
+    config: PrepareConfig, stats: PrepareStats, labels: LabelSetRecorder | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pass 1: validate every record; (fact hashes, file indices, line numbers) of the usable ones, in input order."""
     parse = get_parser(config.source)
     keys, files, lines = array("Q"), array("H"), array("Q")
@@ -107,6 +111,8 @@ def _scan(config: PrepareConfig, stats: PrepareStats) -> tuple[np.ndarray, np.nd
             logger.debug("skip %s:%d: %s", path, line_no, exc)
             stats.skip(exc.reason, path, line_no, exc.detail)
             continue
+        if labels is not None:  # the contest's label lists, for evaluate's cail_score_official
+            labels.add(case.charges, case.articles)
         keys.append(fact_key(case.fact))
         files.append(file_idx)
         lines.append(line_no)
@@ -199,7 +205,10 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     stats = PrepareStats()
-    keys, files, lines = _scan(config, stats)
+    labels = LabelSetRecorder() if config.source == "cail2018" else None
+    keys, files, lines = _scan(config, stats, labels)
+    if labels is not None:
+        labels.write(out, config.inputs)
     unique = _dedup(config, stats, keys, files, lines)
     stats.unique_cases = len(unique)
     plan = plan_split(

@@ -8,9 +8,8 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from tqdm import tqdm
-
 from data.sources.base import SkipRecord
+from recipes.progress import tqdm  # clean lines when stderr is not a terminal
 
 __all__ = ["decode_record", "iter_lines"]
 

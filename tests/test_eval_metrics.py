@@ -218,3 +218,28 @@ def test_round_metric():
     assert str(M.round_metric(-1e-12)) == "0.0"
     assert M.round_metric(2300 / 56) == 41.071429
     assert M.round_metric(None) is None
+
+
+def test_cail_f1_official_drops_predictions_outside_the_list():
+    """The judger walks its list: an unlisted guess enters no row; unlisted labels absent on both sides score 1."""
+    labels = {"a", "b", "c"}
+    golds = [{"a"}, {"b"}]
+    preds = [{"a", "zzz"}, {"c"}]
+    res = M.cail_f1_official(golds, preds, labels)
+    # a: TP1 → F1 1; b: FN1 → 0; c: FP1 → 0. micro: TP1 FP1 FN1 → 0.5; macro 1/3
+    assert res["micro_f1"] == pytest.approx(0.5)
+    assert res["macro_f1"] == pytest.approx(1 / 3)
+    assert res["score"] == pytest.approx((0.5 + 1 / 3) / 2 * 100)
+    assert (res["n_labels"], res["pred_outside"]) == (3, 1.0)
+    # the vocabulary variant counts the unlisted guess as a false positive instead
+    assert M.cail_f1(golds, preds, labels=labels)["score"] < res["score"]
+    weighted = M.cail_f1_official(golds, preds, labels, weights=[0.5, 1.0])
+    assert weighted["pred_outside"] == 0.5
+
+
+def test_cail_f1_official_refuses_a_gold_outside_the_list():
+    """A gold label the list lacks means the list does not fit this test set (the judger's lookup would fail)."""
+    with pytest.raises(ValueError, match=r"1 gold label\(s\) not in the contest list: q"):
+        M.cail_f1_official([{"q"}], [{"a"}], {"a"})
+    with pytest.raises(ValueError, match="empty label list"):
+        M.cail_f1_official([{"a"}], [{"a"}], set())

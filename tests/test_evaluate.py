@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.judge_fixtures import judge_server  # noqa: F401  (fixture; harmless once conftest re-exports it)
 
+from recipes.legal import eval_scoring as S
 from recipes.legal import evaluate as E
 from recipes.legal import metrics as M
 from recipes.legal import report as R
@@ -115,7 +116,7 @@ async def fake_compute_score(data_source, solution_str, ground_truth, extra_info
 
 def evaluate_with_fake(data_path: Path, pred_path: Path, mode: str, monkeypatch) -> tuple[dict, list[dict]]:
     """Load, score with fake_compute_score, compute metrics (rules grades come from the fake in rules mode)."""
-    monkeypatch.setattr(E, "_rules_grader", lambda: None)
+    monkeypatch.setattr(S, "_rules_grader", lambda: None)
     data = E.load_data(data_path)
     loaded = E.load_predictions(pred_path, data)
     records = asyncio.run(
@@ -602,3 +603,201 @@ def test_charge_confusion_legend_without_cjk_font(data_path, tmp_path, monkeypat
     _, records = evaluate_with_fake(data_path, write_predictions(tmp_path / "p.jsonl"), "rules", monkeypatch)
     path, rows = R.plot_charge_confusion(records, tmp_path / "c.png", font=None)
     assert rows == ["盗窃罪", "诈骗罪"] and path.read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------ hostile predictions files and a judge that dies
+def _run_main(data_path: Path, pred: Path, out: Path, *extra: str) -> int:
+    return E.main(["--data", str(data_path), "--predictions", str(pred), "--out", str(out), "--mode", "rules", *extra])
+
+
+def test_invalid_utf8_byte_is_counted_with_its_line(data_path, tmp_path):
+    """One line with a byte that is not UTF-8 is skipped as bad_encoding naming its line; --strict stops there."""
+    good = [_line(0, ans("盗窃罪")), _line(2, ans("第二百六十四条"))]
+    pred = tmp_path / "p.jsonl"
+    pred.write_bytes(good[0].encode() + b"\n" + b'{"index": 1, "response": "\xff\xfe"}\n' + good[1].encode() + b"\n")
+    data = E.load_data(data_path)
+    loaded = E.load_predictions(pred, data)
+    assert [p.line for p in loaded.predictions] == [1, 3]
+    assert dict(loaded.skipped) == {"bad_encoding": 1}
+    assert loaded.issues[0]["line"] == 2 and "not UTF-8 at byte" in loaded.issues[0]["detail"]
+    with pytest.raises(E.EvaluationInputError, match=r"p.jsonl line 2: bad_encoding"):
+        E.load_predictions(pred, data, strict=True)
+    assert _run_main(data_path, pred, tmp_path / "out") == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["overall"]["skipped"] == {"bad_encoding": 1} and metrics["overall"]["n_responses"] == 2
+
+
+def test_lone_surrogate_is_scored_not_a_crash(data_path, tmp_path, judge_server):  # noqa: F811
+    """A lone surrogate (valid JSON, not encodable) is replaced by U+FFFD and scored, also through the judge."""
+    server = judge_server(reply="2")
+    pred = tmp_path / "p.jsonl"
+    lines = [
+        '{"index": 7, "data_source": "legal/verdict", "response": "想</think><answer>\\ud800好\\udfff</answer>"}',
+        '{"index": 0, "data_source": "legal/charge", "response": "想</think><answer>盗窃罪\\ud83d</answer>", '
+        '"sample": "s\\udc00"}',
+    ]
+    pred.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code = E.main(["--data", str(data_path), "--predictions", str(pred), "--out", str(out), "--mode", "judge",
+                   "--judge-base-url", server.base_url, "--judge-model", server.model])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["overall"]["n_responses"] == 2 and metrics["overall"]["surrogates_replaced"] == 2
+    assert [i["reason"] for i in metrics["overall"]["issues"]] == ["lone_surrogate", "lone_surrogate"]
+    assert metrics["verdict"]["judge_calls"] == 1 and metrics["verdict"]["judge_failures"] == 0
+    assert "\ufffd好\ufffd" in server.ok_requests[0].user_text
+    assert len((out / "scores.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_concurrency_zero_is_refused_not_a_hang(data_path, tmp_path):
+    """--concurrency 0 is a usage error (exit 2); score_all(concurrency=0) raises at once instead of waiting forever."""
+    pred = write_predictions(tmp_path / "p.jsonl")
+    with pytest.raises(SystemExit) as exc:
+        _run_main(data_path, pred, tmp_path / "out", "--concurrency", "0")
+    assert exc.value.code == 2
+    data = E.load_data(data_path)
+    loaded = E.load_predictions(pred, data)
+
+    async def score() -> None:
+        await asyncio.wait_for(
+            E.score_all(loaded.predictions, data, "rules", {"mode": "rules"}, concurrency=0,
+                        compute_score=fake_compute_score),
+            timeout=10,
+        )
+
+    with pytest.raises(E.EvaluationInputError, match="--concurrency must be an integer >= 1"):
+        asyncio.run(score())
+
+
+@pytest.mark.parametrize("body", [b"", b"\n\n", b"{oops\n[1]\n"], ids=["empty", "blank-lines", "only-bad-lines"])
+def test_nothing_to_score_is_an_error(data_path, tmp_path, body):
+    """A predictions file with nothing to score exits 2 with the reason and writes no report."""
+    pred = tmp_path / "p.jsonl"
+    pred.write_bytes(body)
+    with pytest.raises(E.EvaluationInputError, match=r"p.jsonl: no prediction to score"):
+        E.load_predictions(pred, E.load_data(data_path))
+    assert _run_main(data_path, pred, tmp_path / "out") == 2
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_judge_dying_mid_run_keeps_what_was_scored(data_path, tmp_path, monkeypatch, caplog):
+    """The judge gone after 5 responses: exit 3, metrics.json/scores.jsonl hold the 5, overall.stopped says where."""
+    import rewards.legal
+    from judge.client import JudgeUnavailableError
+
+    calls = []
+
+    async def dying(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
+        calls.append(data_source)
+        if len(calls) > 5:
+            raise JudgeUnavailableError("judge at http://127.0.0.1:1/v1: 32 consecutive failures")
+        return await fake_compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs)
+
+    monkeypatch.setattr(rewards.legal, "compute_score", dying)
+    pred = write_predictions(tmp_path / "p.jsonl")
+    out = tmp_path / "out"
+    assert _run_main(data_path, pred, out, "--concurrency", "1") == 3
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    ov = metrics["overall"]
+    assert ov["complete"] is False and ov["n_responses"] == 5
+    assert ov["stopped"]["scored_responses"] == 5 and ov["stopped"]["unscored_responses"] == len(PREDICTIONS) - 5
+    assert ov["stopped"]["first_unscored_line"] == 6 and ov["stopped"]["unscored_lines"][:2] == [6, 7]
+    assert "JudgeUnavailableError" in ov["stopped"]["reason"]
+    assert [json.loads(x)["line"] for x in (out / "scores.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5]
+    assert "PARTIAL RUN" in (out / "report.md").read_text(encoding="utf-8")
+    assert "first unscored: predictions line 6" in caplog.text
+    # a complete run says so
+    monkeypatch.setattr(rewards.legal, "compute_score", fake_compute_score)
+    assert _run_main(data_path, pred, tmp_path / "full") == 0
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text(encoding="utf-8"))["overall"]
+    assert full["complete"] is True and full["stopped"] is None
+
+
+def test_compare_prints_where_and_a_table(data_path, tmp_path, monkeypatch, capsys):
+    """`compare` prints the path it wrote and a short headline table (one column per run)."""
+    pred = write_predictions(tmp_path / "p.jsonl")
+    monkeypatch.setattr(S, "_rules_grader", lambda: None)
+    for name in ("base", "step400"):
+        assert _run_main(data_path, pred, tmp_path / name, "--name", name) == 0
+    capsys.readouterr()
+    assert E.main(["compare", str(tmp_path / "base"), str(tmp_path / "step400"), "--out", str(tmp_path / "cmp")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"wrote {tmp_path / 'cmp' / 'compare.md'}")
+    assert printed[1].split() == ["task", "metric", "base", "step400"]
+    assert any(line.split()[:2] == ["charge", "accuracy"] for line in printed)
+    assert any(line.split()[:2] == ["term", "mae_months"] and line.split()[2] == "7.00" for line in printed)
+
+
+# ------------------------------------------------------------------ cail_score_official over the contest's lists
+def _observed_labels(sample: Path) -> tuple[set[str], set[int]]:
+    """Charges and articles of every usable record of a CAIL file, read here independently of data.prepare."""
+    from data.sources import SkipRecord
+    from data.sources.cail2018 import parse_record
+
+    charges, articles = set(), set()
+    for no, line in enumerate(sample.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            case = parse_record(json.loads(line), f"x:{no}", scan=True)
+        except (SkipRecord, json.JSONDecodeError):
+            continue
+        charges.update(case.charges)
+        articles.update(case.articles)
+    return charges, articles
+
+
+def test_prepare_records_the_contest_label_lists(sample_test_parquet):
+    """data.prepare --source cail2018 writes label_sets.json beside the parquet: every label of the usable records."""
+    body = json.loads(sample_test_parquet.with_name("label_sets.json").read_text(encoding="utf-8"))
+    charges, articles = _observed_labels(REPO / "data/samples/cail2018_sample.jsonl")
+    assert set(body["charges"]) == charges and set(body["articles"]) == articles
+    assert body["charges"] == sorted(body["charges"]) and body["inputs"] == ["cail2018_sample.jsonl"]
+
+
+def test_official_score_uses_the_lists_beside_the_data(sample_test_parquet, tmp_path):
+    """cail_score_official = the judger over label_sets.json; out-of-list guesses are dropped and counted."""
+    rows, right = sample_predictions(sample_test_parquet, tmp_path / "pred.jsonl")
+    out = tmp_path / "report"
+    assert _run_main(sample_test_parquet, tmp_path / "pred.jsonl", out) == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    charges, articles = _observed_labels(REPO / "data/samples/cail2018_sample.jsonl")
+    lists = {"charge": set(E.canonical_charges(charges)), "article": articles}
+    for task, field, wrong in (("charge", "charges", WRONG_CHARGES), ("article", "articles", WRONG_ARTICLES)):
+        pairs = [(r, ok) for r, ok in zip(rows, right, strict=True) if r["data_source"] == f"legal/{task}"]
+        golds = [set(r["extra_info"][field]) for r, _ in pairs]
+        guesses = [g if ok else {next(w for w in wrong if w not in g)} for g, (_, ok) in zip(golds, pairs, strict=True)]
+        if task == "charge":
+            golds = [set(E.canonical_charges(g)) for g in golds]
+            guesses = [set(E.canonical_charges(p)) for p in guesses]
+        outside = sum(len(p - lists[task]) for p in guesses)
+        expected = M.cail_f1(golds, [p & lists[task] for p in guesses], labels=lists[task])["score"]
+        block = metrics[task]
+        assert block["cail_score_official"] == pytest.approx(expected, abs=1e-4)
+        assert block["cail_official_labels"] == len(lists[task])
+        assert block["cail_official_pred_outside"] == outside
+        assert block["cail_official_note"] == ""
+    assert outside > 0  # articles 1 and 2 are never CAIL labels: the judger cannot see them
+    labels = metrics["overall"]["cail_labels"]
+    assert labels["charges"] == len(lists["charge"]) and labels["full_lists"] is False
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "NOT comparable with published CAIL2018 results" in report
+    assert "official judger over the contest's lists" in report
+
+
+def test_official_score_is_null_with_a_reason(data_path, tmp_path):
+    """No lists → null and the reason (never the vocabulary score); a gold outside --labels → null, label named."""
+    pred = write_predictions(tmp_path / "p.jsonl")
+    assert _run_main(data_path, pred, tmp_path / "none") == 0
+    metrics = json.loads((tmp_path / "none" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["charge"]["cail_score_official"] is None and metrics["charge"]["cail_score_vocab"] is not None
+    assert "label_sets.json not found" in metrics["charge"]["cail_official_note"]
+    assert "not computed" in (tmp_path / "none" / "report.md").read_text(encoding="utf-8")
+    labels = tmp_path / "lists.json"
+    labels.write_text(json.dumps({"charges": ["盗窃"], "articles": [264, 67, 266]}, ensure_ascii=False))
+    assert _run_main(data_path, pred, tmp_path / "short", "--labels", str(labels)) == 0
+    metrics = json.loads((tmp_path / "short" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["charge"]["cail_score_official"] is None
+    assert "诈骗罪" in metrics["charge"]["cail_official_note"]  # item 1's gold is not in the list
+    # articles: golds 264, 67, 266 all listed; the prediction 第72条 is outside → dropped and counted
+    assert metrics["article"]["cail_official_labels"] == 3 and metrics["article"]["cail_official_pred_outside"] == 1
+    labels.write_text('{"charges": []}')
+    assert _run_main(data_path, pred, tmp_path / "bad", "--labels", str(labels)) == 2

@@ -202,3 +202,34 @@ def item_weights(item_keys: Sequence[Hashable]) -> list[float]:
     for key in item_keys:
         sizes[key] = sizes.get(key, 0) + 1
     return [1.0 / sizes[key] for key in item_keys]
+
+
+def cail_f1_official(
+    golds: Sequence[Iterable[Hashable]],
+    preds: Sequence[Iterable[Hashable]],
+    labels: Iterable[Hashable],
+    weights: Sequence[float] | None = None,
+) -> dict[str, float]:
+    """CAIL2018 score as the official judger computes it over the contest's label list.
+
+    The judger keeps one TP/FP/FN row per list label and walks the list only, so a predicted label outside the list
+    enters no row (a contest submission could not name it): it is dropped and counted in ``pred_outside`` (labels,
+    weighted like the pairs). A gold label outside the list would make the judger fail (its id lookup raises): it
+    raises ValueError here, naming the label — the list does not cover this test set.
+    """
+    allowed = frozenset(labels)
+    if not allowed:
+        raise ValueError("cail_f1_official: empty label list")
+    gold_outside = sorted({str(x) for gold in golds for x in gold if x not in allowed})
+    if gold_outside:
+        shown = ", ".join(gold_outside[:5]) + (" …" if len(gold_outside) > 5 else "")
+        raise ValueError(f"{len(gold_outside)} gold label(s) not in the contest list: {shown}")
+    w = [1.0] * len(preds) if weights is None else [float(x) for x in weights]
+    kept, outside = [], 0.0
+    for weight, pred in zip(w, preds, strict=True):
+        p = set(pred)
+        outside += weight * len(p - allowed)
+        kept.append(p & allowed)
+    result = cail_f1(golds, kept, weights, labels=allowed)
+    result["pred_outside"] = outside
+    return result

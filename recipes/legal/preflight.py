@@ -12,6 +12,7 @@ With --dry-run (a CPU box), missing GPUs and wandb credentials are warnings. Exi
 
 from __future__ import annotations
 
+import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import asyncio
 import copy

@@ -37,6 +37,9 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("cail_micro_f1", "CAIL micro-F1", "rate"),
         ("cail_macro_f1", "CAIL macro-F1 (labels seen on either side)", "rate"),
         ("cail_score_vocab", "CAIL2018 score, official judger over the label vocabulary", "x100"),
+        ("cail_score_official", "CAIL2018 score, official judger over the contest's lists (comparable)", "x100"),
+        ("cail_official_labels", "labels in the contest list", "int"),
+        ("cail_official_pred_outside", "predicted labels outside the list (dropped, as the judger does)", "num"),
     ],
     "article": [
         ("accuracy", "accuracy (set exactly equal)", "rate"),
@@ -45,6 +48,9 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("cail_micro_f1", "CAIL micro-F1", "rate"),
         ("cail_macro_f1", "CAIL macro-F1 (labels seen on either side)", "rate"),
         ("cail_score_vocab", "CAIL2018 score, official judger over the label vocabulary", "x100"),
+        ("cail_score_official", "CAIL2018 score, official judger over the contest's lists (comparable)", "x100"),
+        ("cail_official_labels", "labels in the contest list", "int"),
+        ("cail_official_pred_outside", "predicted labels outside the list (dropped, as the judger does)", "num"),
     ],
     "term": [
         ("mae_months", "mean absolute error (months; unreadable answer = 0 months)", "num"),
@@ -451,6 +457,15 @@ def write_report(out_dir: Path, metrics: dict[str, Any], records: Sequence[dict[
     ]
     if overall.get("mode_note"):
         lines.append(f"- note: {overall['mode_note']}")
+    stopped = overall.get("stopped")
+    if stopped:
+        lines.append(
+            f"- **PARTIAL RUN: scoring stopped** after {stopped['scored_responses']} responses "
+            f"({stopped['unscored_responses']} not scored, the first at predictions line "
+            f"{stopped['first_unscored_line']}): "
+            f"{stopped['reason']}"
+        )
+    lines.append(f"- {official_lists_line(overall.get('cail_labels') or {})}")
     lines += [
         f"- items scored: {overall.get('n_items')} of {overall.get('n_items_in_data')} "
         f"({overall.get('items_without_prediction')} without prediction); responses: {overall.get('n_responses')}",
@@ -495,11 +510,42 @@ def write_report(out_dir: Path, metrics: dict[str, Any], records: Sequence[dict[
     return path
 
 
+def official_lists_line(labels: dict[str, Any]) -> str:
+    """Where cail_score_official's label lists come from, and whether the score compares with published results."""
+    if not labels.get("path"):
+        return f"CAIL2018 official score: not computed — {labels.get('note') or 'no contest label lists'}"
+    sizes = labels.get("official_sizes") or {}
+    verdict = (
+        "the full contest lists: **cail_score_official is the number to put next to published CAIL2018 results**"
+        if labels.get("full_lists")
+        else f"not the full contest lists ({sizes.get('charges')} / {sizes.get('articles')}): cail_score_official is "
+        "NOT comparable with published CAIL2018 results; prepare from the contest's train file for the full lists"
+    )
+    return (
+        f"CAIL2018 label lists: {labels.get('charges')} charges, {labels.get('articles')} articles from "
+        f"`{labels['path']}` — {verdict}"
+    )
+
+
+def headline_table(runs: dict[str, dict[str, Any]]) -> str:
+    """A short plain-text table (task metric × run) of the headline metrics, for the terminal."""
+    names = list(runs)
+    rows = [("task", "metric", *names)]
+    for task in TASKS:
+        keys = HEADLINE[task] + (["cail_score_official"] if task in ("charge", "article") else [])
+        kinds = {key: kind for key, _, kind in ROWS[task] + COMMON_ROWS}
+        for key in keys:
+            kind = kinds.get(key, "num")
+            rows.append((task, key, *(fmt(runs[n].get(task, {}).get(key), kind) for n in names)))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
 def load_metrics(report_dir: Path) -> dict[str, Any]:
     """metrics.json of a report directory (clear error when absent)."""
     path = Path(report_dir) / "metrics.json"
     if not path.exists():
-        from recipes.legal.evaluate import EvaluationInputError
+        from recipes.legal.eval_inputs import EvaluationInputError
 
         raise EvaluationInputError(f"{path} not found: is {report_dir} a report directory from evaluate?")
     return json.loads(path.read_text(encoding="utf-8"))
