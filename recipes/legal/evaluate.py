@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from recipes.legal import metrics as M
+from recipes.legal.agreement import AGREEMENT_TASKS, agreement_rate
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SAMPLING_CONFIG = REPO_ROOT / "configs" / "eval_sampling.yaml"
 DEFAULT_TRAINING_CONFIG = "legal_grpo"  # configs/<name>.yaml, composed like training composes it
 MAX_ISSUES_LISTED = 200
-# Tasks whose judge grade lives on the same −2/+1/+2 scale as the rules grade (term: the judge gives months).
-AGREEMENT_TASKS = ("charge", "article", "verdict")
 
 
 class EvaluationInputError(ValueError):
@@ -285,7 +284,8 @@ def resolve_mode(mode: str, judge_base_url: str | None) -> tuple[str, str]:
 
 def reward_kwargs(mode: str, judge_base_url: str | None, judge_model: str | None) -> dict[str, Any]:
     """Keyword arguments passed to rewards.legal.compute_score (the same knobs training passes as reward_kwargs)."""
-    kwargs: dict[str, Any] = {"mode": mode}
+    # No training-time audits here: judge_rules_agreement below already compares every judge-graded response.
+    kwargs: dict[str, Any] = {"mode": mode, "judge_audit_rate": 0.0}
     if judge_base_url:
         kwargs["judge_base_url"] = judge_base_url
     if judge_model:
@@ -510,7 +510,7 @@ def task_metrics(task: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]
     if task in AGREEMENT_TASKS:
         pairs = [(r["judge_grade"], r["rules_grade"]) for r in records if r["judge_grade"] is not None]
         pairs = [(j, g) for j, g in pairs if g is not None]
-        out["judge_rules_agreement"] = M.mean(j == g for j, g in pairs)
+        out["judge_rules_agreement"] = agreement_rate(pairs)
         out["judge_rules_pairs"] = len(pairs)
     return out
 
