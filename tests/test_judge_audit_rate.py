@@ -265,3 +265,12 @@ def test_gold_dataclass_is_what_audit_hashes():
     picks_a = [audit_selected("charge", f"x{i}", a, 0.5) for i in range(400)]
     picks_b = [audit_selected("charge", f"x{i}", b, 0.5) for i in range(400)]
     assert picks_a != picks_b
+
+
+def test_evaluate_shares_the_definition_and_runs_no_audits():
+    """evaluate imports the one agreement definition and asks compute_score for no training-time audits."""
+    from recipes.legal import agreement, evaluate
+
+    assert evaluate.AGREEMENT_TASKS is agreement.AGREEMENT_TASKS
+    assert evaluate.agreement_rate is agreement.agreement_rate
+    assert evaluate.reward_kwargs("hybrid", "http://127.0.0.1:27001/v1", None)["judge_audit_rate"] == 0.0
