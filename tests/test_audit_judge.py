@@ -154,6 +154,7 @@ WRONG = {
     ("charge", "score_claim"): "2",  # probe false positive
     ("verdict", "grader_order"): "1",  # probe false positive
     ("term", "error_claim"): "误差：0个月",  # probe false positive
+    ("article", "empty"): "2",  # probe false positive, but training never sends an empty answer to the judge
 }
 FAILING = ("article", "disjoint")  # HTTP 503 on every attempt
 
@@ -224,10 +225,12 @@ def test_audit_figures_match_hand_computation(data, tmp_path, monkeypatch):
     # verdict: term_off judged 2 → 2/3.
     assert tasks["verdict"]["accuracy"] == pytest.approx(2 / 3, abs=1e-6)
     assert tasks["verdict"]["confusion"]["counts"] == [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0]]
-    # probes: 13 × 4 = 52, three false positives.
+    # probes: 13 × 4 = 52, four false positives, three of them on answers training sends to the judge.
     probes = audit["probes"]
-    assert (probes["n"], probes["false_positives"]) == (52, 3)
-    assert probes["false_positive_rate"] == pytest.approx(3 / 52, abs=1e-6)
+    assert (probes["n"], probes["false_positives"], probes["false_positives_reaching_training"]) == (52, 4, 3)
+    assert probes["false_positive_rate"] == pytest.approx(4 / 52, abs=1e-6)
+    assert tasks["article"]["probes"]["false_positives"] == 1
+    assert tasks["article"]["probes"]["false_positives_reaching_training"] == 0
     assert probes["by_probe"]["score_claim"]["false_positive_tasks"] == ["charge"]
     assert probes["by_probe"]["error_claim"]["false_positive_tasks"] == ["term"]
     assert probes["by_probe"]["empty"]["reaches_judge_in_training"] is False
@@ -241,6 +244,7 @@ def test_audit_figures_match_hand_computation(data, tmp_path, monkeypatch):
     # every task falls short, the verdict too → rules
     assert "trust the judge on no task" in audit["advice"] and "mode=rules" in audit["advice"]
     assert "MAE 4.0 months, bias -4.0" in audit["advice"]
+    assert "article (67%)" in audit["advice"]  # its only probe false positive was the empty answer
     md = (out / "audit.md").read_text(encoding="utf-8")
     assert audit["advice"] in md and "| charge | superset | 2 | 0 | 0% |" in md
     for plot in ("accuracy.png", "confusion.png", "term_error.png", "probes.png", "latency.png"):
@@ -255,7 +259,7 @@ def _audit_dict(acc: dict, fp: dict | None = None, failure_rate: float = 0.0) ->
             "answered": 10,
             "mae_months": 0.5 if t == "term" else None,
             "bias_months": 0.1 if t == "term" else None,
-            "probes": {"false_positives": fp.get(t, 0)},
+            "probes": {"false_positives": fp.get(t, 0), "false_positives_reaching_training": fp.get(t, 0)},
         }
         for t, a in acc.items()
     }

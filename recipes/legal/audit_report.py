@@ -10,7 +10,7 @@ Definitions (failed calls are counted apart and stay out of every rate):
   -1 (unreadable, or an error of 240 months or more). The term ``accuracy`` is over all its kinds.
 - probes: a false positive is any grade 1 or 2 (a readable month error on the term task);
   ``false_positive_rate`` = false positives / answered probes. ``reaches_judge_in_training`` is false for a probe
-  that training scores before any judge call (an empty answer).
+  that training scores before any judge call (an empty answer); the advice counts only the probes that do.
 - latency over answered calls that were not cache hits (mean, p50, p95, max in ms).
 """
 
@@ -102,6 +102,11 @@ def _term_block(records: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+def _reaches_judge(prediction: str) -> bool:
+    """Whether training would send this answer to the judge (an empty <answer> scores -2 before any call)."""
+    return extract_answer(f"</think><answer>{prediction}</answer>") is not None
+
+
 def _probe_block(records: Sequence[Any]) -> dict[str, Any]:
     answered = [r for r in records if not r.failed]
     fps = [r for r in answered if _false_positive(r)]
@@ -111,6 +116,7 @@ def _probe_block(records: Sequence[Any]) -> dict[str, Any]:
         "answered": len(answered),
         "false_positives": len(fps),
         "false_positive_rate": _r(len(fps) / len(answered)) if answered else None,
+        "false_positives_reaching_training": sum(1 for r in fps if _reaches_judge(r.pair.prediction)),
     }
 
 
@@ -154,8 +160,7 @@ def compute_audit(records: Sequence[Any]) -> dict[str, Any]:
         by_probe[name] = {
             **_probe_block(mine),
             "false_positive_tasks": [r.pair.task for r in mine if not r.failed and _false_positive(r)],
-            "reaches_judge_in_training": extract_answer(f"</think><answer>{mine[0].pair.prediction}</answer>")
-            is not None,
+            "reaches_judge_in_training": _reaches_judge(mine[0].pair.prediction),
         }
     failed = [r for r in records if r.failed]
     errors = Counter(r.error or "unknown" for r in failed)
@@ -185,7 +190,7 @@ def advice(audit: dict[str, Any]) -> str:
     tasks = audit["tasks"]
     trusted, doubtful = [], []
     for task, block in tasks.items():
-        acc, fp = block["accuracy"], block["probes"]["false_positives"]
+        acc, fp = block["accuracy"], block["probes"]["false_positives_reaching_training"]
         if acc is not None and acc >= TRUST_ACCURACY and fp == 0:
             trusted.append(f"{task} {_pct(acc)}")
             continue
