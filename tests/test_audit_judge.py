@@ -10,11 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.judge_server import ScriptedJudgeServer
 
+from judge.client import JudgeConfig, close_judge_clients
 from judge.prompts import fence_prediction, neutralize
-from recipes.legal.audit_judge import main
+from recipes.legal.audit_judge import ask_all, main
 from recipes.legal.audit_pairs import DEFAULT_PROBES_PATH, build_pairs, load_probes, probe_pairs, select_pairs
 from recipes.legal.audit_report import advice
 from recipes.legal.terms import parse_term
+from rewards.legal import compute_score
 
 GOLD_RE = re.compile(r"【标准答案】\n(.*?)\n\n【预测答案】", re.S)
 PRED_RE = re.compile(r"<<<预测开始>>>\n(.*?)\n<<<预测结束>>>", re.S)
@@ -306,3 +308,29 @@ def test_bad_data_exits_2(tmp_path, monkeypatch):
     rc = main(["--data", str(tmp_path / "missing.parquet"), "--judge-base-url", "http://127.0.0.1:27001/v1"]
               + ["--config", "", "--out", str(tmp_path / "o")])  # fmt: skip
     assert rc == 2
+
+
+@pytest.mark.parametrize("task", ["charge", "term", "verdict"])
+async def test_audit_asks_exactly_what_training_asks(data, task):
+    """The audit's question for a pair is byte-identical to the one compute_score(mode=judge) sends in training."""
+    rows = rows_of(data)
+    pair = next(p for p in build_pairs(rows)[0] if p.task == task and p.kind != "exact")
+    row = next(r for r in rows if r["extra_info"]["index"] == pair.index)
+    reply = "误差：3个月" if task == "term" else "1"
+    with ScriptedJudgeServer(reply=reply, model="judge-model") as srv:
+        config = JudgeConfig(base_urls=(srv.base_url,), model="judge-model", max_retries=0, cache_size=0)
+        (record,) = await ask_all([pair], config)
+        await compute_score(
+            row["data_source"],
+            f"分析。</think><answer>{pair.prediction}</answer>",
+            row["reward_model"]["ground_truth"],
+            row["extra_info"],
+            mode="judge",
+            judge_base_url=srv.base_url,
+            judge_model="judge-model",
+            max_retries=0,
+        )
+        await close_judge_clients()
+        audit_request, training_request = srv.ok_requests
+    assert audit_request.json == training_request.json
+    assert record.value == (3 if task == "term" else 1)
