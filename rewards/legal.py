@@ -26,6 +26,11 @@ Options (all optional):
   ``max_consecutive_failures`` failures in a row the client raises ``JudgeUnavailableError`` whatever the policy:
   the run stops instead of training on noise.
 - ``response_starts_in_think`` (default true: the base template ends with ``<think>``).
+- ``judge_audit_rate`` (default 0.02, hybrid mode only): that share of the charge/article responses the rules
+  decided is also sent to the judge, without changing their score, to measure judge–rules agreement
+  (``judge_audited``, ``judge_rules_agree``; recipes/legal/agreement.py). The choice hashes task, gold and answer,
+  so it is reproducible and identical answers share one (cached) judge call. A failed audit call sets
+  ``judge_failed`` but never raises JudgeCallFailedError; 0 turns audits off.
 - Shaping, off by default: ``lang_reward_weight`` (× ``lang_reward``) and ``length_penalty_weight``
   (× ``length_penalty``); ``length_ref_chars``: the typical response length in characters used by the length
   penalty when ``extra_info`` carries no group statistics (a number, or a mapping task → number).
@@ -38,6 +43,7 @@ unreadable → -2, gold without month count (life/death/none) → 0 without aski
 
 # No `from __future__ import annotations`: verl loads this file by path without registering it in sys.modules,
 # and dataclasses cannot resolve string annotations of such a module.
+import hashlib
 import logging
 import math
 import os
@@ -52,7 +58,16 @@ try:  # verl may load this file by path (custom_reward_function.path): make the 
 except ImportError:  # pragma: no cover - depends on how the process was started
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from judge.client import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, JudgeConfig, JudgeUnavailableError, get_judge_client
+from judge.client import (
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_MODEL,
+    JudgeConfig,
+    JudgeResult,
+    JudgeUnavailableError,
+    get_judge_client,
+)
+from recipes.legal.agreement import AGREEMENT_TASKS, scores_agree
 from recipes.legal.tasks import TASK_LABELS, TASKS, task_of
 from recipes.legal.terms import format_term
 from rewards.format import check_format, extract_answer, extract_thinking
@@ -66,6 +81,8 @@ __all__ = [
     "JudgeCallFailedError",
     "JudgeUnavailableError",
     "RewardOptions",
+    "ask_judge",
+    "audit_selected",
     "compute_score",
     "get_options",
     "judge_grade_score",
@@ -93,6 +110,8 @@ RESULT_KEYS: tuple[str, ...] = (
     "lang_reward",  # language-consistency reward: chinese_share when the format holds, else 0
     "length_penalty",  # Kimi-1.5 length reward in [-0.5, 0.5] (0 without a length reference)
     "shaping_score",  # lang_reward_weight * lang_reward + length_penalty_weight * length_penalty
+    "judge_audited",  # 1 when a rules-decided response was also sent to the judge (judge_audit_rate)
+    "judge_rules_agree",  # 1 when that audit's judge grade equals the rules grade (0 when not audited or failed)
 )
 
 # Judge grade → task score (original recipe); an unreadable grade scores 0.
@@ -109,6 +128,7 @@ _OWN_KEYS = (
     "lang_reward_weight",
     "length_penalty_weight",
     "length_ref_chars",
+    "judge_audit_rate",
 )
 # Keys verl adds itself: reward_router_address is read by JudgeConfig; the tokenizer is not needed here.
 _IGNORED_KEYS = frozenset({"reward_model_tokenizer"})
@@ -141,6 +161,7 @@ class RewardOptions:
     length_ref_chars: float | None = None
     length_ref_by_task: tuple[tuple[str, float], ...] = ()
     judge: JudgeConfig | None = None
+    judge_audit_rate: float = 0.02
 
     def length_ref_for(self, task: str) -> float | None:
         """The reference length (characters) for `task`: per-task value, else the global one, else None."""
@@ -214,7 +235,12 @@ def _parse_options(kwargs: Mapping[str, Any]) -> RewardOptions:
         )
     if judge is not None and mode == "rules":
         judge = None  # rules mode never calls a judge
-    options = RewardOptions(mode, policy, starts, lang_w, len_w, ref_global, ref_by_task, judge)
+    audit_rate = _to_float(kwargs.get("judge_audit_rate", 0.02), "judge_audit_rate")
+    if not 0.0 <= audit_rate <= 1.0:
+        raise ValueError(f"reward kwarg judge_audit_rate={audit_rate!r} must be in [0, 1] (0 turns audits off)")
+    options = RewardOptions(
+        mode, policy, starts, lang_w, len_w, ref_global, ref_by_task, judge, judge_audit_rate=audit_rate
+    )
     logger.info("legal reward options: %s", options)  # JudgeConfig's repr redacts the API key
     return options
 
@@ -288,6 +314,39 @@ def _gold_text(task: str, gold: Gold) -> str:
     return f"{'、'.join(gold.charges)}，{format_term(gold.term)}{fine}"
 
 
+async def ask_judge(task: str, answer: str, gold: Gold, config: JudgeConfig) -> JudgeResult:
+    """The judge question training asks for `task` (same client, prompts and gold text); value = grade or months."""
+    client = get_judge_client(config)
+    gold_text = _gold_text(task, gold)
+    if task == "term":
+        return await client.term_error(gold_text, answer)
+    return await client.grade(TASK_LABELS[task], gold_text, answer)
+
+
+def audit_selected(task: str, answer: str, gold: Gold, rate: float) -> bool:
+    """Whether a rules-decided response is audited: a hash of (task, gold text, answer) below `rate`."""
+    if rate <= 0.0 or task not in AGREEMENT_TASKS:
+        return False
+    digest = hashlib.blake2b(f"{task}\0{_gold_text(task, gold)}\0{answer}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < rate * 2**64
+
+
+async def _audit(
+    task: str, answer: str, gold: Gold, rule: RuleScore, options: RewardOptions, out: dict[str, float]
+) -> None:
+    """Ask the judge about a response the rules decided; record agreement and load, leave the score alone."""
+    assert options.judge is not None  # hybrid mode always has a judge
+    result = await ask_judge(task, answer, gold, options.judge)
+    out["judge_audited"] = 1.0
+    out["judge_called"] = 1.0
+    out["judge_latency_ms"] = float(result.latency_ms)
+    out["cache_hit"] = float(result.cache_hit)
+    if result.failed:
+        out["judge_failed"] = 1.0
+        return
+    out["judge_rules_agree"] = float(scores_agree(judge_grade_score(result.value), rule.score))
+
+
 async def _judge_task(task: str, answer: str, gold: Gold, options: RewardOptions, out: dict[str, float]) -> None:
     """Ask the judge for `task`, map its answer to task_score/acc, and apply on_judge_error on failure."""
     if task == "term" and (gold.term.kind != "fixed" or gold.term.months <= 0):
@@ -296,12 +355,7 @@ async def _judge_task(task: str, answer: str, gold: Gold, options: RewardOptions
         out["acc"] = float(score_rules(task, answer, gold).acc)
         return
     assert options.judge is not None  # guaranteed by _parse_options for judge/hybrid modes
-    client = get_judge_client(options.judge)
-    gold_text = _gold_text(task, gold)
-    if task == "term":
-        result = await client.term_error(gold_text, answer)
-    else:
-        result = await client.grade(TASK_LABELS[task], gold_text, answer)
+    result = await ask_judge(task, answer, gold, options.judge)
     out["judge_called"] = 1.0
     out["judge_latency_ms"] = float(result.latency_ms)
     out["cache_hit"] = float(result.cache_hit)
@@ -362,6 +416,8 @@ async def compute_score(
             rule = score_rules(task, answer, gold)
             if rule.decides:
                 _apply_rules(rule, out)
+                if audit_selected(task, answer, gold, options.judge_audit_rate):
+                    await _audit(task, answer, gold, rule, options, out)
             else:
                 await _judge_task(task, answer, gold, options, out)
 

@@ -11,13 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from recipes.legal import metrics as M
+from recipes.legal.agreement import AGREEMENT_TASKS
 from recipes.legal.eval_inputs import EvaluationInputError, Prediction, task_of
 
 logger = logging.getLogger(__name__)
 
 MODES = ("judge", "rules", "hybrid")
-# Tasks whose judge grade lives on the same −2/+1/+2 scale as the rules grade (term: the judge gives months).
-AGREEMENT_TASKS = ("charge", "article", "verdict")
 
 
 # ------------------------------------------------------------------------------------------------ answer parsing
@@ -99,7 +98,8 @@ def resolve_mode(mode: str, judge_base_url: str | None) -> tuple[str, str]:
 
 def reward_kwargs(mode: str, judge_base_url: str | None, judge_model: str | None) -> dict[str, Any]:
     """Keyword arguments passed to rewards.legal.compute_score (the same knobs training passes as reward_kwargs)."""
-    kwargs: dict[str, Any] = {"mode": mode}
+    # No training-time audits here: judge_rules_agreement already compares every judge-graded response.
+    kwargs: dict[str, Any] = {"mode": mode, "judge_audit_rate": 0.0}
     if judge_base_url:
         kwargs["judge_base_url"] = judge_base_url
     if judge_model:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from recipes.legal import metrics as M
+from recipes.legal.agreement import AGREEMENT_TASKS, agreement_rate
 from recipes.legal.eval_inputs import TASKS, task_of
-from recipes.legal.eval_scoring import AGREEMENT_TASKS
 from recipes.legal.label_sets import LabelSets
 
 
@@ -117,7 +117,7 @@ def task_metrics(
     if task in AGREEMENT_TASKS:
         pairs = [(r["judge_grade"], r["rules_grade"]) for r in records if r["judge_grade"] is not None]
         pairs = [(j, g) for j, g in pairs if g is not None]
-        out["judge_rules_agreement"] = M.mean(j == g for j, g in pairs)
+        out["judge_rules_agreement"] = agreement_rate(pairs)
         out["judge_rules_pairs"] = len(pairs)
     return out
 

@@ -15,6 +15,10 @@ Metrics (over the responses of the group; "judge calls" = responses with judge_c
   ``judge_latency_mean_ms`` and ``judge_latency_p95_ms`` (``judge_latency_ms``; p95 with linear interpolation).
   With no judge calls in the group these four are 0.0 (defined, not missing; read them together with
   ``judge_calls``). With judge calls but the input key missing (or no finite value), that metric is skipped.
+- Judge audits (hybrid mode, reward kwarg ``judge_audit_rate``), when the reward returns ``judge_audited``:
+  ``judge_audited``: responses the rules decided that the judge graded too (their calls are in ``judge_calls``);
+  ``judge_rules_agreement``: mean ``judge_rules_agree`` over the audited responses whose call did not fail
+  (recipes/legal/agreement.py), skipped when there is none (a step without audits is no disagreement).
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ def _group_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[s
             value = _nanmean(extras[key][mask])
             if value is not None:
                 out[name] = value
+    out.update(_audit_metrics(extras, mask))
     called_values = extras.get("judge_called")
     if called_values is None:
         called = np.zeros_like(mask)
@@ -104,6 +109,21 @@ def _group_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[s
         latency = latency[np.isfinite(latency)]
         if latency.size:
             out["judge_latency_p95_ms"] = float(np.percentile(latency, 95))
+    return out
+
+
+def _audit_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, float]:
+    """judge_audited count and judge_rules_agreement of the selected responses ({} without audit keys)."""
+    if "judge_audited" not in extras:
+        return {}
+    audited = mask & (np.nan_to_num(extras["judge_audited"], nan=0.0) > 0.5)
+    out = {"judge_audited": float(audited.sum())}
+    failed = extras.get("judge_failed")
+    answered = audited if failed is None else audited & ~(np.nan_to_num(failed, nan=0.0) > 0.5)
+    if answered.any() and "judge_rules_agree" in extras:
+        value = _nanmean(extras["judge_rules_agree"][answered])
+        if value is not None:
+            out["judge_rules_agreement"] = value
     return out
 
 
