@@ -28,6 +28,7 @@ __all__ = [
     "EmbeddingClient",
     "EmbeddingConfig",
     "EmbeddingUnavailableError",
+    "close_embedding_clients",
     "cosine",
     "get_embedding_client",
 ]
@@ -197,3 +198,14 @@ def get_embedding_client(config: EmbeddingConfig) -> EmbeddingClient:
         client = EmbeddingClient(config)
         _REGISTRY[key] = (weakref.ref(loop), client)
         return client
+
+
+async def close_embedding_clients() -> None:
+    """Close and forget the embedding clients bound to the running event loop."""
+    loop = asyncio.get_running_loop()
+    with _LOCK:
+        mine = [(k, c) for k, (ref, c) in _REGISTRY.items() if ref() is loop]
+        for k, _c in mine:
+            del _REGISTRY[k]
+    for _k, client in mine:
+        await client.aclose()
