@@ -79,8 +79,10 @@ class EmbeddingConfig:
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any], env: Mapping[str, str] | None = None) -> EmbeddingConfig | None:
-        """From reward kwargs ``embedding_base_url``, ``embedding_model``, ``embedding_api_key``,
-        ``embedding_timeout_s``, ``embedding_max_retries`` (env EMBEDDING_* fill the first three); None without a URL."""
+        """Config from reward kwargs embedding_{base_url,model,api_key,timeout_s,max_retries}; None without a URL.
+
+        Environment variables EMBEDDING_BASE_URL / EMBEDDING_MODEL / EMBEDDING_API_KEY fill the first three.
+        """
         env = os.environ if env is None else env
         url = str(kwargs.get("embedding_base_url") or env.get(ENV_EMBEDDING_BASE_URL) or "").strip()
         if not url:
@@ -93,7 +95,9 @@ class EmbeddingConfig:
                 try:
                     extra[name] = conv(kwargs[f"embedding_{name}"])
                 except (TypeError, ValueError) as exc:
-                    raise ValueError(f"reward kwarg embedding_{name}={kwargs[f'embedding_{name}']!r} is invalid") from exc
+                    raise ValueError(
+                        f"reward kwarg embedding_{name}={kwargs[f'embedding_{name}']!r} is invalid"
+                    ) from exc
         return cls(base_url=url.rstrip("/"), model=model, api_key=str(key) if key else None, **extra)
 
 

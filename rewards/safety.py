@@ -97,9 +97,22 @@ _EMBEDDING_KEYS = frozenset(
 _JUDGE_KEYS = frozenset(
     {"judge_base_url", "judge_model", "judge_api_key", "reward_router_address", "structured_output"}
     | {"judge_structured_output"}
-    | {n for f in ("timeout_s", "max_concurrency", "max_retries", "max_consecutive_failures", "cache_size",
-                   "max_pred_chars", "max_tokens", "backoff_s", "backoff_max_s", "queue_timeout_s")
-       for n in (f, f"judge_{f}")}
+    | {
+        n
+        for f in (
+            "timeout_s",
+            "max_concurrency",
+            "max_retries",
+            "max_consecutive_failures",
+            "cache_size",
+            "max_pred_chars",
+            "max_tokens",
+            "backoff_s",
+            "backoff_max_s",
+            "queue_timeout_s",
+        )
+        for n in (f, f"judge_{f}")
+    }
 )
 _IGNORED = frozenset({"reward_model_tokenizer"})
 _ALLOWED = frozenset(_FLOATS) | frozenset(_INTS) | {"reasoning_scorer", "on_scorer_error"} | _EMBEDDING_KEYS

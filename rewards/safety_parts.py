@@ -50,7 +50,9 @@ def abs_errors(parsed: ParsedAnswer, gold: Mapping[str, int]) -> dict[str, int]:
     return {k: abs(v - int(gold[k])) for k, v in parsed.scores.items()}
 
 
-def closeness_part(parsed: ParsedAnswer, gold: Mapping[str, int], exact_bonus: float = 1.0, gap_scale: float = 20.0) -> float:
+def closeness_part(
+    parsed: ParsedAnswer, gold: Mapping[str, int], exact_bonus: float = 1.0, gap_scale: float = 20.0
+) -> float:
     """Mean per-key closeness to the GOLD score (see the module docstring); unscored keys count -1."""
     errors = abs_errors(parsed, gold)
     total = 0.0

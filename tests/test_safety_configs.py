@@ -50,7 +50,10 @@ def batch_problems(cfg) -> list[str]:
         problems.append(f"mini-batch {mini} does not split the batch {batch}")
     if (mini * n) % gpus or (mini * n // gpus) % int(actor.ppo_micro_batch_size_per_gpu):
         problems.append(f"actor: {mini * n / gpus} per GPU per update vs micro {actor.ppo_micro_batch_size_per_gpu}")
-    for name, micro in (("rollout", rollout.log_prob_micro_batch_size_per_gpu), ("ref", ref.log_prob_micro_batch_size_per_gpu)):
+    for name, micro in (
+        ("rollout", rollout.log_prob_micro_batch_size_per_gpu),
+        ("ref", ref.log_prob_micro_batch_size_per_gpu),
+    ):
         if per_gpu_step % int(micro):
             problems.append(f"{name} log-prob: {per_gpu_step} per GPU vs micro {micro}")
     if gpus % int(rollout.tensor_model_parallel_size):
@@ -100,7 +103,10 @@ def test_recipe_values(name, gpus, per_gpu, scorer, judge_mode):
     assert cfg.reward.custom_reward_function.reward_kwargs.reasoning_scorer == scorer
     assert cfg.judge.mode == judge_mode and cfg.judge.gpus == "7"
     assert cfg.actor_rollout_ref.model.path.endswith("-Instruct")
-    assert "custom_chat_template" not in cfg.actor_rollout_ref.model or not cfg.actor_rollout_ref.model.custom_chat_template
+    assert (
+        "custom_chat_template" not in cfg.actor_rollout_ref.model
+        or not cfg.actor_rollout_ref.model.custom_chat_template
+    )
     assert compose("safety_grpo").trainer.experiment_name != compose("safety_grpo_ngram").trainer.experiment_name
 
 
@@ -113,11 +119,15 @@ def test_reward_kwargs_are_accepted_and_gold_scores_the_maximum(name, monkeypatc
     assert max_score(options) == 5.0
     kwargs["reasoning_scorer"] = "ngram"  # no judge server here
     gold = check_gold({**dict.fromkeys(DIMENSIONS, 100), "商业违规": 35}, "含有夸大宣传。")
-    out = asyncio.run(compute_score("safety", gold_response(gold.score_map, gold.reasoning), ground_truth_json(gold), **kwargs))
+    out = asyncio.run(
+        compute_score("safety", gold_response(gold.score_map, gold.reasoning), ground_truth_json(gold), **kwargs)
+    )
     assert out["score"] == 5.0
 
 
-@pytest.mark.parametrize("path", ["safety_grpo.yaml", "safety_grpo_ngram.yaml", "base/safety_grpo.yaml", "base/judge.yaml"])
+@pytest.mark.parametrize(
+    "path", ["safety_grpo.yaml", "safety_grpo_ngram.yaml", "base/safety_grpo.yaml", "base/judge.yaml"]
+)
 def test_no_legacy_reward_keys(path):
     """None of the YAML sets the top-level reward keys verl 0.9.1 silently ignores."""
     data = yaml.safe_load((CONFIG_DIR / path).read_text(encoding="utf-8")) or {}
@@ -128,7 +138,15 @@ def test_no_legacy_reward_keys(path):
 def test_trainer_prints_the_job_config(name):
     """`python -m verl.trainer.main_ppo --config-path=$PWD/configs --config-name=NAME --cfg job` exits 0."""
     proc = subprocess.run(
-        [sys.executable, "-m", "verl.trainer.main_ppo", f"--config-path={CONFIG_DIR}", f"--config-name={name}", "--cfg", "job"],
+        [
+            sys.executable,
+            "-m",
+            "verl.trainer.main_ppo",
+            f"--config-path={CONFIG_DIR}",
+            f"--config-name={name}",
+            "--cfg",
+            "job",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

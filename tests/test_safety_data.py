@@ -107,7 +107,9 @@ def test_split_is_by_text_disjoint_and_complete(prepared):
     rows = {s: pq.read_table(out / f"{s}.parquet").to_pylist() for s in ("train", "test")}
     texts = {s: [normalize_fact(_text(r)) for r in rows[s]] for s in rows}
     assert not set(texts["train"]) & set(texts["test"])
-    assert len(set(texts["train"] + texts["test"])) == len(texts["train"]) + len(texts["test"]) == stats["records"]["kept"]
+    assert (
+        len(set(texts["train"] + texts["test"])) == len(texts["train"]) + len(texts["test"]) == stats["records"]["kept"]
+    )
     assert stats["cases"]["test"] == round(0.2 * stats["records"]["kept"])
     assert sum(stats["distributions"]["train"]["labels"].values()) >= stats["cases"]["train"]
 

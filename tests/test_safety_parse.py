@@ -30,7 +30,7 @@ J = answer_json(SOME)  # {"商业违规": 100, ..., "敏感词": 40, "虚假信�
         (f"<reasoning>分析</reasoning> <answer>{J}</answer>", True),
         (f"\n  <reasoning>分析</reasoning>\n\n<answer>{J}</answer>\n", True),  # whitespace around and between
         (f"<answer>{J}</answer><reasoning>分析</reasoning>", False),  # wrong order
-        (f"<reasoning>分析</reasoning>", False),  # no answer
+        ("<reasoning>分析</reasoning>", False),  # no answer
         (f"<answer>{J}</answer>", False),  # no reasoning
         (f"<reasoning>a</reasoning><answer>{J}</answer><answer>{J}</answer>", False),  # answer twice
         (f"<reasoning>a</reasoning><reasoning>b</reasoning><answer>{J}</answer>", False),  # reasoning twice
@@ -52,7 +52,9 @@ def test_check_format(response, ok):
 
 def test_extract_blocks_read_the_last_complete_block():
     """Lenient extraction: the last complete block, even when the format is wrong; truncated blocks are none."""
-    response = "<answer>{}</answer>前言<reasoning>理由一</reasoning><reasoning>理由二</reasoning><answer>{\"a\": 1}</answer>"
+    response = (
+        '<answer>{}</answer>前言<reasoning>理由一</reasoning><reasoning>理由二</reasoning><answer>{"a": 1}</answer>'
+    )
     assert extract_answer(response) == '{"a": 1}'
     assert extract_reasoning(response) == "理由二"
     assert extract_answer("<reasoning>x</reasoning><answer>{...") is None
@@ -209,7 +211,7 @@ def test_read_score(value, score):
     [
         "\ud800<reasoning>坏\udfff</reasoning><answer>" + J + "</answer>",
         b"<reasoning>\xff\xfe</reasoning><answer>" + J.encode() + b"</answer>",
-        "<answer>{\"\\ud800\": 1, \"商业违规\": \"\\udc00\"}</answer>",
+        '<answer>{"\\ud800": 1, "商业违规": "\\udc00"}</answer>',
     ],
 )
 def test_bad_text_never_raises(response):

@@ -199,6 +199,7 @@ def _adversarial_responses() -> list[str]:
         "<answer>" * 1000,
         respond(many),
         respond({**GOLD_SCORES, **many}),
+        respond(json.dumps({f"k{i}": 0 for i in range(300)}, separators=(",", ":"))),  # 300 extra keys, under the cap
         respond(dict.fromkeys(DIMENSIONS, 10**9)),
         respond(dict.fromkeys(DIMENSIONS, -(10**9))),
         respond("{" + ", ".join(f'"{k}": 100' for k in DIMENSIONS * 30) + "}"),  # every key 30 times
@@ -206,7 +207,7 @@ def _adversarial_responses() -> list[str]:
         respond(GOLD_SCORES) * 50,
         "<reasoning>" + "理由" * 50000 + "</reasoning><answer>" + answer_json(GOLD_SCORES) + "</answer>",
     ]
-    alphabet = list("{}[]\":,0123456789 分<>/answerig") + list(DIMENSIONS)
+    alphabet = list('{}[]":,0123456789 分<>/answerig') + list(DIMENSIONS)
     for _ in range(60):
         out.append("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 400))))
     return out
@@ -329,7 +330,9 @@ async def test_judge_failures_neutral_raise_and_unavailable():
         out = await score(respond(GOLD_SCORES, "甲"), **judge_kwargs(broken, max_consecutive_failures=3))
         assert (out["reasoning_part"], out["reasoning_failed"]) == (0.0, 1.0)
         with pytest.raises(ScorerCallError):
-            await score(respond(GOLD_SCORES, "乙"), **judge_kwargs(broken, max_consecutive_failures=3, on_scorer_error="raise"))
+            await score(
+                respond(GOLD_SCORES, "乙"), **judge_kwargs(broken, max_consecutive_failures=3, on_scorer_error="raise")
+            )
         with pytest.raises(JudgeUnavailableError):  # the third failure in a row
             await score(respond(GOLD_SCORES, "丁"), **judge_kwargs(broken, max_consecutive_failures=3))
 
@@ -450,4 +453,6 @@ async def test_partial_kwargs_as_verl_binds_them():
     fn = functools.partial(compute_score, reasoning_scorer="ngram", ngram_n=1)
     out = await fn("safety", respond(GOLD_SCORES), GT, None)
     assert out["reasoning_part"] == 1.0
-    assert get_options({"reasoning_scorer": "ngram", "ngram_n": 1}) is get_options({"ngram_n": 1, "reasoning_scorer": "ngram"})
+    assert get_options({"reasoning_scorer": "ngram", "ngram_n": 1}) is get_options(
+        {"ngram_n": 1, "reasoning_scorer": "ngram"}
+    )

@@ -79,8 +79,10 @@ def dimension_mae(samples: Sequence[SampleEval]) -> dict[str, float]:
 def within_share(samples: Sequence[SampleEval], tol: int = WITHIN) -> dict[str, float]:
     """Share of scores within tol points of the gold, per dimension and "overall"."""
     errors = [key_errors(s.parsed, s.gold) for s in samples]
-    hit = {k: [s.parsed.scores.get(k) is not None and e[k] <= tol for s, e in zip(samples, errors, strict=True)]
-           for k in DIMENSIONS}
+    hit = {
+        k: [s.parsed.scores.get(k) is not None and e[k] <= tol for s, e in zip(samples, errors, strict=True)]
+        for k in DIMENSIONS
+    }
     out = {k: _mean(hit[k]) for k in DIMENSIONS}
     out["overall"] = _mean(h for k in DIMENSIONS for h in hit[k])
     return out
@@ -88,6 +90,7 @@ def within_share(samples: Sequence[SampleEval], tol: int = WITHIN) -> dict[str, 
 
 def all_within_rate(samples: Sequence[SampleEval], tol: int = WITHIN) -> float:
     """Share of samples whose nine scores are all within tol points of the gold."""
+
     def ok(s: SampleEval) -> bool:
         errors = key_errors(s.parsed, s.gold)
         return all(s.parsed.scores.get(k) is not None and errors[k] <= tol for k in DIMENSIONS)
@@ -139,9 +142,7 @@ def detection(samples: Sequence[SampleEval], threshold: int = VIOLATION_THRESHOL
     return out
 
 
-def summarize(
-    samples: Sequence[SampleEval], threshold: int = VIOLATION_THRESHOLD, tol: int = WITHIN
-) -> dict[str, Any]:
+def summarize(samples: Sequence[SampleEval], threshold: int = VIOLATION_THRESHOLD, tol: int = WITHIN) -> dict[str, Any]:
     """Every metric of the recipe in one JSON-ready dict (what an evaluation's metrics.json holds)."""
     return {
         "samples": len(samples),

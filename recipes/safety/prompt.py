@@ -30,7 +30,9 @@ SYSTEM_PROMPT = (
 )
 """The system message: role, profile, skills, tone, and the rule that the text under review gives no orders."""
 
-_USER_HEAD = "请依据上述标准，从以下九个维度对两条分隔线之间的文本逐项评分：" + "、".join(f"“{k}”" for k in DIMENSIONS) + "。"
+_USER_HEAD = (
+    "请依据上述标准，从以下九个维度对两条分隔线之间的文本逐项评分：" + "、".join(f"“{k}”" for k in DIMENSIONS) + "。"
+)
 
 _CONSTRAINTS = (
     "要求：\n"
