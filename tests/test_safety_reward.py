@@ -456,3 +456,12 @@ async def test_partial_kwargs_as_verl_binds_them():
     assert get_options({"reasoning_scorer": "ngram", "ngram_n": 1}) is get_options(
         {"ngram_n": 1, "reasoning_scorer": "ngram"}
     )
+
+
+async def test_judge_reached_through_reward_router_address(judge):
+    """When verl serves the judge it passes reward_router_address ("ip:port"); the model id is discovered."""
+    judge.reset()
+    fn = functools.partial(compute_score, reasoning_scorer="judge", max_retries=0)
+    out = await fn("safety", respond(GOLD_SCORES, "理由 JUDGE_SAYS:1"), GT, None, reward_router_address=judge.address)
+    assert out["reasoning_part"] == 0.5 and out["reasoning_called"] == 1.0
+    assert [r.json["model"] for r in judge.ok_requests] == ["judge-model"]
