@@ -1,4 +1,4 @@
-"""`python -m data.prepare`: CAIL2018 or raw judgments → verl parquet (train/test) + stats.json for the legal tasks.
+"""`python -m data.prepare`: CAIL2018, raw judgments or safety records → verl parquet (train/test) + stats.json.
 
 Two streaming passes keep memory bounded by the number of cases, not their text: pass 1 validates every record and
 keeps only (64-bit hash of the normalized fact, file, line) of the usable ones; repeated facts are dropped by hash
@@ -12,7 +12,7 @@ charges, articles, term_kind, term_months, fine, verdict, split, case_id}. groun
 "盗窃罪、诈骗罪"; article "第67条、第264条" (Arabic numerals, ascending); term format_term (有期徒刑一年六个月 /
 拘役五个月 / 无期徒刑 / 死刑 / 免予刑事处罚, and 单处罚金 for a fine-only sentence); verdict: CAIL2018 →
 build_verdict sentence, judgments → the text after 判决如下 up to the appeal notice, execution-date notes （刑期从…止）
-removed.
+removed. The safety source brings its own rows and schema (data/sources/safety.py; one row per text).
 """
 
 from __future__ import annotations
@@ -33,12 +33,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data.reader import decode_record, iter_lines
-from data.rows import ROW_SCHEMA, build_rows
-from data.sources import SOURCES, SkipRecord, get_parser
+from data.sources import SOURCES, SkipRecord, get_parser, get_source
 from data.split import SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
 from recipes.legal.label_sets import LabelSetRecorder
-from recipes.legal.tasks import TASKS, TEMPLATES, parse_tasks
 
 __all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "main", "prepare"]
 
@@ -66,11 +64,11 @@ class PrepareConfig:
     source: str
     inputs: tuple[str, ...]
     output: str
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[str, ...] | None = None  # None: every task of the source
     train_size: int | None = None
     test_size: int | None = None
     seed: int = 0
-    template: str = "base"
+    template: str | None = None  # None: the source's default template
     strict: bool = False
     test_fraction: float = 0.2
 
@@ -78,13 +76,17 @@ class PrepareConfig:
         """Reject bad values with a message saying which option is wrong."""
         if self.source not in SOURCES:
             raise ValueError(f"--source must be one of {', '.join(SOURCES)}, got {self.source!r}")
-        if self.template not in TEMPLATES:
-            raise ValueError(f"--template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
+        source = get_source(self.source)
+        if self.template is None:
+            object.__setattr__(self, "template", source.default_template)
+        if self.template not in source.templates:
+            raise ValueError(f"--template must be one of {', '.join(source.templates)}, got {self.template!r}")
         if not self.inputs:
             raise ValueError("--input needs at least one path")
-        unknown = [t for t in self.tasks if t not in TASKS]
-        if unknown or not self.tasks:
-            raise ValueError(f"--tasks must be a non-empty subset of {', '.join(TASKS)}, got {self.tasks!r}")
+        tasks = source.tasks if self.tasks is None else tuple(self.tasks)
+        if not tasks or any(t not in source.tasks for t in tasks):
+            raise ValueError(f"--tasks must be a non-empty subset of {', '.join(source.tasks)}, got {tasks!r}")
+        object.__setattr__(self, "tasks", tuple(t for t in source.tasks if t in tasks))  # canonical order
         for name in ("train_size", "test_size"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -147,18 +149,19 @@ def _write(
     config: PrepareConfig, stats: PrepareStats, plan: SplitPlan, cases: np.ndarray, files: np.ndarray, lines: np.ndarray
 ) -> dict[str, int]:
     """Pass 2: re-read the chosen lines (cases[i] at files[i]:lines[i], input order) and write their rows."""
-    parse = get_parser(config.source)
+    source = get_source(config.source)
+    parse, build_rows, schema = source.parse_record, source.build_rows, source.row_schema
     names = [Path(p).name for p in config.inputs]
     out = Path(config.output)
     partial = {s: out / f"{s}.parquet.partial" for s in SPLITS}
-    writers = {s: pq.ParquetWriter(str(partial[s]), ROW_SCHEMA) for s in SPLITS}
+    writers = {s: pq.ParquetWriter(str(partial[s]), schema) for s in SPLITS}
     buffers: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     counts = dict.fromkeys(SPLITS, 0)
 
     def flush(split: str) -> None:
         """Write the buffered rows of one split."""
         if buffers[split]:
-            writers[split].write_table(pa.Table.from_pylist(buffers[split], schema=ROW_SCHEMA))
+            writers[split].write_table(pa.Table.from_pylist(buffers[split], schema=schema))
             buffers[split].clear()
 
     try:
@@ -179,7 +182,7 @@ def _write(
                 raise RuntimeError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
             buffers[split].extend(build_rows(case, tasks, config.template, split, counts[split]))
             counts[split] += len(tasks)
-            stats.add_case(case, split, tasks)
+            source.count_case(stats, case, split, tasks)
             if len(buffers[split]) >= WRITE_BATCH:
                 flush(split)
         if pos != n:
@@ -265,11 +268,11 @@ def _size(text: str) -> int:
 
 
 def _tasks(text: str) -> tuple[str, ...]:
-    """argparse type: comma list of task names."""
-    try:
-        return parse_tasks(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+    """argparse type: comma list of task names (checked against the source's tasks in PrepareConfig)."""
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("no task given; expected a comma list of task names")
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, choices=SOURCES, help="input format")
     p.add_argument("--input", required=True, nargs="+", metavar="PATH", help="JSON-lines file(s); .gz is read too")
     p.add_argument("--output", required=True, metavar="DIR", help="writes DIR/{train,test}.parquet and stats.json")
-    p.add_argument("--tasks", type=_tasks, default=TASKS, help=f"comma list (default: {','.join(TASKS)})")
+    p.add_argument("--tasks", type=_tasks, default=None, help="comma list (default: every task of the source)")
     p.add_argument("--train-size", type=_size, default=None, help="train items, evenly over tasks (default: all)")
     p.add_argument(
         "--test-size",
@@ -290,9 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--template",
-        choices=TEMPLATES,
-        default="base",
-        help="base: one user message (R1-zero wrapping by the training chat template); chat: system+user",
+        default=None,
+        help="legal: base (default; one user message, R1-zero wrapping by the training chat template) or chat "
+        "(system+user); safety: chat (the only one)",
     )
     p.add_argument("--strict", action="store_true", help="stop at the first bad record (error names file:line)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every skipped record")

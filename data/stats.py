@@ -41,6 +41,7 @@ class PrepareStats:
         self.terms: dict[str, Counter[str]] = defaultdict(Counter)
         self.unknown_charges: Counter[str] = Counter()
         self.with_fine: Counter[str] = Counter()
+        self.labels: dict[str, Counter[str]] = defaultdict(Counter)
 
     def skip(self, reason: str, path: str, line: int, detail: str) -> None:
         """Count one skipped record (a few examples per reason keep file, line and detail)."""
@@ -57,6 +58,12 @@ class PrepareStats:
         self.terms[split][term_bucket(case)] += 1
         self.with_fine[split] += case.fine > 0
         self.unknown_charges.update(c for c in case.charges if not is_known_charge(c))
+
+    def add_labelled(self, split: str, tasks: list[str], labels: list[str]) -> None:
+        """Count one written case of a non-legal source with its gold labels (e.g. the violated dimensions)."""
+        self.cases[split] += 1
+        self.items[split].update(tasks)
+        self.labels[split].update(labels)
 
     @property
     def kept(self) -> int:
@@ -87,6 +94,7 @@ class PrepareStats:
                     "distinct_articles": len(self.articles[s]),
                     "term": dict(sorted(self.terms[s].items())),
                     "cases_with_fine": self.with_fine[s],
+                    "labels": dict(self.labels[s].most_common()),
                 }
                 for s in splits
             },

@@ -1,26 +1,76 @@
-"""Input sources for data.prepare: each turns one decoded JSON record into a Case or raises SkipRecord."""
+"""Input sources for data.prepare: each turns one decoded JSON record into a case or raises SkipRecord.
+
+A source also says how its cases become verl rows (``Source``): the legal sources share data.rows and the legal
+tasks; the safety source brings its own rows, schema and task. data.prepare asks ``get_source(name)`` for all of it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from data.sources.base import Case, SkipRecord
 
-__all__ = ["SOURCES", "Case", "Parser", "SkipRecord", "get_parser"]
+__all__ = ["SOURCES", "Case", "Parser", "SkipRecord", "Source", "get_parser", "get_source"]
 
-Parser = Callable[..., Case]
-"""parse_record(obj, origin, scan=False) -> Case; origin is "file:line"; scan=True may skip gold text not needed to
-validate (pass 1 of data.prepare)."""
+Parser = Callable[..., Any]
+"""parse_record(obj, origin, scan=False) -> case; origin is "file:line"; scan=True may skip gold text not needed to
+validate (pass 1 of data.prepare). A case has `.fact`: the text deduplicated and split by."""
 
-SOURCES: tuple[str, ...] = ("cail2018", "judgments")
+SOURCES: tuple[str, ...] = ("cail2018", "judgments", "safety")
+
+
+@dataclass(frozen=True)
+class Source:
+    """What data.prepare needs from a source: the record parser and how a case becomes rows and stats."""
+
+    name: str
+    parse_record: Parser
+    build_rows: Callable[[Any, Sequence[str], str, str, int], list[dict[str, Any]]]
+    row_schema: Any  # pyarrow.Schema
+    tasks: tuple[str, ...]
+    templates: tuple[str, ...]
+    default_template: str
+    count_case: Callable[[Any, Any, str, list[str]], None]  # (PrepareStats, case, split, tasks)
 
 
 def get_parser(source: str) -> Parser:
     """The record parser of a source name (imported lazily, so one source's dependencies never block the other)."""
+    return get_source(source).parse_record
+
+
+def get_source(source: str) -> Source:
+    """Everything data.prepare uses of one source (imported lazily)."""
+    if source == "safety":
+        from data.sources import safety
+
+        return Source(
+            name=source,
+            parse_record=safety.parse_record,
+            build_rows=safety.build_rows,
+            row_schema=safety.ROW_SCHEMA,
+            tasks=safety.TASKS,
+            templates=safety.TEMPLATES,
+            default_template=safety.DEFAULT_TEMPLATE,
+            count_case=lambda stats, case, split, tasks: stats.add_labelled(split, tasks, safety.case_labels(case)),
+        )
     if source == "cail2018":
         from data.sources.cail2018 import parse_record
     elif source == "judgments":
         from data.sources.judgments import parse_record
     else:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
-    return parse_record
+    from data.rows import ROW_SCHEMA, build_rows
+    from recipes.legal.tasks import TASKS, TEMPLATES
+
+    return Source(
+        name=source,
+        parse_record=parse_record,
+        build_rows=build_rows,
+        row_schema=ROW_SCHEMA,
+        tasks=TASKS,
+        templates=TEMPLATES,
+        default_template="base",
+        count_case=lambda stats, case, split, tasks: stats.add_case(case, split, tasks),
+    )

@@ -1,0 +1,300 @@
+"""verl reward entry point for the content-safety recipe: format + keys + closeness to the gold + reasoning agreement.
+
+Use it from YAML (every option is a reward kwarg)::
+
+    reward:
+      custom_reward_function:
+        path: rewards/safety.py
+        name: compute_score
+        reward_kwargs:
+          reasoning_scorer: judge        # ngram | embedding | judge
+          judge_base_url: http://127.0.0.1:8000/v1
+
+score = format_weight x format_part + keys_weight x keys_part + closeness_weight x closeness_part
+        + reasoning_weight x reasoning_part, with (rewards/safety_parts.py):
+- format_part in {-1, +1}: both blocks once, in order;
+- keys_part in [-1 - max_extra_keys/9, +1] = [-2, +1] by default: +1 per scored key, -1 per missing / invalid /
+  repeated key, -1 per extra key (at most max_extra_keys), all / 9;
+- closeness_part in [-1, exact_bonus]: per key exact_bonus when equal to the GOLD score, else
+  -min(|score - gold|, gap_scale) / gap_scale, unscored keys -1; mean over the nine;
+- reasoning_part in [0, 1]: ``ngram`` Dice similarity of character n-grams (CPU, no server); ``embedding`` cosine of
+  vectors from an OpenAI-compatible /v1/embeddings endpoint, clipped to [0, 1]; ``judge`` the judge's grade 0/1/2
+  of the reasoning against the gold reasoning, / 2. No reasoning block → 0, no call.
+Defaults (weights 1, 1, 2, 1; exact_bonus 1; gap_scale 20; max_extra_keys 9): score in [-5, +5]; a gold answer
+scores the maximum, format_weight + keys_weight + closeness_weight x exact_bonus + reasoning_weight = 5.
+(The original demo parsed the whole response as JSON, added a point per extra key, compared every score with 100
+instead of the gold and ranged over hundreds of points; tests/test_safety_reward.py pins each of those down.)
+
+A failed embedding / judge call scores as ``on_scorer_error``: ``neutral`` (reasoning_part 0, counted in
+``reasoning_failed``) or ``raise``. After max_consecutive_failures failures in a row the client raises whatever
+the policy (EmbeddingUnavailableError / JudgeUnavailableError): the run stops instead of training on noise.
+Bad gold raises GoldError (gold is checked in data/, never scored). Every call returns RESULT_KEYS, all floats.
+"""
+
+# No `from __future__ import annotations`: verl loads this file by path without registering it in sys.modules,
+# and dataclasses cannot resolve string annotations of such a module.
+import asyncio
+import logging
+import math
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+try:  # verl may load this file by path (custom_reward_function.path): make the repo's packages importable.
+    import recipes.safety.parse  # noqa: F401
+except ImportError:  # pragma: no cover - depends on how the process was started
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from judge.client import JudgeConfig, get_judge_client
+from judge.embeddings import EmbeddingCallError, EmbeddingConfig, cosine, get_embedding_client
+from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS
+from recipes.safety.gold import gold_from_ground_truth
+from recipes.safety.metrics import WITHIN, key_errors
+from recipes.safety.parse import check_format, extract_answer, extract_reasoning, parse_answer, sanitize
+from rewards.safety_parts import MAX_REASONING_CHARS, closeness_part, format_part, keys_part, ngram_similarity
+
+__all__ = ["DATA_SOURCE", "RESULT_KEYS", "SCORERS", "SafetyOptions", "compute_score", "get_options", "max_score"]
+
+logger = logging.getLogger(__name__)
+
+SCORERS: tuple[str, ...] = ("ngram", "embedding", "judge")
+ON_SCORER_ERROR: tuple[str, ...] = ("neutral", "raise")
+REASONING_LABEL = "内容安全审查理由"
+"""What the judge is told it compares (the gold reasoning against the model's reasoning)."""
+
+RESULT_KEYS: tuple[str, ...] = (
+    "score",  # the weighted sum of the four parts
+    "format_ok",  # 1 when both blocks appear once, in order
+    "format_part",  # +1 / -1
+    "keys_part",  # in [-1 - max_extra_keys/9, 1]
+    "closeness_part",  # in [-1, exact_bonus]
+    "reasoning_part",  # in [0, 1]
+    "has_answer",  # 1 when an <answer> block with content was found
+    "json_ok",  # 1 when the answer held one JSON object
+    "keys_present",  # expected keys with a valid score (0..9)
+    "keys_missing",  # expected keys absent
+    "keys_invalid",  # expected keys with an unusable value or given twice
+    "keys_extra",  # distinct keys that are not among the nine
+    "exact_keys",  # keys whose score equals the gold
+    "mae",  # mean |score - gold| over the nine (unscored key: max(gold, 100 - gold))
+    "within5",  # share of the nine within 5 points of the gold
+    "all_within5",  # 1 when all nine are within 5 points
+    "reasoning_called",  # 1 when an embedding / judge call was made (cache hits included)
+    "reasoning_failed",  # 1 when that call failed or the judge's grade was unreadable
+    "reasoning_latency_ms",  # wall time of the reasoning scorer (0 for ngram / no reasoning)
+    "cache_hit",  # 1 when the judge / embedding answer came from the client's cache
+)
+
+_WEIGHTS = ("format_weight", "keys_weight", "closeness_weight", "reasoning_weight")
+_FLOATS = {"exact_bonus": 1.0, "gap_scale": 20.0, **dict.fromkeys(_WEIGHTS, 1.0), "closeness_weight": 2.0}
+_INTS = {"max_extra_keys": len(DIMENSIONS), "ngram_n": 2}
+_EMBEDDING_KEYS = frozenset(
+    {"embedding_base_url", "embedding_model", "embedding_api_key", "embedding_timeout_s", "embedding_max_retries"}
+)
+_JUDGE_KEYS = frozenset(
+    {"judge_base_url", "judge_model", "judge_api_key", "reward_router_address", "structured_output"}
+    | {"judge_structured_output"}
+    | {
+        n
+        for f in (
+            "timeout_s",
+            "max_concurrency",
+            "max_retries",
+            "max_consecutive_failures",
+            "cache_size",
+            "max_pred_chars",
+            "max_tokens",
+            "backoff_s",
+            "backoff_max_s",
+            "queue_timeout_s",
+        )
+        for n in (f, f"judge_{f}")
+    }
+)
+_IGNORED = frozenset({"reward_model_tokenizer"})
+_ALLOWED = frozenset(_FLOATS) | frozenset(_INTS) | {"reasoning_scorer", "on_scorer_error"} | _EMBEDDING_KEYS
+_ALLOWED |= _JUDGE_KEYS | _IGNORED
+
+
+@dataclass(frozen=True)
+class SafetyOptions:
+    """Validated reward options (parsed once per distinct kwargs)."""
+
+    format_weight: float = 1.0
+    keys_weight: float = 1.0
+    closeness_weight: float = 2.0
+    reasoning_weight: float = 1.0
+    exact_bonus: float = 1.0
+    gap_scale: float = 20.0
+    max_extra_keys: int = len(DIMENSIONS)
+    ngram_n: int = 2
+    reasoning_scorer: str = "ngram"
+    on_scorer_error: str = "neutral"
+    embedding: EmbeddingConfig | None = None
+    judge: JudgeConfig | None = None
+
+
+def _number(kwargs: Mapping[str, Any], key: str, default: float, kind: type) -> Any:
+    value = kwargs.get(key, default)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        out = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"reward kwarg {key}={value!r} must be a {kind.__name__}") from None
+    if not math.isfinite(out) or out < 0:
+        raise ValueError(f"reward kwarg {key}={value!r} must be a finite number >= 0")
+    return out
+
+
+def _parse_options(kwargs: Mapping[str, Any]) -> SafetyOptions:
+    """Validate reward kwargs (errors name the key and what is allowed)."""
+    unknown = sorted(set(kwargs) - _ALLOWED)
+    if unknown:
+        raise ValueError(
+            f"unknown reward kwarg(s) {', '.join(unknown)} for rewards/safety.py:compute_score; "
+            f"allowed: {', '.join(sorted(_ALLOWED - _IGNORED))}"
+        )
+    values: dict[str, Any] = {k: _number(kwargs, k, d, float) for k, d in _FLOATS.items()}
+    values.update({k: _number(kwargs, k, d, int) for k, d in _INTS.items()})
+    if values["gap_scale"] <= 0 or values["ngram_n"] < 1:
+        raise ValueError("reward kwargs gap_scale must be > 0 and ngram_n >= 1")
+    scorer = str(kwargs.get("reasoning_scorer", "ngram")).strip().lower()
+    if scorer not in SCORERS:
+        raise ValueError(f"reward kwarg reasoning_scorer={scorer!r}; expected one of {', '.join(SCORERS)}")
+    policy = str(kwargs.get("on_scorer_error", "neutral")).strip().lower()
+    if policy not in ON_SCORER_ERROR:
+        raise ValueError(f"reward kwarg on_scorer_error={policy!r}; expected one of {', '.join(ON_SCORER_ERROR)}")
+    embedding = judge = None
+    if scorer == "embedding":
+        embedding = EmbeddingConfig.from_kwargs({k: v for k, v in kwargs.items() if k in _EMBEDDING_KEYS})
+        if embedding is None:
+            raise ValueError("reasoning_scorer=embedding needs embedding_base_url (or env EMBEDDING_BASE_URL)")
+    if scorer == "judge":
+        judge = JudgeConfig.from_kwargs({k: v for k, v in kwargs.items() if k in _JUDGE_KEYS})
+        if judge is None:
+            raise ValueError("reasoning_scorer=judge needs judge_base_url (or env JUDGE_BASE_URL)")
+    options = SafetyOptions(**values, reasoning_scorer=scorer, on_scorer_error=policy, embedding=embedding, judge=judge)
+    logger.info("safety reward options: %s", options)
+    return options
+
+
+_OPTIONS_CACHE: dict[Any, SafetyOptions] = {}
+
+
+def get_options(kwargs: Mapping[str, Any]) -> SafetyOptions:
+    """SafetyOptions for these kwargs, parsed once per distinct content."""
+    key = repr(sorted((k, repr(v)) for k, v in kwargs.items() if k not in _IGNORED))
+    options = _OPTIONS_CACHE.get(key)
+    if options is None:
+        if len(_OPTIONS_CACHE) >= 256:
+            _OPTIONS_CACHE.clear()
+        options = _OPTIONS_CACHE[key] = _parse_options(kwargs)
+    return options
+
+
+def max_score(options: SafetyOptions) -> float:
+    """The score of a perfect answer under these options."""
+    return (
+        options.format_weight
+        + options.keys_weight
+        + options.closeness_weight * max(options.exact_bonus, 0.0)
+        + options.reasoning_weight
+    )
+
+
+class ScorerCallError(RuntimeError):
+    """A reasoning scorer call failed and on_scorer_error='raise'."""
+
+
+async def _judge_reasoning(config: JudgeConfig, gold: str, pred: str, out: dict[str, float]) -> float | None:
+    """The judge's grade (0/1/2) of the reasoning against the gold, / 2; None when the call failed or was unreadable."""
+    result = await get_judge_client(config).grade(REASONING_LABEL, gold, pred)
+    out["cache_hit"] = float(result.cache_hit)
+    return None if result.failed or result.value is None else result.value / 2.0
+
+
+async def _embedding_reasoning(config: EmbeddingConfig, gold: str, pred: str, out: dict[str, float]) -> float | None:
+    """Cosine of the two embeddings clipped to [0, 1]; None when a call failed."""
+    client = get_embedding_client(config)
+    try:
+        (g, g_hit), (p, p_hit) = await asyncio.gather(client.embed(gold), client.embed(pred))
+    except EmbeddingCallError as exc:
+        logger.warning("safety reward: %s", exc)
+        return None
+    out["cache_hit"] = float(g_hit and p_hit)
+    return max(0.0, cosine(g, p))
+
+
+async def _reasoning_part(options: SafetyOptions, gold: str, pred: str | None, out: dict[str, float]) -> float:
+    """Agreement of the reasoning with the gold reasoning in [0, 1], by the configured scorer."""
+    if pred is None:
+        return 0.0
+    pred = pred[:MAX_REASONING_CHARS]
+    if options.reasoning_scorer == "ngram":
+        return ngram_similarity(pred, gold, options.ngram_n)
+    t0 = time.perf_counter()
+    if options.reasoning_scorer == "embedding":
+        assert options.embedding is not None  # guaranteed by _parse_options
+        value = await _embedding_reasoning(options.embedding, gold, pred, out)
+    else:
+        assert options.judge is not None
+        value = await _judge_reasoning(options.judge, gold, pred, out)
+    out["reasoning_called"] = 1.0
+    out["reasoning_latency_ms"] = (time.perf_counter() - t0) * 1000.0
+    if value is None:
+        out["reasoning_failed"] = 1.0
+        if options.on_scorer_error == "raise":
+            raise ScorerCallError(f"{options.reasoning_scorer} reasoning scorer failed (on_scorer_error=raise)")
+        return 0.0
+    return value
+
+
+async def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """Score one response for verl's reward loop; returns RESULT_KEYS, all floats (see the module docstring)."""
+    options = get_options(kwargs)
+    if str(data_source).partition("/")[0] != DATA_SOURCE:
+        raise ValueError(f"not a safety data_source: {data_source!r}; expected {DATA_SOURCE!r}")
+    gold = gold_from_ground_truth(str(ground_truth))
+    gold_scores = gold.score_map
+    response = sanitize(solution_str)
+    out = dict.fromkeys(RESULT_KEYS, 0.0)
+
+    format_ok = check_format(response)
+    answer = extract_answer(response)
+    parsed = parse_answer(answer)
+    errors = key_errors(parsed, gold_scores)
+    scored = parsed.scores
+    out["format_ok"] = float(format_ok)
+    out["has_answer"] = float(answer is not None)
+    out["json_ok"] = float(parsed.json_ok)
+    out["keys_present"] = float(len(scored))
+    out["keys_missing"] = float(len(parsed.missing))
+    out["keys_invalid"] = float(len(parsed.invalid))
+    out["keys_extra"] = float(parsed.extra)
+    out["exact_keys"] = float(sum(1 for k in scored if errors[k] == 0))
+    within = [k in scored and errors[k] <= WITHIN for k in DIMENSIONS]
+    out["mae"] = sum(errors.values()) / len(DIMENSIONS)
+    out["within5"] = sum(within) / len(DIMENSIONS)
+    out["all_within5"] = float(all(within))
+
+    out["format_part"] = format_part(format_ok)
+    out["keys_part"] = keys_part(parsed, options.max_extra_keys)
+    out["closeness_part"] = closeness_part(parsed, gold_scores, options.exact_bonus, options.gap_scale)
+    out["reasoning_part"] = await _reasoning_part(options, gold.reasoning, extract_reasoning(response), out)
+    out["score"] = (
+        options.format_weight * out["format_part"]
+        + options.keys_weight * out["keys_part"]
+        + options.closeness_weight * out["closeness_part"]
+        + options.reasoning_weight * out["reasoning_part"]
+    )
+    return out
