@@ -28,17 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.reader import decode_record, iter_lines
-from data.rows import ROW_SCHEMA, build_rows
+from data.reader import MAX_RECORD_BYTES, InputError, decode_record, iter_lines
+from data.rows import ROW_SCHEMA, RowBatch
 from data.sources import SOURCES, SkipRecord, get_parser
 from data.split import SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
 from recipes.legal.tasks import TASKS, TEMPLATES, parse_tasks
 
-__all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "main", "prepare"]
+__all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "RecordError", "main", "prepare"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +56,10 @@ class NoUsableDataError(RuntimeError):
     """No record of the inputs could be used."""
 
 
+class RecordError(RuntimeError):
+    """Pass 2 could not write a record that pass 1 accepted; the message names file and line."""
+
+
 @dataclass(frozen=True)
 class PrepareConfig:
     """Everything one run depends on (recorded in stats.json)."""
@@ -71,6 +74,7 @@ class PrepareConfig:
     template: str = "base"
     strict: bool = False
     test_fraction: float = 0.2
+    max_record_bytes: int = MAX_RECORD_BYTES
 
     def __post_init__(self) -> None:
         """Reject bad values with a message saying which option is wrong."""
@@ -87,6 +91,8 @@ class PrepareConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if self.max_record_bytes < 1:
+            raise ValueError(f"--max-record-bytes must be >= 1, got {self.max_record_bytes}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
 
@@ -96,7 +102,9 @@ def _scan(config: PrepareConfig, stats: PrepareStats) -> tuple[np.ndarray, np.nd
     parse = get_parser(config.source)
     keys, files, lines = array("Q"), array("H"), array("Q")
     names = [Path(p).name for p in config.inputs]
-    for file_idx, line_no, raw in iter_lines(config.inputs, desc=f"scan {config.source}"):
+    for file_idx, line_no, raw in iter_lines(
+        config.inputs, desc=f"scan {config.source}", max_bytes=config.max_record_bytes
+    ):
         stats.read += 1
         path = config.inputs[file_idx]
         try:
@@ -146,38 +154,55 @@ def _write(
     out = Path(config.output)
     partial = {s: out / f"{s}.parquet.partial" for s in SPLITS}
     writers = {s: pq.ParquetWriter(str(partial[s]), ROW_SCHEMA) for s in SPLITS}
-    buffers: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    batches = {s: RowBatch(config.template) for s in SPLITS}
     counts = dict.fromkeys(SPLITS, 0)
 
     def flush(split: str) -> None:
-        """Write the buffered rows of one split."""
-        if buffers[split]:
-            writers[split].write_table(pa.Table.from_pylist(buffers[split], schema=ROW_SCHEMA))
-            buffers[split].clear()
+        """Write the collected rows of one split."""
+        if batches[split].rows:
+            writers[split].write_table(batches[split].table())
+            batches[split].clear()
 
     try:
         pos, n = 0, len(cases)
-        stream = iter_lines(config.inputs, desc="write rows", stop_after=(int(files[-1]), int(lines[-1]))) if n else ()
+        stream = (
+            iter_lines(
+                config.inputs,
+                desc="write rows",
+                stop_after=(int(files[-1]), int(lines[-1])),
+                max_bytes=config.max_record_bytes,
+            )
+            if n
+            else ()
+        )
+        want_file, want_line = (int(files[0]), int(lines[0])) if n else (-1, -1)
         for file_idx, line_no, raw in stream:
-            if pos >= n or file_idx != files[pos] or line_no != lines[pos]:
+            if line_no != want_line or file_idx != want_file:
                 continue
             chosen = plan.tasks_for(int(cases[pos]), config.tasks)
             pos += 1
+            if pos < n:
+                want_file, want_line = int(files[pos]), int(lines[pos])
             if chosen is None:
                 continue
             split, tasks = chosen
+            path = config.inputs[file_idx]
             try:
                 case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}")
+                batches[split].add(case, tasks, split, counts[split])
             except SkipRecord as exc:  # the file changed between the passes
-                path = config.inputs[file_idx]
-                raise RuntimeError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
-            buffers[split].extend(build_rows(case, tasks, config.template, split, counts[split]))
+                raise RecordError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
+            except Exception as exc:  # a gap in pass-1 validation: name the record instead of a bare traceback
+                raise RecordError(
+                    f"{path}:{line_no}: cannot build rows ({type(exc).__name__}: {exc}); "
+                    "please report it with this record"
+                ) from exc
             counts[split] += len(tasks)
             stats.add_case(case, split, tasks)
-            if len(buffers[split]) >= WRITE_BATCH:
+            if batches[split].rows >= WRITE_BATCH:
                 flush(split)
         if pos != n:
-            raise RuntimeError(f"inputs ended before all chosen records were read again ({pos}/{n})")
+            raise RecordError(f"inputs ended before all chosen records were read again ({pos}/{n})")
         for split in SPLITS:
             flush(split)
     except BaseException:
@@ -285,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="base",
         help="base: one user message (R1-zero wrapping by the training chat template); chat: system+user",
     )
+    p.add_argument(
+        "--max-record-bytes",
+        type=int,
+        default=MAX_RECORD_BYTES,
+        metavar="N",
+        help=f"longer input lines are skipped as record_too_large (default: {MAX_RECORD_BYTES})",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first bad record (error names file:line)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every skipped record")
     return p
@@ -310,12 +342,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             template=args.template,
             strict=args.strict,
             test_fraction=args.test_fraction,
+            max_record_bytes=args.max_record_bytes,
         )
     except ValueError as exc:
         build_parser().error(str(exc))
     try:
         stats = prepare(config)
-    except (BadRecordError, NoUsableDataError, FileNotFoundError) as exc:
+    except (BadRecordError, NoUsableDataError, FileNotFoundError, InputError, RecordError) as exc:
         logger.error("%s", exc)
         return 1
     print(summary(stats, args.output))
