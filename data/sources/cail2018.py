@@ -65,6 +65,12 @@ def _cached_charges(accusation: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(normalize_charges(accusation))
 
 
+@lru_cache(maxsize=65536)
+def _cached_verdict(name: str, charges: tuple[str, ...], term: Term, fine: int) -> str:
+    """build_verdict of one (defendant, charges, term, fine): CAIL names (张某, 李某某) and round fines repeat a lot."""
+    return build_verdict(name, list(charges), term, fine)
+
+
 def _fast(obj: Any, origin: str, scan: bool) -> Case | None:
     """The Case of a well-formed record, about 3x faster than the checks below; None sends it down the full path.
 
@@ -103,7 +109,7 @@ def _fast(obj: Any, origin: str, scan: bool) -> Case | None:
         articles=tuple(sorted(set(articles))),
         term=term,
         fine=fine,
-        verdict="" if scan else build_verdict(name, list(charges), term, fine),
+        verdict="" if scan else _cached_verdict(name, charges, term, fine),
     )
 
 
