@@ -35,6 +35,7 @@ from data.rows import ROW_SCHEMA, RowBatch
 from data.sources import SOURCES, SkipRecord, get_parser
 from data.split import SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
+from data.tokens import PromptCounter, default_max_prompt_tokens, token_distribution
 from recipes.legal.tasks import TASKS, TEMPLATES, parse_tasks
 
 __all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "RecordError", "main", "prepare"]
@@ -42,6 +43,7 @@ __all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "RecordError"
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 4096
+TOKEN_BATCH = 256  # records per tokenizer call with --tokenizer
 
 
 class BadRecordError(ValueError):
@@ -75,6 +77,8 @@ class PrepareConfig:
     strict: bool = False
     test_fraction: float = 0.2
     max_record_bytes: int = MAX_RECORD_BYTES
+    tokenizer: str | None = None
+    max_prompt_tokens: int | None = None
 
     def __post_init__(self) -> None:
         """Reject bad values with a message saying which option is wrong."""
@@ -91,17 +95,42 @@ class PrepareConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if self.max_prompt_tokens is not None and self.max_prompt_tokens < 1:
+            raise ValueError(f"--max-prompt-tokens must be >= 1, got {self.max_prompt_tokens}")
+        if self.max_prompt_tokens is not None and self.tokenizer is None:
+            raise ValueError("--max-prompt-tokens needs --tokenizer (the policy's tokenizer counts the tokens)")
         if self.max_record_bytes < 1:
             raise ValueError(f"--max-record-bytes must be >= 1, got {self.max_record_bytes}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
 
 
-def _scan(config: PrepareConfig, stats: PrepareStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pass 1: validate every record; (fact hashes, file indices, line numbers) of the usable ones, in input order."""
+def _scan(
+    config: PrepareConfig, stats: PrepareStats, counter: PromptCounter | None = None, budget: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 1: validate every record; (fact hashes, file indices, line numbers) of the usable ones, in input order.
+
+    With a counter, prompts longer than budget tokens are skipped as prompt_too_long (counted in batches of
+    TOKEN_BATCH records) and the token counts of all valid records go to stats.prompt_tokens.
+    """
     parse = get_parser(config.source)
     keys, files, lines = array("Q"), array("H"), array("Q")
+    tokens = array("I")
+    pending: list[tuple[int, int, int, str]] = []  # (key, file, line, fact) waiting for their token counts
     names = [Path(p).name for p in config.inputs]
+
+    def count_pending() -> None:
+        """Token counts of the pending records; keep those within the budget."""
+        for (key, file_idx, line_no, _), n in zip(pending, counter.longest([p[3] for p in pending]), strict=True):
+            tokens.append(n)
+            if budget is not None and n > budget:
+                stats.skip("prompt_too_long", config.inputs[file_idx], line_no, f"{n} prompt tokens > {budget}")
+                continue
+            keys.append(key)
+            files.append(file_idx)
+            lines.append(line_no)
+        pending.clear()
+
     for file_idx, line_no, raw in iter_lines(
         config.inputs, desc=f"scan {config.source}", max_bytes=config.max_record_bytes
     ):
@@ -115,9 +144,24 @@ def _scan(config: PrepareConfig, stats: PrepareStats) -> tuple[np.ndarray, np.nd
             logger.debug("skip %s:%d: %s", path, line_no, exc)
             stats.skip(exc.reason, path, line_no, exc.detail)
             continue
+        if counter is not None:
+            pending.append((fact_key(case.fact), file_idx, line_no, case.fact))
+            if len(pending) >= TOKEN_BATCH:
+                count_pending()
+            continue
         keys.append(fact_key(case.fact))
         files.append(file_idx)
         lines.append(line_no)
+    if counter is not None:
+        count_pending()
+        stats.prompt_tokens = {
+            "tokenizer": config.tokenizer,
+            "chat_template": counter.chat_template,
+            "max_prompt_tokens": budget,
+            "counted": len(tokens),
+            "over_budget": int(np.count_nonzero(np.frombuffer(tokens, dtype=np.uint32) > budget)) if budget else 0,
+            **token_distribution(np.frombuffer(tokens, dtype=np.uint32) if tokens else np.zeros(0, np.uint32)),
+        }
     return (
         np.frombuffer(keys, dtype=np.uint64) if keys else np.zeros(0, np.uint64),
         np.frombuffer(files, dtype=np.uint16) if files else np.zeros(0, np.uint16),
@@ -224,7 +268,11 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     stats = PrepareStats()
-    keys, files, lines = _scan(config, stats)
+    counter, budget = None, None
+    if config.tokenizer is not None:
+        counter = PromptCounter(config.tokenizer, config.tasks, config.template)
+        budget = config.max_prompt_tokens or default_max_prompt_tokens()
+    keys, files, lines = _scan(config, stats, counter, budget)
     unique = _dedup(config, stats, keys, files, lines)
     stats.unique_cases = len(unique)
     plan = plan_split(
@@ -266,6 +314,13 @@ def summary(stats: dict[str, Any], output: str) -> str:
         per_task = ", ".join(f"{t}={n}" for t, n in stats["items"][split].items())
         path = Path(output) / f"{split}.parquet"
         lines.append(f"  {split}: {stats['items_total'][split]} items ({per_task}) → {path}")
+    tok = stats.get("prompt_tokens")
+    if tok:
+        over = f"; over {tok['max_prompt_tokens']}: {tok['over_budget']} skipped (prompt_too_long)"
+        lines.append(
+            f"  prompt tokens (longest task prompt per case, {tok['counted']} cases): p50 {tok['p50']}, "
+            f"p90 {tok['p90']}, p99 {tok['p99']}, max {tok['max']}" + (over if tok["max_prompt_tokens"] else "")
+        )
     if stats["unknown_charges"]:
         lines.append("  charges not in the known list: " + ", ".join(stats["unknown_charges"]))
     lines.append(f"  stats: {Path(output) / 'stats.json'}")
@@ -317,6 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"longer input lines are skipped as record_too_large (default: {MAX_RECORD_BYTES})",
     )
+    p.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        default=None,
+        help="policy tokenizer directory: count prompt tokens (its chat template + generation prompt, as verl does), "
+        "report their distribution and skip longer prompts as prompt_too_long",
+    )
+    p.add_argument(
+        "--max-prompt-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="token budget with --tokenizer (default: data.max_prompt_length of configs/base/legal_grpo.yaml)",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first bad record (error names file:line)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every skipped record")
     return p
@@ -343,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             strict=args.strict,
             test_fraction=args.test_fraction,
             max_record_bytes=args.max_record_bytes,
+            tokenizer=args.tokenizer,
+            max_prompt_tokens=args.max_prompt_tokens,
         )
     except ValueError as exc:
         build_parser().error(str(exc))
