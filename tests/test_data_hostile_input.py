@@ -169,3 +169,19 @@ def test_decode_record_reads_what_json_loads_reads(raw):
     got = decode_record(raw)
     assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert type(got) is type(expected)
+
+
+def test_a_pass_two_failure_names_file_and_line(tmp_path, monkeypatch):
+    """Whatever pass 1 missed, a failure while writing a record names its file and line (no bare traceback)."""
+    import data.prepare as prepare_module
+    from data.prepare import RecordError
+
+    path = _write(tmp_path / "in.jsonl", [json.dumps(r, ensure_ascii=False) for r in GOOD])
+
+    def boom(self, case, tasks, split, first_index):
+        raise OverflowError("int too big to convert")
+
+    monkeypatch.setattr(prepare_module.RowBatch, "add", boom)
+    with pytest.raises(RecordError, match=r"in\.jsonl:\d+: cannot build rows \(OverflowError"):
+        _prepare(tmp_path, path)
+    assert not (tmp_path / "out" / "train.parquet").exists()
