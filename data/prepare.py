@@ -4,7 +4,10 @@ Two streaming passes keep memory bounded by the number of cases, not their text:
 keeps only (64-bit hash of the normalized fact, file, line) of the usable ones; repeated facts are dropped by hash
 (skip reason duplicate_fact) and the unique cases are split and sampled with the seed (test first, then train; a case
 is in one split only); pass 2 re-reads the inputs (stopping after the last chosen line) and writes the rows of the
-chosen cases in batches. Every input line is either kept or skipped with a reason: read = kept + skipped.
+chosen cases in batches. Every input line is either kept or skipped with a reason: read = kept + skipped. Lines over
+--max-record-bytes are skipped (record_too_large) without being held whole; with --tokenizer, cases whose longest
+task prompt is over --max-prompt-tokens are skipped in pass 1 (prompt_too_long) and the token distribution goes to
+stats.json. A corrupt or truncated input file stops the run with an error naming it.
 
 Rows (data.rows.ROW_SCHEMA, one per (case, task), in input order): data_source "legal/<task>", prompt (chat messages,
 recipes.legal.tasks.build_prompt), ability "legal", reward_model {style "rule", ground_truth}, extra_info {index, task,
@@ -270,7 +273,16 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
     stats = PrepareStats()
     counter, budget = None, None
     if config.tokenizer is not None:
-        counter = PromptCounter(config.tokenizer, config.tasks, config.template)
+        try:
+            counter = PromptCounter(config.tokenizer, config.tasks, config.template)
+        except ImportError as exc:
+            raise FileNotFoundError(
+                f"--tokenizer needs the transformers package ({exc}); pip install transformers"
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(
+                f"--tokenizer {config.tokenizer}: no tokenizer can be loaded there ({exc})"
+            ) from exc
         budget = config.max_prompt_tokens or default_max_prompt_tokens()
     keys, files, lines = _scan(config, stats, counter, budget)
     unique = _dedup(config, stats, keys, files, lines)

@@ -104,3 +104,11 @@ def test_without_tokenizer_nothing_is_counted(tmp_path):
     cmd = [sys.executable, "-m", "data.prepare", "--source", "cail2018", "--input", CAIL, "--output", str(tmp_path)]
     proc = subprocess.run([*cmd, "--max-prompt-tokens", "100"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and "--tokenizer" in proc.stderr
+
+
+def test_a_missing_tokenizer_is_one_error_line(tmp_path):
+    """--tokenizer pointing nowhere: exit 1 with one line naming the path, no traceback."""
+    cmd = [sys.executable, "-m", "data.prepare", "--source", "cail2018", "--input", CAIL, "--output", str(tmp_path)]
+    proc = subprocess.run([*cmd, "--tokenizer", str(tmp_path / "nope")], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"--tokenizer {tmp_path / 'nope'}" in proc.stderr
