@@ -4,7 +4,10 @@ Two streaming passes keep memory bounded by the number of cases, not their text:
 keeps only (64-bit hash of the normalized fact, file, line) of the usable ones; repeated facts are dropped by hash
 (skip reason duplicate_fact) and the unique cases are split and sampled with the seed (test first, then train; a case
 is in one split only); pass 2 re-reads the inputs (stopping after the last chosen line) and writes the rows of the
-chosen cases in batches. Every input line is either kept or skipped with a reason: read = kept + skipped.
+chosen cases in batches. Every input line is either kept or skipped with a reason: read = kept + skipped. Lines over
+--max-record-bytes are skipped (record_too_large) without being held whole; with --tokenizer, cases whose longest
+task prompt is over --max-prompt-tokens are skipped in pass 1 (prompt_too_long) and the token distribution goes to
+stats.json. A corrupt or truncated input file stops the run with an error naming it.
 
 Rows (data.rows.ROW_SCHEMA, one per (case, task), in input order): data_source "legal/<task>", prompt (chat messages,
 recipes.legal.tasks.build_prompt), ability "legal", reward_model {style "rule", ground_truth}, extra_info {index, task,
@@ -17,7 +20,6 @@ removed. The safety source brings its own rows and schema (data/sources/safety.p
 
 from __future__ import annotations
 
-import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import json
 import logging
@@ -29,20 +31,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.reader import decode_record, iter_lines
+from data.reader import MAX_RECORD_BYTES, InputError, decode_record, iter_lines
 from data.sources import SOURCES, SkipRecord, get_parser, get_source
 from data.split import SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
+from data.tokens import PromptCounter, default_max_prompt_tokens, token_distribution
 from recipes.legal.label_sets import LabelSetRecorder
 
-__all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "main", "prepare"]
+__all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "RecordError", "main", "prepare"]
 
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 4096
+TOKEN_BATCH = 256  # records per tokenizer call with --tokenizer
 
 
 class BadRecordError(ValueError):
@@ -55,6 +58,10 @@ class BadRecordError(ValueError):
 
 class NoUsableDataError(RuntimeError):
     """No record of the inputs could be used."""
+
+
+class RecordError(RuntimeError):
+    """Pass 2 could not write a record that pass 1 accepted; the message names file and line."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ class PrepareConfig:
     template: str | None = None  # None: the source's default template
     strict: bool = False
     test_fraction: float = 0.2
+    max_record_bytes: int = MAX_RECORD_BYTES
+    tokenizer: str | None = None
+    max_prompt_tokens: int | None = None
 
     def __post_init__(self) -> None:
         """Reject bad values with a message saying which option is wrong."""
@@ -87,22 +97,55 @@ class PrepareConfig:
         if not tasks or any(t not in source.tasks for t in tasks):
             raise ValueError(f"--tasks must be a non-empty subset of {', '.join(source.tasks)}, got {tasks!r}")
         object.__setattr__(self, "tasks", tuple(t for t in source.tasks if t in tasks))  # canonical order
+        if self.tokenizer is not None and not source.counts_prompt_tokens:
+            raise ValueError(f"--tokenizer counts the legal prompts; --source {self.source} does not support it yet")
         for name in ("train_size", "test_size"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if self.max_prompt_tokens is not None and self.max_prompt_tokens < 1:
+            raise ValueError(f"--max-prompt-tokens must be >= 1, got {self.max_prompt_tokens}")
+        if self.max_prompt_tokens is not None and self.tokenizer is None:
+            raise ValueError("--max-prompt-tokens needs --tokenizer (the policy's tokenizer counts the tokens)")
+        if self.max_record_bytes < 1:
+            raise ValueError(f"--max-record-bytes must be >= 1, got {self.max_record_bytes}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
 
 
 def _scan(
-    config: PrepareConfig, stats: PrepareStats, labels: LabelSetRecorder | None = None
+    config: PrepareConfig,
+    stats: PrepareStats,
+    counter: PromptCounter | None = None,
+    budget: int | None = None,
+    labels: LabelSetRecorder | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pass 1: validate every record; (fact hashes, file indices, line numbers) of the usable ones, in input order."""
+    """Pass 1: validate every record; (fact hashes, file indices, line numbers) of the usable ones, in input order.
+
+    With a counter, prompts longer than budget tokens are skipped as prompt_too_long (counted in batches of
+    TOKEN_BATCH records) and the token counts of all valid records go to stats.prompt_tokens.
+    """
     parse = get_parser(config.source)
     keys, files, lines = array("Q"), array("H"), array("Q")
+    tokens = array("I")
+    pending: list[tuple[int, int, int, str]] = []  # (key, file, line, fact) waiting for their token counts
     names = [Path(p).name for p in config.inputs]
-    for file_idx, line_no, raw in iter_lines(config.inputs, desc=f"scan {config.source}"):
+
+    def count_pending() -> None:
+        """Token counts of the pending records; keep those within the budget."""
+        for (key, file_idx, line_no, _), n in zip(pending, counter.longest([p[3] for p in pending]), strict=True):
+            tokens.append(n)
+            if budget is not None and n > budget:
+                stats.skip("prompt_too_long", config.inputs[file_idx], line_no, f"{n} prompt tokens > {budget}")
+                continue
+            keys.append(key)
+            files.append(file_idx)
+            lines.append(line_no)
+        pending.clear()
+
+    for file_idx, line_no, raw in iter_lines(
+        config.inputs, desc=f"scan {config.source}", max_bytes=config.max_record_bytes
+    ):
         stats.read += 1
         path = config.inputs[file_idx]
         try:
@@ -115,9 +158,24 @@ def _scan(
             continue
         if labels is not None:  # the contest's label lists, for evaluate's cail_score_official
             labels.add(case.charges, case.articles)
+        if counter is not None:
+            pending.append((fact_key(case.fact), file_idx, line_no, case.fact))
+            if len(pending) >= TOKEN_BATCH:
+                count_pending()
+            continue
         keys.append(fact_key(case.fact))
         files.append(file_idx)
         lines.append(line_no)
+    if counter is not None:
+        count_pending()
+        stats.prompt_tokens = {
+            "tokenizer": config.tokenizer,
+            "chat_template": counter.chat_template,
+            "max_prompt_tokens": budget,
+            "counted": len(tokens),
+            "over_budget": int(np.count_nonzero(np.frombuffer(tokens, dtype=np.uint32) > budget)) if budget else 0,
+            **token_distribution(np.frombuffer(tokens, dtype=np.uint32) if tokens else np.zeros(0, np.uint32)),
+        }
     return (
         np.frombuffer(keys, dtype=np.uint64) if keys else np.zeros(0, np.uint64),
         np.frombuffer(files, dtype=np.uint16) if files else np.zeros(0, np.uint16),
@@ -150,43 +208,60 @@ def _write(
 ) -> dict[str, int]:
     """Pass 2: re-read the chosen lines (cases[i] at files[i]:lines[i], input order) and write their rows."""
     source = get_source(config.source)
-    parse, build_rows, schema = source.parse_record, source.build_rows, source.row_schema
+    parse = source.parse_record
     names = [Path(p).name for p in config.inputs]
     out = Path(config.output)
     partial = {s: out / f"{s}.parquet.partial" for s in SPLITS}
-    writers = {s: pq.ParquetWriter(str(partial[s]), schema) for s in SPLITS}
-    buffers: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    writers = {s: pq.ParquetWriter(str(partial[s]), source.row_schema) for s in SPLITS}
+    batches = {s: source.row_batch(config.template) for s in SPLITS}
     counts = dict.fromkeys(SPLITS, 0)
 
     def flush(split: str) -> None:
-        """Write the buffered rows of one split."""
-        if buffers[split]:
-            writers[split].write_table(pa.Table.from_pylist(buffers[split], schema=schema))
-            buffers[split].clear()
+        """Write the collected rows of one split."""
+        if batches[split].rows:
+            writers[split].write_table(batches[split].table())
+            batches[split].clear()
 
     try:
         pos, n = 0, len(cases)
-        stream = iter_lines(config.inputs, desc="write rows", stop_after=(int(files[-1]), int(lines[-1]))) if n else ()
+        stream = (
+            iter_lines(
+                config.inputs,
+                desc="write rows",
+                stop_after=(int(files[-1]), int(lines[-1])),
+                max_bytes=config.max_record_bytes,
+            )
+            if n
+            else ()
+        )
+        want_file, want_line = (int(files[0]), int(lines[0])) if n else (-1, -1)
         for file_idx, line_no, raw in stream:
-            if pos >= n or file_idx != files[pos] or line_no != lines[pos]:
+            if line_no != want_line or file_idx != want_file:
                 continue
             chosen = plan.tasks_for(int(cases[pos]), config.tasks)
             pos += 1
+            if pos < n:
+                want_file, want_line = int(files[pos]), int(lines[pos])
             if chosen is None:
                 continue
             split, tasks = chosen
+            path = config.inputs[file_idx]
             try:
                 case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}")
+                batches[split].add(case, tasks, split, counts[split])
             except SkipRecord as exc:  # the file changed between the passes
-                path = config.inputs[file_idx]
-                raise RuntimeError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
-            buffers[split].extend(build_rows(case, tasks, config.template, split, counts[split]))
+                raise RecordError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
+            except Exception as exc:  # a gap in pass-1 validation: name the record instead of a bare traceback
+                raise RecordError(
+                    f"{path}:{line_no}: cannot build rows ({type(exc).__name__}: {exc}); "
+                    "please report it with this record"
+                ) from exc
             counts[split] += len(tasks)
             source.count_case(stats, case, split, tasks)
-            if len(buffers[split]) >= WRITE_BATCH:
+            if batches[split].rows >= WRITE_BATCH:
                 flush(split)
         if pos != n:
-            raise RuntimeError(f"inputs ended before all chosen records were read again ({pos}/{n})")
+            raise RecordError(f"inputs ended before all chosen records were read again ({pos}/{n})")
         for split in SPLITS:
             flush(split)
     except BaseException:
@@ -208,8 +283,21 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     stats = PrepareStats()
+    counter, budget = None, None
+    if config.tokenizer is not None:
+        try:
+            counter = PromptCounter(config.tokenizer, config.tasks, config.template)
+        except ImportError as exc:
+            raise FileNotFoundError(
+                f"--tokenizer needs the transformers package ({exc}); pip install transformers"
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(
+                f"--tokenizer {config.tokenizer}: no tokenizer can be loaded there ({exc})"
+            ) from exc
+        budget = config.max_prompt_tokens or default_max_prompt_tokens()
     labels = LabelSetRecorder() if config.source == "cail2018" else None
-    keys, files, lines = _scan(config, stats, labels)
+    keys, files, lines = _scan(config, stats, counter, budget, labels)
     if labels is not None:
         labels.write(out, config.inputs)
     unique = _dedup(config, stats, keys, files, lines)
@@ -253,6 +341,13 @@ def summary(stats: dict[str, Any], output: str) -> str:
         per_task = ", ".join(f"{t}={n}" for t, n in stats["items"][split].items())
         path = Path(output) / f"{split}.parquet"
         lines.append(f"  {split}: {stats['items_total'][split]} items ({per_task}) → {path}")
+    tok = stats.get("prompt_tokens")
+    if tok:
+        over = f"; over {tok['max_prompt_tokens']}: {tok['over_budget']} skipped (prompt_too_long)"
+        lines.append(
+            f"  prompt tokens (longest task prompt per case, {tok['counted']} cases): p50 {tok['p50']}, "
+            f"p90 {tok['p90']}, p99 {tok['p99']}, max {tok['max']}" + (over if tok["max_prompt_tokens"] else "")
+        )
     if stats["unknown_charges"]:
         lines.append("  charges not in the known list: " + ", ".join(stats["unknown_charges"]))
     lines.append(f"  stats: {Path(output) / 'stats.json'}")
@@ -297,6 +392,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="legal: base (default; one user message, R1-zero wrapping by the training chat template) or chat "
         "(system+user); safety: chat (the only one)",
     )
+    p.add_argument(
+        "--max-record-bytes",
+        type=int,
+        default=MAX_RECORD_BYTES,
+        metavar="N",
+        help=f"longer input lines are skipped as record_too_large (default: {MAX_RECORD_BYTES})",
+    )
+    p.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        default=None,
+        help="policy tokenizer directory: count prompt tokens (its chat template + generation prompt, as verl does), "
+        "report their distribution and skip longer prompts as prompt_too_long",
+    )
+    p.add_argument(
+        "--max-prompt-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="token budget with --tokenizer (default: data.max_prompt_length of configs/base/legal_grpo.yaml)",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first bad record (error names file:line)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every skipped record")
     return p
@@ -322,12 +438,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             template=args.template,
             strict=args.strict,
             test_fraction=args.test_fraction,
+            max_record_bytes=args.max_record_bytes,
+            tokenizer=args.tokenizer,
+            max_prompt_tokens=args.max_prompt_tokens,
         )
     except ValueError as exc:
         build_parser().error(str(exc))
     try:
         stats = prepare(config)
-    except (BadRecordError, NoUsableDataError, FileNotFoundError) as exc:
+    except (BadRecordError, NoUsableDataError, FileNotFoundError, InputError, RecordError) as exc:
         logger.error("%s", exc)
         return 1
     print(summary(stats, args.output))

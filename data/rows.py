@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from data.sources.base import Case
 from recipes.legal.tasks import build_prompt, data_source
 from recipes.legal.terms import format_term
 
-__all__ = ["FINE_ONLY", "ROW_SCHEMA", "build_rows", "format_articles", "format_charges", "ground_truth", "term_text"]
+__all__ = [
+    "FINE_ONLY",
+    "ROW_SCHEMA",
+    "RowBatch",
+    "build_rows",
+    "format_articles",
+    "format_charges",
+    "ground_truth",
+    "term_text",
+]
 
 ROW_SCHEMA = pa.schema(
     [
@@ -100,3 +111,153 @@ def build_rows(case: Case, tasks: Sequence[str], template: str, split: str, firs
             }
         )
     return rows
+
+
+_MARK = "\ue000"  # a private-use character standing in for the facts when a prompt is split into its parts
+
+
+@lru_cache(maxsize=64)
+def _prompt_parts(task: str, template: str) -> tuple[tuple[str, str, str, bool], ...] | None:
+    """build_prompt(task, fact, template) as (role, before, after, holds the facts) per message, or None when the
+    prompt is not "fixed text + stripped facts + fixed text" (then rows are built with build_prompt itself)."""
+    parts = []
+    for message in build_prompt(task, _MARK, template):
+        pieces = message["content"].split(_MARK)
+        if len(pieces) > 2 or _MARK in message["role"]:
+            return None
+        parts.append((message["role"], pieces[0], pieces[-1] if len(pieces) == 2 else "", len(pieces) == 2))
+    return tuple(parts)
+
+
+class RowBatch:
+    """The rows of build_rows, collected column by column and turned into one pyarrow Table.
+
+    Same values as pa.Table.from_pylist(build_rows(...)) at a fraction of the CPU: what is the same for all rows of a
+    case (its facts, labels, verdict) is collected once per case and repeated in Arrow, and each prompt is joined in
+    Arrow from the task's fixed text and the facts, instead of four Python prompt strings per case.
+    """
+
+    def __init__(self, template: str) -> None:
+        """An empty batch whose prompts use `template` (see recipes.legal.tasks.TEMPLATES)."""
+        self.template = template
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop every collected row."""
+        self.rows = 0
+        self._first: tuple[str, str] | None = None  # (task, fact) of the first row: checked against build_prompt
+        # per case
+        self._facts: list[str] = []
+        self._charge_offsets = [0]
+        self._charges: list[str] = []
+        self._article_offsets = [0]
+        self._articles: list[int] = []
+        self._term_kind: list[str] = []
+        self._term_months: list[int] = []
+        self._fine: list[int] = []
+        self._verdict: list[str] = []
+        self._split: list[str] = []
+        self._case_id: list[str] = []
+        # per row
+        self._case: list[int] = []
+        self._task: list[str] = []
+        self._index: list[int] = []
+        self._gold: list[str] = []
+        self._plain: dict[int, list[dict[str, str]]] = {}  # row → build_prompt messages (tasks without fixed parts)
+
+    def add(self, case: Case, tasks: Sequence[str], split: str, first_index: int) -> None:
+        """Append the rows of build_rows(case, tasks, self.template, split, first_index)."""
+        case_idx = len(self._facts)
+        self._facts.append(case.fact.strip())
+        if self._first is None and tasks:
+            self._first = (tasks[0], case.fact)
+        self._charges.extend(case.charges)
+        self._charge_offsets.append(len(self._charges))
+        self._articles.extend(case.articles)
+        self._article_offsets.append(len(self._articles))
+        self._term_kind.append(case.term.kind)
+        self._term_months.append(case.term.months)
+        self._fine.append(case.fine)
+        self._verdict.append(case.verdict)
+        self._split.append(split)
+        self._case_id.append(case.case_id)
+        for offset, task in enumerate(tasks):
+            if _prompt_parts(task, self.template) is None:
+                self._plain[len(self._case)] = build_prompt(task, case.fact, self.template)
+            self._case.append(case_idx)
+            self._task.append(task)
+            self._index.append(first_index + offset)
+            self._gold.append(ground_truth(case, task))
+        self.rows += len(tasks)
+
+    def _prompts(self) -> pa.Array:
+        """The prompt column: per row the task's messages, the facts joined in between their fixed parts."""
+        string = pa.string()
+        roles, before, after, middle, offsets = [], [], [], [], [0]
+        n_facts = len(self._facts)
+        extra: list[str] = []  # whole message texts of rows in _plain
+        for row, (case_idx, task) in enumerate(zip(self._case, self._task, strict=True)):
+            plain = self._plain.get(row)
+            if plain is None:
+                for role, head, tail, holds_fact in _prompt_parts(task, self.template) or ():
+                    roles.append(role)
+                    before.append(head)
+                    after.append(tail)
+                    middle.append(case_idx if holds_fact else n_facts)
+            else:
+                for message in plain:
+                    roles.append(message["role"])
+                    before.append("")
+                    after.append("")
+                    middle.append(n_facts + 1 + len(extra))
+                    extra.append(message["content"])
+            offsets.append(len(roles))
+        middles = pa.array([*self._facts, "", *extra], string)
+        contents = pc.binary_join_element_wise(
+            pa.array(before, string), middles.take(pa.array(middle, pa.int64())), pa.array(after, string), ""
+        )
+        prompt_type = ROW_SCHEMA.field("prompt").type
+        messages = pa.StructArray.from_arrays([pa.array(roles, string), contents], fields=list(prompt_type.value_type))
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), messages, type=prompt_type)
+
+    def table(self) -> pa.Table:
+        """The collected rows as a Table of ROW_SCHEMA."""
+        string, int64 = pa.string(), pa.int64()
+        case = pa.array(self._case, pa.int64())
+
+        def per_case(values: list, kind: pa.DataType) -> pa.Array:
+            """A per-case column repeated for each row of its case."""
+            return pa.array(values, kind).take(case)
+
+        def per_case_list(offsets: list[int], values: list, kind: pa.DataType) -> pa.Array:
+            """A per-case list column repeated for each row of its case."""
+            return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, kind)).take(case)
+
+        reward = pa.StructArray.from_arrays(
+            [pa.array(["rule"] * self.rows, string), pa.array(self._gold, string)],
+            fields=list(ROW_SCHEMA.field("reward_model").type),
+        )
+        extra = pa.StructArray.from_arrays(
+            [
+                pa.array(self._index, int64),
+                pa.array(self._task, string),
+                per_case_list(self._charge_offsets, self._charges, string),
+                per_case_list(self._article_offsets, self._articles, int64),
+                per_case(self._term_kind, string),
+                per_case(self._term_months, int64),
+                per_case(self._fine, int64),
+                per_case(self._verdict, string),
+                per_case(self._split, string),
+                per_case(self._case_id, string),
+            ],
+            fields=list(ROW_SCHEMA.field("extra_info").type),
+        )
+        sources = pa.array([data_source(t) for t in self._task], string)
+        table = pa.Table.from_arrays(
+            [sources, self._prompts(), pa.array(["legal"] * self.rows, string), reward, extra], schema=ROW_SCHEMA
+        )
+        if self._first is not None:  # the joined prompt must be exactly what build_prompt writes
+            task, fact = self._first
+            if table.column("prompt")[0].as_py() != build_prompt(task, fact, self.template):
+                raise AssertionError(f"RowBatch prompt differs from build_prompt for task {task!r}")
+        return table

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,12 +13,21 @@ import numpy as np
 __all__ = ["SPLITS", "SplitPlan", "fact_key", "first_occurrences", "normalize_fact", "plan_split", "task_quotas"]
 
 SPLITS: tuple[str, ...] = ("train", "test")
-_WS = re.compile(r"\s+")
+
+
+def _nfkc(text: str) -> str:
+    """unicodedata.normalize("NFKC", text), about 10x faster on Chinese text.
+
+    NFKC is NFC(NFKD(text)). CPython's NFKD is fast, its composition step is slow (about 70 µs for a 500-character
+    fact), and a decomposed fact with no combining marks is already composed: then NFKD(text) is the NFKC form.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    return decomposed if unicodedata.is_normalized("NFC", decomposed) else unicodedata.normalize("NFKC", text)
 
 
 def normalize_fact(fact: str) -> str:
     """Fact text for deduplication: NFKC (full-width → half-width) with all whitespace removed."""
-    return _WS.sub("", unicodedata.normalize("NFKC", fact))
+    return "".join(_nfkc(fact).split())  # str.split() splits on exactly what r"\s+" matches, faster
 
 
 def fact_key(fact: str) -> int:

@@ -42,6 +42,7 @@ class PrepareStats:
         self.unknown_charges: Counter[str] = Counter()
         self.with_fine: Counter[str] = Counter()
         self.labels: dict[str, Counter[str]] = defaultdict(Counter)
+        self.prompt_tokens: dict[str, Any] | None = None  # set by data.prepare --tokenizer
 
     def skip(self, reason: str, path: str, line: int, detail: str) -> None:
         """Count one skipped record (a few examples per reason keep file, line and detail)."""
@@ -99,4 +100,5 @@ class PrepareStats:
                 for s in splits
             },
             "unknown_charges": dict(self.unknown_charges.most_common(TOP_N)),
+            **({"prompt_tokens": self.prompt_tokens} if self.prompt_tokens is not None else {}),
         }

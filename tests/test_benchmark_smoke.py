@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ CONTRACT_KEYS = (
     "wall_s",
     "ideal_s",
     "ratio_to_ideal",
+    "cpu_bound_s",
+    "ratio_to_limit",
     "naive_s",
     "speedup_vs_naive",
     "failures",
@@ -91,6 +94,16 @@ def test_benchmark_reports_consistent_contract(tmp_path: Path, case: str, extra:
     assert report["speedup_vs_naive"] == pytest.approx(report["naive_s"] / report["wall_s"])
     assert report["server"]["max_active_seen"] <= 4, "the loopback judge must respect --server-concurrency"
     assert "ratio to ideal" in stdout
+    # The CPU limit: worker + loopback-judge CPU over the cores this run had; the ratio is against the larger limit.
+    assert report["cpu_bound_s"] == pytest.approx(
+        (report["worker_cpu_s"] + report["judge_server_cpu_s"]) / report["cores"]
+    )
+    assert report["cpu_bound_s"] > 0 and 1 <= report["cores"] <= (os.cpu_count() or 1)
+    limit = max(report["ideal_s"], report["cpu_bound_s"])
+    assert report["ratio_to_limit"] == pytest.approx(report["wall_s"] / limit)
+    assert report["binding_limit"] == ("judge" if report["ideal_s"] >= report["cpu_bound_s"] else "cpu")
+    assert report["ratio_to_limit"] <= report["ratio_to_ideal"] + 1e-9
+    assert "ratio to limit" in stdout
 
     if expect_fallbacks:
         assert report["fallbacks"] >= 1

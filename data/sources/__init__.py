@@ -33,6 +33,8 @@ class Source:
     templates: tuple[str, ...]
     default_template: str
     count_case: Callable[[Any, Any, str, list[str]], None]  # (PrepareStats, case, split, tasks)
+    row_batch: Callable[[str], Any]  # template -> empty batch with .add(case, tasks, split, index), .rows, .table()
+    counts_prompt_tokens: bool = False  # data.prepare --tokenizer renders this source's prompts (data.tokens)
 
 
 def get_parser(source: str) -> Parser:
@@ -54,6 +56,7 @@ def get_source(source: str) -> Source:
             templates=safety.TEMPLATES,
             default_template=safety.DEFAULT_TEMPLATE,
             count_case=lambda stats, case, split, tasks: stats.add_labelled(split, tasks, safety.case_labels(case)),
+            row_batch=lambda template: PylistBatch(safety.build_rows, safety.ROW_SCHEMA, template),
         )
     if source == "cail2018":
         from data.sources.cail2018 import parse_record
@@ -61,7 +64,7 @@ def get_source(source: str) -> Source:
         from data.sources.judgments import parse_record
     else:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
-    from data.rows import ROW_SCHEMA, build_rows
+    from data.rows import ROW_SCHEMA, RowBatch, build_rows
     from recipes.legal.tasks import TASKS, TEMPLATES
 
     return Source(
@@ -73,4 +76,34 @@ def get_source(source: str) -> Source:
         templates=TEMPLATES,
         default_template="base",
         count_case=lambda stats, case, split, tasks: stats.add_case(case, split, tasks),
+        row_batch=RowBatch,
+        counts_prompt_tokens=True,
     )
+
+
+class PylistBatch:
+    """Rows of a source's build_rows collected as dicts and turned into one pyarrow Table (the simple path)."""
+
+    def __init__(self, build_rows: Callable[..., list[dict[str, Any]]], schema: Any, template: str) -> None:
+        """An empty batch whose rows come from build_rows(case, tasks, template, split, first_index)."""
+        self._build_rows, self._schema, self.template = build_rows, schema, template
+        self._items: list[dict[str, Any]] = []
+
+    @property
+    def rows(self) -> int:
+        """Rows collected so far."""
+        return len(self._items)
+
+    def add(self, case: Any, tasks: Sequence[str], split: str, first_index: int) -> None:
+        """Append the rows of one case."""
+        self._items.extend(self._build_rows(case, tasks, self.template, split, first_index))
+
+    def table(self) -> Any:
+        """The collected rows as a pyarrow Table of the source's schema."""
+        import pyarrow as pa
+
+        return pa.Table.from_pylist(self._items, schema=self._schema)
+
+    def clear(self) -> None:
+        """Drop every collected row."""
+        self._items.clear()

@@ -7,7 +7,7 @@ from typing import Any
 
 from recipes.legal.terms import Term
 
-__all__ = ["Case", "SkipRecord", "require"]
+__all__ = ["Case", "SkipRecord", "require", "show"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,13 @@ class SkipRecord(Exception):
         self.detail = detail
 
 
+def show(value: Any, width: int = 60) -> str:
+    """A short repr of a value for a skip detail (an int too long to print says how many bits it has)."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"<{value.bit_length()}-bit integer>"
+    return f"{value!r:.{width}}"
+
+
 def require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     """obj[key] checked for presence and type (bool is never an int here); raises SkipRecord naming the field."""
     field = f"{where}.{key}" if where else key
@@ -42,5 +49,5 @@ def require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
         names = "/".join(k.__name__ for k in kinds)
-        raise SkipRecord("wrong_type", f"field {field!r} must be {names}, got {type(value).__name__} {value!r:.60}")
+        raise SkipRecord("wrong_type", f"field {field!r} must be {names}, got {type(value).__name__} {show(value)}")
     return value

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from data.sources.base import Case, SkipRecord, require
+from data.sources.base import Case, SkipRecord, require, show
 from recipes.legal.articles import KNOWN_ARTICLES
 from recipes.legal.charges import normalize_charges
 from recipes.legal.terms import Term, term_from_cail
 from recipes.legal.verdict import build_verdict
 
-__all__ = ["parse_record"]
+__all__ = ["MAX_FINE", "parse_record"]
+
+MAX_FINE = 10**12
+"""Largest fine accepted, in yuan (一万亿元: far above any real fine; the verdict's Chinese numerals and the int64
+parquet column both hold it)."""
 
 
 def _int_list(meta: dict[str, Any], key: str) -> list[int]:
@@ -41,11 +46,71 @@ def _term(meta: dict[str, Any]) -> Term:
     if death and life:
         raise SkipRecord("invalid_value", f"{where}: death_penalty and life_imprisonment are both true")
     if months < 0 or months > 600:
-        raise SkipRecord("invalid_value", f"field '{where}.imprisonment' must be 0..600 months, got {months}")
+        raise SkipRecord("invalid_value", f"field '{where}.imprisonment' must be 0..600 months, got {show(months)}")
     try:
         return term_from_cail(raw)
     except ValueError as exc:
         raise SkipRecord("invalid_value", f"{where}: {exc}") from exc
+
+
+@lru_cache(maxsize=4096)
+def _cached_term(death: bool, life: bool, months: int) -> Term:
+    """term_from_cail of a well-formed term (Term is immutable, so equal terms share one object)."""
+    return term_from_cail({"death_penalty": death, "life_imprisonment": life, "imprisonment": months})
+
+
+@lru_cache(maxsize=65536)
+def _cached_charges(accusation: tuple[str, ...]) -> tuple[str, ...]:
+    """normalize_charges of one accusation list."""
+    return tuple(normalize_charges(accusation))
+
+
+@lru_cache(maxsize=65536)
+def _cached_verdict(name: str, charges: tuple[str, ...], term: Term, fine: int) -> str:
+    """build_verdict of one (defendant, charges, term, fine): CAIL names (张某, 李某某) and round fines repeat a lot."""
+    return build_verdict(name, list(charges), term, fine)
+
+
+def _fast(obj: Any, origin: str, scan: bool) -> Case | None:
+    """The Case of a well-formed record, about 3x faster than the checks below; None sends it down the full path.
+
+    It accepts only what _parse accepts and builds the same Case: every doubtful record takes the full path, which
+    either accepts it the same way or says what is wrong with it.
+    """
+    if type(obj) is not dict:
+        return None
+    fact, meta = obj.get("fact"), obj.get("meta")
+    if type(fact) is not str or type(meta) is not dict:
+        return None
+    accusation, articles, fine = meta.get("accusation"), meta.get("relevant_articles"), meta.get("punish_of_money")
+    criminals, raw = meta.get("criminals"), meta.get("term_of_imprisonment")
+    if type(accusation) is not list or type(articles) is not list or type(criminals) is not list:
+        return None
+    if type(fine) is not int or not 0 <= fine <= MAX_FINE or type(raw) is not dict or len(criminals) != 1:
+        return None
+    death, life, months = raw.get("death_penalty"), raw.get("life_imprisonment"), raw.get("imprisonment")
+    if type(death) is not bool or type(life) is not bool or type(months) is not int or not 0 <= months <= 600:
+        return None
+    if (death and life) or not articles or not all(type(a) is int and a in KNOWN_ARTICLES for a in articles):
+        return None
+    name = criminals[0]
+    if type(name) is not str or not all(type(c) is str for c in accusation):
+        return None
+    fact, name = fact.strip(), name.strip()
+    charges = _cached_charges(tuple(accusation))
+    if not fact or not name or not charges:
+        return None
+    term = _cached_term(death, life, months)
+    return Case(
+        case_id=origin,
+        fact=fact,
+        defendant=name,
+        charges=charges,
+        articles=tuple(sorted(set(articles))),
+        term=term,
+        fine=fine,
+        verdict="" if scan else _cached_verdict(name, charges, term, fine),
+    )
 
 
 def parse_record(obj: Any, origin: str, scan: bool = False) -> Case:
@@ -53,6 +118,11 @@ def parse_record(obj: Any, origin: str, scan: bool = False) -> Case:
 
     scan=True validates only and leaves Case.verdict empty (the canonical sentence is built when rows are written).
     """
+    return _fast(obj, origin, scan) or _parse(obj, origin, scan)
+
+
+def _parse(obj: Any, origin: str, scan: bool) -> Case:
+    """parse_record with every check, each defect raising SkipRecord with its reason."""
     if not isinstance(obj, dict):
         raise SkipRecord("not_an_object", f"record must be a JSON object, got {type(obj).__name__}")
     fact = require(obj, "fact", str, "").strip()
@@ -70,8 +140,8 @@ def parse_record(obj: Any, origin: str, scan: bool = False) -> Case:
         raise SkipRecord("no_defendant", "field 'meta.criminals' names no defendant")
     if len(set(names)) > 1:
         raise SkipRecord("multiple_defendants", f"field 'meta.criminals' names {len(set(names))} defendants")
-    if fine < 0:
-        raise SkipRecord("invalid_value", f"field 'meta.punish_of_money' must be >= 0, got {fine}")
+    if not 0 <= fine <= MAX_FINE:
+        raise SkipRecord("invalid_value", f"field 'meta.punish_of_money' must be 0..{MAX_FINE} yuan, got {show(fine)}")
     charges = normalize_charges(accusation)
     if not charges:
         raise SkipRecord("empty_label", "field 'meta.accusation' has no charge")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from data.sources.base import Case, SkipRecord, require
+from data.sources.base import Case, SkipRecord, require, show
+from data.sources.cail2018 import MAX_FINE
 from recipes.legal.articles import KNOWN_ARTICLES, parse_articles
 from recipes.legal.verdict import parse_verdict
 
@@ -140,6 +141,9 @@ def parse_record(obj: Any, origin: str, scan: bool = False) -> Case:
         raise SkipRecord("no_charges", f"no charge found in the verdict {verdict[:60]!r}")
     if parts.term.kind == "none" and _TERM_WORDS.search(verdict):
         raise SkipRecord("unparseable_term", f"a term is named but cannot be read in {verdict[:80]!r}")
+    fine = int(parts.fine or 0)
+    if fine > MAX_FINE:
+        raise SkipRecord("invalid_value", f"fine of {show(fine)} yuan in the verdict is above {MAX_FINE}")
     articles = extract_articles(text[masked_from:verdict_start])
     if not articles:
         raise SkipRecord("no_articles", "no 《中华人民共和国刑法》 article cited before 判决如下")
@@ -150,6 +154,6 @@ def parse_record(obj: Any, origin: str, scan: bool = False) -> Case:
         charges=tuple(sorted(set(charges))),
         articles=tuple(articles),
         term=parts.term,
-        fine=int(parts.fine or 0),
+        fine=fine,
         verdict=verdict,
     )

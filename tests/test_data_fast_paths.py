@@ -1,0 +1,141 @@
+"""The fast paths of data.prepare (issue 16) give exactly what the plain code gives: NFKC, record checks, rows."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import re
+import sys
+import unicodedata
+
+import pyarrow as pa
+import pytest
+
+from data.reader import decode_record
+from data.rows import ROW_SCHEMA, RowBatch, build_rows
+from data.sources import SkipRecord, get_parser
+from data.sources.cail2018 import _parse, parse_record
+from data.split import _nfkc, normalize_fact
+from recipes.legal.tasks import TASKS
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "data" / "samples"
+CAIL_LINES = (SAMPLES / "cail2018_sample.jsonl").read_bytes().splitlines()
+BAD_LINES = (SAMPLES / "cail2018_bad.jsonl").read_bytes().splitlines()
+
+
+def test_fast_nfkc_equals_unicodedata_on_every_code_point():
+    """_nfkc == NFKC for every code point alone, after a base letter and before a combining mark."""
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        c = chr(cp)
+        for text in (c, f"甲{c}\u0301，", f"e{c}"):
+            assert _nfkc(text) == unicodedata.normalize("NFKC", text), hex(cp)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "被告人张某（男，１９８０年生）于２０１８年３月窃得现金１２００元。",
+        "e\u0301 é ｅ\u0301 Å Å ﬁ ① ㎡ ℃ Ⅲ … \u3000 \u00a0 \u2028 \x1c \x85",
+        "가각 \u1100\u1161 \u1100 \u1161",  # Hangul: syllables and jamo that compose
+        "a \u0301 b\t\u0301\n\u0327\u0301c",  # whitespace between a base and its marks
+    ],
+)
+def test_normalize_fact_equals_the_plain_definition(text):
+    """normalize_fact == re.sub(r"\\s+", "", NFKC(text)), including marks split from their base by whitespace."""
+    assert normalize_fact(text) == re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def _variants() -> list[object]:
+    """Good sample records and one-field mutations of them, each either valid or invalid in some way."""
+    good = [json.loads(line) for line in CAIL_LINES]
+    base = good[1]
+    changes = [
+        ("fact", "  \u3000 "),
+        ("fact", None),
+        ("fact", 5),
+        ("meta.punish_of_money", True),
+        ("meta.punish_of_money", -1),
+        ("meta.punish_of_money", 10**12),
+        ("meta.punish_of_money", 10**12 + 1),
+        ("meta.punish_of_money", 1.0),
+        ("meta.criminals", ["张某", "张某"]),
+        ("meta.criminals", [" 张某 ", ""]),
+        ("meta.criminals", ["张某", "李某"]),
+        ("meta.criminals", ["  "]),
+        ("meta.criminals", []),
+        ("meta.criminals", [7]),
+        ("meta.accusation", ["[组织、强迫、引诱、容留、介绍]卖淫", "盗窃罪 "]),
+        ("meta.accusation", ["  "]),
+        ("meta.accusation", []),
+        ("meta.accusation", "盗窃"),
+        ("meta.relevant_articles", [264, 264, 67]),
+        ("meta.relevant_articles", [999]),
+        ("meta.relevant_articles", [True]),
+        ("meta.relevant_articles", []),
+        ("meta.term_of_imprisonment.imprisonment", 600),
+        ("meta.term_of_imprisonment.imprisonment", 601),
+        ("meta.term_of_imprisonment.imprisonment", 0),
+        ("meta.term_of_imprisonment.imprisonment", 6.0),
+        ("meta.term_of_imprisonment.death_penalty", True),
+        ("meta.term_of_imprisonment.death_penalty", 1),
+        ("meta.term_of_imprisonment.life_imprisonment", True),
+        ("meta.term_of_imprisonment", None),
+        ("meta", []),
+    ]
+    out: list[object] = [*good, [base], "text", None]
+    for path, value in changes:
+        record = copy.deepcopy(base)
+        *parents, leaf = path.split(".")
+        node = record
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+        out.append(record)
+    both = copy.deepcopy(base)
+    both["meta"]["term_of_imprisonment"].update(death_penalty=True, life_imprisonment=True)
+    return [*out, both]
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_fast_record_path_accepts_and_refuses_exactly_like_the_full_checks(scan):
+    """parse_record (fast path first) and _parse (every check) agree on every variant: same Case or same skip."""
+    for i, obj in enumerate([*_variants(), *(_safe_decode(raw) for raw in BAD_LINES)]):
+        outcomes = []
+        for parse in (parse_record, _parse):
+            try:
+                outcomes.append(parse(copy.deepcopy(obj), f"x:{i}", scan))
+            except SkipRecord as exc:
+                outcomes.append((exc.reason, exc.detail))
+        assert outcomes[0] == outcomes[1], (i, obj)
+
+
+def _safe_decode(raw: bytes) -> object:
+    """decode_record, or the SkipRecord's reason as a stand-in object."""
+    try:
+        return decode_record(raw)
+    except SkipRecord as exc:
+        return exc.reason
+
+
+@pytest.mark.parametrize("template", ["base", "chat"])
+@pytest.mark.parametrize("tasks", [TASKS, ("term",), ("charge", "verdict")])
+def test_row_batch_equals_build_rows(template, tasks):
+    """RowBatch.table() holds exactly pa.Table.from_pylist(build_rows(...)) for every sample case."""
+    parse = get_parser("cail2018")
+    cases = [parse(decode_record(raw), f"s:{i}") for i, raw in enumerate(CAIL_LINES, 1)]
+    batch, rows = RowBatch(template), []
+    for i, case in enumerate(cases):
+        used = tasks[: 1 + i % len(tasks)]  # cases with fewer tasks, as quotas give at the end of a split
+        batch.add(case, used, "train", len(rows))
+        rows.extend(build_rows(case, used, template, "train", len(rows)))
+    expected = pa.Table.from_pylist(rows, schema=ROW_SCHEMA)
+    got = batch.table()
+    assert got.schema == ROW_SCHEMA
+    assert got.equals(expected)
+    assert batch.rows == len(rows)
+    batch.clear()
+    assert batch.rows == 0
