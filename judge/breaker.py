@@ -25,12 +25,21 @@ class EndpointHealth:
     paused_until: float = 0.0  # 0: closed; in the future: open; in the past (non-zero): half-open
     probing: bool = False  # a half-open probe is in flight
     opened: int = 0  # times this endpoint was opened (a diagnostic)
+    # The server's own Retry-After: kept even when an answer to an earlier request arrives meanwhile.
+    retry_after_until: float = 0.0
 
     def can_take(self, now: float) -> bool:
         """Whether a request may go to this endpoint now (closed, or half-open without a probe in flight)."""
+        if now < self.retry_after_until:
+            return False
         if self.paused_until == 0.0:
             return True
         return now >= self.paused_until and not self.probing
+
+    def wake_at(self, now: float) -> float | None:
+        """When this endpoint's pause ends, if it is paused now."""
+        later = [t for t in (self.paused_until, self.retry_after_until) if t > now]
+        return max(later) if later else None
 
     def on_send(self, now: float) -> None:
         """A request leaves for this endpoint; in the half-open state it is the probe."""
@@ -55,7 +64,7 @@ class EndpointHealth:
     def on_rate_limited(self, now: float, wait_s: float) -> None:
         """The server answered 429: pause this endpoint for wait_s (its Retry-After, capped)."""
         self.probing = False
-        self.paused_until = max(self.paused_until, now + wait_s)
+        self.retry_after_until = max(self.retry_after_until, now + wait_s)
 
     def release_probe(self) -> None:
         """The probe ended without a verdict on the endpoint (e.g. cancelled, or a 4xx about the request)."""

@@ -479,8 +479,12 @@ class JudgeClient:
 
         The slot is held for the attempts only: counting a failure may wait for the re-probe, outside the slot.
         """
-        await self._hold_for_probe()
-        await self._acquire_slot()
+        while True:  # a call queued for a slot while the judge is being re-probed holds again: nothing is sent
+            await self._hold_for_probe()
+            await self._acquire_slot()
+            if self._probe is None:
+                break
+            self._semaphore.release()
         start = time.monotonic()
         try:
             res, failure = await self._attempts(kind, messages, parse, key, Deadline.after(self.config.call_budget_s))
@@ -631,7 +635,8 @@ class JudgeClient:
             if ep is not None:
                 ep.health.on_send(now)
                 return ep
-            wake = min((e.health.paused_until for e in self._endpoints if e.health.paused_until > now), default=None)
+            wakes = [t for t in (e.health.wake_at(now) for e in self._endpoints) if t is not None]
+            wake = min(wakes) if wakes else None
             left = deadline.left()
             if wake is not None and wake - now >= left:
                 raise _CallError(
