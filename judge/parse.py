@@ -38,7 +38,7 @@ import unicodedata
 
 from recipes.cn_numerals import cn_to_int, find_durations, parse_duration_months
 
-MAX_REPLY_CHARS = 4096
+MAX_REPLY_CHARS = 512  # max_tokens=32 tokens is ~100 characters; the numeral readers are quadratic on digit runs
 # The term prompt's answer for a prediction without a readable term (judge/prompts.yaml).
 TERM_UNDECIDABLE = "无法判断"
 
@@ -128,7 +128,7 @@ _ZERO = re.compile(
 _ERROR_MARKER = re.compile(r"误差|相差|差距|差值|偏差|差了|\berror\b|\bdifference\b|\boff by\b", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[，。；;!?！？\n]|,(?!\d)")
 _EN_HALF = re.compile(r"\bhalf (?:an? )?year\b", re.IGNORECASE)
-_BARE_NUMBER = re.compile(r"^[\s:=为是约大概了有\"']*(\d{1,4}|[零〇一二两三四五六七八九十百]+)[\s个月。.!！]*$")
+_BARE_NUMBER = re.compile(r"^[\s:=为是约大概了有\"']*(\d{1,4}|[零〇一二两三四五六七八九十百]{1,8})[\s个月。.!！]*$")
 
 
 def _bare_months(text: str) -> int | None:
@@ -171,7 +171,7 @@ def parse_error_months(text: str | None) -> int | None:
         found.add(0)
     for marker in _ERROR_MARKER.finditer(t):
         rest = t[marker.end() :]
-        clause = _CLAUSE_END.split(rest, maxsplit=1)[0]
+        clause = _CLAUSE_END.split(rest[:64], maxsplit=1)[0]  # a duration fits in 64 characters
         value = _read_months(clause)
         if value is not None:
             found.add(value)

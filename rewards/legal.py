@@ -109,6 +109,9 @@ MONTHS_SCALE = 240.0
 # A response longer than this (characters) is read as having no answer and the wrong format, without reading it:
 # every reader then works on bounded text. Far above any max_response_length (16k tokens ≈ 64k characters).
 MAX_RESPONSE_CHARS = 65536
+# The answer block as the rules (and the judge, through max_pred_chars) read it: its first 1,000 characters. Real
+# answers are a few hundred characters at most; the numeral readers are quadratic on long digit runs (issue 11).
+MAX_ANSWER_CHARS = 1000
 
 _OWN_KEYS = (
     "mode",
@@ -362,6 +365,8 @@ async def compute_score(
     out["format_score"] = 0.0 if format_ok else -1.0
 
     answer = extract_answer(response)
+    if answer is not None:
+        answer = answer[:MAX_ANSWER_CHARS]
     if answer is None:
         out["task_score"] = NO_ANSWER_SCORE
     else:
