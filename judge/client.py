@@ -1,14 +1,22 @@
-"""Async client for the LLM judge (vLLM's OpenAI-compatible API): bounded, retried, deduplicated, cached.
+"""Async client for the LLM judge (vLLM's OpenAI-compatible API): bounded, retried, deduplicated, cached, stoppable.
 
-One JudgeClient exists per (config, process, running event loop) — `get_judge_client(config)` returns it. httpx
-connections and asyncio primitives belong to one loop, so a client is never shared across loops; clients of closed
-loops are dropped from the registry on the next lookup.
+One JudgeClient exists per (config, process, running event loop) — `get_judge_client(config)` returns it. httpx /
+aiohttp connections and asyncio primitives belong to one loop, so a client is never shared across loops; clients of
+closed loops are dropped from the registry on the next lookup.
 
 Per call: LRU cache (prompt → parsed result) → in-flight dedup (identical requests share one HTTP call) → global
-semaphore (max_concurrency across all endpoints) → endpoint with the fewest outstanding requests (ties:
-round-robin) → one HTTP request bounded by timeout_s. Connection errors, timeouts, 429 and 5xx are retried up to
-max_retries times with exponential backoff and jitter; other 4xx fail at once. A call that still fails returns
-JudgeResult(failed=True); after max_consecutive_failures failed calls in a row JudgeUnavailableError is raised.
+semaphore (max_concurrency across all endpoints, waited for at most queue_timeout_s) → attempts, each on the
+healthiest endpoint (judge/breaker.py: fewest outstanding requests, open endpoints skipped, ties round-robin).
+Once it holds a slot a call never runs past ``call_budget_s`` (every attempt's timeout plus every nominal backoff).
+Connection errors, timeouts, 5xx and malformed 200s are retried with backoff (judge/retry.py); a 429 pauses its
+endpoint for the server's Retry-After (capped at retry_after_max_s), counted in ``rate_limited``; other 4xx fail at
+once. A 200 whose text gives no grade (or null content) is ``unreadable``: counted, never cached. A reply outside
+the requested structured-output choice set / regex is counted as ``off_choice`` (warned once per endpoint).
+
+Stop: after max_consecutive_failures failed *or unreadable* calls in a row, new requests wait while every endpoint
+gets one half-open probe (a fixed question, after probe_after_s). A readable answer resumes; otherwise the client
+stops for good: every waiting, queued and later call raises JudgeUnavailableError with one line naming the
+endpoints, the failures and what to check, and no request is sent after that. ``reset_failures()`` re-arms it.
 """
 
 from __future__ import annotations
@@ -21,193 +29,54 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 import threading
 import time
 import weakref
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import cachetools
 import openai
 
-from judge.parse import parse_error_months, parse_grade
+from judge.breaker import EndpointHealth
+from judge.config import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, JudgeConfig
+from judge.parse import MAX_REPLY_CHARS, is_declined, parse_error_months, parse_grade
 from judge.prompts import build_grade_messages, build_term_error_messages, structured_output_spec
+from judge.retry import Deadline, backoff_s, retry_after_s
+
+__all__ = [
+    "ENV_API_KEY",
+    "ENV_BASE_URL",
+    "ENV_MODEL",
+    "JudgeClient",
+    "JudgeConfig",
+    "JudgeResult",
+    "JudgeUnavailableError",
+    "close_judge_clients",
+    "get_judge_client",
+]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-ENV_BASE_URL = "JUDGE_BASE_URL"
-ENV_MODEL = "JUDGE_MODEL"
-ENV_API_KEY = "JUDGE_API_KEY"
-
 _FIX_HINT = (
-    "Is the judge server up and reachable from this machine? Check judge_base_url / JUDGE_BASE_URL "
-    "(or reward_router_address), judge_model / JUDGE_MODEL and judge_api_key / JUDGE_API_KEY."
+    "Check that the judge server is up, reachable from this machine and serving the configured model with its chat "
+    "template: judge_base_url / JUDGE_BASE_URL (or reward_router_address), judge_model / JUDGE_MODEL, "
+    "judge_api_key / JUDGE_API_KEY."
 )
 
-
-_ROUTER_NOTICE: list[bool] = []
+# The half-open probe: a question any working judge answers with a readable grade.
+_PROBE_QUESTION = ("罪名", "盗窃罪", "盗窃罪")
+# Slack kept past max_pred_chars before the prompt builder cuts (it still sees that the answer was longer).
+_PRED_SLACK = 64
 
 
 class JudgeUnavailableError(RuntimeError):
-    """Raised after max_consecutive_failures judge calls failed in a row; names the endpoint and the last error."""
-
-
-# ---------------------------------------------------------------------------------------------------- config
-
-
-def _normalize_base_url(url: str) -> str:
-    """Strip whitespace and one trailing '/'; the URL must be http(s)://host[:port]/.../v1."""
-    u = str(url).strip().rstrip("/")
-    if not (u.startswith("http://") or u.startswith("https://")) or not u.endswith("/v1") or u.count("/") < 3:
-        raise ValueError(
-            f"judge base URL {url!r} is not an OpenAI-compatible base URL: expected 'http(s)://HOST:PORT/v1' "
-            f"(ending in /v1, e.g. http://127.0.0.1:8000/v1)"
-        )
-    return u
-
-
-def _to_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be a boolean (true/false), got {value!r}")
-
-
-def _split_urls(value: Any) -> list[str]:
-    """A URL, a comma-separated string of URLs, or a list/tuple (incl. OmegaConf ListConfig) of them."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [u.strip() for u in value.split(",") if u.strip()]
-    try:
-        items = list(value)
-    except TypeError as exc:
-        raise ValueError(f"judge_base_url must be a string or a list of strings, got {value!r}") from exc
-    out: list[str] = []
-    for item in items:
-        out.extend(_split_urls(str(item)))
-    return out
-
-
-def _router_url(address: Any) -> str:
-    """verl's reward_router_address ("ip:port", maybe with a scheme) → http://ip:port/v1."""
-    addr = str(address).strip().rstrip("/")
-    if not addr.startswith(("http://", "https://")):
-        addr = f"http://{addr}"
-    if not addr.endswith("/v1"):
-        addr = f"{addr}/v1"
-    return addr
-
-
-@dataclass(frozen=True, repr=False)
-class JudgeConfig:
-    """Where and how to call the judge. Hashable: it keys the per-loop client registry."""
-
-    base_urls: tuple[str, ...]
-    model: str  # "" → the first id from GET /v1/models of each endpoint (looked up once per process)
-    api_key: str | None = None
-    timeout_s: float = 60.0  # bound on one HTTP request (connect + generation)
-    max_concurrency: int = 64  # requests in flight at once, over all endpoints
-    max_retries: int = 3  # extra attempts after connection errors, timeouts, 429 and 5xx
-    structured_output: bool = True  # send vLLM structured_outputs (choice / regex); auto-off on a 400
-    max_consecutive_failures: int = 32  # failed calls in a row before JudgeUnavailableError
-    cache_size: int = 65536  # LRU entries of (prompt → parsed result); 0 disables the cache
-    max_pred_chars: int = 1000  # cap on the prediction shown to the judge
-    max_tokens: int = 32  # judge answers are one short line
-    backoff_s: float = 0.5  # first retry delay; doubles per attempt, with jitter
-    backoff_max_s: float = 8.0  # cap on one retry delay
-    queue_timeout_s: float = 600.0  # bound on waiting for a concurrency slot
-
-    def __post_init__(self) -> None:
-        """Normalise URLs and check ranges; errors name the bad field."""
-        urls = (self.base_urls,) if isinstance(self.base_urls, str) else tuple(self.base_urls)
-        if not urls:
-            raise ValueError("JudgeConfig.base_urls is empty: give at least one URL like http://127.0.0.1:8000/v1")
-        normalized = tuple(dict.fromkeys(_normalize_base_url(u) for u in urls))
-        object.__setattr__(self, "base_urls", normalized)
-        object.__setattr__(self, "model", str(self.model or "").strip())
-        object.__setattr__(self, "api_key", (str(self.api_key).strip() or None) if self.api_key else None)
-        checks = {
-            "timeout_s": self.timeout_s > 0,
-            "max_concurrency": self.max_concurrency >= 1,
-            "max_retries": self.max_retries >= 0,
-            "max_consecutive_failures": self.max_consecutive_failures >= 1,
-            "cache_size": self.cache_size >= 0,
-            "max_pred_chars": self.max_pred_chars >= 1,
-            "max_tokens": self.max_tokens >= 1,
-            "backoff_s": self.backoff_s >= 0,
-            "backoff_max_s": self.backoff_max_s >= 0,
-            "queue_timeout_s": self.queue_timeout_s > 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"JudgeConfig.{name} is out of range: {getattr(self, name)!r}")
-
-    def __repr__(self) -> str:
-        """Like the dataclass repr, with the API key redacted."""
-        parts = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "api_key" and value:
-                value = "***"
-            parts.append(f"{f.name}={value!r}")
-        return f"JudgeConfig({', '.join(parts)})"
-
-    __str__ = __repr__
-
-    @classmethod
-    def from_kwargs(cls, kwargs: Mapping[str, Any] | None, env: Mapping[str, str] | None = None) -> JudgeConfig | None:
-        """Config from reward kwargs, falling back to env JUDGE_BASE_URL / JUDGE_MODEL / JUDGE_API_KEY; None if no URL.
-
-        `reward_router_address` ("ip:port", passed by verl when it serves the judge) wins over judge_base_url.
-        """
-        kw = {k: v for k, v in dict(kwargs or {}).items() if v is not None}
-        env = os.environ if env is None else env
-        if kw.get("reward_router_address"):
-            urls = [_router_url(kw["reward_router_address"])]
-            if kw.get("judge_base_url") and not _ROUTER_NOTICE:
-                _ROUTER_NOTICE.append(True)  # once per process: from_kwargs runs for every scored response
-                logger.info("judge: reward_router_address is set; using it instead of judge_base_url")
-        else:
-            urls = _split_urls(kw.get("judge_base_url")) or _split_urls(env.get(ENV_BASE_URL))
-        if not urls:
-            return None
-        model = str(kw.get("judge_model") or env.get(ENV_MODEL) or "")
-        api_key = kw.get("judge_api_key") or env.get(ENV_API_KEY) or None
-        extra: dict[str, Any] = {}
-        converters: dict[str, Callable[[Any], Any]] = {
-            "timeout_s": float,
-            "max_concurrency": int,
-            "max_retries": int,
-            "max_consecutive_failures": int,
-            "cache_size": int,
-            "max_pred_chars": int,
-            "max_tokens": int,
-            "backoff_s": float,
-            "backoff_max_s": float,
-            "queue_timeout_s": float,
-        }
-        for name, conv in converters.items():
-            key = name if name in kw else f"judge_{name}"
-            if key in kw:
-                try:
-                    extra[name] = conv(kw[key])
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"reward kwarg {key}={kw[key]!r} is not a valid {conv.__name__}") from exc
-        for key in ("structured_output", "judge_structured_output"):
-            if key in kw:
-                extra["structured_output"] = _to_bool(kw[key], key)
-                break
-        return cls(base_urls=tuple(urls), model=model, api_key=str(api_key) if api_key else None, **extra)
+    """Raised once the judge is stopped: too many failed or unreadable calls in a row and a failed re-probe."""
 
 
 @dataclass
@@ -222,6 +91,9 @@ class JudgeResult:
     error: str = ""
     deduped: bool = False  # shared another caller's identical in-flight call
     endpoint: str = ""  # base URL that answered (or last tried)
+    unreadable: bool = False  # a 200 whose text gives no value (null content included); not a deliberate decline
+    off_choice: bool = False  # structured output was asked for and the reply is outside the choice set / regex
+    rate_limited: int = 0  # 429 answers this call met
 
 
 # ---------------------------------------------------------------------------------------------------- client
@@ -255,16 +127,46 @@ def _question(
 
     The key hashes what is sent (kind, model, max_tokens and the built messages), so answers that differ only in
     what the prompt drops (surrounding whitespace, text beyond max_pred_chars) share one judge call. The messages
-    are shared between callers and must not be changed.
+    are shared between callers and must not be changed. Callers cut `pred` near max_pred_chars first, so neither
+    the work nor the memo grows with the length of an answer.
     """
     if kind == "grade":
         messages = build_grade_messages(label, gold, pred, max_pred_chars=max_pred_chars)
     else:
         messages = build_term_error_messages(gold, pred, max_pred_chars=max_pred_chars)
     key = hashlib.sha256(
-        json.dumps([kind, model, max_tokens, messages], ensure_ascii=False, sort_keys=True).encode("utf-8")
+        json.dumps([kind, model, max_tokens, messages], ensure_ascii=False, sort_keys=True).encode(
+            "utf-8", "surrogatepass"
+        )
     ).digest()
     return key, messages
+
+
+def _cut_pred(pred: Any, max_pred_chars: int) -> str:
+    """The prediction trimmed to what the prompt can show (plus slack, so the prompt still marks a cut)."""
+    text = pred if isinstance(pred, str) else str(pred or "")
+    if len(text) <= max_pred_chars + _PRED_SLACK:
+        return text
+    return text.lstrip()[: max_pred_chars + _PRED_SLACK]
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    """A structured-output regex compiled with Python's re (None when it does not compile here)."""
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def _outside_spec(spec: dict[str, Any], text: str) -> bool:
+    """Whether a reply breaks the structured-output constraint it was asked for (choice set or regex)."""
+    if "choice" in spec:
+        return text.strip() not in {str(c) for c in spec["choice"]}
+    if "regex" in spec:
+        pattern = _compiled(str(spec["regex"]))
+        return pattern is not None and pattern.fullmatch(text.strip()) is None
+    return False
 
 
 class _CallAbandonedError(Exception):
@@ -274,10 +176,13 @@ class _CallAbandonedError(Exception):
 class _CallError(Exception):
     """A failed HTTP attempt, classified."""
 
-    def __init__(self, message: str, retryable: bool, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, retryable: bool, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        self.retry_after = retry_after  # seconds from a 429's Retry-After header
         self.endpoint: _Endpoint | None = None  # set by _attempt
 
 
@@ -290,17 +195,25 @@ class _Endpoint:
     failures: int = 0
     structured_output: bool = True
     warned_structured: bool = False
+    warned_off_choice: bool = False
+    health: EndpointHealth = field(default_factory=EndpointHealth)
 
 
 @dataclass
 class _Stats:
     calls: int = 0  # judge questions that needed the network
-    requests: int = 0  # HTTP attempts sent
+    requests: int = 0  # HTTP attempts sent (probes included)
     cache_hits: int = 0
     dedup_hits: int = 0
     failures: int = 0  # calls that failed after retries
     retries: int = 0
     structured_fallbacks: int = 0
+    unreadable: int = 0  # calls answered 200 without a readable value
+    off_choice: int = 0  # replies outside the requested choice set / regex
+    rate_limited: int = 0  # 429 answers
+    probes: int = 0  # half-open probe requests
+    fast_failed: int = 0  # calls refused without a request because the judge was stopped
+    longest_call_s: float = 0.0  # longest time one call spent in its attempts (bounded by call_budget_s)
 
 
 _DISCOVERED_MODELS: dict[str, str] = {}
@@ -331,9 +244,11 @@ class JudgeClient:
             for url in config.base_urls
         ]
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
-        self._cache: OrderedDict[bytes, tuple[str, int | None]] = OrderedDict()
-        # key → the shared call: (result, whether this call's failure reached max_consecutive_failures)
-        self._inflight: dict[bytes, asyncio.Future[tuple[JudgeResult, bool]]] = {}
+        self._cache: cachetools.LRUCache[bytes, tuple[str, int | None]] | None = (
+            cachetools.LRUCache(maxsize=config.cache_size) if config.cache_size > 0 else None
+        )
+        # key → the shared call's result (a failure that stops the judge is set as JudgeUnavailableError)
+        self._inflight: dict[bytes, asyncio.Future[JudgeResult]] = {}
         self._rr = 0
         self._consecutive_failures = 0
         self._last_failure: tuple[str, str] = ("", "")
@@ -341,6 +256,11 @@ class JudgeClient:
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._stop_reason = ""  # set once the judge is stopped: the JudgeUnavailableError message
+        self._stopped_at = 0.0  # time.monotonic() of the stop
+        self._stopped: asyncio.Event | None = None  # created on the loop at first use
+        self._probe: asyncio.Future[bool] | None = None  # the half-open probe in progress
+        self._changed: asyncio.Event | None = None  # endpoint health changed (wakes calls waiting for one)
 
     def __repr__(self) -> str:
         """Endpoints and model only (the config repr redacts the key)."""
@@ -350,17 +270,24 @@ class JudgeClient:
     async def grade(self, label: str, gold: str, pred: str) -> JudgeResult:
         """Ask whether pred matches gold for `label` (罪名 / 法条 / 判决结果): value 2, 1, 0 or None."""
         cfg = self.config
+        pred = _cut_pred(pred, cfg.max_pred_chars)
         key, messages = _question("grade", label, gold, pred, cfg.max_pred_chars, cfg.model, cfg.max_tokens)
         return await self._ask("grade", key, messages, parse_grade)
 
     async def term_error(self, gold: str, pred: str) -> JudgeResult:
         """Ask for the prison-term error between pred and gold: value in months or None."""
         cfg = self.config
+        pred = _cut_pred(pred, cfg.max_pred_chars)
         key, messages = _question("term_error", "", gold, pred, cfg.max_pred_chars, cfg.model, cfg.max_tokens)
         return await self._ask("term_error", key, messages, parse_error_months)
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the judge is stopped (every call raises JudgeUnavailableError until reset_failures())."""
+        return bool(self._stop_reason)
+
     def stats(self) -> dict[str, Any]:
-        """Counters: calls, requests, cache_hits, dedup_hits, failures, retries, per-endpoint counts."""
+        """Counters: calls, requests, cache_hits, dedup_hits, failures, retries, unreadable, off_choice, ..."""
         s = self._stats
         return {
             "calls": s.calls,
@@ -370,8 +297,16 @@ class JudgeClient:
             "failures": s.failures,
             "retries": s.retries,
             "structured_fallbacks": s.structured_fallbacks,
+            "unreadable": s.unreadable,
+            "off_choice": s.off_choice,
+            "rate_limited": s.rate_limited,
+            "probes": s.probes,
+            "fast_failed": s.fast_failed,
+            "longest_call_s": s.longest_call_s,
+            "stopped": self.stopped,
+            "stopped_at": self._stopped_at,
             "consecutive_failures": self._consecutive_failures,
-            "cache_size": len(self._cache),
+            "cache_size": len(self._cache) if self._cache is not None else 0,
             "in_flight": len(self._inflight),
             "endpoints": {
                 ep.url: {
@@ -379,14 +314,20 @@ class JudgeClient:
                     "failures": ep.failures,
                     "outstanding": ep.outstanding,
                     "structured_output": ep.structured_output,
+                    "opened": ep.health.opened,
                 }
                 for ep in self._endpoints
             },
         }
 
     def reset_failures(self) -> None:
-        """Forget the consecutive-failure count (e.g. after the operator restarted the judge)."""
+        """Forget the failure count and a stop (e.g. after the operator restarted the judge)."""
         self._consecutive_failures = 0
+        self._stop_reason = ""
+        if self._stopped is not None and self._stopped.is_set():
+            self._stopped = asyncio.Event()
+        for ep in self._endpoints:
+            ep.health.on_success()
 
     async def aclose(self) -> None:
         """Close the HTTP connections of every endpoint."""
@@ -402,6 +343,8 @@ class JudgeClient:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
+            self._stopped = asyncio.Event()
+            self._changed = asyncio.Event()
         elif self._loop is not loop:
             raise RuntimeError(
                 "JudgeClient used from a different event loop than the one it was created on; "
@@ -410,24 +353,60 @@ class JudgeClient:
         if self._closed:
             raise RuntimeError("JudgeClient is closed")
 
-    def _unavailable(self) -> JudgeUnavailableError:
+    def _refuse(self) -> JudgeUnavailableError:
+        """The stop error for a call that sends nothing (counted)."""
+        self._stats.fast_failed += 1
+        return JudgeUnavailableError(self._stop_reason)
+
+    def _stop(self, probe_error: str) -> None:
+        """Stop the judge for good (until reset_failures): one line saying where, what failed and what to check."""
         url, err = self._last_failure
-        return JudgeUnavailableError(
-            f"judge unavailable: {self._consecutive_failures} judge calls failed in a row "
-            f"(max_consecutive_failures={self.config.max_consecutive_failures}); last failure at {url}: {err}. "
-            f"{_FIX_HINT}"
+        urls = ", ".join(ep.url for ep in self._endpoints)
+        self._stop_reason = (
+            f"judge unavailable: {self._consecutive_failures} judge calls in a row failed or gave no readable "
+            f"answer (max_consecutive_failures={self.config.max_consecutive_failures}); last failure at {url}: "
+            f"{err}; re-probe of {urls} after {self.config.probe_after_s:g}s: {probe_error}. {_FIX_HINT}"
         )
+        self._stopped_at = time.monotonic()
+        logger.error("%s", self._stop_reason)
+        assert self._stopped is not None
+        self._stopped.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake the calls waiting for an endpoint to become usable."""
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def _wait_event(self, event: asyncio.Event, seconds: float) -> bool:
+        """Wait up to `seconds` for event; whether it is set."""
+        if event.is_set():
+            return True
+        if seconds <= 0:
+            return False
+        try:
+            await asyncio.wait_for(event.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _hold_for_probe(self) -> None:
+        """While the judge is being re-probed, wait for the verdict; raise when it stopped the judge."""
+        while self._probe is not None and not self._stop_reason:
+            await asyncio.shield(self._probe)
+        if self._stop_reason:
+            raise self._refuse()
 
     async def _ask(
         self, kind: str, key: bytes, messages: list[dict[str, str]], parse: Callable[[str], int | None]
     ) -> JudgeResult:
         self._check_loop()
-        if self._consecutive_failures >= self.config.max_consecutive_failures:
-            raise self._unavailable()
+        if self._stop_reason:
+            raise self._refuse()
         t0 = time.perf_counter()
-        cached = self._cache.get(key)
+        cached = self._cache.get(key) if self._cache is not None else None
         if cached is not None:
-            self._cache.move_to_end(key)
             self._stats.cache_hits += 1
             text, value = cached
             return JudgeResult(value, text, (time.perf_counter() - t0) * 1000, cache_hit=True, failed=False)
@@ -436,29 +415,24 @@ class JudgeClient:
             self._stats.dedup_hits += 1
             try:
                 # shield: a cancelled waiter must not cancel the call others wait for. The call itself is bounded.
-                res, tripped = await asyncio.shield(shared)
+                res = await asyncio.shield(shared)
             except _CallAbandonedError:  # the caller making the call was cancelled first: ask again
                 self._stats.dedup_hits -= 1
                 return await self._ask(kind, key, messages, parse)
-            res = JudgeResult(
-                res.value, res.text, (time.perf_counter() - t0) * 1000, False, res.failed, res.error, True, res.endpoint
-            )
-        else:
-            res, tripped = await self._own_call(kind, key, messages, parse)
-            res.latency_ms = (time.perf_counter() - t0) * 1000
-        if tripped:
-            raise self._unavailable()
+            return replace(res, latency_ms=(time.perf_counter() - t0) * 1000, cache_hit=False, deduped=True)
+        res = await self._own_call(kind, key, messages, parse)
+        res.latency_ms = (time.perf_counter() - t0) * 1000
         return res
 
     async def _own_call(
         self, kind: str, key: bytes, messages: list[dict[str, str]], parse: Callable[[str], int | None]
-    ) -> tuple[JudgeResult, bool]:
+    ) -> JudgeResult:
         """Make the call in the calling task; identical questions asked meanwhile wait for its outcome.
 
         No separate task: a new task would first wait behind everything else ready on the event loop (in a reward
         worker, the other responses of the batch), so the request would leave only after their CPU work.
         """
-        shared: asyncio.Future[tuple[JudgeResult, bool]] = asyncio.get_running_loop().create_future()
+        shared: asyncio.Future[JudgeResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = shared
         try:
             outcome = await self._call(kind, messages, parse, key)
@@ -474,104 +448,286 @@ class JudgeClient:
             if self._inflight.get(key) is shared:
                 del self._inflight[key]
 
+    async def _acquire_slot(self) -> None:
+        """A concurrency slot, waited for at most queue_timeout_s; a stop ends the wait at once (no request)."""
+        if not self._semaphore.locked():
+            await self._semaphore.acquire()  # a free slot: returns at once
+            return
+        assert self._stopped is not None
+        acquire = asyncio.ensure_future(self._semaphore.acquire())
+        stop = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({acquire, stop}, timeout=self.config.queue_timeout_s, return_when="FIRST_COMPLETED")
+        finally:
+            stop.cancel()
+            if not acquire.done():
+                acquire.cancel()
+        got = acquire.done() and not acquire.cancelled() and acquire.exception() is None
+        if self._stop_reason:
+            if got:
+                self._semaphore.release()
+            raise self._refuse()
+        if not got:
+            raise _CallError(
+                f"no judge slot free within queue_timeout_s={self.config.queue_timeout_s}s", retryable=False
+            )
+
     async def _call(
         self, kind: str, messages: list[dict[str, str]], parse: Callable[[str], int | None], key: bytes
-    ) -> tuple[JudgeResult, bool]:
+    ) -> JudgeResult:
         """One judge question over the network, with retries; updates cache and failure counters.
 
-        Returns the result and whether this failure made the consecutive-failure count reach the limit.
+        The slot is held for the attempts only: counting a failure may wait for the re-probe, outside the slot.
         """
+        while True:  # a call queued for a slot while the judge is being re-probed holds again: nothing is sent
+            await self._hold_for_probe()
+            await self._acquire_slot()
+            if self._probe is None:
+                break
+            self._semaphore.release()
+        start = time.monotonic()
+        try:
+            res, failure = await self._attempts(kind, messages, parse, key, Deadline.after(self.config.call_budget_s))
+        finally:
+            self._semaphore.release()
+            self._stats.longest_call_s = max(self._stats.longest_call_s, time.monotonic() - start)
+        if failure:
+            await self._count_failure(res.endpoint, failure)
+        return res
+
+    async def _attempts(
+        self,
+        kind: str,
+        messages: list[dict[str, str]],
+        parse: Callable[[str], int | None],
+        key: bytes,
+        deadline: Deadline,
+    ) -> tuple[JudgeResult, str]:
+        """The attempts of one call within its deadline: the result and, for a failed or unreadable call, why."""
+        cfg = self.config
         self._stats.calls += 1
         attempt = 0
+        rate_limited = 0
         last: _CallError | None = None
         endpoint = ""
         avoid: _Endpoint | None = None
         while True:
             try:
-                text, endpoint = await self._attempt(kind, messages, avoid)
+                text, endpoint, off_choice = await self._attempt(kind, messages, avoid, deadline)
             except _CallError as err:
                 last = err
                 avoid = err.endpoint
                 endpoint = err.endpoint.url if err.endpoint else endpoint
-                if err.retryable and attempt < self.config.max_retries:
+                if err.status == 429:
+                    rate_limited += 1
+                    self._stats.rate_limited += 1
+                if err.retryable and attempt < cfg.max_retries and deadline.left() > 0:
                     attempt += 1
                     self._stats.retries += 1
-                    delay = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (attempt - 1))
-                    delay *= 0.5 + self._rng.random() / 2  # jitter: 50–100 % of the nominal delay
-                    logger.debug("judge: retry %d/%d in %.2fs after %s", attempt, self.config.max_retries, delay, err)
-                    await asyncio.sleep(delay)
-                    continue
+                    delay = backoff_s(attempt, cfg.backoff_s, cfg.backoff_max_s, self._rng)
+                    if err.status == 429:
+                        delay = 0.0  # the 429 paused its endpoint for Retry-After: the endpoint choice waits for it
+                    if delay < deadline.left():
+                        logger.debug("judge: retry %d/%d in %.2fs after %s", attempt, cfg.max_retries, delay, err)
+                        assert self._stopped is not None
+                        if await self._wait_event(self._stopped, delay):
+                            raise self._refuse() from None
+                        continue
                 break
             value = parse(text)
+            unreadable = value is None and not is_declined(kind, text)
+            res = JudgeResult(
+                value,
+                text,
+                0.0,
+                cache_hit=False,
+                failed=False,
+                endpoint=endpoint,
+                unreadable=unreadable,
+                off_choice=off_choice,
+                rate_limited=rate_limited,
+            )
+            if unreadable:
+                self._stats.unreadable += 1
+                return res, f"a 200 answer without a readable {kind} value: {text[:80]!r}"
             self._consecutive_failures = 0
-            if self.config.cache_size > 0:
+            if self._cache is not None:
                 self._cache[key] = (text, value)
-                self._cache.move_to_end(key)
-                while len(self._cache) > self.config.cache_size:
-                    self._cache.popitem(last=False)
-            return JudgeResult(value, text, 0.0, cache_hit=False, failed=False, endpoint=endpoint), False
+            return res, ""
         self._stats.failures += 1
-        self._consecutive_failures += 1
         error = str(last) if last else "unknown error"
-        self._last_failure = (endpoint, error)
         logger.warning("judge call failed after %d attempt(s) at %s: %s", attempt + 1, endpoint, error)
-        tripped = self._consecutive_failures >= self.config.max_consecutive_failures
-        return JudgeResult(None, "", 0.0, cache_hit=False, failed=True, error=error, endpoint=endpoint), tripped
+        res = JudgeResult(
+            None, "", 0.0, cache_hit=False, failed=True, error=error, endpoint=endpoint, rate_limited=rate_limited
+        )
+        return res, error
 
-    def _pick(self, avoid: _Endpoint | None) -> _Endpoint:
-        """Endpoint with the fewest outstanding requests; ties go round-robin, avoiding the one that just failed."""
+    async def _count_failure(self, endpoint: str, error: str) -> None:
+        """One more failed (or unreadable) call in a row; at the limit, re-probe and maybe stop (then raise)."""
+        self._consecutive_failures += 1
+        self._last_failure = (endpoint, error)
+        if self._consecutive_failures < self.config.max_consecutive_failures:
+            return
+        if self._probe is None and not self._stop_reason:
+            count = self._consecutive_failures
+            self._probe = asyncio.get_running_loop().create_future()
+            try:
+                healthy, probe_error = await self._reprobe()
+            except BaseException:
+                self._probe.set_result(False)
+                self._probe = None
+                raise
+            if healthy:
+                logger.warning("judge: %d calls failed in a row; the re-probe answered: going on", count)
+                self._consecutive_failures = 0
+            else:
+                self._stop(probe_error)
+            self._probe.set_result(healthy)
+            self._probe = None
+        await self._hold_for_probe()
+
+    async def _reprobe(self) -> tuple[bool, str]:
+        """Half-open: after probe_after_s, one fixed question to each endpoint; whether one answered readably."""
+        cfg = self.config
+        count = self._consecutive_failures
+        deadline = time.monotonic() + cfg.probe_after_s
+        while time.monotonic() < deadline:  # a call still in flight may succeed meanwhile: then no probe is needed
+            if self._consecutive_failures < count:
+                return True, ""
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        if self._consecutive_failures < count:
+            return True, ""
+        key, messages = _question("grade", *_PROBE_QUESTION, cfg.max_pred_chars, cfg.model, cfg.max_tokens)
+        errors = []
+        for ep in self._endpoints:
+            self._stats.probes += 1
+            try:
+                model = await self._model_for(ep, cfg.timeout_s)
+                text, _so = await self._request_structured(ep, model, "grade", messages, cfg.timeout_s)
+            except _CallError as err:
+                errors.append(f"{ep.url}: {err}")
+                continue
+            if parse_grade(text) is not None:
+                ep.health.on_success()
+                self._notify()
+                return True, ""
+            errors.append(f"{ep.url}: no readable grade in {text[:80]!r}")
+        return False, "; ".join(errors)
+
+    def _ready_endpoint(self, avoid: _Endpoint | None, now: float) -> _Endpoint | None:
+        """Usable endpoint with the fewest outstanding requests; ties round-robin, avoiding the one that just failed."""
         n = len(self._endpoints)
         start = self._rr % n
         self._rr += 1
         order = [self._endpoints[(start + i) % n] for i in range(n)]
-        return min(order, key=lambda ep: (ep.outstanding, ep is avoid and n > 1))
+        ready = [ep for ep in order if ep.health.can_take(now)]
+        if not ready:
+            return None
+        return min(ready, key=lambda ep: (ep.outstanding, ep is avoid and n > 1))
 
-    async def _attempt(self, kind: str, messages: list[dict[str, str]], avoid: _Endpoint | None) -> tuple[str, str]:
-        """One slot, one endpoint, one request (plus one retry without structured outputs after a 400)."""
-        if self._semaphore.locked():
-            try:
-                await _bounded(self._semaphore.acquire(), self.config.queue_timeout_s)
-            except asyncio.TimeoutError as exc:
+    async def _pick(self, avoid: _Endpoint | None, deadline: Deadline) -> _Endpoint:
+        """An endpoint to send to, waiting (within the deadline) while every endpoint is paused or probing."""
+        while True:
+            if self._stop_reason:
+                raise self._refuse()
+            now = time.monotonic()
+            ep = self._ready_endpoint(avoid, now)
+            if ep is not None:
+                ep.health.on_send(now)
+                return ep
+            wakes = [t for t in (e.health.wake_at(now) for e in self._endpoints) if t is not None]
+            wake = min(wakes) if wakes else None
+            left = deadline.left()
+            if wake is not None and wake - now >= left:
                 raise _CallError(
-                    f"no judge slot free within queue_timeout_s={self.config.queue_timeout_s}s", retryable=False
-                ) from exc
-        else:
-            await self._semaphore.acquire()  # a free slot: returns at once
-        ep = self._pick(avoid)
+                    f"every judge endpoint is paused (Retry-After or cooling down) for {wake - now:.1f}s, "
+                    f"beyond this call's budget",
+                    retryable=False,
+                )
+            if left <= 0:
+                raise _CallError("no judge endpoint became usable within the call's budget", retryable=False)
+            assert self._changed is not None
+            await self._wait_event(self._changed, left if wake is None else wake - now)
+
+    async def _attempt(
+        self, kind: str, messages: list[dict[str, str]], avoid: _Endpoint | None, deadline: Deadline
+    ) -> tuple[str, str, bool]:
+        """One endpoint, one request (plus one retry without structured outputs after a 400)."""
+        ep = await self._pick(avoid, deadline)
         ep.outstanding += 1
         try:
-            model = await self._model_for(ep)
-            use_so = ep.structured_output
-            try:
-                return await self._request(ep, model, kind, messages, use_so), ep.url
-            except _CallError as err:
-                if not (use_so and err.status == 400):
-                    raise
-                # The server rejected structured outputs (older vLLM, other server): retry once without.
-                try:
-                    text = await self._request(ep, model, kind, messages, False)
-                except _CallError:
-                    raise err from None  # the 400 was not about structured outputs: report the original
-                if ep.structured_output:
-                    ep.structured_output = False
-                    self._stats.structured_fallbacks += 1
-                    if not ep.warned_structured:
-                        ep.warned_structured = True
-                        logger.warning(
-                            "judge: %s rejected structured_outputs (%s); continuing without them for this endpoint",
-                            ep.url,
-                            err,
-                        )
-                return text, ep.url
+            timeout = min(self.config.timeout_s, deadline.left())
+            if timeout <= 0:
+                raise _CallError("the call's time budget is spent", retryable=False)
+            model = await self._model_for(ep, timeout)
+            text, off_choice = await self._request_structured(ep, model, kind, messages, timeout)
         except _CallError as err:
             err.endpoint = ep
             ep.failures += 1
+            now = time.monotonic()
+            if err.status == 429:
+                wait = err.retry_after if err.retry_after is not None else self.config.backoff_s
+                ep.health.on_rate_limited(now, min(wait, self.config.retry_after_max_s))
+            elif err.retryable:
+                ep.health.on_failure(now, self.config.probe_after_s, may_open=len(self._endpoints) > 1)
+            else:
+                ep.health.release_probe()
+            self._notify()
+            raise
+        except BaseException:
+            ep.health.release_probe()
+            self._notify()
             raise
         finally:
             ep.outstanding -= 1
-            self._semaphore.release()
+        if ep.health.paused_until or ep.health.failures_in_row:
+            ep.health.on_success()
+            self._notify()
+        return text, ep.url, off_choice
 
-    async def _model_for(self, ep: _Endpoint) -> str:
+    async def _request_structured(
+        self, ep: _Endpoint, model: str, kind: str, messages: list[dict[str, str]], timeout: float
+    ) -> tuple[str, bool]:
+        """The request with this endpoint's structured-output setting; (text, whether it broke the constraint)."""
+        use_so = ep.structured_output
+        spec = structured_output_spec(kind) if use_so else None
+        try:
+            text = await self._request(ep, model, messages, spec, timeout)
+        except _CallError as err:
+            if not (spec and err.status == 400):
+                raise
+            # The server rejected structured outputs (older vLLM, other server): retry once without.
+            try:
+                text = await self._request(ep, model, messages, None, timeout)
+            except _CallError:
+                raise err from None  # the 400 was not about structured outputs: report the original
+            if ep.structured_output:
+                ep.structured_output = False
+                self._stats.structured_fallbacks += 1
+                if not ep.warned_structured:
+                    ep.warned_structured = True
+                    logger.warning(
+                        "judge: %s rejected structured_outputs (%s); continuing without them for this endpoint",
+                        ep.url,
+                        err,
+                    )
+            return text, False
+        off_choice = bool(spec) and _outside_spec(spec, text)
+        if off_choice:
+            self._stats.off_choice += 1
+            if not ep.warned_off_choice:
+                ep.warned_off_choice = True
+                logger.warning(
+                    "judge: %s answered %r outside the requested structured_outputs %s: the server is not applying "
+                    "the constraint (a vLLM that ignores the field answers 200 anyway); replies are parsed as free "
+                    "text and counted as judge_off_choice",
+                    ep.url,
+                    text[:80],
+                    spec,
+                )
+        return text, off_choice
+
+    async def _model_for(self, ep: _Endpoint, timeout: float) -> str:
         """The configured model, else the first id served at this endpoint (looked up once per process)."""
         if self.config.model:
             return self.config.model
@@ -580,9 +736,9 @@ class JudgeClient:
         if known:
             return known
         try:
-            page = await asyncio.wait_for(ep.client.models.list(), timeout=self.config.timeout_s)
+            page = await _bounded(ep.client.models.list(), timeout)
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised as _CallError
-            raise self._classify(exc, "GET /v1/models") from exc
+            raise self._classify(exc, "GET /v1/models", timeout) from exc
         ids = [m.id for m in getattr(page, "data", [])]
         if not ids:
             raise _CallError(f"GET {ep.url}/models listed no model; set judge_model", retryable=False)
@@ -592,7 +748,12 @@ class JudgeClient:
         return ids[0]
 
     async def _request(
-        self, ep: _Endpoint, model: str, kind: str, messages: list[dict[str, str]], structured: bool
+        self,
+        ep: _Endpoint,
+        model: str,
+        messages: list[dict[str, str]],
+        spec: dict[str, Any] | None,
+        timeout: float,
     ) -> str:
         body: dict[str, Any] = {
             "model": model,
@@ -600,10 +761,10 @@ class JudgeClient:
             "temperature": 0.0,
             "max_tokens": self.config.max_tokens,
         }
-        if structured:
-            spec = structured_output_spec(kind)
-            if spec:
-                body["structured_outputs"] = spec
+        if spec:
+            # vLLM >= 0.12 (0.24.0 on the GPU nodes, 0.32 in the CPU tests): top-level structured_outputs with one
+            # constraint; the removed guided_choice / guided_regex are ignored with a 200 there.
+            body["structured_outputs"] = spec
         ep.requests += 1
         self._stats.requests += 1
         try:
@@ -620,10 +781,10 @@ class JudgeClient:
                     cast_to=bytes,
                     options={"idempotency_key": f"legal-judge-{next(_REQUEST_IDS)}"},
                 ),
-                self.config.timeout_s,
+                timeout,
             )
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised as _CallError
-            err = self._classify(exc, "POST /v1/chat/completions")
+            err = self._classify(exc, "POST /v1/chat/completions", timeout)
             if err.status == 404 and not self.config.model:
                 with _DISCOVERED_LOCK:  # the server may have been restarted with another model: look it up again
                     _DISCOVERED_MODELS.pop(ep.url, None)
@@ -633,21 +794,25 @@ class JudgeClient:
             if content is not None and not isinstance(content, str):
                 raise TypeError(f"content is {type(content).__name__}")
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise _CallError(f"malformed chat.completion response ({type(exc).__name__})", retryable=False) from exc
-        return content or ""
+            # A 200 that is not a chat.completion (a proxy's error page, a cut body): a server fault, retried.
+            raise _CallError(f"malformed chat.completion response ({type(exc).__name__})", retryable=True) from exc
+        return (content or "")[:MAX_REPLY_CHARS]
 
-    def _classify(self, exc: BaseException, what: str) -> _CallError:
+    def _classify(self, exc: BaseException, what: str, timeout: float) -> _CallError:
         """Map an exception to a retryable/non-retryable _CallError with a short message (never the API key)."""
         refused = _connection_failure(exc)
         if refused is not None:  # the aiohttp transport reports a refused connect as a connect *timeout*
             return _CallError(f"{what}: connection error ({type(refused).__name__})", retryable=True)
         if isinstance(exc, asyncio.TimeoutError | openai.APITimeoutError):
-            return _CallError(f"{what}: timeout after {self.config.timeout_s}s", retryable=True)
+            return _CallError(f"{what}: timeout after {timeout:.3g}s", retryable=True)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             retryable = status == 429 or status >= 500
             detail = _short_error_message(exc)
-            return _CallError(f"{what}: HTTP {status} {detail}".rstrip(), retryable=retryable, status=status)
+            wait = retry_after_s(getattr(exc.response, "headers", None)) if status == 429 else None
+            return _CallError(
+                f"{what}: HTTP {status} {detail}".rstrip(), retryable=retryable, status=status, retry_after=wait
+            )
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
             return _CallError(f"{what}: connection error ({type(cause).__name__})", retryable=True)

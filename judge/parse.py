@@ -24,6 +24,10 @@ parse_error_months rule:
 4. Steps 2–3 found exactly one distinct value → it; several → None. Nothing found → the only duration in the
    whole text (recipes.cn_numerals.find_durations; two or more → None), else the text as one bare number.
 Negative numbers are never read; an error is a magnitude.
+
+Both read at most MAX_REPLY_CHARS characters (a judge answers in max_tokens tokens; a longer reply is cut first, so
+reading takes bounded time whatever a server sends). ``is_declined`` tells a deliberate "无法判断" (the term prompt
+asks for it when the prediction names no term) from an unreadable reply.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ import re
 import unicodedata
 
 from recipes.cn_numerals import cn_to_int, find_durations, parse_duration_months
+
+MAX_REPLY_CHARS = 512  # max_tokens=32 tokens is ~100 characters; the numeral readers are quadratic on digit runs
+# The term prompt's answer for a prediction without a readable term (judge/prompts.yaml).
+TERM_UNDECIDABLE = "无法判断"
 
 # ---------------------------------------------------------------- grade
 
@@ -80,13 +88,13 @@ def _lone_grades(text: str) -> set[int]:
     for m in _LONE.finditer(text):
         start, end = m.start(), m.end()
         before = text[max(0, start - 4) : start].rstrip(" 为是:")
-        after = text[end:].lstrip()
+        after = text[end : end + 64].lstrip()  # windows, not the whole rest: linear over many digits
         if any(before.endswith(p) for p in _BAD_PREFIXES):
             continue
         if after[:1] and after[0] in _UNITS:
             continue
         # part of a range like 0-2 / 0到2 / 1~2
-        prev = text[:start].rstrip()
+        prev = text[max(0, start - 64) : start].rstrip()
         if prev and _RANGE_AROUND.match(prev[-1]) and len(prev) >= 2 and prev[-2].isdigit():
             continue
         if after[:1] and _RANGE_AROUND.match(after[0]) and after[1:].lstrip()[:1].isdigit():
@@ -99,7 +107,7 @@ def parse_grade(text: str | None) -> int | None:
     """Read one grade 0/1/2 from judge text; None when no grade or several different grades are named."""
     if not text or not text.strip():
         return None
-    t = _normalize(text)
+    t = _normalize(text[:MAX_REPLY_CHARS])
     marked: set[int] = set()
     for m in _MARKED_DIGITS.finditer(t):
         marked.update(int(d) for d in re.findall(r"(?<![.\d])[0-2]", m.group(1)))
@@ -120,7 +128,7 @@ _ZERO = re.compile(
 _ERROR_MARKER = re.compile(r"误差|相差|差距|差值|偏差|差了|\berror\b|\bdifference\b|\boff by\b", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[，。；;!?！？\n]|,(?!\d)")
 _EN_HALF = re.compile(r"\bhalf (?:an? )?year\b", re.IGNORECASE)
-_BARE_NUMBER = re.compile(r"^[\s:=为是约大概了有\"']*(\d{1,4}|[零〇一二两三四五六七八九十百]+)[\s个月。.!！]*$")
+_BARE_NUMBER = re.compile(r"^[\s:=为是约大概了有\"']*(\d{1,4}|[零〇一二两三四五六七八九十百]{1,8})[\s个月。.!！]*$")
 
 
 def _bare_months(text: str) -> int | None:
@@ -145,7 +153,7 @@ def parse_error_months(text: str | None) -> int | None:
     """Read the prison-term error in months from judge text; None when unreadable or ambiguous."""
     if not text or not text.strip():
         return None
-    t = _normalize(text)
+    t = _normalize(text[:MAX_REPLY_CHARS])
     m = _JSON_ERROR.search(t)
     if m:
         return int(m.group(1))
@@ -163,7 +171,7 @@ def parse_error_months(text: str | None) -> int | None:
         found.add(0)
     for marker in _ERROR_MARKER.finditer(t):
         rest = t[marker.end() :]
-        clause = _CLAUSE_END.split(rest, maxsplit=1)[0]
+        clause = _CLAUSE_END.split(rest[:64], maxsplit=1)[0]  # a duration fits in 64 characters
         value = _read_months(clause)
         if value is not None:
             found.add(value)
@@ -175,3 +183,8 @@ def parse_error_months(text: str | None) -> int | None:
     if not durations:
         return _bare_months(t) if not _EN_HALF.search(t) else 6
     return None
+
+
+def is_declined(kind: str, text: str | None) -> bool:
+    """Whether a reply without a value is the judge's deliberate "cannot tell" (term prompt), not a broken reply."""
+    return kind == "term_error" and bool(text) and TERM_UNDECIDABLE in _normalize(text[:MAX_REPLY_CHARS])

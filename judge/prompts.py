@@ -16,6 +16,8 @@ DEFAULT_MAX_PRED_CHARS = 1000
 _PLACEHOLDER = re.compile(r"\{(label|gold|pred)\}")
 # Runs of 3+ angle brackets (ASCII, full-width, CJK) inside an answer are shortened to 2, so no fence can form.
 _BRACKET_RUN = re.compile(r"([<>＜＞〈〉《》])\1{2,}")
+# Lone surrogates (a str can hold them, UTF-8 cannot encode them) become U+FFFD before anything is sent or hashed.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -106,30 +108,54 @@ def load_prompts(path: str | None = None) -> Prompts:
     return parse_prompts(data, str(file))
 
 
-def neutralize(text: str, prompts: Prompts | None = None) -> str:
-    """Remove fence markers from an answer and shorten runs of 3+ angle brackets, so it cannot close the fence."""
-    p = prompts or load_prompts()
-    out = text
-    for marker in (p.fence_start, p.fence_end):
-        # Also catch variants with spaces or full-width brackets around the marker's words.
+def encodable(text: str) -> str:
+    """text with lone surrogates replaced by U+FFFD, so it always encodes as UTF-8 (linear time)."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+@functools.lru_cache(maxsize=8)
+def _marker_patterns(markers: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """Fence-marker variants with spaces or full-width brackets around the marker's words.
+
+    The look-behind anchors a match at the first bracket of a run: without it every position inside a run of
+    brackets starts a new attempt that scans the rest of the run, quadratic in the run's length.
+    """
+    patterns = []
+    for marker in markers:
         core = marker.strip("<>＜＞ ")
         if core:
-            out = re.sub(r"[<＜]+\s*" + re.escape(core) + r"\s*[>＞]+", "[分隔标记已移除]", out)
+            patterns.append(re.compile(r"(?<![<＜])[<＜]+\s*" + re.escape(core) + r"\s*[>＞]+"))
+    return tuple(patterns)
+
+
+def neutralize(text: str, prompts: Prompts | None = None) -> str:
+    """Remove fence markers from an answer and shorten runs of 3+ angle brackets, so it cannot close the fence.
+
+    Linear in len(text); callers still cap model text first (fence_prediction does).
+    """
+    p = prompts or load_prompts()
+    out = encodable(text)
+    for pattern in _marker_patterns((p.fence_start, p.fence_end)):
+        out = pattern.sub("[分隔标记已移除]", out)
+    for marker in (p.fence_start, p.fence_end):
         out = out.replace(marker, "[分隔标记已移除]")
     return _BRACKET_RUN.sub(lambda m: m.group(1) * 2, out)
 
 
 def fence_prediction(pred: str, max_pred_chars: int = DEFAULT_MAX_PRED_CHARS, prompts: Prompts | None = None) -> str:
-    """The prediction as it goes inside the fence: stripped, neutralised, capped at max_pred_chars characters."""
+    """The prediction as it goes inside the fence: stripped, capped at max_pred_chars characters, neutralised.
+
+    The cap comes first, so the work done on a prediction is bounded by max_pred_chars whatever its length.
+    """
     if max_pred_chars < 1:
         raise ValueError(f"max_pred_chars must be >= 1, got {max_pred_chars}")
     p = prompts or load_prompts()
-    text = neutralize((pred or "").strip(), p)
+    text = (pred if isinstance(pred, str) else str(pred or "")).strip()
+    cut = len(text) > max_pred_chars
+    text = neutralize(text[:max_pred_chars].rstrip() if cut else text, p)
     if not text:
         return p.empty_pred
-    if len(text) > max_pred_chars:
-        text = text[:max_pred_chars] + p.truncation_note
-    return text
+    return text + p.truncation_note if cut else text
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

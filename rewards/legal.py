@@ -38,7 +38,9 @@ Options (all optional):
 Scores: ``score = format_score + task_score + shaping_score`` with format_score 0 (format right) / -1 (wrong);
 task_score per mode: judge grade 0/1/2 → -2/+1/+2, unreadable grade → 0; judge term error → -(months)/240,
 unreadable → -2, gold without month count (life/death/none) → 0 without asking; rules per rewards/rules.py; no
-``<answer>`` block → -2 and no judge call. Every call returns the keys of ``RESULT_KEYS``, all floats.
+``<answer>`` block → -2 and no judge call; a response over ``MAX_RESPONSE_CHARS`` characters counts as no answer and
+wrong format (it is not read). Every call returns the keys of ``RESULT_KEYS``, all floats. An unreadable judge reply
+scores as above and sets ``judge_unreadable``; enough of them in a row stop the run like failed calls.
 """
 
 # No `from __future__ import annotations`: verl loads this file by path without registering it in sys.modules,
@@ -104,6 +106,9 @@ RESULT_KEYS: tuple[str, ...] = (
     "rules_used",  # 1 when the rules produced task_score (rules mode, hybrid rule decision, judge fallback)
     "judge_called",  # 1 when the judge was asked (cache hits included)
     "judge_failed",  # 1 when the judge call failed (task_score then follows on_judge_error)
+    "judge_unreadable",  # 1 when the judge answered 200 with no readable grade / error (null content included)
+    "judge_off_choice",  # 1 when the judge's reply broke the requested structured-output choice set / regex
+    "judge_rate_limited",  # 1 when the judge call met a 429 (Retry-After honoured) on any attempt
     "judge_latency_ms",  # wall time of the judge call (0 without a call)
     "cache_hit",  # 1 when the judge answer came from the client's cache
     "chinese_share",  # share of Chinese characters in the thinking, in [0, 1]
@@ -120,6 +125,12 @@ UNREADABLE_GRADE_SCORE = 0.0
 UNREADABLE_TERM_SCORE = -2.0
 NO_ANSWER_SCORE = -2.0
 MONTHS_SCALE = 240.0
+# A response longer than this (characters) is read as having no answer and the wrong format, without reading it:
+# every reader then works on bounded text. Far above any max_response_length (16k tokens ≈ 64k characters).
+MAX_RESPONSE_CHARS = 65536
+# The answer block as the rules (and the judge, through max_pred_chars) read it: its first 1,000 characters. Real
+# answers are a few hundred characters at most; the numeral readers are quadratic on long digit runs (issue 11).
+MAX_ANSWER_CHARS = 1000
 
 _OWN_KEYS = (
     "mode",
@@ -359,6 +370,9 @@ async def _judge_task(task: str, answer: str, gold: Gold, options: RewardOptions
     out["judge_called"] = 1.0
     out["judge_latency_ms"] = float(result.latency_ms)
     out["cache_hit"] = float(result.cache_hit)
+    out["judge_unreadable"] = float(result.unreadable)
+    out["judge_off_choice"] = float(result.off_choice)
+    out["judge_rate_limited"] = float(result.rate_limited > 0)
     if result.failed:
         out["judge_failed"] = 1.0
         if options.on_judge_error == "raise":
@@ -395,7 +409,8 @@ async def compute_score(
     """Score one response for verl's reward loop; returns the RESULT_KEYS, all floats (see the module docstring)."""
     options = get_options(kwargs)
     task = task_of(str(data_source))
-    response = solution_str if isinstance(solution_str, str) else ""
+    full = solution_str if isinstance(solution_str, str) else ""
+    response = full if len(full) <= MAX_RESPONSE_CHARS else ""  # cap first: no reader sees an unbounded text
     gold = gold_from(task, ground_truth, extra_info)
     out = dict.fromkeys(RESULT_KEYS, 0.0)
 
@@ -404,6 +419,8 @@ async def compute_score(
     out["format_score"] = 0.0 if format_ok else -1.0
 
     answer = extract_answer(response)
+    if answer is not None:
+        answer = answer[:MAX_ANSWER_CHARS]
     if answer is None:
         out["task_score"] = NO_ANSWER_SCORE
     else:
@@ -425,7 +442,7 @@ async def compute_score(
     out["chinese_share"] = share
     out["lang_reward"] = share if format_ok else 0.0
     ref = length_ref_from(extra_info, options.length_ref_for(task))
-    out["length_penalty"] = length_penalty(len(response), out["acc"] == 1.0, ref)
+    out["length_penalty"] = length_penalty(len(full), out["acc"] == 1.0, ref)
     out["shaping_score"] = (
         options.lang_reward_weight * out["lang_reward"] + options.length_penalty_weight * out["length_penalty"]
     )

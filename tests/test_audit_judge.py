@@ -298,8 +298,10 @@ def test_gone_judge_stops_with_one_line(data, tmp_path, monkeypatch, caplog):
             + ["--config", "legal_grpo_smoke", "--out", str(tmp_path / "a")]
         )
     assert rc == 1
-    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and r.name == "recipes.legal.audit_judge"]
     assert len(errors) == 1 and "judge unavailable" in errors[0] and srv.base_url in errors[0]
+    client_errors = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "judge.client"]
+    assert len(client_errors) == 1  # the client says it once when it stops; nothing is sent after that
     assert not (tmp_path / "a" / "audit.json").exists()
 
 

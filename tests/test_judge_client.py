@@ -12,7 +12,7 @@ import judge.client as jc
 from judge.client import JudgeConfig, JudgeUnavailableError, close_judge_clients, get_judge_client
 from judge.prompts import build_grade_messages, build_term_error_messages
 
-FAST = {"backoff_s": 0.01, "backoff_max_s": 0.02, "timeout_s": 10.0}
+FAST = {"backoff_s": 0.01, "backoff_max_s": 0.02, "timeout_s": 10.0, "probe_after_s": 0.05}
 
 
 @pytest.fixture(autouse=True)
@@ -176,7 +176,7 @@ async def test_connection_refused_is_retried(judge_server):
 
 
 async def test_consecutive_failures_raise_with_endpoint(judge_server):
-    """After max_consecutive_failures failed calls in a row the client raises, naming the URL and the error."""
+    """After max_consecutive_failures failed calls in a row and a failed re-probe the client raises, naming the URL."""
     srv = judge_server(fail=lambda req, i: 503)
     client = client_for(srv, max_retries=0, max_consecutive_failures=3)
     assert (await client.grade("罪名", "a", "1")).failed
@@ -184,10 +184,12 @@ async def test_consecutive_failures_raise_with_endpoint(judge_server):
     with pytest.raises(JudgeUnavailableError) as exc:
         await client.grade("罪名", "a", "3")
     message = str(exc.value)
-    assert srv.base_url in message and "503" in message and "JUDGE_BASE_URL" in message
+    assert srv.base_url in message and "503" in message and "JUDGE_BASE_URL" in message and "re-probe" in message
+    assert "\n" not in message
     with pytest.raises(JudgeUnavailableError):  # stays stopped: no more calls to a dead judge
         await client.term_error("a", "4")
-    assert len(srv.requests) == 3
+    assert len(srv.requests) == 4  # three calls and one half-open probe, nothing after the stop
+    assert client.stats()["probes"] == 1 and client.stats()["stopped"]
     client.reset_failures()
     assert (await client.grade("罪名", "a", "5")).failed
 

@@ -19,6 +19,10 @@ Metrics (over the responses of the group; "judge calls" = responses with judge_c
   ``judge_audited``: responses the rules decided that the judge graded too (their calls are in ``judge_calls``);
   ``judge_rules_agreement``: mean ``judge_rules_agree`` over the audited responses whose call did not fail
   (recipes/legal/agreement.py), skipped when there is none (a step without audits is no disagreement).
+- Judge fault rates over judge calls, present whenever their input key is (rewards/legal.py always returns it;
+  0.0 in a group without judge calls): ``judge_unreadable_rate`` (mean ``judge_unreadable``: 200 replies with no
+  readable grade), ``judge_off_choice_rate`` (mean ``judge_off_choice``: replies outside the requested choice set /
+  regex) and ``judge_rate_limited_rate`` (mean ``judge_rate_limited``: calls that met a 429).
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ _JUDGE_MEANS: tuple[tuple[str, str], ...] = (
     ("judge_failure_rate", "judge_failed"),
     ("cache_hit_rate", "cache_hit"),
     ("judge_latency_mean_ms", "judge_latency_ms"),
+)
+# metric name -> extras key, averaged over judge calls; only when the key is present (0.0 without judge calls)
+_JUDGE_FAULT_MEANS: tuple[tuple[str, str], ...] = (
+    ("judge_unreadable_rate", "judge_unreadable"),
+    ("judge_off_choice_rate", "judge_off_choice"),
+    ("judge_rate_limited_rate", "judge_rate_limited"),
 )
 # Metrics over judge calls: 0.0 in a group without judge calls.
 _JUDGE_METRICS: tuple[str, ...] = (*(name for name, _ in _JUDGE_MEANS), "judge_latency_p95_ms")
@@ -98,7 +108,13 @@ def _group_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[s
         out["judge_call_rate"] = 0.0
     if not called.any():
         out.update(dict.fromkeys(_JUDGE_METRICS, 0.0))
+        out.update({name: 0.0 for name, key in _JUDGE_FAULT_MEANS if key in extras})
         return out
+    for name, key in _JUDGE_FAULT_MEANS:
+        if key in extras:
+            value = _nanmean(extras[key][called])
+            if value is not None:
+                out[name] = value
     for name, key in _JUDGE_MEANS:
         if key in extras:
             value = _nanmean(extras[key][called])

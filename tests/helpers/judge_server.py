@@ -10,13 +10,18 @@ The server runs aiohttp on its own event loop in a daemon thread, bound to 127.0
 Endpoints: ``POST /v1/chat/completions`` (OpenAI ``chat.completion`` JSON), ``GET /v1/models``, ``GET /health``.
 
 Scripting (all knobs are plain attributes and may be changed while the server runs):
-- ``reply``: a string, or a function ``request_json -> str`` (sync or async) giving the assistant text.
+- ``reply``: a string, or a function ``request_json -> str`` (sync or async) giving the assistant text; ``None``
+  (or a function returning None) answers with ``"content": null``.
 - ``latency_s``: seconds to wait before answering (a float, or a function ``(request_json, index) -> float``).
   A latency longer than the client's timeout simulates a hung judge; ``stop()`` wakes every sleeper at once.
 - ``fail``: ``None``; an ``int`` k (the first k chat requests fail); a ``float`` p (each chat request fails with
   probability p, drawn from ``random.Random(seed)``); or a function ``(request_json, index) -> int | None``
   returning an HTTP status to fail with (``None`` = answer normally). Failures use ``fail_status`` (default 503)
   unless the function returns its own status. Failures happen after the latency, inside the concurrency slot.
+- ``retry_after``: value of the ``Retry-After`` header sent with scripted 429 failures (None: no header).
+- ``malformed``: ``True`` or a function ``index -> bool``: answer that chat request 200 with a body that is not
+  JSON (a proxy's error page, a cut connection).
+- ``port``: bind this port instead of a free one (a server "coming back" on the address its clients know).
 - ``max_concurrency``: at most C chat requests are served at once; the rest wait in a queue (like a vLLM server
   of limited capacity). ``max_concurrent_seen`` counts requests in flight including queued ones,
   ``max_active_seen`` those being served.
@@ -92,6 +97,9 @@ class ScriptedJudgeServer:
         seed: int = 0,
         model: str = "judge-model",
         backlog: int = 1024,
+        retry_after: str | None = None,
+        malformed: bool | Callable[[int], bool] = False,
+        port: int | None = None,
     ) -> None:
         """Configure the server; nothing listens until start()."""
         if max_concurrency is not None and max_concurrency < 1:
@@ -104,6 +112,9 @@ class ScriptedJudgeServer:
         self.fail_status = fail_status
         self.model = model
         self.backlog = backlog
+        self.retry_after = retry_after
+        self.malformed = malformed
+        self._bind_port = port
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -245,7 +256,7 @@ class ScriptedJudgeServer:
         self._runner = runner
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", self._bind_port or 0))
         self.port = sock.getsockname()[1]
         site = web.SockSite(runner, sock, backlog=self.backlog)
         await site.start()
@@ -288,7 +299,9 @@ class ScriptedJudgeServer:
         return request.headers.get("Authorization", "") == f"Bearer {self.api_key}"
 
     @staticmethod
-    def _error(status: int, message: str, rec: RecordedRequest | None = None) -> web.Response:
+    def _error(
+        status: int, message: str, rec: RecordedRequest | None = None, headers: dict[str, str] | None = None
+    ) -> web.Response:
         """vLLM-style error body."""
         if rec is not None:
             rec.status = status
@@ -297,7 +310,7 @@ class ScriptedJudgeServer:
             status, "InternalServerError" if status >= 500 else "Error"
         )
         body = {"error": {"message": message, "type": kind, "param": None, "code": status}}
-        return web.json_response(body, status=status)
+        return web.json_response(body, status=status, headers=headers)
 
     async def _health(self, request: web.Request) -> web.Response:
         self._record(request, None, chat=False).status = 200
@@ -346,14 +359,18 @@ class ScriptedJudgeServer:
         lat = self.latency_s
         return float(lat(body, index)) if callable(lat) else float(lat)
 
-    async def _reply_text(self, body: dict[str, Any]) -> str:
+    async def _reply_text(self, body: dict[str, Any]) -> str | None:
         reply = self.reply
         if callable(reply):
             out = reply(body)
             if inspect.isawaitable(out):
                 out = await out
-            return str(out)
-        return str(reply)
+            return None if out is None else str(out)
+        return None if reply is None else str(reply)
+
+    def _is_malformed(self, index: int) -> bool:
+        malformed = self.malformed
+        return bool(malformed(index)) if callable(malformed) else bool(malformed)
 
     async def _chat(self, request: web.Request) -> web.Response:
         try:
@@ -396,7 +413,12 @@ class ScriptedJudgeServer:
             await self._sleep(self._latency(body, rec.index))
             status = self._should_fail(body, rec.index)
             if status is not None:
-                return self._error(status, f"scripted failure {status} for request #{rec.index}", rec)
+                headers = {"Retry-After": self.retry_after} if status == 429 and self.retry_after else None
+                return self._error(status, f"scripted failure {status} for request #{rec.index}", rec, headers)
+            if self._is_malformed(rec.index):
+                rec.status = 200
+                rec.t_end = time.monotonic()
+                return web.Response(status=200, text="<html>502 Bad Gateway</html>", content_type="application/json")
             text = await self._reply_text(body)
         finally:
             with self._lock:
@@ -422,8 +444,8 @@ class ScriptedJudgeServer:
                 ],
                 "usage": {
                     "prompt_tokens": prompt_chars,
-                    "completion_tokens": len(text),
-                    "total_tokens": prompt_chars + len(text),
+                    "completion_tokens": len(text or ""),
+                    "total_tokens": prompt_chars + len(text or ""),
                 },
             }
         )
