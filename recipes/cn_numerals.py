@@ -90,8 +90,12 @@ def cn_to_int(text: str) -> int | None:
     return int(value)
 
 
-# One duration: [N年][零/又][N个月] | N年半 | 半年 | N个半月.  N is Arabic (decimal allowed) or Chinese.
-_N = r"(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百廿壹贰叁肆伍陆柒捌玖拾佰]+)"
+# One duration: [N年][零/又][N个月] | N年半 | 半年 | N个半月.  N is Arabic (decimal allowed) or Chinese; it starts
+# where a numeral run starts and takes the whole run (possessive), so a long run of digits costs linear time.
+_CN_DIGITS = "零〇一二两三四五六七八九十百廿壹贰叁肆伍陆柒捌玖拾佰"
+_N = rf"(?:(?<![\d.])\d++(?:\.\d++)?+|(?<![{_CN_DIGITS}])[{_CN_DIGITS}]++)"
+MAX_TEXT_CHARS = 20_000
+"""find_durations reads this many characters only (bounded time on any input)."""
 _DURATION = re.compile(
     rf"""
     (?=[\d零〇一二两三四五六七八九十百廿壹贰叁肆伍陆柒捌玖拾佰半])  # cheap first-character filter (6x faster scan)
@@ -101,9 +105,9 @@ _DURATION = re.compile(
       | (?P<hy>半)\s*年
       | (?P<hm>半)\s*个\s*月
       | (?P<m>{_N})\s*(?P<mu>个半月|个月|月)
-      | (?P<ey>\d+(?:\.\d+)?)\s*(?:years?|yrs?)(?![a-z])
-        (?:\s*,?\s*(?:and\s*)?(?P<em>\d+)\s*(?:months?|mos?)(?![a-z]))?
-      | (?P<emo>\d+(?:\.\d+)?)\s*(?:months?|mos?)(?![a-z])
+      | (?<![\d.])(?P<ey>\d++(?:\.\d++)?+)\s*+(?:years?|yrs?)(?![a-z])
+        (?:\s*,?\s*(?:and\s*)?(?P<em>\d++)\s*(?:months?|mos?)(?![a-z]))?
+      | (?<![\d.])(?P<emo>\d++(?:\.\d++)?+)\s*+(?:months?|mos?)(?![a-z])
     )
     """,
     re.VERBOSE | re.IGNORECASE,
@@ -160,7 +164,7 @@ def _match_months(m: re.Match[str], text: str) -> int | None:
 @lru_cache(maxsize=8192)
 def find_durations(text: str) -> tuple[tuple[int, int, int], ...]:
     """All durations in text as (start, end, months); dates such as 2019年6月 and 3月5日 are skipped."""
-    norm = to_halfwidth(text)
+    norm = to_halfwidth(text[:MAX_TEXT_CHARS])
     found: list[tuple[int, int, int]] = []
     for m in _DURATION.finditer(norm):
         months = _match_months(m, norm)
