@@ -66,8 +66,10 @@ PARTIAL = [
 def test_partial_name_is_its_label(gold_label, answer):
     """A partial form of the gold label (some enumerated acts or objects left out) is fully right, decided by rules."""
     assert gold_label in KNOWN_CHARGES
-    result = rules("charge", resp(answer, "\n（以上为最终答案）"), charge_gold(gold_label))
+    response = resp(answer, "\n（以上为最终答案）")
+    result = rules("charge", response, charge_gold(gold_label))
     assert (result.score, result.acc, result.decides) == (2.0, True, True)
+    assert E.parse_prediction("charge", response, [gold_label])["charges"] == [gold_label]  # the evaluator agrees
 
 
 @pytest.mark.parametrize(

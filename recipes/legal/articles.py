@@ -18,7 +18,7 @@ __all__ = ["KNOWN_ARTICLES", "is_criminal_law_title", "parse_article", "parse_ar
 KNOWN_ARTICLES: frozenset[int] = frozenset(range(1, 453))
 """Article numbers of the PRC Criminal Law (1..452)."""
 
-MAX_TEXT_CHARS = 20_000  # readers look at this many characters only: bounded time on any input
+MAX_TEXT_CHARS = 10_000  # readers look at this many characters only: bounded time on any input
 _WS = re.compile(r"\s+")
 # Possessive runs: "第" + a long run of digits without 条 costs linear time, not quadratic.
 _NUM = r"(?:\d++|[零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟廿卅幺]++)"

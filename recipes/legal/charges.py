@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 CHARGES_FILE = Path(__file__).with_name("charges.txt")
-MAX_TEXT_CHARS = 20_000
+MAX_TEXT_CHARS = 10_000
 """Readers look at the first this many characters only (a verdict is far shorter): bounded time on any input."""
 
 _BRACKETS = re.compile(r"[\[\]【】〔〕]")
@@ -46,6 +46,8 @@ _EDGE = "、,.;:!?'\"“”‘’《》<>「」『』。·`*-_/|"
 @lru_cache(maxsize=8192)
 def normalize_charge(name: str) -> str:
     """Normalize like the CAIL scorer: "[组织、强迫…介绍]卖淫" → "组织、强迫…介绍卖淫罪"; empty → ""."""
+    if not isinstance(name, str):
+        return ""
     s = _WS.sub("", _BRACKETS.sub("", unicodedata.normalize("NFKC", name[:MAX_TEXT_CHARS])))
     while True:  # "“盗窃罪”。" → 盗窃; "盗窃罪罪" → 盗窃
         stripped = s.strip(_EDGE).rstrip("罪")
@@ -192,7 +194,9 @@ def _fits(name: str, label: str) -> bool:
     if canonical_charge(name) == label:
         return True
     flat = normalize_charge(name)[:-1].replace("、", "")
-    return label in _SHAPES and len(flat) >= _MIN_PARTIAL_CHARS and _covers(flat, *_SHAPES[label])
+    if label not in _SHAPES or not _MIN_PARTIAL_CHARS <= len(flat) <= len(_SHAPES[label][0]):
+        return False
+    return _covers(flat, *_SHAPES[label])
 
 
 def align_charges(names: Iterable[str], gold_labels: Iterable[str] = ()) -> list[str]:

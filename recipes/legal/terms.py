@@ -22,7 +22,7 @@ import cn2an
 
 from recipes.cn_numerals import find_durations, to_halfwidth
 
-MAX_TEXT_CHARS = 20_000  # readers look at this many characters only: bounded time on any input
+MAX_TEXT_CHARS = 10_000  # readers look at this many characters only: bounded time on any input
 
 __all__ = [
     "PENALTIES",

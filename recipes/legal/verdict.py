@@ -14,7 +14,7 @@ from recipes.legal.terms import Term, format_term, parse_term
 
 __all__ = ["VerdictParts", "build_verdict", "format_yuan", "parse_fine", "parse_verdict", "verdict_body"]
 
-MAX_TEXT_CHARS = 20_000  # a verdict is far shorter; readers take bounded time on any input
+MAX_TEXT_CHARS = 10_000  # a verdict is far shorter; readers take bounded time on any input
 
 _WS = re.compile(r"\s+")
 _VERDICT_START = re.compile(r"判决如下|裁定如下")
