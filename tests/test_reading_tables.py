@@ -143,11 +143,33 @@ def test_whole_name_scores_against_its_own_label(answer, gold_label):
         ("犯罪嫌疑人张某犯诈骗罪", ["诈骗罪"]),
         ("被告人不构成盗窃罪，构成侵占罪", ["侵占罪"]),
         ("以上事实足以认定其有罪。罪名：寻衅滋事罪", ["寻衅滋事罪"]),
+        ("被告人的行为应认定为职务侵占罪而非盗窃罪", ["职务侵占罪"]),
+        ("构成诈骗罪，并非合同诈骗罪", ["诈骗罪"]),
     ],
 )
 def test_junk_after_trigger_words_is_no_charge(answer, expected):
     """什么罪名, 数罪并罚, 犯罪, 有罪, negated names: no charge is read from them."""
     assert parse_charges(extract_answer(resp(answer))) == expected
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "(1)盗窃罪 (2)诈骗罪",
+        "①盗窃罪②诈骗罪",
+        "1. 盗窃罪\n2. 诈骗罪",
+        "- 盗窃罪\n- 诈骗罪",
+        "**盗窃罪**、**诈骗罪**",
+        "一、盗窃罪；二、诈骗罪",
+        "最终答案：盗窃罪，诈骗罪",
+        "盗窃罪（数额较大）、诈骗罪（刑法第266条）",
+    ],
+)
+def test_list_formats_read_the_names_only(answer):
+    """Numbered and bulleted lists, bold and notes in brackets: the names, no marker read as part of one."""
+    response = resp(answer)
+    assert parse_charges(extract_answer(response)) == ["盗窃罪", "诈骗罪"]
+    assert rules("charge", response, charge_gold("盗窃罪", "诈骗罪")).score == 2.0
 
 
 UNKNOWN = [

@@ -228,7 +228,12 @@ _LIST_SEP = re.compile(r"以及|[、和及与或/]")
 # Words after which a charge name starts; the strong ones also bound an unknown name.
 _STRONG = r"(?<![侵冒违触进主从惯累嫌罪逃毒正唆胁])犯(?!罪)|构成|涉嫌|认定为|认定|定性为|判定为|成立"
 _TRIGGER = re.compile(rf"(?P<strong>{_STRONG})|以|为|是|系|属于|即|的")
-_NEGATED = re.compile(r"(?:不|未|没有|并非|并不|并未|不能|不应)(?:构成|成立|属于|涉嫌|认定为|认定|是|犯)")
+_NEGATED = re.compile(
+    r"(?:不|未|没有|并非|并不|并未|不能|不应)(?:构成|成立|属于|涉嫌|认定为|认定|是|犯)|而非|而不是|并非|排除"
+)
+# List markers that are no part of a name: (1) 盗窃罪, ⑵, ①.
+_MARKER = re.compile(r"\([\d一二三四五六七八九十]{1,3}\)|[\u2460-\u249b\u3251-\u325f]")
+_NOTE = re.compile(r"(?<=罪)\([^()]{1,40}\)")  # a note right after a name: 盗窃罪(数额较大)
 _FILL = re.compile(r"^(?:了|为|是|有|的|已经|已|均|分别|多次|连续|共同|再次|又|还|亦|也|即|系|属|一个|一项)+")
 _UNKNOWN_STOP = re.compile(
     r"^(?:[数两一二三四五六七八九十几多前新本此该何其各同异重轻不未没]|上述|前述|以上|其他|同种|异种|同一)"
@@ -246,7 +251,7 @@ _MAX_LABEL_PIECES = max(len(_LIST_SEP.split(label)) for label in KNOWN_CHARGES)
 
 def _clean(text: str) -> str:
     """Full-width → half-width, brackets and whitespace removed, so labels written like the CAIL data still match."""
-    return _NOT_NAME.sub("罪。", text.translate(_CLEAN_TABLE))
+    return _NOTE.sub("。", _MARKER.sub("。", _NOT_NAME.sub("罪。", text.translate(_CLEAN_TABLE))))
 
 
 def _is_junk(base: str) -> bool:
