@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 
@@ -60,7 +61,21 @@ def _cn_to_number_raw(s: str) -> float | None:
 
 @lru_cache(maxsize=8192)
 def cn_to_number(text: str) -> float | None:
-    """A number written in Chinese or Arabic numerals (also "1.5万", "１２", "1,000", "零十") → float; else None."""
+    """A number written in Chinese or Arabic numerals (also "1.5万", "１２", "1,000", "零十") → float; else None.
+
+    Numbers beyond MAX_NUMBER (or not finite) are None: no count in a verdict is that large.
+    """
+    value = _cn_to_number(text[: MAX_NUMBER_CHARS + 1]) if len(text) <= MAX_NUMBER_CHARS else None
+    return value if value is not None and math.isfinite(value) and abs(value) <= MAX_NUMBER else None
+
+
+MAX_NUMBER = 1e15
+"""Largest number cn_to_number returns (a fine of a thousand trillion yuan); larger ones are unreadable."""
+MAX_NUMBER_CHARS = 64
+
+
+def _cn_to_number(text: str) -> float | None:
+    """Worker of cn_to_number, without the bounds."""
     s = _THOUSANDS_SEP.sub("", to_halfwidth(text).strip())
     if not s:
         return None
@@ -90,8 +105,12 @@ def cn_to_int(text: str) -> int | None:
     return int(value)
 
 
-# One duration: [N年][零/又][N个月] | N年半 | 半年 | N个半月.  N is Arabic (decimal allowed) or Chinese.
-_N = r"(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百廿壹贰叁肆伍陆柒捌玖拾佰]+)"
+# One duration: [N年][零/又][N个月] | N年半 | 半年 | N个半月.  N is Arabic (decimal allowed) or Chinese; it starts
+# where a numeral run starts and takes the whole run (possessive), so a long run of digits costs linear time.
+_CN_DIGITS = "零〇一二两三四五六七八九十百廿壹贰叁肆伍陆柒捌玖拾佰"
+_N = rf"(?:(?<![\d.])\d++(?:\.\d++)?+|(?<![{_CN_DIGITS}])[{_CN_DIGITS}]++)"
+MAX_TEXT_CHARS = 10_000
+"""find_durations reads this many characters only (bounded time on any input)."""
 _DURATION = re.compile(
     rf"""
     (?=[\d零〇一二两三四五六七八九十百廿壹贰叁肆伍陆柒捌玖拾佰半])  # cheap first-character filter (6x faster scan)
@@ -101,9 +120,9 @@ _DURATION = re.compile(
       | (?P<hy>半)\s*年
       | (?P<hm>半)\s*个\s*月
       | (?P<m>{_N})\s*(?P<mu>个半月|个月|月)
-      | (?P<ey>\d+(?:\.\d+)?)\s*(?:years?|yrs?)(?![a-z])
-        (?:\s*,?\s*(?:and\s*)?(?P<em>\d+)\s*(?:months?|mos?)(?![a-z]))?
-      | (?P<emo>\d+(?:\.\d+)?)\s*(?:months?|mos?)(?![a-z])
+      | (?<![\d.])(?P<ey>\d++(?:\.\d++)?+)\s*+(?:years?|yrs?)(?![a-z])
+        (?:\s*,?\s*(?:and\s*)?(?P<em>\d++)\s*(?:months?|mos?)(?![a-z]))?
+      | (?<![\d.])(?P<emo>\d++(?:\.\d++)?+)\s*+(?:months?|mos?)(?![a-z])
     )
     """,
     re.VERBOSE | re.IGNORECASE,
@@ -118,7 +137,7 @@ def _months_of(value: str | None, half: bool = False) -> float | None:
     if value is None:
         return 0.5 if half else 0.0
     number = cn_to_number(value)
-    if number is None:
+    if number is None or number >= 12_000:  # no sentence is a thousand years long
         return None
     return number + (0.5 if half else 0.0)
 
@@ -136,22 +155,26 @@ def _match_months(m: re.Match[str], text: str) -> int | None:
     if g["hm"]:
         return 1
     if g["ey"] is not None:
-        return _round_half_up(float(g["ey"]) * 12 + float(g["em"] or 0))
+        years, extra = cn_to_number(g["ey"]), cn_to_number(g["em"] or "0")
+        if years is None or extra is None or years >= 1000:
+            return None
+        return _round_half_up(years * 12 + extra)
     if g["emo"] is not None:
-        return _round_half_up(float(g["emo"]))
-    tail = text[m.end() :]
+        months = cn_to_number(g["emo"])
+        return None if months is None or months >= 12_000 else _round_half_up(months)
+    end = m.end()  # match at a position: slicing the rest of the text per duration would be quadratic
     if g["y"] is not None:
         years = _months_of(g["y"])
-        if years is None or years >= 1000 or _YEAR_TAIL.match(tail):  # 2019年 is a date, 三年级 a grade
+        if years is None or years >= 1000 or _YEAR_TAIL.match(text, end):  # 2019年 is a date, 三年级 a grade
             return None
-        if g["ymu"] == "月" and _DATE_TAIL.match(tail):  # 2年3月5日
+        if g["ymu"] == "月" and _DATE_TAIL.match(text, end):  # 2年3月5日
             return None
         years += 0.5 if g["yh"] else 0.0
         months = _months_of(g["ym"], half=g["ymu"] == "个半月") if g["ym"] is not None else 0.0
         if months is None:
             return None
         return _round_half_up(years * 12 + months)
-    if g["mu"] == "月" and _DATE_TAIL.match(tail):
+    if g["mu"] == "月" and _DATE_TAIL.match(text, end):
         return None
     months = _months_of(g["m"], half=g["mu"] == "个半月")
     return None if months is None else _round_half_up(months)
@@ -160,7 +183,7 @@ def _match_months(m: re.Match[str], text: str) -> int | None:
 @lru_cache(maxsize=8192)
 def find_durations(text: str) -> tuple[tuple[int, int, int], ...]:
     """All durations in text as (start, end, months); dates such as 2019年6月 and 3月5日 are skipped."""
-    norm = to_halfwidth(text)
+    norm = to_halfwidth(text[:MAX_TEXT_CHARS])
     found: list[tuple[int, int, int]] = []
     for m in _DURATION.finditer(norm):
         months = _match_months(m, norm)

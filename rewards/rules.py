@@ -2,8 +2,10 @@
 
 Scores (issue 4, rules mode), one place:
 
-- charge: predicted charges (``parse_charges``) vs gold charges, both normalized: sets equal → +2, overlap → +1,
-  disjoint or nothing readable → -2.
+- charge: predicted charges (``parse_charges``, every name the answer claims, unknown names included) as labels
+  (``align_charges``: a partial form of a gold label is that label) vs gold labels: sets equal → +2; partly right
+  → +1, which needs an overlap AND most of what the answer claims right (precision > 1/2: listing every label, or
+  one right label among wrong extras, is not partly right); otherwise, or nothing readable → -2.
 - article: the same on article numbers (``parse_articles``).
 - term (``parse_term`` on both sides; the maximum is 0, there is no bonus):
   - gold fixed, prediction fixed: -|Δ months| / 240 (拘役 vs 有期徒刑 of the same length counts as equal: months only);
@@ -14,9 +16,11 @@ Scores (issue 4, rules mode), one place:
     none → 0, fixed → -months / 240, life or death → -1;
   - prediction unreadable (no term named at all — neither a penalty nor 免予刑事处罚 / a fine-only sentence),
     whatever the gold → -2.
-- verdict: parts of ``parse_verdict`` (charges, principal penalty, fine) vs the gold parts: all three match → +2,
-  some → +1, none → -2. A verdict that names no charge at all is unreadable → -2 (otherwise an empty answer would
-  "match" a gold without fine). A missing fine matches a gold fine of 0.
+- verdict: parts of ``parse_verdict`` (charges, principal penalty, fine) vs the gold parts: all three match → +2;
+  charges at least partly right (as in the charge task) → +1; wrong charges → -2 whatever else matches (a wrong
+  charge with no term and no fine "matched" a gold fine of 0 before). The term part matches only when the answer
+  names a term (``find_term``; an answer naming none does not match a gold 免予刑事处罚). A verdict that names no
+  charge at all is unreadable → -2. A missing fine matches a gold fine of 0.
 
 ``acc`` is 1 when the answer is fully correct (sets equal, term exact in kind and months, all verdict parts match).
 ``decides`` tells hybrid mode whether the rule is trusted: charge / article when the prediction parses into known
@@ -31,10 +35,10 @@ from functools import lru_cache
 from typing import Any
 
 from recipes.legal.articles import KNOWN_ARTICLES, parse_articles
-from recipes.legal.charges import canonical_charge, is_known_charge, normalize_charges, parse_charges
+from recipes.legal.charges import align_charges, canonical_charge, is_known_charge, normalize_charges, parse_charges
 from recipes.legal.tasks import TASKS
 from recipes.legal.terms import Term, find_term, parse_term
-from recipes.legal.verdict import parse_fine, parse_verdict
+from recipes.legal.verdict import parse_fine, parse_verdict, verdict_body
 
 __all__ = [
     "TASKS",
@@ -167,18 +171,23 @@ def gold_from(task: str, ground_truth: str, extra_info: Mapping[str, Any] | None
 
 
 def _set_score(pred: set[Any], gold: set[Any]) -> tuple[float, bool]:
-    """+2 equal, +1 overlap, -2 disjoint or empty prediction."""
+    """+2 equal; +1 overlap with most of the prediction right (precision > 1/2); else -2 (also for nothing)."""
     if pred and pred == gold:
         return 2.0, True
-    if pred & gold:
+    if 2 * len(pred & gold) > len(pred):
         return 1.0, False
     return -2.0, False
+
+
+def _pred_labels(pred: tuple[str, ...], gold: Gold) -> set[str]:
+    """Predicted names as labels, aligned with the gold labels (a partial form of a gold label is that label)."""
+    return set(align_charges(pred, _canonical_set(gold.charges)))
 
 
 def score_charge(answer: str, gold: Gold) -> RuleScore:
     """Charge task: normalized charge sets; the rule decides when every predicted charge is a known label."""
     pred = _charges_of_text(answer)
-    score, acc = _set_score(set(_canonical_set(pred)), set(_canonical_set(gold.charges)))
+    score, acc = _set_score(_pred_labels(pred, gold), set(_canonical_set(gold.charges)))
     return RuleScore(score, acc, bool(pred) and all(is_known_charge(c) for c in pred))
 
 
@@ -213,18 +222,20 @@ def score_term(answer: str, gold: Gold) -> RuleScore:
 def score_verdict(answer: str, gold: Gold) -> RuleScore:
     """Verdict task: charges, principal penalty and fine each match or not; the judge decides in hybrid mode."""
     parts = parse_verdict(answer)
-    pred_charges = _canonical_set(tuple(parts.charges))
-    if not pred_charges:
+    if not parts.charges:
         return RuleScore(-2.0, False, False)
+    charge_score, _ = _set_score(_pred_labels(tuple(parts.charges), gold), set(_canonical_set(gold.charges)))
+    if charge_score < 0:  # a wrong charge is a wrong verdict, whatever the term and fine
+        return RuleScore(-2.0, False, False)
+    named = find_term(verdict_body(answer)) is not None
     matches = (
-        pred_charges == _canonical_set(gold.charges),
-        (parts.term.kind, parts.term.months) == (gold.term.kind, gold.term.months),
+        charge_score == 2.0,
+        named and (parts.term.kind, parts.term.months) == (gold.term.kind, gold.term.months),
         (parts.fine or 0) == (gold.fine or 0),
     )
-    hits = sum(matches)
-    if hits == len(matches):
+    if all(matches):
         return RuleScore(2.0, True, False)
-    return RuleScore(1.0 if hits else -2.0, False, False)
+    return RuleScore(1.0, False, False)
 
 
 _SCORERS = {"charge": score_charge, "article": score_article, "term": score_term, "verdict": score_verdict}

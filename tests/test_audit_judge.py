@@ -210,7 +210,8 @@ def test_audit_figures_match_hand_computation(data, tmp_path, monkeypatch):
     # charge: 10 pairs, the 2 supersets judged 2 → 8/10.
     assert tasks["charge"]["accuracy"] == 0.8
     assert tasks["charge"]["judge_rules_agreement"] == 0.8
-    assert tasks["charge"]["confusion"]["counts"] == [[2, 0, 0, 0], [0, 1, 2, 0], [0, 0, 5, 0]]
+    # the single-label superset (one right, one wrong) is wrong by the rules' precision rule: expected 0, not 1
+    assert tasks["charge"]["confusion"]["counts"] == [[2, 0, 1, 0], [0, 1, 1, 0], [0, 0, 5, 0]]
     assert tasks["charge"]["kinds"]["superset"]["accuracy"] == 0.0
     assert tasks["charge"]["kinds"]["exact"]["accuracy"] == 1.0
     # article: 7 pairs, disjoint failed → 6 answered; cn_numerals judged 1, bare unreadable → 4/6.
@@ -298,7 +299,8 @@ def test_gone_judge_stops_with_one_line(data, tmp_path, monkeypatch, caplog):
             + ["--config", "legal_grpo_smoke", "--out", str(tmp_path / "a")]
         )
     assert rc == 1
-    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and r.name == "recipes.legal.audit_judge"]
+    audit_errors = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "recipes.legal.audit_judge"]
+    errors = [r.getMessage() for r in audit_errors]
     assert len(errors) == 1 and "judge unavailable" in errors[0] and srv.base_url in errors[0]
     client_errors = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "judge.client"]
     assert len(client_errors) == 1  # the client says it once when it stops; nothing is sent after that

@@ -7,6 +7,7 @@ import pytest
 from recipes.legal.charges import (
     CHARGES_FILE,
     KNOWN_CHARGES,
+    align_charges,
     canonical_charge,
     is_known_charge,
     load_charges,
@@ -177,7 +178,7 @@ def test_parse_charges_returns_fresh_list() -> None:
     [
         ("贩卖毒品", "走私、贩卖、运输、制造毒品罪"),
         ("贩卖、运输毒品罪", "走私、贩卖、运输、制造毒品罪"),
-        ("容留卖淫罪", "组织、强迫、引诱、容留、介绍卖淫罪"),
+        ("容留卖淫罪", "引诱、容留、介绍卖淫罪"),  # the most specific label (issue 16)
         ("引诱、容留、介绍卖淫罪", "引诱、容留、介绍卖淫罪"),  # a label of its own stays
         ("侮辱尸体", "盗窃、侮辱尸体罪"),
         ("盗窃", "盗窃罪"),
@@ -188,3 +189,23 @@ def test_canonical_charge(name: str, expected: str) -> None:
     """Partial selective forms map to the full label; other names are only normalized."""
     assert canonical_charge(name) == expected
     assert is_known_charge(name) is (expected != "非法买卖外汇罪")
+
+
+UMBRELLA = "组织、强迫、引诱、容留、介绍卖淫罪"
+
+
+@pytest.mark.parametrize(
+    ("names", "gold", "expected"),
+    [
+        (["容留卖淫罪"], [UMBRELLA], [UMBRELLA]),  # fits the gold
+        (["容留卖淫罪"], [], ["引诱、容留、介绍卖淫罪"]),  # no gold: the most specific label
+        (["容留卖淫罪"], ["盗窃罪"], ["引诱、容留、介绍卖淫罪"]),
+        (["盗窃罪", "非法买卖外汇罪"], ["盗窃罪"], ["盗窃罪", "非法买卖外汇罪"]),  # unknown names kept
+        (["盗窃罪"], ["盗窃、侮辱尸体罪"], ["盗窃罪"]),  # a two-character label is no partial form of another
+        (["纵火"], ["放火罪"], ["放火罪"]),
+        (["", "罪"], ["盗窃罪"], []),
+    ],
+)
+def test_align_charges(names, gold, expected):
+    """Written names → labels, a partial form of a gold label counting as that label."""
+    assert align_charges(names, gold) == expected

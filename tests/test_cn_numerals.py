@@ -102,3 +102,20 @@ def test_find_durations_positions_and_dates() -> None:
 def test_to_halfwidth_keeps_chinese_punctuation() -> None:
     """Full-width ASCII becomes half-width; 、 and 。 stay."""
     assert to_halfwidth("１２ＡＢ（边）、。：") == "12AB(边)、。:"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["9" * 400 + "个月", "9" * 400 + " years", "一" * 5000 + "年", "9" * 70 + "年6个月", "九" * 80 + "个月"],
+)
+def test_absurd_numbers_are_no_duration(text: str) -> None:
+    """Numbers too large for any sentence read as nothing, never raise (float overflow) and stay fast."""
+    assert find_durations(text) == ()
+    assert parse_duration_months(text) is None
+
+
+@pytest.mark.parametrize("text", ["1" * 400, "一" * 5000, "9" * 65])
+def test_cn_to_number_bounds(text: str) -> None:
+    """Over-long or huge numerals are None (cn_to_int would otherwise raise OverflowError on inf)."""
+    assert cn_to_number(text) is None
+    assert cn_to_int(text) is None

@@ -72,7 +72,8 @@ ARTICLE_GOLD = Gold(text="第67条、第264条", articles=(67, 264))
         ("第264条", 1.0, False, True),
         ("第264条、第67条、第52条", 1.0, False, True),
         ("第234条", -2.0, False, True),
-        ("第264条、第999条", 1.0, False, False),  # 999 is no Criminal Law article: the judge decides in hybrid
+        ("第264条、第999条", -2.0, False, False),  # half of it wrong is not "partly right"; the judge decides in hybrid
+        ("第264条、第67条、第999条", 1.0, False, False),  # most of it right: partly right
         ("无", -2.0, False, False),
     ],
 )
@@ -145,7 +146,7 @@ VERDICT_GOLD = Gold(
         (VERDICT_GOLD, "被告人张某犯盗窃罪，判处有期徒刑一年零六个月，并处罚金5000元。", 2.0, True),
         (VERDICT_GOLD, "被告人张某犯盗窃罪，判处有期徒刑二年，并处罚金人民币五千元。", 1.0, False),  # term wrong
         (VERDICT_GOLD, "被告人张某犯盗窃罪，判处有期徒刑一年六个月。", 1.0, False),  # fine missing
-        (VERDICT_GOLD, "被告人张某犯诈骗罪，判处有期徒刑一年六个月，并处罚金人民币五千元。", 1.0, False),  # charge
+        (VERDICT_GOLD, "被告人张某犯诈骗罪，判处有期徒刑一年六个月，并处罚金人民币五千元。", -2.0, False),  # charge
         (VERDICT_GOLD, "被告人张某犯诈骗罪，判处有期徒刑三年，并处罚金人民币一万元。", -2.0, False),  # none match
         (VERDICT_GOLD, "判处有期徒刑一年六个月，并处罚金人民币五千元。", -2.0, False),  # no charge: unreadable
         (VERDICT_GOLD, "不知道", -2.0, False),

@@ -118,3 +118,9 @@ def test_build_verdict_rejects_bad_input(charges: list[str], fine: int, message:
     """Empty charges or a negative fine raise ValueError."""
     with pytest.raises(ValueError, match=message):
         build_verdict("张某", charges, Term("fixed", 6), fine)
+
+
+@pytest.mark.parametrize("text", ["罚金" + "1" * 20000, "罚金" + "9" * 400 + "万元", "并处罚金" + "九" * 300 + "元"])
+def test_absurd_fine_is_unreadable(text):
+    """A fine too large to be real reads as no fine instead of raising OverflowError."""
+    assert parse_fine(text) is None

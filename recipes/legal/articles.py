@@ -1,27 +1,36 @@
-"""Criminal Law article numbers (法条): "第二百六十四条" / "第264条" / "264" → 264."""
+"""Criminal Law article numbers (法条): "第二百六十四条" / "第264条" / "264" → 264.
+
+What counts (README "How answers are read"): the articles the answer cites, not those that the statute text it
+quotes refers to. Quoted text (“…”, 「…」, 『…』, "…") is read only when nothing outside quotes cites an article, and a
+citation of 本法第…条 (the wording of the statute itself: "依照本法第三百四十七条的规定定罪处罚") is a
+cross-reference, not a citation.
+"""
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
 
-from recipes.cn_numerals import CN_NUMBER_PATTERN, cn_to_int, to_halfwidth
+from recipes.cn_numerals import cn_to_int, to_halfwidth
 
 __all__ = ["KNOWN_ARTICLES", "is_criminal_law_title", "parse_article", "parse_articles"]
 
 KNOWN_ARTICLES: frozenset[int] = frozenset(range(1, 453))
 """Article numbers of the PRC Criminal Law (1..452)."""
 
+MAX_TEXT_CHARS = 10_000  # readers look at this many characters only: bounded time on any input
 _WS = re.compile(r"\s+")
-_NUM = rf"(?:\d+|{CN_NUMBER_PATTERN})"
+# Possessive runs: "第" + a long run of digits without 条 costs linear time, not quadratic.
+_NUM = r"(?:\d++|[零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟廿卅幺]++)"
 _LIST_SEP = r"(?:、|,|，|和|及|与|以及)"
 # Sequential scan: a law title switches the law the following articles belong to; 。 ends the scope.
 _TOKEN = re.compile(
     rf"《(?P<title>[^》]{{1,80}})》"
     rf"|(?P<law>刑事诉讼法|刑法)"
     rf"|(?P<end>[。\n])"
-    rf"|第(?P<nums>{_NUM}(?:{_LIST_SEP}第?{_NUM})*)条"
+    rf"|(?P<ref>本法)?第(?P<nums>{_NUM}(?:{_LIST_SEP}第?{_NUM}){{0,40}}+)条"
 )
+_QUOTED = re.compile(r"“[^“”]{0,2000}”|「[^「」]{0,2000}」|『[^『』]{0,2000}』|\"[^\"]{0,2000}\"")
 _SPLIT_NUMS = re.compile(rf"{_LIST_SEP}第?")
 _NOT_CRIMINAL_TITLE = ("诉讼", "修正案", "解释", "规定", "意见", "决定", "批复", "通知", "纪要")
 # Bare numbers (answers like "264, 67"): not years, money, durations, counts or decimals.
@@ -50,7 +59,7 @@ def _article_forms(norm: str) -> tuple[list[int], bool]:
             criminal = None
         else:
             seen = True
-            if criminal is False:
+            if criminal is False or m.group("ref"):
                 continue
             for part in _SPLIT_NUMS.split(m.group("nums")):
                 n = cn_to_int(part)
@@ -74,19 +83,23 @@ def _bare_numbers(norm: str) -> list[int]:
 @lru_cache(maxsize=16384)
 def _articles_in_order(text: str) -> tuple[int, ...]:
     """Article numbers in the order they appear (duplicates kept)."""
-    norm = _WS.sub("", to_halfwidth(text))
-    found, seen = _article_forms(norm)
-    if not seen:
-        found = _bare_numbers(norm)
-    return tuple(found)
+    norm = _WS.sub("", to_halfwidth(text[:MAX_TEXT_CHARS]))
+    unquoted = _QUOTED.sub("。", norm)
+    for view in dict.fromkeys((unquoted, norm)):  # quoted text only when nothing else cites an article
+        found, seen = _article_forms(view)
+        if not seen:
+            found = _bare_numbers(view)
+        if found:
+            return tuple(found)
+    return ()
 
 
 def parse_article(text: str) -> int | None:
     """The first article number in text: "第二百六十四条"→264, "第264条"→264, "264"→264; none → None."""
-    found = _articles_in_order(text or "")
+    found = _articles_in_order(text if isinstance(text, str) else "")
     return found[0] if found else None
 
 
 def parse_articles(text: str) -> list[int]:
     """All Criminal Law article numbers in text, unique and sorted (other laws' articles are skipped)."""
-    return sorted(set(_articles_in_order(text or "")))
+    return sorted(set(_articles_in_order(text if isinstance(text, str) else "")))

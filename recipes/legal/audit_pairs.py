@@ -5,9 +5,10 @@ counted under ``rules_disagree:<task>/<kind>``, so every kept pair has a grade t
 
 - charge: ``exact`` (the gold labels, 2), ``no_zui`` (without the trailing 罪, 2), ``full_label`` (a partial
   selective gold such as 贩卖毒品罪 given as its full CAIL label, 2), ``subset`` (a strict subset, 1), ``superset``
-  (gold + another case's label, 1), ``disjoint`` (two labels of other cases, 0).
+  (gold + another case's label: 1 when most of it is right, i.e. two or more gold labels, else 0), ``disjoint``
+  (two labels of other cases, 0).
 - article: ``exact`` (第264条, 2), ``cn_numerals`` (第二百六十四条, 2), ``bare`` (264, 2), ``law_title``
-  (《刑法》第264条, 2), ``subset`` (1), ``superset`` (1), ``disjoint`` (0).
+  (《刑法》第264条, 2), ``subset`` (1), ``superset`` (as for charges), ``disjoint`` (0).
 - term (gold with a month count only; training never asks the judge about life/death/none golds): ``diff_0``,
   ``diff_3``, ``diff_12``, ``diff_36`` (a term that many months away, written in Chinese numerals, in 年/个月 with
   Arabic digits, or in months only; the right judge error is the difference), ``life_vs_fixed`` and
@@ -158,7 +159,8 @@ def _charge_pairs(index: int, gold: Gold, pool: _Pool, rng: random.Random) -> li
         out.append(("subset", "、".join(labels[:-1]), 1))
     wrong = _others(pool.charges, own, 2, rng, _FALLBACK_CHARGES)
     if wrong:
-        out.append(("superset", "、".join([*labels, wrong[0]]), 1))
+        # rules: partial credit needs more than half of the claimed labels right (n of n+1: n >= 2), else wrong
+        out.append(("superset", "、".join([*labels, wrong[0]]), 1 if len(labels) >= 2 else 0))
     if len(wrong) == 2:
         out.append(("disjoint", "、".join(wrong), 0))
     return [AuditPair("charge", kind, index, gold, pred, expected_grade=g) for kind, pred, g in out]
@@ -176,7 +178,7 @@ def _article_pairs(index: int, gold: Gold, pool: _Pool, rng: random.Random) -> l
         out.append(("subset", "、".join(f"第{a}条" for a in arts[:-1]), 1))
     wrong = _others(pool.articles, set(arts), 2, rng, _FALLBACK_ARTICLES)
     if wrong:
-        out.append(("superset", "、".join(f"第{a}条" for a in [*arts, wrong[0]]), 1))
+        out.append(("superset", "、".join(f"第{a}条" for a in [*arts, wrong[0]]), 1 if len(arts) >= 2 else 0))
     if len(wrong) == 2:
         out.append(("disjoint", "、".join(f"第{a}条" for a in wrong), 0))
     return [AuditPair("article", kind, index, gold, pred, expected_grade=g) for kind, pred, g in out]

@@ -54,8 +54,11 @@ def predicted_term_code(answer: str) -> int | None:
     return M.term_code(term.kind, term.months)
 
 
-def parse_prediction(task: str, response: str) -> dict[str, Any]:
-    """The model's answer in metric form; ``unparseable`` when no answer block or nothing the task needs is in it."""
+def parse_prediction(task: str, response: str, gold_charges: Sequence[str] = ()) -> dict[str, Any]:
+    """The model's answer in metric form; ``unparseable`` when no answer block or nothing the task needs is in it.
+
+    Charges are read as the rules reward reads them (``align_charges``): a partial form of a gold label is that label.
+    """
     from rewards.format import extract_answer
 
     answer = extract_answer(response)
@@ -64,9 +67,9 @@ def parse_prediction(task: str, response: str) -> dict[str, Any]:
         view["unparseable"] = True
         return view
     if task == "charge":
-        from recipes.legal.charges import parse_charges
+        from recipes.legal.charges import align_charges, parse_charges
 
-        view["charges"] = canonical_charges(parse_charges(answer))
+        view["charges"] = align_charges(parse_charges(answer), gold_charges)
         view["unparseable"] = not view["charges"]
     elif task == "article":
         from recipes.legal.articles import parse_articles
@@ -152,7 +155,8 @@ async def score_one(
     result = await _maybe_await(compute_score(pred.data_source, pred.response, gold_text, extra, **kwargs))
     if not isinstance(result, dict) or "score" not in result:
         raise RuntimeError(f"compute_score returned {result!r} for line {pred.line}: expected a dict with 'score'")
-    gold, view = gold_view(row), parse_prediction(task, pred.response)
+    gold = gold_view(row)
+    view = parse_prediction(task, pred.response, gold["charges"])
     rec: dict[str, Any] = {
         "line": pred.line,
         "index": pred.index,

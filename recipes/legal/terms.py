@@ -1,4 +1,15 @@
-"""Principal penalties (刑期): parse 有期徒刑/拘役/管制/无期徒刑/死刑 from text, format them back, read CAIL meta."""
+"""Principal penalties (刑期): parse 有期徒刑/拘役/管制/无期徒刑/死刑 from text, format them back, read CAIL meta.
+
+Reading policy (README "How answers are read"):
+- Quoted text (“…”, 「…」, 『…』, "…") is statute or quotation, not the answer: it is read only when nothing else
+  names a term. A clause that states a range or an alternative (三年以下有期徒刑, 三年以上十年以下, 三年到五年,
+  3-5年, 拘役或者管制, 最高刑期为十年, 并处或者单处罚金) is no sentence and is skipped, fine words included; so an
+  answer that gives only a range or a hedge names no term (unreadable, like statute text: a range is not a
+  prediction, and reading one bound would pay for hedging). 三年左右 is a point estimate and reads as 36 months.
+- A number without a unit after the term label (刑期：12) is unreadable: 12 could be months or years.
+- An acquittal (无罪, 不构成犯罪, 不构成××罪, 不负刑事责任) is unreadable, not "no sentence": every item of the term
+  task is a conviction, and 免予刑事处罚 / 单处罚金 are the convicted-without-prison answers.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +21,8 @@ from typing import Any, Literal
 import cn2an
 
 from recipes.cn_numerals import find_durations, to_halfwidth
+
+MAX_TEXT_CHARS = 10_000  # readers look at this many characters only: bounded time on any input
 
 __all__ = [
     "PENALTIES",
@@ -59,7 +72,17 @@ _SUM_MARKER = re.compile(r"总和刑期")
 _DEATH = re.compile(r"死刑|死缓")
 _LIFE = re.compile(r"无期(?:徒刑)?(?!限)")
 _FINE = "罚金"
-_NO_PUNISHMENT = re.compile(r"免予刑事处罚|免于刑事处罚|免除刑事处罚|免予刑事处分|不负刑事责任|宣告无罪|(?<!犯)无罪")
+_NO_PUNISHMENT = re.compile(r"免予刑事处罚|免于刑事处罚|免除刑事处罚|免予刑事处分")
+_QUOTED = re.compile(r"“[^“”]{0,2000}”|「[^「」]{0,2000}」|『[^『』]{0,2000}』|\"[^\"]{0,2000}\"")
+_CLAUSE = re.compile(r"[^,.;:!?()\[\]【】<>。；：，…\n]+")
+_CN = "零〇一二两三四五六七八九十百"
+_NUM = rf"(?<![\d{_CN}])(?:\d++(?:\.\d++)?+|[{_CN}]++)"
+# A clause that states a range or alternatives: statute text, or a hedged answer.
+_RANGE_CLAUSE = re.compile(
+    rf"或者|或(?=[处判拘管有死无罚单\d{_CN}])|最高|最低|法定刑|幅度|之间|不等|不超过|不少于"
+    rf"|{_NUM}(?:年|个?月)?+(?:以上|以下|以内)"
+    rf"|{_NUM}(?:年|个?月)?+(?:到|至|-|~|—|－|～)(?:{_NUM})"
+)
 # Keyword right before the duration: 有期徒刑三年, 拘役：五个月, 有期徒刑，刑期为一年.
 _PENALTY_BEFORE = re.compile(r"(有期徒刑|徒刑|拘役|管制)[,，:：]?(?:刑期)?[为是]?$")
 # Keyword right after: 三年有期徒刑, 六个月的拘役.
@@ -108,13 +131,27 @@ def _candidates(norm: str) -> list[tuple[int, Term, bool]]:
     return found
 
 
+def _without_ranges(norm: str) -> str:
+    """norm with every clause that states a range or alternatives blanked out (see the module docstring)."""
+    return _CLAUSE.sub(lambda m: "。" if _RANGE_CLAUSE.search(m.group(0)) else m.group(0), norm)
+
+
 @lru_cache(maxsize=16384)
 def find_term(text: str) -> Term | None:
     """The principal penalty in text, Term("none") for an exemption or a fine-only sentence, None when none is named."""
-    norm = _WS.sub("", to_halfwidth(text or ""))
+    norm = _WS.sub("", to_halfwidth((text if isinstance(text, str) else "")[:MAX_TEXT_CHARS]))
     verdict = _VERDICT_START.search(norm)
     if verdict:
         norm = norm[verdict.end() :]
+    unquoted = _QUOTED.sub("。", norm)
+    found = _term_in(_without_ranges(unquoted))
+    if found is None and unquoted != norm:  # an answer written in quotes: “有期徒刑一年”
+        found = _term_in(_without_ranges(norm))
+    return found
+
+
+def _term_in(norm: str) -> Term | None:
+    """find_term on text already cut to the verdict, without quotes and range clauses."""
     candidates = _candidates(norm)
     if not candidates:
         # A fine alone (单处罚金, 判处罚金…) is a sentence without prison, not a missing answer.

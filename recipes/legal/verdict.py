@@ -12,7 +12,9 @@ from recipes.cn_numerals import CN_NUMBER_PATTERN, cn_to_number, to_halfwidth
 from recipes.legal.charges import normalize_charge, parse_charges
 from recipes.legal.terms import Term, format_term, parse_term
 
-__all__ = ["VerdictParts", "build_verdict", "format_yuan", "parse_fine", "parse_verdict"]
+__all__ = ["VerdictParts", "build_verdict", "format_yuan", "parse_fine", "parse_verdict", "verdict_body"]
+
+MAX_TEXT_CHARS = 10_000  # a verdict is far shorter; readers take bounded time on any input
 
 _WS = re.compile(r"\s+")
 _VERDICT_START = re.compile(r"判决如下|裁定如下")
@@ -25,7 +27,7 @@ _FINE = re.compile(
 @lru_cache(maxsize=16384)
 def parse_fine(text: str) -> int | None:
     """Fine in yuan: "罚金人民币五千元"→5000, "罚金2万元"→20000, "并处罚金人民币1,000元"→1000; no fine → None."""
-    norm = _WS.sub("", to_halfwidth(text or ""))
+    norm = _WS.sub("", to_halfwidth((text if isinstance(text, str) else "")[:MAX_TEXT_CHARS]))
     verdict = _VERDICT_START.search(norm)
     if verdict:
         norm = norm[verdict.end() :]
@@ -47,11 +49,16 @@ class VerdictParts:
     fine: int | None
 
 
+def verdict_body(text: str) -> str:
+    """The part of a verdict text that decides (after 判决如下 when present), capped at MAX_TEXT_CHARS."""
+    norm = (text if isinstance(text, str) else "")[:MAX_TEXT_CHARS]
+    verdict = _VERDICT_START.search(norm)
+    return norm[verdict.end() :] if verdict else norm
+
+
 def parse_verdict(text: str) -> VerdictParts:
     """Charges, term and fine named in a verdict text (only the part after 判决如下 when present)."""
-    norm = text or ""
-    verdict = _VERDICT_START.search(norm)
-    body = norm[verdict.end() :] if verdict else norm
+    body = verdict_body(text)
     return VerdictParts(charges=parse_charges(body), term=parse_term(body), fine=parse_fine(body))
 
 
