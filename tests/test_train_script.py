@@ -91,7 +91,10 @@ def test_dry_run_with_judges_elsewhere_starts_no_judge_and_trains_on_all_gpus(da
     a real run stops), the trainer gets all 8 GPUs (n_gpus_per_node=8, judge.gpus='', no CUDA_VISIBLE_DEVICES)."""
     overrides = [
         f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet",
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=7",  # 112 / 8 GPUs = 14 per GPU (the preflight says so)
+        # 112 / 8 GPUs = 14 per GPU: every micro batch must divide it (the preflight says so)
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=7",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=7",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=7",
     ]  # fmt: skip
     urls = "http://192.0.2.1:8000/v1,http://192.0.2.2:8000/v1"  # TEST-NET: never answers
     result = _run(["scripts/train_grpo.sh", "--dry-run", *overrides], RUN_NAME="r", JUDGE_BASE_URL=urls)

@@ -15,6 +15,8 @@ Metrics (over the responses of the group; "judge calls" = responses with judge_c
   ``judge_latency_mean_ms`` and ``judge_latency_p95_ms`` (``judge_latency_ms``; p95 with linear interpolation).
   With no judge calls in the group these four are 0.0 (defined, not missing; read them together with
   ``judge_calls``). With judge calls but the input key missing (or no finite value), that metric is skipped.
+- ``reward/overall/unscored``: responses generated but not scored this step (the reward function raised; verl drops
+  their group). Logged every step by recipes.legal.main_ppo, which stops the run when it is not 0.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "reward"
 OVERALL = "overall"
+UNSCORED_METRIC = f"{PREFIX}/{OVERALL}/unscored"
 
 # metric name -> extras key, averaged over all responses of the group
 _MEANS: tuple[tuple[str, str], ...] = (
