@@ -66,8 +66,9 @@ def test_default_config_passes_with_sample_data(sample_data: list[str]) -> None:
             id="ref-micro"
         ),
         pytest.param(
-            ["actor_rollout_ref.actor.use_dynamic_bsz=true"], "micro batches",
-            "rollout.log_prob_use_dynamic_bsz=False: verl's actor worker asserts they are equal", id="dynamic-mismatch"
+            ["actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true"], "micro batches",
+            "actor.use_dynamic_bsz=False but rollout.log_prob_use_dynamic_bsz=True: verl's actor worker asserts",
+            id="dynamic-mismatch"
         ),
         pytest.param(
             ["reward.reward_model.enable=true", "reward.reward_model.model_path=x",
