@@ -55,6 +55,7 @@ def _assert_at_wall(result, name: str) -> None:
     assert "Can't get attribute" not in result.log
 
 
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("name", SINGLE)
 def test_single_node_config_reaches_the_gpu_wall(name: str, tiny_model: str, sample_data: str) -> None:
     """The exact trainer command of a single-node config runs through Ray up to actor_rollout_ref_init_model."""
@@ -64,6 +65,7 @@ def test_single_node_config_reaches_the_gpu_wall(name: str, tiny_model: str, sam
     _assert_at_wall(result, name)
 
 
+@pytest.mark.timeout(1500)
 @pytest.mark.parametrize("name", MULTI)
 def test_multi_node_submit_reaches_the_gpu_wall(name: str, tiny_model: str, sample_data: str) -> None:
     """`ray job submit --working-dir .` to a two-raylet local cluster; our packages import from Ray's copy."""

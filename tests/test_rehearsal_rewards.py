@@ -108,6 +108,7 @@ async def _score_all(worker, samples) -> list:
     return await asyncio.gather(*(worker._compute_score(o, k) for o, k in samples), return_exceptions=True)
 
 
+@pytest.mark.timeout(900)
 def test_reward_workers_score_a_batch_with_group_affinity(
     local_ray, tiny_model: str, verdict_rows: list[dict], judge_server
 ) -> None:
@@ -133,6 +134,7 @@ def test_reward_workers_score_a_batch_with_group_affinity(
     assert worker.take_unscored() == {"by_source": {}, "error": ""}
 
 
+@pytest.mark.timeout(900)
 def test_judge_gone_mid_batch_ends_the_run_with_its_reason(
     local_ray, tiny_model: str, verdict_rows: list[dict], judge_server
 ) -> None:

@@ -85,6 +85,38 @@ class ConfigError(ValueError):
 # ------------------------------------------------------------------------------------------------ composition
 
 
+# Warnings verl prints on every CPU import, none of them about this launch (see them with -v).
+KNOWN_VERL_WARNINGS = (
+    r".* engine is not available: ModuleNotFoundError",  # optional training engines (torchtitan, megatron, ...)
+    r"Disabled critic as algorithm\.adv_estimator != gae",  # GRPO has no critic, by design
+)
+KNOWN_VERL_LOG_LINES = {
+    "verl.plugin.platform.platform_manager": ("No supported accelerator detected", "is registered but not available"),
+}
+
+
+class _DropLines(logging.Filter):
+    """Drops log records whose message starts with or contains one of the given texts."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        super().__init__()
+        self.texts = tuple(texts)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not any(text in message for text in self.texts)
+
+
+def hide_known_verl_noise() -> None:
+    """Silence verl's known CPU start-up warnings in our tools (a filter survives verl re-setting log levels)."""
+    import warnings
+
+    for pattern in KNOWN_VERL_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
+    for name, texts in KNOWN_VERL_LOG_LINES.items():
+        logging.getLogger(name).addFilter(_DropLines(texts))
+
+
 def launchable_configs(config_dir: Path = CONFIG_DIR) -> list[str]:
     """Names of the trainer configs in configs/ (top level, with ppo_trainer in their defaults), sorted."""
     import yaml

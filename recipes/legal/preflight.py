@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import inspect
+import io
 import logging
 import math
 import os
@@ -33,6 +35,7 @@ from recipes.legal.commands import (
     JudgeSpec,
     compose_config,
     data_files,
+    hide_known_verl_noise,
     is_healthy,
     is_multi_node,
     judge_gpu_count,
@@ -129,12 +132,13 @@ def check_resolves(cfg: Any) -> list[CheckResult]:
 
 
 def check_verl_validate(cfg: Any) -> list[CheckResult]:
-    """verl.utils.config.validate_config, as verl's main runs it."""
+    """verl.utils.config.validate_config, as verl's main runs it (its success print is dropped: this check says it)."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
     try:
-        validate_config(cfg, need_reference_policy(cfg), need_critic(cfg))
+        with contextlib.redirect_stdout(io.StringIO()):
+            validate_config(cfg, need_reference_policy(cfg), need_critic(cfg))
     except Exception as exc:
         cause = exc.__cause__ or exc
         return [
@@ -952,9 +956,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="add the overrides the launch script adds (run name, $JUDGE_BASE_URL) before checking",
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show verl's known start-up warnings")
     parser.add_argument("overrides", nargs="*", help="hydra overrides, as for the trainer")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("PREFLIGHT_LOG_LEVEL", "WARNING"))
+    if not args.verbose:
+        hide_known_verl_noise()
     overrides = list(args.overrides)
     if args.as_trainer:
         try:

@@ -311,7 +311,9 @@ def rehearse_cluster(
     with private_temp_dir() as tmp:
         shared = tmp / "shared"
         shared.mkdir()
-        env = _env({"LEGAL_SHARED_DIR": str(shared), "RAY_ADDRESS": ports.dashboard})
+        # Token auth off for this private cluster: its token file (~/.ray) would be shared with any other cluster of
+        # this user on the machine.
+        env = _env({"LEGAL_SHARED_DIR": str(shared), "RAY_ADDRESS": ports.dashboard, "RAY_AUTH_MODE": "disabled"})
         per_node_gpus = -(-gpus // 2)
         node = [f"--num-cpus={CPUS_PER_GPU * per_node_gpus + SPARE_CPUS // 2}", f"--num-gpus={per_node_gpus}"]
         ray = str(Path(sys.executable).parent / "ray")
