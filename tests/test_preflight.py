@@ -32,6 +32,9 @@ def test_default_config_passes_with_sample_data(sample_data: list[str]) -> None:
     assert _fails(results) == []
     scored = [r.message for r in results if r.name == "reward function"]
     assert [m.split(":")[0] for m in scored] == ["legal/article", "legal/charge", "legal/term", "legal/verdict"]
+    assert [m for m in scored if m.startswith("legal/term")] == [
+        "legal/term: gold answer scores 0 (0 is the best term score: no error)"
+    ]
     assert [r.status for r in results if r.name == "judge endpoint"] == [WARN]
     assert {r.name for r in results} >= {"verl validate_config", "advantage estimator", "KL type", "reward manager"}
 
