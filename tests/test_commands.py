@@ -210,9 +210,8 @@ def test_cli_trainer_has_the_scripts_gpus(
     out = capsys.readouterr().out.strip()
     assert out.startswith(prefix + "python3 -m recipes.legal.main_ppo "), out
     plan = commands.build_plan(config, [], {"RUN_NAME": "x", **env})
-    assert f"PLAN_TRAIN_DEVICES={prefix[len('CUDA_VISIBLE_DEVICES='):].strip() or chr(39) * 2}" in (
-        commands.plan_to_bash(plan, {"RUN_NAME": "x", **env}, gpus)
-    )
+    devices = prefix.removeprefix("CUDA_VISIBLE_DEVICES=").strip() or "''"
+    assert f"PLAN_TRAIN_DEVICES={devices}\n" in commands.plan_to_bash(plan, {"RUN_NAME": "x", **env}, gpus)
 
 
 def test_cli_unknown_config_is_one_line_error(capsys: pytest.CaptureFixture) -> None:
