@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --host) overrides+=("judge.host=$2"); shift 2 ;;
     --gpus) overrides+=("judge.gpus='$2'"); shift 2 ;;
     --model) overrides+=("judge.model=$2"); shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) overrides+=("$1"); shift ;;
   esac
 done

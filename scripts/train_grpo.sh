@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Train the legal GRPO recipe: set-up, data, preflight, judge, trainer — one command on a fresh GPU node.
 #
-# Usage: bash scripts/train_grpo.sh [--config NAME] [--dry-run] [--no-install] [hydra overrides...]
+# Usage: bash scripts/train_grpo.sh [--config NAME] [--dry-run | --rehearse] [--no-install] [hydra overrides...]
 #   --config NAME   a file in configs/ (default legal_grpo; see README "Configs")
 #   --dry-run       CPU is enough: prepare data if missing, run the preflight, print every command, exit 0 if
 #                   all checks pass (needs only what `bash scripts/test.sh` installs; never installs the GPU stack)
+#   --rehearse      CPU is enough: run the exact trainer command (multi-node: `ray job submit` to a local two-raylet
+#                   cluster) through a real local Ray with a tiny random model and the sample data, up to the workers'
+#                   model init where a GPU is needed; one line per stage reached, exit 0 when it got there
 #   --no-install    never create .venv / install .[train]
 # Env: RUN_NAME (reuse to resume) or RUN_TAG (suffix after -MMDD); NNODES>1 or RAY_ADDRESS -> `ray job submit`;
 #      JUDGE_BASE_URL (comma list of judge endpoints: no local judge is started, each must answer /health; when none
@@ -17,6 +20,7 @@ cd "$repo_root"
 
 config="${CONFIG:-legal_grpo}"
 dry_run=0
+rehearse=0
 install=1
 overrides=()
 while [ $# -gt 0 ]; do
@@ -24,8 +28,9 @@ while [ $# -gt 0 ]; do
     --config) config="$2"; shift 2 ;;
     --config=*) config="${1#*=}"; shift ;;
     --dry-run) dry_run=1; shift ;;
+    --rehearse) rehearse=1; shift ;;
     --no-install) install=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) overrides+=("$1"); shift ;;
   esac
 done
@@ -37,6 +42,21 @@ venv="${VENV:-$repo_root/.venv}"
 [ -x "$venv/bin/python" ] && export PATH="$venv/bin:$PATH"
 py="${PYTHON_BIN:-python3}"
 export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
+
+if [ "$rehearse" -eq 1 ]; then
+  "$py" -c "import hydra, omegaconf, verl, ray, transformers" >/dev/null 2>&1 \
+    || die "the rehearsal needs the CPU stack in '$py' — run \`bash scripts/test.sh\` once (installs it)"
+  [ "${#overrides[@]}" -eq 0 ] || die "--rehearse takes no hydra overrides (it rehearses the config as it is)"
+  work="$repo_root/outputs/rehearse"
+  mkdir -p "$work"
+  say "rehearsal of $config: tiny random model and sample data in $work"
+  [ -f "$work/tiny_qwen/config.json" ] || PYTHONPATH="$repo_root/tests:$PYTHONPATH" "$py" tests/helpers/tiny_qwen.py "$work/tiny_qwen" >/dev/null 2>&1 \
+    || die "could not build the tiny model (tests/helpers/tiny_qwen.py)"
+  [ -f "$work/data/test.parquet" ] || "$py" -m data.prepare --source cail2018 --input data/samples/cail2018_sample.jsonl \
+    --output "$work/data" >/dev/null || die "could not prepare the sample data"
+  exec "$py" -m recipes.legal.rehearse --config "$config" --model "$work/tiny_qwen" --data "$work/data" \
+    --log "$work/$config.log"
+fi
 
 if [ "$dry_run" -eq 1 ]; then
   "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
@@ -68,7 +88,7 @@ eval "$plan"
 if [ "$PLAN_DATA_MISSING" -eq 1 ]; then
   if [ "${#PLAN_PREP_CMD[@]}" -gt 0 ]; then
     say "data ${PLAN_DATA_FILES[*]} not found: preparing the shipped sample ($(wc -l < data/samples/cail2018_sample.jsonl)" \
-        "fictional cases) so a first run works. For real CAIL2018 data see README \"Real data\"."
+        "fictional cases) so a first run works. For real CAIL2018 data see README \"Real CAIL2018 data\"."
     say "$(printf '%q ' "${PLAN_PREP_CMD[@]}")"
     "${PLAN_PREP_CMD[@]}"
   else
@@ -92,24 +112,10 @@ set +e
 preflight_status=$?
 set -e
 
-# The trainer's GPUs on one node: with a judge of ours on judge.gpus (external mode, no JUDGE_BASE_URL elsewhere),
-# the visible GPUs minus the judge's, the first trainer.n_gpus_per_node of them; otherwise "" = CUDA_VISIBLE_DEVICES
-# left as it is (rules / verl_pool modes, judges elsewhere: the trainer sees every GPU).
-train_devices=""
-gpu_note=""
-if [ "$PLAN_MULTI_NODE" -eq 0 ] && [ "$PLAN_JUDGE_MODE" = "external" ] && [ -n "$PLAN_JUDGE_GPUS" ]; then
-  all_gpus="${CUDA_VISIBLE_DEVICES:-}"
-  if [ -z "$all_gpus" ]; then
-    n_gpus="$gpus"
-    if [ "$n_gpus" -eq 0 ]; then  # no GPU here (dry run on CPU): the node the config describes, GPUs 0..N-1
-      n_gpus=$((PLAN_TRAIN_GPUS_PER_NODE + PLAN_JUDGE_GPUS_HERE))
-      gpu_note="no GPU visible here: the GPU ids above assume a node with $n_gpus GPUs numbered 0..$((n_gpus - 1))"
-    fi
-    all_gpus="$(seq -s, 0 $((n_gpus - 1)))"
-  fi
-  train_devices="$(echo "$all_gpus" | tr ',' '\n' | grep -vxF -f <(echo "$PLAN_JUDGE_GPUS" | tr ',' '\n') \
-    | head -n "$PLAN_TRAIN_GPUS_PER_NODE" | paste -sd, -)" || true
-fi
+# The trainer's GPUs on one node (recipes.legal.commands.trainer_devices): with a judge of ours on judge.gpus, the
+# visible GPUs minus the judge's; "" = CUDA_VISIBLE_DEVICES left as it is (rules / verl_pool modes, judges elsewhere).
+train_devices="$PLAN_TRAIN_DEVICES"
+gpu_note="$PLAN_GPU_NOTE"
 trainer_line="$(printf '%q ' "${PLAN_TRAINER_CMD[@]}")"
 [ -z "$train_devices" ] || trainer_line="CUDA_VISIBLE_DEVICES=$train_devices $trainer_line"
 

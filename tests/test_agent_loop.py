@@ -128,3 +128,37 @@ def test_base_config_enables_affinity_dispatch():
         cfg.actor_rollout_ref.rollout.agent.agent_loop_manager_class
         == "recipes.legal.agent_loop.GroupAffinityAgentLoopManager"
     )
+
+
+class GoneRewardWorker(FakeRewardWorker):
+    """A reward worker whose reward function raises like a tripped judge client (wrapped as Ray wraps it)."""
+
+    async def _score(self, data) -> dict:
+        import ray.exceptions
+
+        from judge.client import JudgeUnavailableError
+
+        await asyncio.sleep(0.001)
+        cause = JudgeUnavailableError("judge unavailable: 5 judge calls failed in a row; last failure at http://j/v1")
+        raise ray.exceptions.RayTaskError("compute_score", "Traceback ...", cause).as_instanceof_cause()
+
+
+async def test_unscored_responses_are_counted_per_task_and_reraised():
+    """A raising reward is re-raised (verl's _run_prompt still fails the group) and counted once per response."""
+    from judge.client import JudgeUnavailableError
+
+    worker = _worker([GoneRewardWorker("a"), GoneRewardWorker("b")])
+    for source in ("legal/charge", "legal/verdict", "legal/verdict"):
+        with pytest.raises(JudgeUnavailableError):
+            await worker._compute_score([_output()], _kwargs(source, "x"))
+    report = worker.take_unscored()
+    assert report["by_source"] == {"legal/charge": 1, "legal/verdict": 2}
+    assert report["error"].startswith("JudgeUnavailableError: judge unavailable: 5 judge calls failed in a row")
+    assert worker.take_unscored() == {"by_source": {}, "error": ""}
+
+
+async def test_scored_responses_are_not_counted():
+    """Nothing is counted when every reward call succeeds."""
+    worker = _worker([FakeRewardWorker("a"), FakeRewardWorker("b")])
+    await worker._compute_score([_output()], _kwargs("legal/charge", "盗窃罪"))
+    assert worker.take_unscored() == {"by_source": {}, "error": ""}

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 
+import recipes.legal.commands as commands
 from recipes.legal.commands import (
     CONFIG_DIR,
     FORWARD_ENV,
@@ -173,17 +174,44 @@ def test_runtime_env_cli_writes_private_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("what", "expected"),
     [
-        ("trainer", f"python3 -m recipes.legal.main_ppo {CFG} --config-name=legal_grpo trainer.experiment_name=x"),
+        ("trainer", f"CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6 python3 -m recipes.legal.main_ppo {CFG} "
+                    "--config-name=legal_grpo trainer.experiment_name=x"),
         ("vllm", " ".join(VLLM_DEFAULT)),
         ("ray-submit", "ray job submit --address=http://127.0.0.1:8265 --runtime-env=outputs/runtime_env.x.yaml "
                        "--working-dir . -- python3 -m recipes.legal.main_ppo --config-name=legal_grpo "
                        "trainer.experiment_name=x"),
     ],
 )  # fmt: skip
-def test_cli_prints_the_command(what: str, expected: str, capsys: pytest.CaptureFixture) -> None:
-    """`python -m recipes.legal.commands <what>` prints the shell-quoted command."""
+def test_cli_prints_the_command(
+    what: str, expected: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m recipes.legal.commands <what>` prints the shell-quoted command (the trainer's GPUs as the script
+    sets them: here no GPU is visible, so the config's node of 8 GPUs minus the judge's GPU 7)."""
+    monkeypatch.setattr(commands, "visible_gpu_count", lambda: 0)
     assert main([what, "--config", "legal_grpo"], environ={"RUN_NAME": "x"}) == 0
     assert capsys.readouterr().out.strip() == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "gpus", "prefix"),
+    [
+        ("legal_grpo", {"CUDA_VISIBLE_DEVICES": "2,3,4,5,6,7,8,9"}, 10, "CUDA_VISIBLE_DEVICES=2,3,4,5,6,8,9 "),
+        ("legal_grpo", {}, 8, "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6 "),
+        ("legal_grpo_rules", {}, 8, ""),
+        ("legal_grpo", {"JUDGE_BASE_URL": "http://192.0.2.1:8000/v1"}, 8, ""),
+    ],
+)  # fmt: skip
+def test_cli_trainer_has_the_scripts_gpus(
+    config: str, env: dict, gpus: int, prefix: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`commands trainer` prints the CUDA_VISIBLE_DEVICES the launch script adds (the same function computes both)."""
+    monkeypatch.setattr(commands, "visible_gpu_count", lambda: gpus)
+    assert main(["trainer", "--config", config], environ={"RUN_NAME": "x", **env}) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(prefix + "python3 -m recipes.legal.main_ppo "), out
+    plan = commands.build_plan(config, [], {"RUN_NAME": "x", **env})
+    devices = prefix.removeprefix("CUDA_VISIBLE_DEVICES=").strip() or "''"
+    assert f"PLAN_TRAIN_DEVICES={devices}\n" in commands.plan_to_bash(plan, {"RUN_NAME": "x", **env}, gpus)
 
 
 def test_cli_unknown_config_is_one_line_error(capsys: pytest.CaptureFixture) -> None:

@@ -8,10 +8,10 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from recipes.legal.commands import CONFIG_DIR, compose_config
-from recipes.legal.preflight import PASS, check_batch, check_legacy_reward_keys
+from recipes.legal.commands import CONFIG_DIR, compose_config, launchable_configs
+from recipes.legal.preflight import PASS, check_batch, check_legacy_reward_keys, check_micro_batches, check_verl_judge
 
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("legal_grpo*.yaml"))
+CONFIGS = launchable_configs()
 LEGACY_TOP_LEVEL = {"custom_reward_function", "reward_model", "sandbox_fusion"}
 
 
@@ -42,8 +42,22 @@ def test_composes_resolves_and_passes_verl_validate_config(name: str) -> None:
     OmegaConf.to_container(cfg, resolve=True)
     validate_config(cfg, need_reference_policy(cfg), need_critic(cfg))
     assert [r.status for r in check_batch(cfg)] == [PASS]
+    micro = check_micro_batches(cfg)
+    assert [r.status for r in micro] == [PASS], [r.line() for r in micro]
+    assert all(r.status == PASS for r in check_verl_judge(cfg)), [r.line() for r in check_verl_judge(cfg)]
     assert [r.status for r in check_legacy_reward_keys(cfg)] == [PASS]
     assert cfg.judge.mode in ("external", "verl_pool", "none")
+
+
+def test_launchable_configs_are_the_trainer_configs(tmp_path: Path) -> None:
+    """Discovery: every top-level YAML over ppo_trainer (a new one too), never runtime_env / eval_sampling / base."""
+    assert set(CONFIGS) >= {"legal_grpo", "legal_grpo_rules", "legal_grpo_multinode", "legal_grpo_smoke"}
+    assert not {"runtime_env", "eval_sampling", "legal_grpo_base"} & set(CONFIGS)
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "legal_grpo.yaml").write_text("actor_rollout_ref: {}\n")
+    (tmp_path / "safety_grpo.yaml").write_text("defaults:\n  - ppo_trainer\n  - _self_\n")
+    (tmp_path / "runtime_env.yaml").write_text("env_vars: {}\n")
+    assert launchable_configs(tmp_path) == ["safety_grpo"]
 
 
 def test_every_config_has_its_own_run_name_and_checkpoint_dir() -> None:

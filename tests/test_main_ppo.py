@@ -21,9 +21,12 @@ from recipes.legal.main_ppo import (
     LegalTaskRunner,
     LegalTaskRunnerActor,
     RewardStepMetricsMixin,
+    RewardsUnavailableError,
     legal_trainer_cls,
     legal_trainer_selection,
+    stop_reason,
 )
+from recipes.legal.step_metrics import UNSCORED_METRIC
 
 
 @dataclass
@@ -97,7 +100,7 @@ def test_hook_failure_logs_once_and_keeps_verl_metrics(
         for step in (1, 2):
             metrics: dict = {}
             trainer._compute_metrics(FakeBatch(keys=["x"]), metrics, {}, global_steps=step, epoch=0)
-            assert metrics == {"critic/score/mean": 1.0}
+            assert metrics == {"critic/score/mean": 1.0, UNSCORED_METRIC: 0.0}
     assert len([r for r in caplog.records if "reward step metrics unavailable" in r.message]) == 1
 
 
@@ -134,3 +137,109 @@ def test_verl_v1_fit_computes_metrics_before_clearing_the_batch() -> None:
 
     source = inspect.getsource(PPOTrainer.fit)
     assert source.index("self._compute_metrics(") < source.index("tq.kv_clear(")
+
+
+class FakeAgentLoopWorker:
+    """An agent-loop worker handle: take_unscored.remote() returns its report (ray.get is patched to pass it)."""
+
+    def __init__(self, report: dict) -> None:
+        self.report = report
+        self.take_unscored = self
+
+    def remote(self) -> dict:
+        return self.report
+
+
+class FakeTracking:
+    """verl's Tracking: records what would reach the loggers."""
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[int, dict]] = []
+
+    def log(self, data: dict, step: int) -> None:
+        self.logged.append((step, dict(data)))
+
+
+def _trainer_with_workers(monkeypatch: pytest.MonkeyPatch, reports: list[dict]):
+    monkeypatch.setattr(main_ppo.ray, "get", lambda refs: list(refs))
+    monkeypatch.setattr(main_ppo, "fetch_reward_fields", lambda batch: ([], []))
+    trainer = legal_trainer_cls(FakeTrainer)()
+    trainer.agent_loop_manager = types.SimpleNamespace(agent_loop_workers=[FakeAgentLoopWorker(r) for r in reports])
+    trainer.logger = FakeTracking()
+    return trainer
+
+
+def test_unscored_responses_stop_the_run_after_logging_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 4: responses the reward could not score end the run at that step with one line; the step is logged."""
+    error = "JudgeUnavailableError: judge unavailable: 5 judge calls failed in a row; last failure at http://j:1/v1"
+    trainer = _trainer_with_workers(
+        monkeypatch,
+        [{"by_source": {"legal/verdict": 3}, "error": error}, {"by_source": {"legal/verdict": 1, "legal/charge": 2}}],
+    )
+    with pytest.raises(RewardsUnavailableError) as info:
+        trainer._compute_metrics(FakeBatch(keys=[]), {}, {}, global_steps=4, epoch=0)
+    line = str(info.value)
+    assert "\n" not in line
+    assert line.startswith("run stopped at step 4: 6 generated response(s) could not be scored")
+    assert "legal/charge=2, legal/verdict=4" in line and error in line and "serve_judge.sh" in line
+    assert [(step, m[UNSCORED_METRIC]) for step, m in trainer.logger.logged] == [(4, 6.0)]
+
+
+def test_scored_step_logs_zero_unscored_and_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No failure: reward/overall/unscored is 0 and nothing is raised."""
+    trainer = _trainer_with_workers(monkeypatch, [{"by_source": {}, "error": ""}])
+    metrics: dict = {}
+    trainer._compute_metrics(FakeBatch(keys=[]), metrics, {}, global_steps=1, epoch=0)
+    assert metrics[UNSCORED_METRIC] == 0.0 and trainer.logger.logged == []
+
+
+def test_unscored_validation_stops_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation responses that could not be scored stop the run too (val_before_train runs before step 1)."""
+
+    class ValidatingTrainer(FakeTrainer):
+        def _validate(self):
+            return {"val-core/x": 1.0}
+
+    monkeypatch.setattr(main_ppo.ray, "get", lambda refs: list(refs))
+    trainer = legal_trainer_cls(ValidatingTrainer)()
+    trainer.agent_loop_manager = types.SimpleNamespace(
+        agent_loop_workers=[FakeAgentLoopWorker({"by_source": {"legal/term": 1}, "error": "E: gone"})]
+    )
+    with pytest.raises(RewardsUnavailableError, match="run stopped in validation: 1 generated"):
+        trainer._validate()
+
+
+def test_stop_reason_unwraps_rays_task_errors() -> None:
+    """The one line survives Ray's wrapping (RayTaskError.as_instanceof_cause, nested); other errors give None."""
+    import ray.exceptions
+
+    inner = ray.exceptions.RayTaskError("run", "Traceback ...", RewardsUnavailableError("run stopped at step 1: x"))
+    outer = ray.exceptions.RayTaskError("get", "Traceback ...", inner.as_instanceof_cause()).as_instanceof_cause()
+    assert stop_reason(outer) == "run stopped at step 1: x"
+    assert stop_reason(RuntimeError("other")) is None
+    assert stop_reason(ray.exceptions.RayTaskError("f", "tb", ValueError("v")).as_instanceof_cause()) is None
+
+
+ENTRY_PROBE = """
+import sys, runpy, cloudpickle, verl.trainer.main_ppo as verl_main
+def run_ppo(config, task_runner_class=None):
+    cls = task_runner_class.__ray_actor_class__
+    blob = cloudpickle.dumps(cls)
+    print("MODULE", cls.__module__, "BYVALUE", b"legal_trainer_cls" in blob)
+verl_main.run_ppo = run_ppo
+sys.argv = ["main_ppo", "--config-path=" + sys.argv[1], "--config-name=legal_grpo_smoke"]
+runpy.run_module("recipes.legal.main_ppo", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_python_m_entry_point_hands_ray_an_importable_task_runner() -> None:
+    """Defect 1: run as `python -m` (__main__), the TaskRunner Ray pickles is recipes.legal.main_ppo's, by reference."""
+    import subprocess
+
+    from recipes.legal.commands import CONFIG_DIR
+
+    proc = subprocess.run(
+        [sys.executable, "-c", ENTRY_PROBE, str(CONFIG_DIR)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MODULE recipes.legal.main_ppo BYVALUE False" in proc.stdout, proc.stdout[-2000:]

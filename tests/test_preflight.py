@@ -32,6 +32,9 @@ def test_default_config_passes_with_sample_data(sample_data: list[str]) -> None:
     assert _fails(results) == []
     scored = [r.message for r in results if r.name == "reward function"]
     assert [m.split(":")[0] for m in scored] == ["legal/article", "legal/charge", "legal/term", "legal/verdict"]
+    assert [m for m in scored if m.startswith("legal/term")] == [
+        "legal/term: gold answer scores 0 (0 is the best term score: no error)"
+    ]
     assert [r.status for r in results if r.name == "judge endpoint"] == [WARN]
     assert {r.name for r in results} >= {"verl validate_config", "advantage estimator", "KL type", "reward manager"}
 
@@ -53,7 +56,28 @@ def test_default_config_passes_with_sample_data(sample_data: list[str]) -> None:
             ["actor_rollout_ref.actor.ppo_mini_batch_size=14"], "batch", "ppo_mini_batch_size=14", id="mini-gt-batch"
         ),
         pytest.param(
-            ["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=3"], "batch", "micro-batches of 3", id="micro"
+            ["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=3"], "micro batches",
+            "actor update (per mini batch): 16 responses per GPU do not split into micro-batches of 3", id="micro"
+        ),
+        pytest.param(
+            ["actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=5"], "micro batches",
+            "old log-prob: 16 responses per GPU do not split into micro-batches of 5 (verl asserts", id="rollout-micro"
+        ),
+        pytest.param(
+            ["actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=6"], "micro batches",
+            "set actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu to a divisor of 16 (1, 2, 4, 8, 16)",
+            id="ref-micro"
+        ),
+        pytest.param(
+            ["actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true"], "micro batches",
+            "actor.use_dynamic_bsz=False but rollout.log_prob_use_dynamic_bsz=True: verl's actor worker asserts",
+            id="dynamic-mismatch"
+        ),
+        pytest.param(
+            ["reward.reward_model.enable=true", "reward.reward_model.model_path=x",
+             "reward.reward_model.rollout.name=vllm", "reward.reward_model.enable_resource_pool=true"],
+            "verl-served judge",
+            "free_cache_engine=true with enable_resource_pool=true: verl puts the judge to sleep", id="sleeping-judge"
         ),
         pytest.param(["actor_rollout_ref.rollout.tensor_model_parallel_size=2"], "batch", "does not divide 7",
                      id="tp-2-on-7"),
@@ -108,6 +132,30 @@ def test_rules_config_needs_no_judge_and_eight_gpus(sample_data: list[str]) -> N
     results = run_preflight("legal_grpo_rules", sample_data, environ=OK_ENV, gpus=8)
     assert _fails(results) == []
     assert [r.message for r in results if r.name == "judge endpoint"] == ["rules mode: no judge needed"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param(
+            ["actor_rollout_ref.actor.use_dynamic_bsz=true",
+             "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
+             "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true",
+             "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=5",
+             "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=5",
+             "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=5"],
+            id="dynamic-bsz-skips-micro-checks",
+        ),
+        pytest.param(
+            ["data.train_batch_size=14", "actor_rollout_ref.actor.ppo_mini_batch_size=7"], id="two-mini-batches"
+        ),
+    ],
+)  # fmt: skip
+def test_micro_batches_that_split_pass(sample_data: list[str], overrides: list[str]) -> None:
+    """Dynamic batch size needs no divisibility; a step of two mini batches still splits (8 per GPU in micro 4/8)."""
+    results = run_preflight("legal_grpo", [*sample_data, *overrides], environ=OK_ENV, gpus=8)
+    assert _fails(results) == []
+    assert [r.status for r in results if r.name == "micro batches"] == [PASS]
 
 
 def test_multinode_loopback_judge_fails(sample_data: list[str]) -> None:

@@ -91,7 +91,10 @@ def test_dry_run_with_judges_elsewhere_starts_no_judge_and_trains_on_all_gpus(da
     a real run stops), the trainer gets all 8 GPUs (n_gpus_per_node=8, judge.gpus='', no CUDA_VISIBLE_DEVICES)."""
     overrides = [
         f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet",
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=7",  # 112 / 8 GPUs = 14 per GPU (the preflight says so)
+        # 112 / 8 GPUs = 14 per GPU: every micro batch must divide it (the preflight says so)
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=7",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=7",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=7",
     ]  # fmt: skip
     urls = "http://192.0.2.1:8000/v1,http://192.0.2.2:8000/v1"  # TEST-NET: never answers
     result = _run(["scripts/train_grpo.sh", "--dry-run", *overrides], RUN_NAME="r", JUDGE_BASE_URL=urls)
@@ -327,3 +330,44 @@ def test_train_grpo_stops_the_judge_it_started_when_it_never_trains(
     assert _wait_gone(pids), (pids, out, err)
     assert not (tmp_path / "judge.log.pid").exists()
     assert not Path(fakes["FAKE_TRAINER_RAN"]).exists()
+
+
+@pytest.mark.parametrize("script", ["scripts/train_grpo.sh", "scripts/serve_judge.sh"])
+def test_help_is_the_header_comment_only(script: str) -> None:
+    """--help prints the usage comment and nothing of the code after it (no stray `set -euo pipefail`)."""
+    result = _run([script, "--help"])
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and lines and lines[0].startswith("# ")
+    assert all(line.startswith("#") for line in lines), lines[-3:]
+    assert "set -euo pipefail" not in result.stdout
+
+
+def test_sample_data_message_names_the_readme_section() -> None:
+    """The data message points at a README section that exists."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    script = (REPO_ROOT / "scripts/train_grpo.sh").read_text(encoding="utf-8")
+    section = script.split('see README \\"', 1)[1].split('\\"', 1)[0]
+    assert f"\n## {section}\n" in readme
+
+
+def test_rehearse_takes_no_overrides() -> None:
+    """--rehearse rehearses the config as it is: overrides are refused with one line (before anything starts)."""
+    result = _run(["scripts/train_grpo.sh", "--rehearse", "trainer.total_epochs=1"])
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "[train_grpo] --rehearse takes no hydra overrides (it rehearses the config as it is)"
+    )
+
+
+def test_preflight_hides_known_verl_noise_unless_verbose(data_dir: Path) -> None:
+    """Our table comes first; verl's CPU start-up warnings show only with -v."""
+    _ensure_data(data_dir)
+    cmd = [sys.executable, "-m", "recipes.legal.preflight", "--config", "legal_grpo_smoke", "--dry-run",
+           f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet"]  # fmt: skip
+    noise = ("engine is not available", "No supported accelerator", "Disabled critic", "[validate_config]")
+    quiet = subprocess.run(cmd, cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=240, check=False)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    assert quiet.stdout.splitlines()[0].startswith("check ")
+    assert not [n for n in noise if n in quiet.stdout + quiet.stderr]
+    loud = subprocess.run([*cmd, "-v"], cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=240)
+    assert "engine is not available" in loud.stdout + loud.stderr

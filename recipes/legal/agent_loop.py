@@ -9,19 +9,30 @@ over 8 judge caches and cost up to 8 calls instead of 1 (benchmarks/README.md me
 Enabled by `actor_rollout_ref.rollout.agent.agent_loop_manager_class:
 recipes.legal.agent_loop.GroupAffinityAgentLoopManager` (set in configs/base/legal_grpo.yaml). Only the choice of
 reward worker changes; verl's `_compute_score` runs as is.
+
+A response whose scoring raised (a judge that is gone: JudgeUnavailableError) is counted here, because verl's
+`_run_prompt` only logs the exception and drops the group; the trainer (recipes.legal.main_ppo) collects the counts
+with `take_unscored` every step and stops the run.
 """
 
 from __future__ import annotations
 
 import contextvars
 import zlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ray
 from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
 
-__all__ = ["GroupAffinityAgentLoopManager", "GroupAffinityAgentLoopWorker", "affinity_key", "pick_worker"]
+__all__ = [
+    "GroupAffinityAgentLoopManager",
+    "GroupAffinityAgentLoopWorker",
+    "affinity_key",
+    "error_line",
+    "pick_worker",
+]
 
 # The reward worker chosen for the sample scored in the current asyncio task (each sample runs in its own task).
 _PINNED_HANDLES: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("legal_pinned_reward_worker")
@@ -32,6 +43,13 @@ def affinity_key(kwargs: Mapping[str, Any]) -> str:
     reward_model = kwargs.get("reward_model")
     gold = reward_model.get("ground_truth", "") if isinstance(reward_model, Mapping) else ""
     return f"{kwargs.get('data_source', '')}\x00{gold}"
+
+
+def error_line(exc: BaseException) -> str:
+    """`Type: message` of the original exception (a Ray task error is unwrapped to its cause), on one line."""
+    cause = getattr(exc, "cause", None)
+    root = cause if isinstance(cause, BaseException) else exc
+    return f"{type(root).__name__}: {' '.join(str(root).split())}"[:600]
 
 
 def pick_worker(handles: Sequence[Any], key: str) -> Any:
@@ -53,15 +71,32 @@ class GroupAffinityAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # th
         self._all_reward_handles = handles
 
     async def _compute_score(self, outputs: list[Any], kwargs: dict) -> None:
-        """Pin the reward worker for this sample's task, then run verl's own _compute_score."""
+        """Pin the reward worker for this sample's task, run verl's own _compute_score; count a failure, re-raise."""
         handles = self._all_reward_handles
-        if not handles or len(handles) == 1:
-            return await super()._compute_score(outputs, kwargs)
-        token = _PINNED_HANDLES.set([pick_worker(handles, affinity_key(kwargs))])
+        token = _PINNED_HANDLES.set([pick_worker(handles, affinity_key(kwargs))]) if handles else None
         try:
             return await super()._compute_score(outputs, kwargs)
+        except Exception as exc:
+            self._note_unscored(str(kwargs.get("data_source", "")), exc)
+            raise
         finally:
-            _PINNED_HANDLES.reset(token)
+            if token is not None:
+                _PINNED_HANDLES.reset(token)
+
+    def _note_unscored(self, data_source: str, exc: BaseException) -> None:
+        """Count one generated response whose reward could not be computed; keep the first error."""
+        if not hasattr(self, "_unscored"):
+            self._unscored: Counter[str] = Counter()
+            self._first_unscored_error = ""
+        self._unscored[data_source] += 1
+        self._first_unscored_error = self._first_unscored_error or error_line(exc)
+
+    def take_unscored(self) -> dict[str, Any]:
+        """Unscored responses since the last call: {"by_source": {data_source: n}, "error": first error}; resets."""
+        counts = dict(getattr(self, "_unscored", {}))
+        error = getattr(self, "_first_unscored_error", "")
+        self._unscored, self._first_unscored_error = Counter(), ""
+        return {"by_source": counts, "error": error}
 
 
 class GroupAffinityAgentLoopManager(AgentLoopManagerTQ):

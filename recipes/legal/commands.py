@@ -30,6 +30,8 @@ import importlib.util
 import logging
 import os
 import shlex
+import shutil
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -82,6 +84,55 @@ class ConfigError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------ composition
+
+
+# Warnings verl prints on every CPU import, none of them about this launch (see them with -v).
+KNOWN_VERL_WARNINGS = (
+    r".* engine is not available: ModuleNotFoundError",  # optional training engines (torchtitan, megatron, ...)
+    r"Disabled critic as algorithm\.adv_estimator != gae",  # GRPO has no critic, by design
+)
+KNOWN_VERL_LOG_LINES = {
+    "verl.plugin.platform.platform_manager": ("No supported accelerator detected", "is registered but not available"),
+}
+
+
+class _DropLines(logging.Filter):
+    """Drops log records whose message starts with or contains one of the given texts."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        super().__init__()
+        self.texts = tuple(texts)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not any(text in message for text in self.texts)
+
+
+def hide_known_verl_noise() -> None:
+    """Silence verl's known CPU start-up warnings in our tools (a filter survives verl re-setting log levels)."""
+    import warnings
+
+    for pattern in KNOWN_VERL_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
+    for name, texts in KNOWN_VERL_LOG_LINES.items():
+        logging.getLogger(name).addFilter(_DropLines(texts))
+
+
+def launchable_configs(config_dir: Path = CONFIG_DIR) -> list[str]:
+    """Names of the trainer configs in configs/ (top level, with ppo_trainer in their defaults), sorted."""
+    import yaml
+
+    names = []
+    for path in sorted(config_dir.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            names.append(path.stem)  # a broken trainer config must fail its tests, not vanish from them
+            continue
+        defaults = data.get("defaults") if isinstance(data, dict) else None
+        if isinstance(defaults, list) and "ppo_trainer" in defaults:
+            names.append(path.stem)
+    return names
 
 
 def config_name_of(name: str) -> str:
@@ -337,6 +388,39 @@ def is_multi_node(cfg: Any, environ: Mapping[str, str]) -> bool:
     return nnodes > 1 or bool(environ.get("RAY_ADDRESS")) or int(cfg.trainer.nnodes) > 1
 
 
+def visible_gpu_count() -> int:
+    """GPUs `nvidia-smi -L` lists (0 without nvidia-smi), as the launch script counts them."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return 0
+    try:
+        listing = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
+
+
+def trainer_devices(plan: Plan, environ: Mapping[str, str], gpu_count: int) -> tuple[str, str]:
+    """CUDA_VISIBLE_DEVICES for the trainer ("" = leave it as it is) and a note when no GPU is visible here.
+
+    With a judge of ours on judge.gpus (single node, external mode, no JUDGE_BASE_URL elsewhere): the visible GPUs
+    ($CUDA_VISIBLE_DEVICES, else 0..N-1) minus the judge's, the first trainer.n_gpus_per_node of them. On a machine
+    without GPUs (a dry run) the node the config describes is assumed.
+    """
+    judge = plan.judge
+    if plan.multi_node or judge.mode != "external" or not judge.gpus:
+        return "", ""
+    note = ""
+    visible = [g.strip() for g in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    if not visible:
+        count = gpu_count
+        if count == 0:
+            count = plan.train_gpus_per_node + plan.judge_gpus_here
+            note = f"no GPU visible here: the GPU ids above assume a node with {count} GPUs numbered 0..{count - 1}"
+        visible = [str(i) for i in range(count)]
+    return ",".join(trainer_gpus(judge, plan.train_gpus_per_node, visible)), note
+
+
 def trainer_gpus(judge: JudgeSpec, n_train: int, visible: Sequence[str]) -> list[str]:
     """GPU ids for the trainer on a node: the visible ones minus the judge's, the first n_train of them."""
     return [g for g in visible if g not in judge.gpus][:n_train]
@@ -461,8 +545,10 @@ def build_plan(
     )
 
 
-def plan_to_bash(plan: Plan) -> str:
+def plan_to_bash(plan: Plan, environ: Mapping[str, str] | None = None, gpu_count: int | None = None) -> str:
     """Bash assignments (for `eval`) describing the plan; every value shell-quoted."""
+    env = os.environ if environ is None else environ
+    devices, gpu_note = trainer_devices(plan, env, visible_gpu_count() if gpu_count is None else gpu_count)
 
     def scalar(name: str, value: Any) -> str:
         return f"{name}={shlex.quote(str(value))}"
@@ -498,6 +584,8 @@ def plan_to_bash(plan: Plan) -> str:
         array("PLAN_VLLM_CMD", plan.vllm_cmd),
         array("PLAN_SUBMIT_CMD", plan.submit_cmd),
         scalar("PLAN_RUNTIME_ENV", plan.runtime_env_path),
+        scalar("PLAN_TRAIN_DEVICES", devices),
+        scalar("PLAN_GPU_NOTE", gpu_note),
     ]
     return "\n".join(lines) + "\n"
 
@@ -549,9 +637,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         sys.stderr.write(f"error: {exc}\n")
         return 2
     if args.what == "plan":
-        sys.stdout.write(plan_to_bash(plan))
+        sys.stdout.write(plan_to_bash(plan, env))
     elif args.what == "trainer":
-        sys.stdout.write(shlex.join(plan.trainer_cmd) + "\n")
+        devices, _ = trainer_devices(plan, env, visible_gpu_count())
+        prefix = f"CUDA_VISIBLE_DEVICES={devices} " if devices else ""
+        sys.stdout.write(prefix + shlex.join(plan.trainer_cmd) + "\n")
     elif args.what == "vllm":
         sys.stdout.write(shlex.join(plan.vllm_cmd) + "\n")
     elif args.what == "ray-submit":

@@ -7,6 +7,11 @@ TaskRunner. It runs verl's own ``TaskRunnerV1.run`` while ``verl.trainer.ppo.v1.
 subclass of the configured trainer (sync / colocate_async / separate_async) whose ``_compute_metrics`` also logs
 ``reward/<task>/*`` and ``reward/overall/*`` (recipes.legal.step_metrics) on every training step. Nothing of verl's
 training loop is copied.
+
+Responses that were generated but not scored (the reward function raised, e.g. a judge that is gone) are dropped
+by verl's agent loop with only a log line. Our agent-loop workers count them (recipes.legal.agent_loop); the trainer
+logs ``reward/overall/unscored`` every step and stops the run at the end of a step (or validation) that had any,
+with one line naming the error (the judge client's names the endpoint, the failures and what to check).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +28,7 @@ import hydra
 import numpy as np
 import ray
 
-from recipes.legal.step_metrics import aggregate_step_metrics, collect_reward_extras
+from recipes.legal.step_metrics import UNSCORED_METRIC, aggregate_step_metrics, collect_reward_extras
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +50,74 @@ def fetch_reward_fields(batch: Any) -> tuple[list[Any], list[Any]]:
     return sources, extra_fields
 
 
+class RewardsUnavailableError(RuntimeError):
+    """The run stops: responses were generated but could not be scored (the message is the one line to show)."""
+
+
+def unscored_report(reports: list[dict[str, Any]]) -> tuple[dict[str, int], str]:
+    """Merge the agent-loop workers' take_unscored() results: counts per data_source and the first error."""
+    counts: dict[str, int] = {}
+    error = ""
+    for report in reports:
+        for source, n in (report.get("by_source") or {}).items():
+            counts[source] = counts.get(source, 0) + int(n)
+        error = error or str(report.get("error") or "")
+    return counts, error
+
+
+def unscored_stop_line(where: str, counts: dict[str, int], error: str) -> str:
+    """The one line that ends a run whose rewards could not be computed."""
+    total = sum(counts.values())
+    tasks = ", ".join(f"{source}={n}" for source, n in sorted(counts.items()))
+    return (
+        f"run stopped {where}: {total} generated response(s) could not be scored ({tasks}); first error: {error} "
+        "— check the judge endpoint it names (bash scripts/serve_judge.sh, JUDGE_BASE_URL, judge.* in the config), "
+        "then resume with the same RUN_NAME"
+    )
+
+
 class RewardStepMetricsMixin:
     """Adds reward/<task>/* and reward/overall/* to the training-step metrics (put before a verl PPOTrainer)."""
 
     _reward_metrics_error_logged = False
+    _unscored_unavailable_logged = False
 
     def _compute_metrics(self, batch: Any, metrics: dict, timing_raw: dict, global_steps: int, epoch: int) -> None:
-        """verl's metrics, then ours from the same batch (before fit() clears it from TransferQueue)."""
+        """verl's metrics, then ours from the same batch (before fit() clears it); stop if responses went unscored."""
         super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)  # type: ignore[misc]
         metrics.update(self.reward_step_metrics(batch))
+        counts, error = self.take_unscored()
+        metrics[UNSCORED_METRIC] = float(sum(counts.values()))
+        if counts:
+            tracking = getattr(self, "logger", None)
+            if tracking is not None:  # this step's metrics (with the unscored count) still reach the loggers
+                tracking.log(data=metrics, step=global_steps)
+            raise RewardsUnavailableError(unscored_stop_line(f"at step {global_steps}", counts, error))
+
+    def _validate(self, *args: Any, **kwargs: Any) -> dict:
+        """verl's validation; stop if any validation response could not be scored."""
+        result = super()._validate(*args, **kwargs)  # type: ignore[misc]
+        counts, error = self.take_unscored()
+        if counts:
+            raise RewardsUnavailableError(unscored_stop_line("in validation", counts, error))
+        return result
+
+    def take_unscored(self) -> tuple[dict[str, int], str]:
+        """Unscored responses counted by the agent-loop workers since the last call (per data_source, first error)."""
+        manager = getattr(self, "agent_loop_manager", None)
+        workers = list(getattr(manager, "agent_loop_workers", None) or [])
+        try:
+            reports = ray.get([worker.take_unscored.remote() for worker in workers])
+        except AttributeError:  # an agent-loop worker class that does not count (not recipes.legal.agent_loop)
+            if not self._unscored_unavailable_logged:
+                logger.error(
+                    "the agent-loop workers do not count unscored responses (set actor_rollout_ref.rollout.agent."
+                    "agent_loop_manager_class: recipes.legal.agent_loop.GroupAffinityAgentLoopManager): a judge "
+                    "that is gone will not stop this run"
+                )
+                self._unscored_unavailable_logged = True
+            return {}, ""
+        return unscored_report(reports)
 
     def reward_step_metrics(self, batch: Any) -> dict[str, float]:
         """Aggregated reward extras of one training batch; logs (once) and returns {} if they cannot be read."""
@@ -126,8 +191,36 @@ def main(config: Any) -> None:
             "trainer.use_v1=false selects verl's deprecated v0 trainer — recipes.legal.main_ppo needs the v1 trainer "
             "(remove the override), or run python -m verl.trainer.main_ppo without per-step reward metrics"
         )
-    run_ppo(config, task_runner_class=LegalTaskRunnerActor)
+    try:
+        run_ppo(config, task_runner_class=LegalTaskRunnerActor)
+    except Exception as exc:
+        line = stop_reason(exc)
+        if line is None:
+            raise
+        sys.stderr.write(f"[legal] {line}\n")
+        raise SystemExit(1) from None
+
+
+def stop_reason(exc: BaseException) -> str | None:
+    """The one line of a RewardsUnavailableError, also when it comes back wrapped in Ray's task errors."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        cause = getattr(current, "cause", None)
+        if isinstance(current, RewardsUnavailableError) and not isinstance(cause, BaseException):
+            return str(current)
+        todo += [cause if isinstance(cause, BaseException) else None, current.__cause__, current.__context__]
+    return None
 
 
 if __name__ == "__main__":
-    main()
+    # `python3 -m recipes.legal.main_ppo` runs this file as __main__: Ray would pickle the classes defined here by
+    # value and their module-level references (legal_trainer_cls) as __main__.<name>, which a Ray worker cannot
+    # resolve. Run the importable module instead, so everything pickles by reference.
+    import importlib
+
+    importlib.import_module("recipes.legal.main_ppo").main()

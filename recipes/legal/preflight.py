@@ -15,8 +15,10 @@ from __future__ import annotations
 import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import asyncio
+import contextlib
 import copy
 import inspect
+import io
 import logging
 import math
 import os
@@ -34,6 +36,7 @@ from recipes.legal.commands import (
     JudgeSpec,
     compose_config,
     data_files,
+    hide_known_verl_noise,
     is_healthy,
     is_multi_node,
     judge_gpu_count,
@@ -130,12 +133,13 @@ def check_resolves(cfg: Any) -> list[CheckResult]:
 
 
 def check_verl_validate(cfg: Any) -> list[CheckResult]:
-    """verl.utils.config.validate_config, as verl's main runs it."""
+    """verl.utils.config.validate_config, as verl's main runs it (its success print is dropped: this check says it)."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
     try:
-        validate_config(cfg, need_reference_policy(cfg), need_critic(cfg))
+        with contextlib.redirect_stdout(io.StringIO()):
+            validate_config(cfg, need_reference_policy(cfg), need_critic(cfg))
     except Exception as exc:
         cause = exc.__cause__ or exc
         return [
@@ -276,13 +280,19 @@ def check_verl_judge(cfg: Any) -> list[CheckResult]:
         )
     if not rm.model_path:
         problems.append("reward.reward_model.model_path is not set — set it to the judge model")
+    if rm.enable_resource_pool and rm.rollout.get("free_cache_engine", True):
+        problems.append(
+            "reward.reward_model.rollout.free_cache_engine=true with enable_resource_pool=true: verl puts the judge to "
+            "sleep at start-up and the reward workers never wake it (judge calls hang) — set "
+            "reward.reward_model.rollout.free_cache_engine=false (its pool is its own: nothing to free)"
+        )
     if problems:
         return [CheckResult("verl-served judge", FAIL, p) for p in problems]
     return [CheckResult("verl-served judge", PASS, f"{rm.model_path} on {rm.n_gpus_per_node} GPU(s)/node")]
 
 
 def check_batch(cfg: Any) -> list[CheckResult]:
-    """Mini-batch <= batch, batch x n divisible by training GPUs, micro batch and TP fit."""
+    """Mini-batch <= batch, batch x n divisible by training GPUs, TP fits (micro batches: check_micro_batches)."""
     actor = cfg.actor_rollout_ref.actor
     rollout = cfg.actor_rollout_ref.rollout
     batch, n = int(cfg.data.train_batch_size), int(rollout.n)
@@ -307,18 +317,6 @@ def check_batch(cfg: Any) -> list[CheckResult]:
                 f"(or change rollout.n / trainer.n_gpus_per_node)",
             )
         )
-    elif not actor.use_dynamic_bsz and actor.ppo_micro_batch_size_per_gpu and int(actor.ppo_mini_batch_size) <= batch:
-        per_gpu = int(actor.ppo_mini_batch_size) * n // gpus
-        micro = int(actor.ppo_micro_batch_size_per_gpu)
-        if per_gpu and per_gpu % micro:
-            out.append(
-                CheckResult(
-                    "batch",
-                    FAIL,
-                    f"{per_gpu} responses per GPU per mini-batch do not split into micro-batches of {micro} — set "
-                    f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu to a divisor of {per_gpu}",
-                )
-            )
     tp = int(rollout.tensor_model_parallel_size)
     if gpus % tp:
         out.append(
@@ -333,6 +331,131 @@ def check_batch(cfg: Any) -> list[CheckResult]:
         out.append(
             CheckResult("batch", PASS, f"{batch} prompts x {n} = {batch * n} responses = {batch * n // gpus}/GPU")
         )
+    return out
+
+
+@dataclass(frozen=True)
+class MicroBatchSplit:
+    """One pass verl splits into micro batches on each GPU: how many samples reach a GPU and the micro batch."""
+
+    key: str
+    what: str
+    per_gpu: int
+    micro: int | None
+    dynamic: bool
+
+
+def micro_batch_splits(cfg: Any) -> list[MicroBatchSplit]:
+    """The per-GPU batches of the actor update and the rollout / ref log-prob passes, as verl's workers get them.
+
+    The trainer pads each step's responses to verl's own required multiple (PPOTrainer._get_required_batch_multiple:
+    lcm of the data-parallel size and the actor's mini batch x n) before dispatching them evenly over the
+    data-parallel ranks (GPUs / ulysses SP size); the actor splits its share into mini batches of
+    mini x n / dp (engine_workers.train_mini_batch), and without use_dynamic_bsz prepare_micro_batches asserts that
+    every per-GPU batch divides by its micro batch.
+    """
+    from types import SimpleNamespace
+
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    aref = cfg.actor_rollout_ref
+    actor, rollout, ref = aref.actor, aref.rollout, aref.ref
+    n = int(rollout.n)
+    gpus = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+    responses = int(cfg.data.train_batch_size) * n
+    splits: list[MicroBatchSplit] = []
+    use_critic = need_critic(cfg)
+    warmup = int(cfg.trainer.get("critic_warmup", 0) or 0)
+    for steps in sorted({1, max(1, warmup)}):
+        dp = gpus // int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
+        # verl's own padding rule, called on a stand-in for the trainer (it reads only these attributes).
+        trainer = SimpleNamespace(config=cfg, use_critic=use_critic, global_steps=steps)
+        multiple = PPOTrainer._get_required_batch_multiple(trainer, dp)  # type: ignore[arg-type]
+        padded = -(-responses // multiple) * multiple
+        splits.append(
+            MicroBatchSplit(
+                "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu",
+                "old log-prob",
+                padded // dp,
+                rollout.get("log_prob_micro_batch_size_per_gpu"),
+                bool(rollout.get("log_prob_use_dynamic_bsz", False)),
+            )
+        )
+        if need_reference_policy(cfg):
+            ref_dp = gpus // int(ref.get("ulysses_sequence_parallel_size", 1) or 1)
+            splits.append(
+                MicroBatchSplit(
+                    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu",
+                    "ref log-prob",
+                    padded // ref_dp,
+                    ref.get("log_prob_micro_batch_size_per_gpu"),
+                    bool(ref.get("log_prob_use_dynamic_bsz", False)),
+                )
+            )
+        if warmup < steps or warmup == 0:
+            splits.append(
+                MicroBatchSplit(
+                    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
+                    "actor update (per mini batch)",
+                    int(actor.ppo_mini_batch_size) * n // dp,
+                    actor.get("ppo_micro_batch_size_per_gpu"),
+                    bool(actor.use_dynamic_bsz),
+                )
+            )
+    unique: dict[tuple[str, int], MicroBatchSplit] = {(s.key, s.per_gpu): s for s in splits}
+    return list(unique.values())
+
+
+def check_micro_batches(cfg: Any) -> list[CheckResult]:
+    """Every micro batch divides the per-GPU batch it splits (mirrors verl's worker assertions)."""
+    actor, rollout = cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout
+    if bool(actor.use_dynamic_bsz) != bool(rollout.log_prob_use_dynamic_bsz):
+        return [
+            CheckResult(
+                "micro batches",
+                FAIL,
+                f"actor.use_dynamic_bsz={actor.use_dynamic_bsz} but rollout.log_prob_use_dynamic_bsz="
+                f"{rollout.log_prob_use_dynamic_bsz}: verl's actor worker asserts they are equal — set both",
+            )
+        ]
+    out = []
+    mini_rows = int(actor.ppo_mini_batch_size) * int(rollout.n)
+    gpus = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+    dp = gpus // int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
+    if not actor.use_dynamic_bsz and mini_rows % dp:
+        out.append(
+            CheckResult(
+                "micro batches",
+                FAIL,
+                f"actor mini batch {actor.ppo_mini_batch_size} x n {rollout.n} = {mini_rows} responses do not split "
+                f"over {dp} data-parallel GPUs — make actor_rollout_ref.actor.ppo_mini_batch_size x rollout.n a "
+                f"multiple of {dp}",
+            )
+        )
+        return out
+    for split in micro_batch_splits(cfg):
+        if split.dynamic:
+            continue
+        if not split.micro:
+            out.append(CheckResult("micro batches", FAIL, f"{split.key} is not set and dynamic batch size is off"))
+        elif split.per_gpu % int(split.micro):
+            divisors = [d for d in range(1, split.per_gpu + 1) if split.per_gpu % d == 0]
+            out.append(
+                CheckResult(
+                    "micro batches",
+                    FAIL,
+                    f"{split.what}: {split.per_gpu} responses per GPU do not split into micro-batches of "
+                    f"{split.micro} (verl asserts this at the first step) — set {split.key} to a divisor of "
+                    f"{split.per_gpu} ({', '.join(map(str, divisors))})",
+                )
+            )
+    if not out:
+        parts = [
+            f"{s.what} {s.per_gpu}/GPU" + (" (dynamic)" if s.dynamic else f" in micro batches of {s.micro}")
+            for s in micro_batch_splits(cfg)
+        ]
+        out.append(CheckResult("micro batches", PASS, "; ".join(parts)))
     return out
 
 
@@ -652,7 +775,8 @@ def check_reward(
             key_sets[source] = tuple(sorted(result))
             score = result["score"]
             judged = " (judge)" if result.get("judge_called") else ""
-            out.append(CheckResult("reward function", PASS, f"{source}: gold answer scores {float(score):g}{judged}"))
+            message = f"{source}: gold answer scores {float(score):g}{_best_note(source)}{judged}"
+            out.append(CheckResult("reward function", PASS, message))
         else:
             out.append(CheckResult("reward function", PASS, f"{source}: gold answer scores {float(result):g}"))
     if len(set(key_sets.values())) > 1:
@@ -664,6 +788,11 @@ def check_reward(
             )
         )
     return out
+
+
+def _best_note(source: str) -> str:
+    """The term reward is minus the sentence error: its best score is 0, which must not read like a failure."""
+    return " (0 is the best term score: no error)" if source.endswith("/term") else ""
 
 
 def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -791,6 +920,7 @@ def run_preflight(
     # Stage 2: verl's own validation and registries, then the reward function (imports verl + torch: ~10 s).
     stage2: list[tuple[str, Callable[[Any], list[CheckResult]]]] = [
         ("verl validate_config", check_verl_validate),
+        ("micro batches", check_micro_batches),
         ("algorithm", check_algorithm),
         ("reward manager", check_reward_manager),
         ("agent loop", check_agent_loop),
@@ -833,9 +963,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="add the overrides the launch script adds (run name, $JUDGE_BASE_URL) before checking",
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show verl's known start-up warnings")
     parser.add_argument("overrides", nargs="*", help="hydra overrides, as for the trainer")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("PREFLIGHT_LOG_LEVEL", "WARNING"))
+    if not args.verbose:
+        hide_known_verl_noise()
     overrides = list(args.overrides)
     if args.as_trainer:
         try:

@@ -23,6 +23,8 @@ Metrics (over the responses of the group; "judge calls" = responses with judge_c
   0.0 in a group without judge calls): ``judge_unreadable_rate`` (mean ``judge_unreadable``: 200 replies with no
   readable grade), ``judge_off_choice_rate`` (mean ``judge_off_choice``: replies outside the requested choice set /
   regex) and ``judge_rate_limited_rate`` (mean ``judge_rate_limited``: calls that met a 429).
+- ``reward/overall/unscored``: responses generated but not scored this step (the reward function raised; verl drops
+  their group). Logged every step by recipes.legal.main_ppo, which stops the run when it is not 0.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "reward"
 OVERALL = "overall"
+UNSCORED_METRIC = f"{PREFIX}/{OVERALL}/unscored"
 
 # metric name -> extras key, averaged over all responses of the group
 _MEANS: tuple[tuple[str, str], ...] = (
