@@ -42,7 +42,7 @@ fi
 if [ "${LEGAL_NO_VLLM:-0}" = "1" ]; then
   echo "[test.sh] real-vLLM tier skipped (--no-vllm / LEGAL_NO_VLLM=1)"
   export LEGAL_VLLM_TIER=off
-elif ! grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+elif ! grep -qw avx512f "${LEGAL_CPUINFO:-/proc/cpuinfo}" 2>/dev/null; then  # LEGAL_CPUINFO: tests only
   echo "[test.sh] real-vLLM tier not run: this CPU lacks AVX-512 (avx512f), which vLLM's CPU build needs"
   export LEGAL_VLLM_TIER=off
 else
