@@ -41,7 +41,7 @@ def generate(
         from vllm import LLM, SamplingParams
     except ImportError as exc:
         raise GenerationError(
-            "generation needs vLLM (GPU node: pip install -e '.[train]'; CPU tests: .venv-vllm from scripts/test.sh)"
+            "vLLM is not installed here (GPU node: pip install -e '.[train]'; CPU tests: scripts/test.sh's .venv-vllm)"
         ) from exc
     llm_kwargs = dict(sampling_cfg.get("llm") or {})
     sampling_kwargs = dict(sampling_cfg.get("sampling") or {})

@@ -670,7 +670,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 load_sampling_config(args.sampling_config),
             )
         except GenerationError as exc:
-            raise EvaluationInputError(f"--model: {exc}") from exc
+            raise EvaluationInputError(
+                f"--model needs vLLM: {exc}. Generate predictions elsewhere and pass --predictions PRED.jsonl instead."
+            ) from exc
         predictions_path = write_samples(
             out_dir / "predictions.jsonl", [{"index": i, "data_source": ds} for ds, i in keys], completions
         )
