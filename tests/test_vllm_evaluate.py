@@ -18,7 +18,9 @@ import pytest
 import yaml
 from helpers.real_vllm import REPO_ROOT, script_env, vllm_python
 
-pytestmark = pytest.mark.vllm
+# Generous bound: a vLLM start on a busy 2-core box takes minutes (the session server's start counts toward the first
+# test that needs it).
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1500)]
 
 N_SAMPLES = 2
 ROWS_PER_TASK = 2

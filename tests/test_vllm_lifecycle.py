@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from helpers.real_vllm import REPO_ROOT, RealVLLM, alive, free_port, group_members, script_env, stop_group
 
-pytestmark = pytest.mark.vllm
+# Generous bound: a vLLM start on a busy 2-core box takes minutes (the session server's start counts toward the first
+# test that needs it).
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1500)]
 
 TRAINER = """#!/usr/bin/env bash
 # Stand-in trainer: records its arguments, the judge's health and the judge's process group at that moment.

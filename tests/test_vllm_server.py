@@ -22,7 +22,9 @@ from recipes.legal.commands import health_url, is_healthy
 from recipes.legal.tasks import TASKS
 from rewards.legal import RESULT_KEYS, compute_score
 
-pytestmark = pytest.mark.vllm
+# Generous bound: a vLLM start on a busy 2-core box takes minutes (the session server's start counts toward the first
+# test that needs it).
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1500)]
 
 CHOICES = structured_output_spec("grade")["choice"]
 TERM_REGEX = re.compile(structured_output_spec("term_error")["regex"])
