@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers.real_vllm import REPO_ROOT, script_env, vllm_python
+from helpers.real_vllm import REPO_ROOT, script_env, stop_group, vllm_python
 
 # Generous bound: a vLLM start on a busy 2-core box takes minutes (the session server's start counts toward the first
 # test that needs it).
@@ -58,12 +58,17 @@ def test_evaluate_model_generates_with_vllm_and_reports(
     sampling_path = tmp_path / "sampling.yaml"
     sampling_path.write_text(yaml.safe_dump(sampling, allow_unicode=True), encoding="utf-8")
     out = tmp_path / "report"
-    result = subprocess.run(
+    proc = subprocess.Popen(
         [str(vllm_python()), "-m", "recipes.legal.evaluate", "--data", str(small_test_set), "--model",
          str(tiny_model_dir), "--out", str(out), "--mode", "rules", "--sampling-config", str(sampling_path)],
-        cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True, timeout=900, check=False,
+        cwd=REPO_ROOT, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    try:
+        stdout, stderr = proc.communicate(timeout=1200)
+    finally:
+        stop_group(proc.pid)  # vLLM's engine and helper processes too, whatever happened
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
 
     rows = pq.read_table(small_test_set).to_pylist()
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
