@@ -100,6 +100,8 @@ class JudgeResult:
 
 
 _REQUEST_IDS = itertools.count()
+# vLLM's 400 for a prompt longer than max_model_len ("This model's maximum context length is N tokens. ...").
+_CONTEXT_TOO_LONG = "maximum context length"
 
 if sys.version_info >= (3, 11):
 
@@ -694,8 +696,8 @@ class JudgeClient:
         try:
             text = await self._request(ep, model, messages, spec, timeout)
         except _CallError as err:
-            if not (spec and err.status == 400):
-                raise
+            if not (spec and err.status == 400) or _CONTEXT_TOO_LONG in str(err).lower():
+                raise  # a prompt past max_model_len fails the same without structured outputs: don't resend
             # The server rejected structured outputs (older vLLM, other server): retry once without.
             try:
                 text = await self._request(ep, model, messages, None, timeout)

@@ -1,10 +1,11 @@
-"""Shared fixtures: a local tiny tokenizer, a DataProto builder, and the loopback judge server."""
+"""Shared fixtures: a local tiny tokenizer, a DataProto builder, the loopback judge server and the real vLLM tier."""
 
 from __future__ import annotations
 
 import pytest
 from helpers.dataproto import make_reward_dataproto
 from helpers.judge_fixtures import judge_server  # noqa: F401  (re-exported fixture)
+from helpers.real_vllm_fixtures import real_vllm, tiny_model_dir, vllm_session  # noqa: F401  (re-exported)
 from helpers.tokenizer import build_tiny_tokenizer
 
 
@@ -32,3 +33,29 @@ def reward_dataproto(tiny_tokenizer):
         return make_reward_dataproto(tiny_tokenizer, **kwargs)
 
     return build
+
+
+# ------------------------------------------------------------------------------------------ the real-vLLM tier
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the `vllm` tests when scripts/test.sh turned the tier off or no vLLM venv exists (one line says so)."""
+    from helpers.real_vllm import tier_off_reason
+
+    reason = tier_off_reason()
+    if reason is None:
+        return
+    left_out = [item for item in items if item.get_closest_marker("vllm")]
+    if not left_out:
+        return
+    config.hook.pytest_deselected(items=left_out)
+    items[:] = [item for item in items if not item.get_closest_marker("vllm")]
+    config.stash[_TIER_NOTE] = f"real-vLLM tier: {len(left_out)} test(s) not run — {reason}"
+
+
+_TIER_NOTE = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The one line saying why the real-vLLM tier did not run."""
+    note = config.stash.get(_TIER_NOTE, None)
+    if note:
+        terminalreporter.write_line(note)

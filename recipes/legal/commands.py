@@ -11,7 +11,8 @@ the scripts run:
 
 Environment read here (and nowhere else): RUN_NAME, RUN_TAG (run naming), JUDGE_BASE_URL (judge endpoints, comma
 list), JUDGE_MODEL / JUDGE_HOST / JUDGE_PORT / JUDGE_GPUS / JUDGE_STARTUP_TIMEOUT_S (judge section), NNODES /
-RAY_ADDRESS (multi-node), PYTHON (trainer interpreter), VLLM (vllm executable).
+RAY_ADDRESS (multi-node), PYTHON (trainer interpreter), VLLM (replaces the first word of judge.server_command, the
+vllm executable).
 
 External judges: with JUDGE_BASE_URL set (judge.mode=external, one node) the launch starts no judge of its own. When
 no URL is loopback (the judges run elsewhere) the judge GPU(s) of the config are handed to the trainer:
@@ -76,6 +77,8 @@ JUDGE_ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
     ("JUDGE_STARTUP_TIMEOUT_S", "judge.startup_timeout_s"),
 )
 GPUS_KEY = "trainer.n_gpus_per_node"
+# In judge.server_command, stands for judge.model (a command without it gets the model as its next argument).
+MODEL_PLACEHOLDER = "{model}"
 LOOPBACK_HOSTS = ("127.", "localhost", "[::1]", "0.0.0.0")
 
 
@@ -197,6 +200,8 @@ class JudgeSpec:
     api_key_env: str
     log_file: str
     startup_timeout_s: int
+    server_command: tuple[str, ...] = ("vllm", "serve")
+    server_args: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: Any) -> JudgeSpec:
@@ -217,6 +222,8 @@ class JudgeSpec:
             api_key_env=str(section.get("api_key_env", "JUDGE_API_KEY") or ""),
             log_file=str(section.get("log_file", f"logs/judge-{port}.log")),
             startup_timeout_s=int(section.get("startup_timeout_s", 900)),
+            server_command=_words(section.get("server_command", "vllm serve"), "judge.server_command"),
+            server_args=_words(section.get("server_args", ()), "judge.server_args", allow_empty=True),
         )
 
     @property
@@ -334,12 +341,28 @@ def trainer_command(
     return [python, "-m", TRAINER_MODULE, *path, f"--config-name={config_name_of(config_name)}", *overrides]
 
 
-def vllm_serve_command(judge: JudgeSpec, vllm: str = "vllm") -> list[str]:
-    """`vllm serve` for the judge; the API key goes through $VLLM_API_KEY, never the command line."""
+def _words(value: Any, key: str, allow_empty: bool = False) -> tuple[str, ...]:
+    """A command or argument list from YAML: a list of strings, or one string split like a shell would."""
+    words = shlex.split(value) if isinstance(value, str) else [str(v) for v in (value or ())]
+    if not words and not allow_empty:
+        raise ConfigError(f"{key} is empty: give the judge server command, e.g. 'vllm serve'")
+    return tuple(words)
+
+
+def vllm_serve_command(judge: JudgeSpec, vllm: str | None = None) -> list[str]:
+    """judge.server_command (`vllm serve`) for the judge; the API key goes through $VLLM_API_KEY, never argv.
+
+    ``vllm`` (env VLLM) replaces the command's first word, the executable.
+    """
+    command = list(judge.server_command)
+    if vllm:
+        command[0] = vllm
+    if any(MODEL_PLACEHOLDER in word for word in command):
+        command = [word.replace(MODEL_PLACEHOLDER, judge.model) for word in command]
+    else:  # `vllm serve MODEL`: the model is the first positional argument
+        command.append(judge.model)
     return [
-        vllm,
-        "serve",
-        judge.model,
+        *command,
         "--served-model-name",
         judge.model,
         "--host",
@@ -354,6 +377,7 @@ def vllm_serve_command(judge: JudgeSpec, vllm: str = "vllm") -> list[str]:
         str(judge.max_model_len),
         "--gpu-memory-utilization",
         str(judge.gpu_memory_utilization),
+        *judge.server_args,
     ]
 
 
@@ -531,7 +555,7 @@ def build_plan(
         env_judges=uses_env_judges(cfg, environ),
         multi_node=multi,
         trainer_cmd=trainer_cmd,
-        vllm_cmd=vllm_serve_command(judge, vllm=environ.get("VLLM", "vllm")),
+        vllm_cmd=vllm_serve_command(judge, vllm=environ.get("VLLM") or None),
         submit_cmd=ray_job_submit_command(
             address, runtime_env_path, trainer_command(name, overrides, python="python3", config_path=False)
         ),

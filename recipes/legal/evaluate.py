@@ -192,8 +192,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = load_data(args.data)
     predictions_path = Path(args.predictions) if args.predictions else None
     if args.model:
-        predictions_path = generate_predictions(
-            args.model, data, out_dir / "predictions.jsonl", args.sampling_config, args.config
+        from recipes.generation import GenerationError, generate, write_samples
+
+        keys = sorted(data)
+        try:
+            completions = generate(
+                args.model,
+                [list(data[k]["prompt"]) for k in keys],
+                load_chat_template(args.config),
+                load_sampling_config(args.sampling_config),
+            )
+        except GenerationError as exc:
+            raise EvaluationInputError(
+                f"--model needs vLLM: {exc}. Generate predictions elsewhere and pass --predictions PRED.jsonl instead."
+            ) from exc
+        predictions_path = write_samples(
+            out_dir / "predictions.jsonl", [{"index": i, "data_source": ds} for ds, i in keys], completions
         )
     assert predictions_path is not None
     loaded = load_predictions(predictions_path, data, strict=args.strict)

@@ -1,0 +1,65 @@
+"""Offline generation with vLLM: chat prompts rendered with a given template, n completions per prompt.
+
+Generic (no task knowledge): evaluation (``recipes.legal.evaluate --model``) uses it, and so can any tool that
+samples from a policy (rejection sampling). The sampling config is a mapping with two sections passed through as
+keyword arguments: ``llm`` → ``vllm.LLM(model=PATH, **llm)``, ``sampling`` → ``vllm.SamplingParams(**sampling)``
+(configs/eval_sampling.yaml). vLLM is imported lazily: it exists on GPU nodes and in the test tier's .venv-vllm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Conversation = Sequence[Mapping[str, str]]
+
+
+class GenerationError(RuntimeError):
+    """Generation cannot run here (vLLM missing) or its inputs are unusable."""
+
+
+def render_prompts(tokenizer: Any, conversations: Sequence[Conversation], chat_template: str) -> list[str]:
+    """Prompt strings as verl renders them for training: the template applied with add_generation_prompt=True."""
+    return [
+        tokenizer.apply_chat_template(
+            [dict(m) for m in conv], chat_template=chat_template, tokenize=False, add_generation_prompt=True
+        )
+        for conv in conversations
+    ]
+
+
+def generate(
+    model: str, conversations: Sequence[Conversation], chat_template: str, sampling_cfg: Mapping[str, Any]
+) -> list[list[str]]:
+    """For each conversation, the texts of its ``sampling.n`` completions (in sample order)."""
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError as exc:
+        raise GenerationError(
+            "vLLM is not installed here (GPU node: pip install -e '.[train]'; CPU tests: scripts/test.sh's .venv-vllm)"
+        ) from exc
+    llm_kwargs = dict(sampling_cfg.get("llm") or {})
+    sampling_kwargs = dict(sampling_cfg.get("sampling") or {})
+    llm = LLM(model=model, **llm_kwargs)
+    prompts = render_prompts(llm.get_tokenizer(), conversations, chat_template)
+    logger.info("generating %d prompts × n=%s with %s", len(prompts), sampling_kwargs.get("n", 1), model)
+    outputs = llm.generate(prompts, SamplingParams(**sampling_kwargs), use_tqdm=True)
+    return [[completion.text for completion in output.outputs] for output in outputs]
+
+
+def write_samples(path: str | Path, keys: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]]) -> Path:
+    """JSON lines ``{**key, "response": text, "sample": i}``: one line per completion, keys in prompt order."""
+    if len(keys) != len(completions):
+        raise GenerationError(f"{len(keys)} keys for {len(completions)} prompts")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as handle:
+        for key, texts in zip(keys, completions, strict=True):
+            for sample, text in enumerate(texts):
+                handle.write(json.dumps({**key, "response": text, "sample": sample}, ensure_ascii=False) + "\n")
+    return out

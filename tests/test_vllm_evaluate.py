@@ -1,0 +1,89 @@
+"""`python -m recipes.legal.evaluate --model <tiny model>`: vLLM's offline LLM generating for real (CPU build).
+
+The prompts are rendered with the training config's chat template and the sampling comes from
+configs/eval_sampling.yaml (n and the temperature raised, so several samples per item differ; fewer new tokens and
+eager mode, for CPU time); the run goes on to metrics.json and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from helpers.real_vllm import REPO_ROOT, script_env, stop_group, vllm_python
+
+# Generous bound: a vLLM start on a busy 2-core box takes minutes (the session server's start counts toward the first
+# test that needs it).
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1500)]
+
+N_SAMPLES = 2
+ROWS_PER_TASK = 2
+
+
+@pytest.fixture(scope="module")
+def small_test_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first rows of each task of the shipped sample's prepared test set."""
+    out = tmp_path_factory.mktemp("eval_data")
+    subprocess.run(
+        [sys.executable, "-m", "data.prepare", "--source", "cail2018", "--input", "data/samples/cail2018_sample.jsonl",
+         "--output", str(out)],
+        cwd=REPO_ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    table = pq.read_table(out / "test.parquet")
+    seen: Counter[str] = Counter()
+    keep = []
+    for i, source in enumerate(table.column("data_source").to_pylist()):
+        if seen[source] < ROWS_PER_TASK:
+            seen[source] += 1
+            keep.append(i)
+    pq.write_table(table.take(keep), out / "small.parquet")
+    return out / "small.parquet"
+
+
+def test_evaluate_model_generates_with_vllm_and_reports(
+    tiny_model_dir: Path, small_test_set: Path, tmp_path: Path
+) -> None:
+    """predictions.jsonl has n samples per item, rendered with the training template; metrics.json and the report
+    follow from them."""
+    sampling = yaml.safe_load((REPO_ROOT / "configs" / "eval_sampling.yaml").read_text(encoding="utf-8"))
+    # 256 new tokens instead of 2048: the random model never emits EOS, and 2048 decode steps cost minutes on 2 cores.
+    sampling["sampling"].update(n=N_SAMPLES, temperature=1.0, max_tokens=256)
+    sampling["llm"]["enforce_eager"] = True  # no minutes of inductor compilation on a 2-core CPU
+    sampling_path = tmp_path / "sampling.yaml"
+    sampling_path.write_text(yaml.safe_dump(sampling, allow_unicode=True), encoding="utf-8")
+    out = tmp_path / "report"
+    proc = subprocess.Popen(
+        [str(vllm_python()), "-m", "recipes.legal.evaluate", "--data", str(small_test_set), "--model",
+         str(tiny_model_dir), "--out", str(out), "--mode", "rules", "--sampling-config", str(sampling_path)],
+        cwd=REPO_ROOT, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=1200)
+    finally:
+        stop_group(proc.pid)  # vLLM's engine and helper processes too, whatever happened
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
+
+    rows = pq.read_table(small_test_set).to_pylist()
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == len(rows) * N_SAMPLES
+    per_item = Counter((line["data_source"], line["index"]) for line in lines)
+    assert set(per_item) == {(r["data_source"], r["extra_info"]["index"]) for r in rows}
+    assert set(per_item.values()) == {N_SAMPLES}
+    assert {line["sample"] for line in lines} == set(range(N_SAMPLES))
+    assert all(isinstance(line["response"], str) for line in lines)
+    assert len({line["response"] for line in lines}) > 1  # sampled text, not one canned string
+
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["overall"]["model"] == str(tiny_model_dir)
+    assert metrics["overall"]["predictions"] == str(out / "predictions.jsonl")
+    assert metrics["overall"]["skipped_total"] == 0
+    assert (out / "report.md").is_file() and (out / "scores.jsonl").is_file()
+    scores = (out / "scores.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(scores) == len(lines)
