@@ -4,6 +4,7 @@ scripts/train_sft.sh runs exactly what this module prints; composition, run nami
 GRPO launch's (recipes/legal/commands.py), so both stages name runs and read configs the same way:
 
     python -m recipes.sft_launch plan [--dry-run] --config safety_sft [overrides...]
+    python -m recipes.sft_launch export --checkpoint-dir checkpoints/safety-sft/<run>
 
 prints bash variables for the script on stdout and the checks (PASS/WARN/FAIL lines) on stderr; PLAN_CHECK_FAILED=1
 when one failed (missing data is a WARN with --dry-run, nothing trains then; a FAIL otherwise).
@@ -11,6 +12,9 @@ when one failed (missing data is a WARN with --dry-run, nothing trains then; a F
 The trainer is `torchrun --standalone --nnodes=1 --nproc_per_node=<trainer.n_gpus_per_node> -m
 verl.trainer.sft_trainer` (verl 0.9.1's examples/sft scripts launch it the same way), spelled
 `python -m torch.distributed.run` so the project's interpreter runs it. One node only.
+`export` turns the latest checkpoint into what the GRPO stage reads, with verl's own merger
+(`python -m verl.model_merger merge --backend fsdp`): `<dir>/hf/` (base weights, config, tokenizer) and
+`<dir>/hf/lora_adapter/` (the adapter, unmerged), then prints the GRPO overrides that start from it.
 Environment read here: RUN_NAME, RUN_TAG (run naming), PYTHON (trainer interpreter).
 """
 
@@ -21,6 +25,7 @@ import argparse
 import datetime as _dt
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -73,6 +78,30 @@ def train_files(cfg: Any) -> list[str]:
     return out
 
 
+def export_command(step_dir: str, target_dir: str, python: str = "python3") -> list[str]:
+    """verl's merger: FSDP shards of a PEFT model -> target_dir (base weights) + target_dir/lora_adapter."""
+    return [python, "-m", "verl.model_merger", "merge", "--backend", "fsdp", "--local_dir", step_dir,
+            "--target_dir", target_dir]  # fmt: skip
+
+
+def grpo_overrides(target_dir: str, cfg: Any) -> list[str]:
+    """The GRPO overrides that start from the exported SFT model (LoRA on, the adapter loaded trainable)."""
+    prefix = "actor_rollout_ref.model"
+    return [
+        f"{prefix}.path={target_dir}",
+        f"{prefix}.lora_adapter_path={target_dir}/lora_adapter",
+        f"{prefix}.lora_rank={int(cfg.model.lora_rank)}",
+        f"{prefix}.lora_alpha={int(cfg.model.lora_alpha)}",
+    ]
+
+
+def latest_step_dir(checkpoint_dir: str) -> str | None:
+    """The newest global_step_<N> under checkpoint_dir (verl's tracker file), or None."""
+    from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
+
+    return find_latest_ckpt_path(checkpoint_dir)
+
+
 @dataclass
 class SftPlan:
     """Everything scripts/train_sft.sh needs, from one composition."""
@@ -85,6 +114,7 @@ class SftPlan:
     data_files: list[str]
     data_missing: bool
     trainer_cmd: list[str]
+    export_cmd: list[str]
     cfg: Any
 
 
@@ -104,15 +134,18 @@ def build_sft_plan(
             cfg.trainer.experiment_name = run
     files = train_files(cfg)
     nproc = int(cfg.trainer.n_gpus_per_node)
+    python = environ.get("PYTHON", "python3")
+    ckpt = str(cfg.trainer.default_local_dir)
     return SftPlan(
         config_name=name,
         overrides=overrides,
         run_name=str(cfg.trainer.experiment_name),
-        checkpoint_dir=str(cfg.trainer.default_local_dir),
+        checkpoint_dir=ckpt,
         nproc_per_node=nproc,
         data_files=files,
         data_missing=any(not Path(f).is_file() for f in files),
-        trainer_cmd=sft_command(name, overrides, nproc, python=environ.get("PYTHON", "python3")),
+        trainer_cmd=sft_command(name, overrides, nproc, python=python),
+        export_cmd=[python, "-m", "recipes.sft_launch", "export", "--config", name, *overrides],
         cfg=cfg,
     )
 
@@ -132,6 +165,7 @@ def plan_to_bash(plan: SftPlan) -> str:
         f"PLAN_DATA_FILES={array(plan.data_files)}\n"
         f"PLAN_DATA_MISSING={int(plan.data_missing)}\n"
         f"PLAN_TRAINER_CMD={array(plan.trainer_cmd)}\n"
+        f"PLAN_EXPORT_CMD={array(plan.export_cmd)}\n"
     )
 
 
@@ -209,7 +243,27 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default=DEFAULT_CONFIG, help="config name in configs/ (default: %(default)s)")
     s.add_argument("--dry-run", action="store_true", help="missing data is a warning, not a failure")
     s.add_argument("overrides", nargs="*", help="hydra overrides")
+    e = sub.add_parser("export", help="latest checkpoint -> <checkpoint dir>/hf (+ lora_adapter) for GRPO")
+    e.add_argument("--config", default=DEFAULT_CONFIG, help="config name in configs/ (default: %(default)s)")
+    e.add_argument("overrides", nargs="*", help="the training run's hydra overrides (the checkpoint dir follows)")
     return p
+
+
+def export(plan: SftPlan, python: str) -> int:
+    """Run verl's merger on the run's latest checkpoint and print the GRPO overrides; 1 when there is none."""
+    step_dir = latest_step_dir(plan.checkpoint_dir)
+    if step_dir is None:
+        sys.stderr.write(f"error: no checkpoint in {plan.checkpoint_dir} (latest_checkpointed_iteration.txt)\n")
+        return 1
+    target = str(Path(plan.checkpoint_dir) / "hf")
+    cmd = export_command(step_dir, target, python=python)
+    sys.stderr.write(f"[sft-export] {shlex.join(cmd)}\n")
+    status = subprocess.run(cmd, check=False).returncode
+    if status != 0 or not (Path(target) / "lora_adapter" / "adapter_config.json").is_file():
+        sys.stderr.write(f"error: verl.model_merger failed (exit {status}) or wrote no {target}/lora_adapter\n")
+        return 1
+    sys.stdout.write("GRPO from this SFT run: " + " ".join(grpo_overrides(target, plan.cfg)) + "\n")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -221,6 +275,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    if args.what == "export":
+        return export(plan, sys.executable)
     failed = run_checks(plan, args.dry_run)
     sys.stdout.write(plan_to_bash(plan) + f"PLAN_CHECK_FAILED={failed}\n")
     return 0

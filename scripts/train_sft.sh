@@ -7,7 +7,8 @@
 #                   all checks pass (missing data is a warning here; needs only what `bash scripts/test.sh` installs)
 #   --no-install    never create .venv / install .[train]
 # Env: RUN_NAME (reuse to resume) or RUN_TAG (suffix after -MMDD); WANDB_API_KEY or WANDB_MODE=offline; PYTHON_BIN.
-# Writes checkpoints/<project>/<run>/global_step_<N>/; the GRPO stage starts from it (README "Stages").
+# Writes checkpoints/<project>/<run>/global_step_<N>/, then exports the latest to checkpoints/<project>/<run>/hf
+# (+ hf/lora_adapter) with verl's model merger; the GRPO stage starts from that (README "Stages").
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --config=*) config="${1#*=}"; shift ;;
     --dry-run) dry_run=1; shift ;;
     --no-install) install=0; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) overrides+=("$1"); shift ;;
   esac
 done
@@ -63,11 +64,13 @@ plan="$("$py" -m recipes.sft_launch "${plan_args[@]}" ${overrides[@]+"${override
 eval "$plan"
 check_status="$PLAN_CHECK_FAILED"
 trainer_line="$(printf '%q ' "${PLAN_TRAINER_CMD[@]}")"
+export_line="$(printf '%q ' "${PLAN_EXPORT_CMD[@]}")"
 
 if [ "$dry_run" -eq 1 ]; then
-  say "dry run: the command a real run would execute:"
+  say "dry run: the commands a real run would execute:"
   echo "  $trainer_line"
-  say "checkpoints: $PLAN_CHECKPOINT_DIR/global_step_<N>/"
+  echo "  $export_line"
+  say "checkpoints: $PLAN_CHECKPOINT_DIR/global_step_<N>/; the GRPO stage reads $PLAN_CHECKPOINT_DIR/hf (+ lora_adapter)"
   [ "$check_status" -eq 0 ] || die "checks failed (see FAIL lines above)"
   say "dry run OK"
   exit 0
@@ -82,4 +85,8 @@ fi
   || die "the config trains on $PLAN_GPUS GPU(s) (trainer.n_gpus_per_node), this machine has $gpus — run on a GPU node, or use --dry-run"
 
 say "run $PLAN_RUN_NAME on $PLAN_GPUS GPU(s): $trainer_line"
-exec "${PLAN_TRAINER_CMD[@]}"
+"${PLAN_TRAINER_CMD[@]}"
+
+# ---- export for the GRPO stage: verl's merger on the latest checkpoint -> $PLAN_CHECKPOINT_DIR/hf (+ lora_adapter).
+say "exporting: $export_line"
+"${PLAN_EXPORT_CMD[@]}"

@@ -230,3 +230,73 @@ def test_cpu_rehearsal_reaches_the_gpu_wall(tmp_path: Path, tiny_tokenizer_path:
     assert "Distributed package doesn't have NCCL built in" in log, log[-3000:]
     assert "verl.trainer.sft_trainer FAILED" in log and "rank      : 0" in log
     assert not (tmp_path / "ckpt").exists()
+
+
+def _fake_sft_checkpoint(step_dir: Path, tokenizer_path: str) -> dict:
+    """What FSDPCheckpointManager writes for a 1-GPU LoRA run: the PEFT model's state dict (base + lora_ keys),
+    fsdp_config.json, lora_train_meta.json and huggingface/ (config + tokenizer); returns the LoRA tensors."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=False,
+    )  # fmt: skip
+    peft_model = get_peft_model(
+        Qwen2ForCausalLM(config), LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"])
+    )
+    state = peft_model.state_dict()
+    for key in state:  # trained adapters: B is non-zero
+        if "lora_B" in key:
+            state[key] = torch.randn_like(state[key])
+    step_dir.mkdir(parents=True)
+    torch.save(state, step_dir / "model_world_size_1_rank_0.pt")
+    (step_dir / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}))
+    (step_dir / "lora_train_meta.json").write_text(json.dumps({"r": 16, "lora_alpha": 32, "task_type": "CAUSAL_LM"}))
+    config.architectures = ["Qwen2ForCausalLM"]  # as in a config loaded from the hub
+    config.save_pretrained(step_dir / "huggingface")
+    tokenizer.save_pretrained(step_dir / "huggingface")
+    (step_dir.parent / "latest_checkpointed_iteration.txt").write_text(step_dir.name.split("_")[-1])
+    return {k: v for k, v in state.items() if "lora_" in k}
+
+
+def test_export_runs_verls_merger_and_grpo_loads_the_adapter(tmp_path: Path, tiny_tokenizer_path: str) -> None:
+    """`export` finds the latest step, runs verl.model_merger, and the result loads the way verl's FSDP engine loads
+    lora_adapter_path (PeftModel.from_pretrained, trainable) with the trained adapter weights."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    ckpt = tmp_path / "ckpt"
+    lora = _fake_sft_checkpoint(ckpt / "global_step_6", tiny_tokenizer_path)
+    (ckpt / "global_step_3").mkdir()  # an older step: not the one the tracker names
+    overrides = [f"trainer.default_local_dir={ckpt}"]
+    plan = build_sft_plan("safety_sft", overrides, {"RUN_NAME": "r", "PYTHON": sys.executable})
+    assert plan.export_cmd[1:5] == ["-m", "recipes.sft_launch", "export", "--config"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(plan.export_cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"--local_dir {ckpt}/global_step_6 --target_dir {ckpt}/hf" in result.stderr
+    hf = ckpt / "hf"
+    assert result.stdout.strip().splitlines()[-1] == (  # after the merger's own output
+        f"GRPO from this SFT run: actor_rollout_ref.model.path={hf} actor_rollout_ref.model.lora_adapter_path="
+        f"{hf}/lora_adapter actor_rollout_ref.model.lora_rank=16 actor_rollout_ref.model.lora_alpha=32"
+    )
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(hf), hf / "lora_adapter", is_trainable=True)
+    assert model.peft_config["default"].r == 16 and model.peft_config["default"].lora_alpha == 32
+    loaded = {k: v for k, v in model.state_dict().items() if "lora_" in k}
+    assert loaded.keys() == lora.keys()
+    for key, value in lora.items():
+        torch.testing.assert_close(loaded[key].float(), value.bfloat16().float())
+
+
+def test_export_without_a_checkpoint_fails_with_one_line(tmp_path: Path) -> None:
+    """No tracker file under the run's checkpoint dir: exit 1 and the directory named."""
+    from recipes.sft_launch import main
+
+    assert main(["export", f"trainer.default_local_dir={tmp_path}"], environ={"RUN_NAME": "r"}) == 1
