@@ -50,11 +50,10 @@ if [ "$rehearse" -eq 1 ]; then
   work="$repo_root/outputs/rehearse"
   mkdir -p "$work"
   say "rehearsal of $config: tiny random model and sample data in $work"
-  [ -f "$work/tiny_qwen/config.json" ] || PYTHONPATH="$repo_root/tests:$PYTHONPATH" "$py" tests/helpers/tiny_qwen.py "$work/tiny_qwen" >/dev/null 2>&1 \
-    || die "could not build the tiny model (tests/helpers/tiny_qwen.py)"
-  [ -f "$work/data/test.parquet" ] || "$py" -m data.prepare --source cail2018 --input data/samples/cail2018_sample.jsonl \
-    --output "$work/data" >/dev/null || die "could not prepare the sample data"
-  exec "$py" -m recipes.legal.rehearse --config "$config" --model "$work/tiny_qwen" --data "$work/data" \
+  "$py" tests/helpers/tiny_model.py "$work/tiny_qwen" >/dev/null 2>&1 \
+    || die "could not build the tiny model (tests/helpers/tiny_model.py)"
+  # the config's own shipped sample (recipe.sample_*), prepared by the rehearsal when missing
+  exec "$py" -m recipes.legal.rehearse --config "$config" --model "$work/tiny_qwen" --data "$work/data-$config" \
     --log "$work/$config.log"
 fi
 

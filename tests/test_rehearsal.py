@@ -14,12 +14,13 @@ cluster at a time. `pytest --durations=0 tests/test_rehearsal.py` shows the cost
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
-from helpers.tiny_qwen import build_tiny_qwen
+from helpers.tiny_model import build_tiny_model
 
-from recipes.legal.commands import compose_config, is_multi_node, launchable_configs
-from recipes.legal.rehearse import STAGES, analyse, rehearse_cluster, rehearse_single_node
+from recipes.legal.commands import compose_config, is_multi_node, launchable_configs, recipe_sample
+from recipes.legal.rehearse import STAGES, analyse, prepare_sample, rehearse_cluster, rehearse_single_node
 
 
 def _multi_node(name: str) -> bool:
@@ -33,17 +34,23 @@ MULTI = [name for name in launchable_configs() if _multi_node(name)]
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A random-weight Qwen2 with the local tokenizer (nothing downloaded)."""
-    return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny_qwen")))
+    return str(build_tiny_model())  # the shared cached tiny model (tests/helpers/tiny_model.py)
 
 
 @pytest.fixture(scope="module")
-def sample_data(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The shipped sample, prepared by data.prepare."""
-    from data.prepare import main as prepare
+def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """The config's own shipped sample (recipe.sample_*), prepared by data.prepare once per sample."""
+    prepared: dict[tuple[str, str], str] = {}
 
-    out = tmp_path_factory.mktemp("prepared")
-    assert prepare(["--source", "cail2018", "--input", "data/samples/cail2018_sample.jsonl", "--output", str(out)]) == 0
-    return str(out)
+    def for_config(name: str) -> str:
+        cfg = compose_config(name)
+        sample = recipe_sample(cfg)
+        assert sample is not None, f"configs/{name}.yaml names no shipped sample (recipe.sample_source/_input)"
+        if sample not in prepared:
+            prepared[sample] = str(prepare_sample(cfg, tmp_path_factory.mktemp(f"prepared-{sample[0]}")))
+        return prepared[sample]
+
+    return for_config
 
 
 def _assert_at_wall(result, name: str) -> None:
@@ -57,9 +64,9 @@ def _assert_at_wall(result, name: str) -> None:
 
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("name", SINGLE)
-def test_single_node_config_reaches_the_gpu_wall(name: str, tiny_model: str, sample_data: str) -> None:
+def test_single_node_config_reaches_the_gpu_wall(name: str, tiny_model: str, sample_data) -> None:
     """The exact trainer command of a single-node config runs through Ray up to actor_rollout_ref_init_model."""
-    result = rehearse_single_node(name, tiny_model, sample_data, timeout_s=900)
+    result = rehearse_single_node(name, tiny_model, sample_data(name), timeout_s=900)
     assert result.command[:3] == ["python3", "-m", "recipes.legal.main_ppo"]
     assert result.command[3].startswith("--config-path=/") and result.command[4] == f"--config-name={name}"
     _assert_at_wall(result, name)
@@ -67,9 +74,9 @@ def test_single_node_config_reaches_the_gpu_wall(name: str, tiny_model: str, sam
 
 @pytest.mark.timeout(1500)
 @pytest.mark.parametrize("name", MULTI)
-def test_multi_node_submit_reaches_the_gpu_wall(name: str, tiny_model: str, sample_data: str) -> None:
+def test_multi_node_submit_reaches_the_gpu_wall(name: str, tiny_model: str, sample_data) -> None:
     """`ray job submit --working-dir .` to a two-raylet local cluster; our packages import from Ray's copy."""
-    result = rehearse_cluster(name, tiny_model, sample_data, timeout_s=900)
+    result = rehearse_cluster(name, tiny_model, sample_data(name), timeout_s=900)
     assert result.command[:3] == ["ray", "job", "submit"] and "--working-dir" in result.command
     assert result.command[result.command.index("--") + 1 :][:3] == ["python3", "-m", "recipes.legal.main_ppo"]
     _assert_at_wall(result, name)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.tiny_qwen import build_tiny_qwen
+from helpers.tiny_model import build_tiny_model
 
 from recipes.legal.commands import compose_config
 
@@ -40,7 +40,7 @@ def local_ray() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_tiny_qwen(tmp_path_factory.mktemp("tiny_qwen_rewards")))
+    return str(build_tiny_model())
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
 DEFAULT_CONFIG = "legal_grpo"
 RUNTIME_ENV_TEMPLATE = CONFIG_DIR / "runtime_env.yaml"
-SAMPLE_INPUT = "data/samples/cail2018_sample.jsonl"
 TRAINER_MODULE = "recipes.legal.main_ppo"
 EXPERIMENT_KEY = "trainer.experiment_name"
 JUDGE_URL_KEY = "reward.custom_reward_function.reward_kwargs.judge_base_url"
@@ -476,6 +475,23 @@ def data_files(cfg: Any) -> list[str]:
     return out
 
 
+def recipe_sample(cfg: Any) -> tuple[str, str] | None:
+    """(data.prepare source, input file) of the config's shipped fictional sample (``recipe.sample_*``), if any."""
+    from omegaconf import OmegaConf
+
+    source = OmegaConf.select(cfg, "recipe.sample_source", default=None)
+    path = OmegaConf.select(cfg, "recipe.sample_input", default=None)
+    return (str(source), str(path)) if source and path else None
+
+
+def sample_prep_argv(cfg: Any, output: str | Path) -> list[str] | None:
+    """`data.prepare` arguments preparing the config's shipped sample into output; None when it has none."""
+    sample = recipe_sample(cfg)
+    if sample is None:
+        return None
+    return ["--source", sample[0], "--input", sample[1], "--output", str(output)]
+
+
 def sample_prep_command(cfg: Any, python: str = "python3") -> list[str] | None:
     """Command preparing the shipped sample into the configured data dir; None when it cannot stand in for it."""
     files = data_files(cfg)
@@ -484,17 +500,8 @@ def sample_prep_command(cfg: Any, python: str = "python3") -> list[str] | None:
     train, val = (Path(os.path.expanduser(f)) for f in files)
     if train.parent != val.parent or (train.name, val.name) != ("train.parquet", "test.parquet"):
         return None
-    return [
-        python,
-        "-m",
-        "data.prepare",
-        "--source",
-        "cail2018",
-        "--input",
-        SAMPLE_INPUT,
-        "--output",
-        str(train.parent),
-    ]
+    argv = sample_prep_argv(cfg, train.parent)
+    return None if argv is None else [python, "-m", "data.prepare", *argv]
 
 
 # --------------------------------------------------------------------------------------------------------- plan

@@ -28,8 +28,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from recipes.legal.commands import REPO_ROOT, JudgeSpec, build_plan, compose_config, is_multi_node, judge_gpu_count
+from recipes.legal.commands import (
+    REPO_ROOT,
+    JudgeSpec,
+    build_plan,
+    compose_config,
+    is_multi_node,
+    judge_gpu_count,
+    sample_prep_argv,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -352,12 +361,28 @@ def rehearse_cluster(
     return analyse(config, plan.submit_cmd, output, seconds)
 
 
+def prepare_sample(cfg: Any, out_dir: str | Path) -> Path:
+    """Prepare the config's shipped fictional sample (recipe.sample_*) into out_dir with data.prepare."""
+    from data.prepare import main as prepare
+
+    argv = sample_prep_argv(cfg, out_dir)
+    if argv is None:
+        raise SystemExit("the config names no shipped sample (recipe.sample_source / recipe.sample_input): pass --data")
+    if prepare([*argv]) != 0:
+        raise SystemExit(f"could not prepare the sample data ({' '.join(argv)})")
+    return Path(out_dir)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: rehearse one config; one line per stage; exit 0 when it stopped at the GPU wall."""
     parser = argparse.ArgumentParser(prog="python -m recipes.legal.rehearse", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="config name in configs/")
     parser.add_argument("--model", required=True, help="a local (tiny) model directory")
-    parser.add_argument("--data", required=True, help="directory with train.parquet and test.parquet")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="directory with train.parquet and test.parquet (prepared from the config's shipped sample when missing)",
+    )
     parser.add_argument(
         "--cluster",
         action="store_true",
@@ -366,7 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds (default: %(default)s)")
     parser.add_argument("--log", help="write the trainer's whole output here")
     args = parser.parse_args(argv)
-    cluster = args.cluster or is_multi_node(compose_config(args.config), {})
+    cfg = compose_config(args.config)
+    cluster = args.cluster or is_multi_node(cfg, {})
+    if not (Path(args.data) / "test.parquet").exists():
+        prepare_sample(cfg, args.data)
     run = rehearse_cluster if cluster else rehearse_single_node
     printed: list[str] = []
 
