@@ -325,31 +325,11 @@ def test_charge_confusion_counts(data_path, tmp_path, monkeypatch):
     assert matrix[1] == pytest.approx([1.0, 0.0, 0.0, 0.0])
 
 
-R1_ZERO = (
-    "{% for message in messages %}A conversation between User and Assistant. User: {{ message['content'] }}"
-    "{% endfor %}{% if add_generation_prompt %} Assistant: <think>{% endif %}"
-)
-
-
-def test_generation_request_without_vllm(data_path, tiny_tokenizer):
-    """LLM/SamplingParams kwargs come from the YAML; prompts render with the training template (jinja or tokenizer)."""
-    template = E.load_chat_template("legal_grpo", [f"actor_rollout_ref.model.custom_chat_template={R1_ZERO!r}"])
-    rows = list(E.load_data(data_path).values())[:2]
-    sampling = E.load_sampling_config()
-    llm_kwargs, sampling_kwargs, prompts = E.build_generation_request("/models/qwen", rows, sampling, template)
-    assert llm_kwargs["model"] == "/models/qwen"
-    assert llm_kwargs["tensor_parallel_size"] == sampling["llm"]["tensor_parallel_size"]
-    assert sampling_kwargs == sampling["sampling"]
-    assert sampling_kwargs["temperature"] == 0.0 and sampling_kwargs["n"] == 1
-    expected = "A conversation between User and Assistant. User: 案件事实0。请预测。 Assistant: <think>"
-    assert prompts[0] == expected
-    _, _, via_tokenizer = E.build_generation_request("/m", rows, sampling, template, tokenizer=tiny_tokenizer)
-    assert via_tokenizer == prompts
-
-
-def test_training_template_is_readable():
+def test_training_template_is_readable(tiny_tokenizer):
     """The training config's custom_chat_template renders the R1-zero prompt ending in <think>."""
-    prompt = E.render_prompts([make_row(0)], E.load_chat_template())[0]
+    from recipes.generation import render_prompts
+
+    prompt = render_prompts(tiny_tokenizer, [make_row(0)["prompt"]], E.load_chat_template())[0]
     assert "案件事实0。请预测。" in prompt
     assert prompt.endswith("<think>")
 
