@@ -48,7 +48,6 @@ scores as above and sets ``judge_unreadable``; enough of them in a row stop the 
 import hashlib
 import logging
 import math
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -61,7 +60,6 @@ except ImportError:  # pragma: no cover - depends on how the process was started
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from judge.client import (
-    ENV_API_KEY,
     ENV_BASE_URL,
     ENV_MODEL,
     JudgeConfig,
@@ -73,6 +71,7 @@ from recipes.legal.agreement import AGREEMENT_TASKS, scores_agree
 from recipes.legal.tasks import TASK_LABELS, TASKS, task_of
 from recipes.legal.terms import format_term
 from rewards.format import check_format, extract_answer, extract_thinking
+from rewards.options import OptionsCache
 from rewards.rules import Gold, RuleScore, gold_from, score_rules
 from rewards.shaping import chinese_share, length_penalty, length_ref_from
 
@@ -256,44 +255,13 @@ def _parse_options(kwargs: Mapping[str, Any]) -> RewardOptions:
     return options
 
 
-def _freeze(value: Any) -> Any:
-    """A hashable stand-in for a kwargs value (mappings and sequences by content, the rest by repr)."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)) or (hasattr(value, "__iter__") and not isinstance(value, (str, bytes))):
-        try:
-            return tuple(_freeze(v) for v in value)
-        except TypeError:
-            pass
-    try:
-        hash(value)
-    except TypeError:
-        return ("<unhashable>", repr(value))
-    return value
-
-
-_OPTIONS_CACHE: dict[Any, RewardOptions] = {}
-_OPTIONS_CACHE_MAX = 256
+# _parse_options is looked up at call time (tests wrap it).
+_OPTIONS: OptionsCache[RewardOptions] = OptionsCache(lambda kwargs: _parse_options(kwargs), _IGNORED_KEYS)
 
 
 def get_options(kwargs: Mapping[str, Any]) -> RewardOptions:
     """RewardOptions for these kwargs and the current JUDGE_* environment; parsed once, then a dict lookup."""
-    env = (os.environ.get(ENV_BASE_URL), os.environ.get(ENV_MODEL), os.environ.get(ENV_API_KEY))
-    key: Any = (tuple(kwargs.items()), env)
-    try:
-        return _OPTIONS_CACHE[key]
-    except KeyError:
-        pass
-    except TypeError:  # an unhashable value (e.g. a list from YAML): key by content instead
-        key = (_freeze({k: v for k, v in kwargs.items() if k not in _IGNORED_KEYS}), env)
-        cached = _OPTIONS_CACHE.get(key)
-        if cached is not None:
-            return cached
-    options = _parse_options(kwargs)
-    if len(_OPTIONS_CACHE) >= _OPTIONS_CACHE_MAX:
-        _OPTIONS_CACHE.clear()
-    _OPTIONS_CACHE[key] = options
-    return options
+    return _OPTIONS.get(kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------- scoring

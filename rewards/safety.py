@@ -54,6 +54,7 @@ from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS
 from recipes.safety.gold import gold_from_ground_truth
 from recipes.safety.metrics import WITHIN, key_errors
 from recipes.safety.parse import check_format, extract_answer, extract_reasoning, parse_answer, sanitize
+from rewards.options import OptionsCache
 from rewards.safety_parts import MAX_REASONING_CHARS, closeness_part, format_part, keys_part, ngram_similarity
 
 __all__ = ["DATA_SOURCE", "RESULT_KEYS", "SCORERS", "SafetyOptions", "compute_score", "get_options", "max_score"]
@@ -182,18 +183,12 @@ def _parse_options(kwargs: Mapping[str, Any]) -> SafetyOptions:
     return options
 
 
-_OPTIONS_CACHE: dict[Any, SafetyOptions] = {}
+_OPTIONS: OptionsCache[SafetyOptions] = OptionsCache(lambda kwargs: _parse_options(kwargs), _IGNORED)
 
 
 def get_options(kwargs: Mapping[str, Any]) -> SafetyOptions:
-    """SafetyOptions for these kwargs, parsed once per distinct content."""
-    key = repr(sorted((k, repr(v)) for k, v in kwargs.items() if k not in _IGNORED))
-    options = _OPTIONS_CACHE.get(key)
-    if options is None:
-        if len(_OPTIONS_CACHE) >= 256:
-            _OPTIONS_CACHE.clear()
-        options = _OPTIONS_CACHE[key] = _parse_options(kwargs)
-    return options
+    """SafetyOptions for these kwargs and the current JUDGE_* environment; parsed once, then a dict lookup."""
+    return _OPTIONS.get(kwargs)
 
 
 def max_score(options: SafetyOptions) -> float:

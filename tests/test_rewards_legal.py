@@ -398,7 +398,7 @@ async def test_options_parsed_once(judge, monkeypatch):
     calls = []
     real = legal._parse_options
     monkeypatch.setattr(legal, "_parse_options", lambda kw: calls.append(1) or real(kw))
-    monkeypatch.setattr(legal, "_OPTIONS_CACHE", {})
+    legal._OPTIONS.clear()
     kwargs = judge_kwargs(judge, length_ref_chars={"charge": 300}, judge_base_url=[judge.base_url])
     for _ in range(5):
         await score("charge", wrap("盗窃罪、诈骗罪"), **kwargs)
