@@ -65,7 +65,7 @@ def _assert_at_wall(result, name: str) -> None:
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("name", SINGLE)
 def test_single_node_config_reaches_the_gpu_wall(name: str, tiny_model: str, sample_data) -> None:
-    """The exact trainer command of a single-node config runs through Ray up to actor_rollout_ref_init_model."""
+    """The exact trainer command of a single-node config runs through Ray up to the workers' model init."""
     result = rehearse_single_node(name, tiny_model, sample_data(name), timeout_s=900)
     assert result.command[:3] == ["python3", "-m", "recipes.legal.main_ppo"]
     assert result.command[3].startswith("--config-path=/") and result.command[4] == f"--config-name={name}"

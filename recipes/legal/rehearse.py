@@ -6,7 +6,7 @@ Runs the command scripts/train_grpo.sh builds (`python3 -m recipes.legal.main_pp
 or for a multi-node config `ray job submit --runtime-env=… --working-dir . -- …` against a local two-raylet Ray
 cluster) with only these overrides: the model path (policy and judge), the data files, the console logger and Ray
 resources (CPU slots for verl's TransferQueue, as many Ray GPUs as the config asks for, a private Ray temp dir).
-Without a GPU, verl stops at the workers' model init (`actor_rollout_ref_init_model`: NCCL/CUDA); everything before
+Without a GPU, verl stops at the workers' model init (`actor_rollout[_ref]_init_model`: NCCL/CUDA); everything before
 it — hydra, validate_config, Ray start-up, unpickling our TaskRunner and trainer on a Ray worker, the datasets, the
 resource pools, the worker group — is real. Prints one line per stage reached; exit 0 only when the run stopped at
 that wall. Use `bash scripts/train_grpo.sh --rehearse [--config NAME]`, which builds a tiny model and sample data.
@@ -53,8 +53,11 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("task runner on a Ray worker", r"\(LegalTaskRunner pid=\d+"),
     ("datasets", "train and validate dataloader initialized"),
     ("worker group", "create worker group"),
-    ("workers' model init", "actor_rollout_ref_init_model"),
+    ("workers' model init", r"actor_rollout(?:_ref)?_init_model"),
 )
+# The worker group's model-init call: actor_rollout_ref_… with a reference policy, actor_rollout_… without one
+# (e.g. Dr. GRPO, no KL loss).
+INIT_MODEL = re.compile(STAGES[-1][1])
 # What stops a CPU run at the model init: no NCCL / CUDA in this torch.
 WALL = re.compile(r"NCCL|CUDA|cuda|nvidia|GPU", re.UNICODE)
 ERROR_LINE = re.compile(r"^(?:\S+\.)?[A-Z]\w*(?:Error|Exception)\b.*|^\[legal\] .*")
@@ -163,9 +166,8 @@ def analyse(config: str, command: list[str], output: str, seconds: float) -> Reh
     result.stages = stages_reached(output)
     errors = [line for line in output.splitlines() if ERROR_LINE.match(_plain(line))]
     last = _plain(errors[-1]) if errors else "no error line in the output (see the log)"
-    init_tail = (
-        output[output.find("actor_rollout_ref_init_model") :] if "actor_rollout_ref_init_model" in output else ""
-    )
+    init = INIT_MODEL.search(output)
+    init_tail = output[init.start() :] if init else ""
     wall = [_plain(line) for line in init_tail.splitlines() if ERROR_LINE.match(_plain(line)) and WALL.search(line)]
     if result.stages and result.stages[-1] == STAGES[-1][0] and wall:
         result.at_wall, result.reason = True, wall[-1][:300]
