@@ -20,6 +20,7 @@ removed. The safety source brings its own rows and schema (data/sources/safety.p
 
 from __future__ import annotations
 
+import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import json
 import logging
