@@ -29,6 +29,8 @@ def local_ray() -> Iterator[None]:
     """A private Ray for this module (own temp dir, no dashboard); stopped after."""
     import ray
 
+    if ray.is_initialized():  # an earlier test in this process left a Ray connection (verl/TransferQueue init it)
+        ray.shutdown()
     temp = tempfile.mkdtemp(prefix="lrr", dir="/tmp")
     ray.init(num_cpus=4, include_dashboard=False, _temp_dir=temp, logging_level="ERROR")
     try:

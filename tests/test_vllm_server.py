@@ -230,5 +230,5 @@ async def test_server_killed_mid_batch(real_vllm: RealVLLM) -> None:
     for i in range(2):
         out = await score("verdict", f"{ANSWERS['verdict']}{i}", **stop_kwargs)
         assert out["judge_failed"] == 1.0
-    with pytest.raises(JudgeUnavailableError, match="3 judge calls failed in a row"):
+    with pytest.raises(JudgeUnavailableError, match="3 judge calls in a row failed"):
         await score("verdict", f"{ANSWERS['verdict']}2", **stop_kwargs)
