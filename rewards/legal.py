@@ -71,7 +71,7 @@ from recipes.legal.agreement import AGREEMENT_TASKS, scores_agree
 from recipes.legal.tasks import TASK_LABELS, TASKS, task_of
 from recipes.legal.terms import format_term
 from rewards.format import check_format, extract_answer, extract_thinking
-from rewards.options import OptionsCache
+from rewards.options import OptionsCache, check_known
 from rewards.rules import Gold, RuleScore, gold_from, score_rules
 from rewards.shaping import chinese_share, length_penalty, length_ref_from
 
@@ -215,12 +215,7 @@ def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
 
 def _parse_options(kwargs: Mapping[str, Any]) -> RewardOptions:
     """Validate reward kwargs into RewardOptions (errors name the key and the allowed values)."""
-    unknown = sorted(set(kwargs) - _ALLOWED_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown reward kwarg(s) {', '.join(unknown)} for rewards/legal.py:compute_score; "
-            f"allowed: {', '.join(sorted(_ALLOWED_KEYS - _IGNORED_KEYS))}"
-        )
+    check_known(kwargs, _ALLOWED_KEYS, _IGNORED_KEYS, "rewards/legal.py:compute_score")
     mode = _choice(kwargs.get("mode", "hybrid"), "mode", MODES)
     policy = _choice(kwargs.get("on_judge_error", "rules"), "on_judge_error", ON_JUDGE_ERROR)
     starts = _to_bool(kwargs.get("response_starts_in_think", True), "response_starts_in_think")

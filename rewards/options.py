@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from judge.client import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 
-__all__ = ["OptionsCache", "freeze"]
+__all__ = ["OptionsCache", "check_known", "freeze"]
 
 T = TypeVar("T")
 
@@ -32,6 +32,15 @@ def freeze(value: Any) -> Any:
     except TypeError:
         return ("<unhashable>", repr(value))
     return value
+
+
+def check_known(kwargs: Mapping[str, Any], allowed: frozenset[str], ignored: frozenset[str], entry: str) -> None:
+    """Raise ValueError naming every reward kwarg the entry point does not know, and the ones it does."""
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ValueError(
+            f"unknown reward kwarg(s) {', '.join(unknown)} for {entry}; allowed: {', '.join(sorted(allowed - ignored))}"
+        )
 
 
 class OptionsCache(Generic[T]):

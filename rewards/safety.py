@@ -54,7 +54,7 @@ from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS
 from recipes.safety.gold import gold_from_ground_truth
 from recipes.safety.metrics import WITHIN, key_errors
 from recipes.safety.parse import check_format, extract_answer, extract_reasoning, parse_answer, sanitize
-from rewards.options import OptionsCache
+from rewards.options import OptionsCache, check_known
 from rewards.safety_parts import MAX_REASONING_CHARS, closeness_part, format_part, keys_part, ngram_similarity
 
 __all__ = ["DATA_SOURCE", "RESULT_KEYS", "SCORERS", "SafetyOptions", "compute_score", "get_options", "max_score"]
@@ -153,12 +153,7 @@ def _number(kwargs: Mapping[str, Any], key: str, default: float, kind: type) -> 
 
 def _parse_options(kwargs: Mapping[str, Any]) -> SafetyOptions:
     """Validate reward kwargs (errors name the key and what is allowed)."""
-    unknown = sorted(set(kwargs) - _ALLOWED)
-    if unknown:
-        raise ValueError(
-            f"unknown reward kwarg(s) {', '.join(unknown)} for rewards/safety.py:compute_score; "
-            f"allowed: {', '.join(sorted(_ALLOWED - _IGNORED))}"
-        )
+    check_known(kwargs, _ALLOWED, _IGNORED, "rewards/safety.py:compute_score")
     values: dict[str, Any] = {k: _number(kwargs, k, d, float) for k, d in _FLOATS.items()}
     values.update({k: _number(kwargs, k, d, int) for k, d in _INTS.items()})
     if values["gap_scale"] <= 0 or values["ngram_n"] < 1:
