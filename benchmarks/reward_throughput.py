@@ -968,7 +968,7 @@ def split_batch(data: Any, workers: int, dispatch: str, seed: int) -> tuple[list
         return parts, [list(range(w * size, (w + 1) * size)) for w in range(workers)], pad_size
     rows: list[list[int]] = [[] for _ in range(workers)]
     if dispatch == "affinity":
-        from recipes.legal.agent_loop import affinity_key, pick_worker
+        from recipes.agent_loop import affinity_key, pick_worker
 
         workers_idx = list(range(workers))
         for i in range(len(data)):

@@ -1,7 +1,7 @@
 """One line instead of a traceback when a ``python -m`` entry point runs outside the project's environment.
 
-The entry points (``data.prepare``, ``recipes.legal.evaluate``, ``recipes.legal.commands``,
-``recipes.legal.preflight``) import this module before anything else. It installs a ``sys.excepthook`` that turns an
+The entry points (``data.prepare``, ``recipes.legal.evaluate``, ``recipes.commands``,
+``recipes.preflight``) import this module before anything else. It installs a ``sys.excepthook`` that turns an
 uncaught ``ModuleNotFoundError`` for a third-party package into one line naming the command, the missing package and
 how to set things up; every other exception keeps its normal traceback. Standard library only.
 """

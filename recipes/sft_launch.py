@@ -1,7 +1,7 @@
 """The SFT stage's launch: verl's own SFT trainer under torchrun, and the checks to run before it (CPU, offline).
 
 scripts/train_sft.sh runs exactly what this module prints; composition, run naming and override handling are the
-GRPO launch's (recipes/legal/commands.py), so both stages name runs and read configs the same way:
+GRPO launch's (recipes/commands.py), so both stages name runs and read configs the same way:
 
     python -m recipes.sft_launch plan [--dry-run] --config safety_sft [overrides...]
     python -m recipes.sft_launch export --checkpoint-dir checkpoints/safety-sft/<run>
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recipes.legal.commands import (
+from recipes.commands import (
     CONFIG_DIR,
     EXPERIMENT_KEY,
     ConfigError,

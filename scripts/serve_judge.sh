@@ -40,7 +40,7 @@ if [ -x "$repo_root/.venv/bin/python" ]; then
 fi
 py="${PYTHON_BIN:-python3}"
 
-plan="$("$py" -m recipes.legal.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" || {
+plan="$("$py" -m recipes.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" || {
   echo "[serve_judge] cannot read config '$config' (see the error above)" >&2; exit 2; }
 eval "$plan"
 
@@ -50,7 +50,7 @@ if [ "$PLAN_JUDGE_MODE" != "external" ]; then
 fi
 
 api_key_env="${PLAN_JUDGE_API_KEY_ENV:-JUDGE_API_KEY}"
-health() { "$py" -m recipes.legal.commands health --api-key-env "$api_key_env" --timeout 2 "$PLAN_JUDGE_HEALTH_URL"; }
+health() { "$py" -m recipes.commands health --api-key-env "$api_key_env" --timeout 2 "$PLAN_JUDGE_HEALTH_URL"; }
 
 if health; then
   echo "[serve_judge] a healthy judge already answers at $PLAN_JUDGE_BASE_URL — nothing to do"

@@ -53,7 +53,7 @@ if [ "$rehearse" -eq 1 ]; then
   "$py" tests/helpers/tiny_model.py "$work/tiny_qwen" >/dev/null 2>&1 \
     || die "could not build the tiny model (tests/helpers/tiny_model.py)"
   # the config's own shipped sample (recipe.sample_*), prepared by the rehearsal when missing
-  exec "$py" -m recipes.legal.rehearse --config "$config" --model "$work/tiny_qwen" --data "$work/data-$config" \
+  exec "$py" -m recipes.rehearse --config "$config" --model "$work/tiny_qwen" --data "$work/data-$config" \
     --log "$work/$config.log"
 fi
 
@@ -78,8 +78,8 @@ elif ! "$py" -c "import verl, vllm, ray, hydra" >/dev/null 2>&1; then
   fi
 fi
 
-# ---- one composition -> every command (recipes/legal/commands.py).
-plan="$("$py" -m recipes.legal.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" \
+# ---- one composition -> every command (recipes/commands.py).
+plan="$("$py" -m recipes.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" \
   || die "config '$config' does not compose with the given overrides (error above)"
 eval "$plan"
 
@@ -100,7 +100,7 @@ gpus=0
 if command -v nvidia-smi >/dev/null 2>&1; then
   gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)"
 fi
-preflight=("$py" -m recipes.legal.preflight --config "$PLAN_CONFIG")
+preflight=("$py" -m recipes.preflight --config "$PLAN_CONFIG")
 if [ "$dry_run" -eq 1 ] || [ "$gpus" -eq 0 ]; then
   preflight+=(--dry-run)
 fi
@@ -111,7 +111,7 @@ set +e
 preflight_status=$?
 set -e
 
-# The trainer's GPUs on one node (recipes.legal.commands.trainer_devices): with a judge of ours on judge.gpus, the
+# The trainer's GPUs on one node (recipes.commands.trainer_devices): with a judge of ours on judge.gpus, the
 # visible GPUs minus the judge's; "" = CUDA_VISIBLE_DEVICES left as it is (rules / verl_pool modes, judges elsewhere).
 train_devices="$PLAN_TRAIN_DEVICES"
 gpu_note="$PLAN_GPU_NOTE"
@@ -123,7 +123,7 @@ trainer_line="$(printf '%q ' "${PLAN_TRAINER_CMD[@]}")"
 check_env_judges() {
   local url bad=0
   for url in ${PLAN_JUDGE_HEALTH_URLS[@]+"${PLAN_JUDGE_HEALTH_URLS[@]}"}; do
-    if "$py" -m recipes.legal.commands health --api-key-env "$PLAN_JUDGE_API_KEY_ENV" "$url"; then
+    if "$py" -m recipes.commands health --api-key-env "$PLAN_JUDGE_API_KEY_ENV" "$url"; then
       say "judge $url answers"
     else
       echo "[train_grpo] judge $url (from JUDGE_BASE_URL) does not answer — start it (bash scripts/serve_judge.sh" \
@@ -135,7 +135,7 @@ check_env_judges() {
 }
 
 if [ "$PLAN_MULTI_NODE" -eq 1 ]; then
-  commands=("$py -m recipes.legal.commands runtime-env --config $PLAN_CONFIG --output $PLAN_RUNTIME_ENV" \
+  commands=("$py -m recipes.commands runtime-env --config $PLAN_CONFIG --output $PLAN_RUNTIME_ENV" \
             "$(printf '%q ' "${PLAN_SUBMIT_CMD[@]}")")
 else
   commands=()
@@ -165,7 +165,7 @@ fi
 
 # ---- multi-node: submit to the Ray cluster (judges come from JUDGE_BASE_URL / the config).
 if [ "$PLAN_MULTI_NODE" -eq 1 ]; then
-  "$py" -m recipes.legal.commands runtime-env --config "$PLAN_CONFIG" --output "$PLAN_RUNTIME_ENV"
+  "$py" -m recipes.commands runtime-env --config "$PLAN_CONFIG" --output "$PLAN_RUNTIME_ENV"
   say "submitting run $PLAN_RUNTIME_ENV / $PLAN_RUN_NAME: $(printf '%q ' "${PLAN_SUBMIT_CMD[@]}")"
   exec "${PLAN_SUBMIT_CMD[@]}"
 fi
@@ -207,7 +207,7 @@ trap 'exit 143' TERM
 if [ "$PLAN_JUDGE_FROM_ENV" -eq 1 ]; then
   check_env_judges || die "not starting: every judge in JUDGE_BASE_URL must answer /health (see above)"
 elif [ "$PLAN_JUDGE_MODE" = "external" ]; then
-  if "$py" -m recipes.legal.commands health --api-key-env "$PLAN_JUDGE_API_KEY_ENV" "$PLAN_JUDGE_HEALTH_URL"; then
+  if "$py" -m recipes.commands health --api-key-env "$PLAN_JUDGE_API_KEY_ENV" "$PLAN_JUDGE_HEALTH_URL"; then
     say "judge already answers at $PLAN_JUDGE_BASE_URL: using it (not stopping it at the end)"
   else
     # What the pid file holds before (a judge still loading from an earlier serve_judge.sh, or a stale entry):

@@ -56,7 +56,7 @@ elif ! "$py" -c "import verl, torch, peft, hydra" >/dev/null 2>&1; then
 fi
 
 # ---- one composition -> the command and the checks (CPU, offline: batch arithmetic, LoRA, the data file and its
-# size), by recipes/sft_launch.py on recipes/legal/commands.py's composition. Check lines go to stderr.
+# size), by recipes/sft_launch.py on recipes/commands.py's composition. Check lines go to stderr.
 plan_args=(plan --config "$config")
 [ "$dry_run" -eq 0 ] || plan_args+=(--dry-run)
 plan="$("$py" -m recipes.sft_launch "${plan_args[@]}" ${overrides[@]+"${overrides[@]}"})" \

@@ -8,7 +8,7 @@ import zlib
 import pytest
 from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics, AgentLoopOutput
 
-from recipes.legal.agent_loop import (
+from recipes.agent_loop import (
     GroupAffinityAgentLoopManager,
     GroupAffinityAgentLoopWorker,
     affinity_key,
@@ -101,7 +101,7 @@ async def test_single_reward_worker_is_used_directly():
 
 
 def test_classes_extend_verls_v1_transfer_queue_agent_loop():
-    """The v1 trainer (the default, and the only one recipes.legal.main_ppo runs) needs the TransferQueue classes."""
+    """The v1 trainer (the default, and the only one recipes.main_ppo runs) needs the TransferQueue classes."""
     from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
 
     assert issubclass(GroupAffinityAgentLoopManager, AgentLoopManagerTQ)
@@ -121,12 +121,12 @@ def test_manager_starts_affinity_workers(monkeypatch):
 
 def test_base_config_enables_affinity_dispatch():
     """The recipe config points verl's agent_loop_manager_class hook at our manager."""
-    from recipes.legal.commands import compose_config
+    from recipes.commands import compose_config
 
     cfg = compose_config("legal_grpo")
     assert (
         cfg.actor_rollout_ref.rollout.agent.agent_loop_manager_class
-        == "recipes.legal.agent_loop.GroupAffinityAgentLoopManager"
+        == "recipes.agent_loop.GroupAffinityAgentLoopManager"
     )
 
 

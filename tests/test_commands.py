@@ -1,4 +1,4 @@
-"""The exact commands the launch scripts run, built in one place (recipes.legal.commands)."""
+"""The exact commands the launch scripts run, built in one place (recipes.commands)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import yaml
 from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 
-import recipes.legal.commands as commands
-from recipes.legal.commands import (
+import recipes.commands as commands
+from recipes.commands import (
     CONFIG_DIR,
     FORWARD_ENV,
     RUNTIME_ENV_TEMPLATE,
@@ -24,7 +24,7 @@ from recipes.legal.commands import (
 )
 
 DAY = dt.date(2025, 3, 12)
-PY = ["python3", "-m", "recipes.legal.main_ppo"]
+PY = ["python3", "-m", "recipes.main_ppo"]
 CFG = f"--config-path={CONFIG_DIR}"
 URL_KEY = "reward.custom_reward_function.reward_kwargs.judge_base_url"
 VLLM_DEFAULT = [
@@ -92,7 +92,7 @@ def test_trainer_command(config: str, overrides: list[str], env: dict, expected:
 
 def test_judge_url_override_reaches_the_reward_kwargs() -> None:
     """The quoted comma list composes into reward_kwargs as one string the judge client splits."""
-    from recipes.legal.commands import compose_config
+    from recipes.commands import compose_config
 
     plan = build_plan("legal_grpo", [], {"JUDGE_BASE_URL": "http://a:8000/v1,http://b:8001/v1"}, today=DAY)
     cfg = compose_config("legal_grpo", plan.overrides)
@@ -146,7 +146,7 @@ def test_ray_job_submit_command(config: str, env: dict, address: str, multi: boo
     assert plan.submit_cmd == [
         "ray", "job", "submit", f"--address={address}", "--runtime-env=outputs/runtime_env.r1.yaml",
         "--working-dir", ".", "--",
-        "python3", "-m", "recipes.legal.main_ppo", f"--config-name={name}", "trainer.experiment_name=r1",
+        "python3", "-m", "recipes.main_ppo", f"--config-name={name}", "trainer.experiment_name=r1",
         f"{URL_KEY}='http://j1:8000/v1,http://j2:8000/v1'", *gpus,
     ]  # fmt: skip
     assert plan.judge_gpus_here == 0
@@ -174,18 +174,18 @@ def test_runtime_env_cli_writes_private_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("what", "expected"),
     [
-        ("trainer", f"CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6 python3 -m recipes.legal.main_ppo {CFG} "
+        ("trainer", f"CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6 python3 -m recipes.main_ppo {CFG} "
                     "--config-name=legal_grpo trainer.experiment_name=x"),
         ("vllm", " ".join(VLLM_DEFAULT)),
         ("ray-submit", "ray job submit --address=http://127.0.0.1:8265 --runtime-env=outputs/runtime_env.x.yaml "
-                       "--working-dir . -- python3 -m recipes.legal.main_ppo --config-name=legal_grpo "
+                       "--working-dir . -- python3 -m recipes.main_ppo --config-name=legal_grpo "
                        "trainer.experiment_name=x"),
     ],
 )  # fmt: skip
 def test_cli_prints_the_command(
     what: str, expected: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`python -m recipes.legal.commands <what>` prints the shell-quoted command (the trainer's GPUs as the script
+    """`python -m recipes.commands <what>` prints the shell-quoted command (the trainer's GPUs as the script
     sets them: here no GPU is visible, so the config's node of 8 GPUs minus the judge's GPU 7)."""
     monkeypatch.setattr(commands, "visible_gpu_count", lambda: 0)
     assert main([what, "--config", "legal_grpo"], environ={"RUN_NAME": "x"}) == 0
@@ -208,7 +208,7 @@ def test_cli_trainer_has_the_scripts_gpus(
     monkeypatch.setattr(commands, "visible_gpu_count", lambda: gpus)
     assert main(["trainer", "--config", config], environ={"RUN_NAME": "x", **env}) == 0
     out = capsys.readouterr().out.strip()
-    assert out.startswith(prefix + "python3 -m recipes.legal.main_ppo "), out
+    assert out.startswith(prefix + "python3 -m recipes.main_ppo "), out
     plan = commands.build_plan(config, [], {"RUN_NAME": "x", **env})
     devices = prefix.removeprefix("CUDA_VISIBLE_DEVICES=").strip() or "''"
     assert f"PLAN_TRAIN_DEVICES={devices}\n" in commands.plan_to_bash(plan, {"RUN_NAME": "x", **env}, gpus)
@@ -295,7 +295,7 @@ def test_env_judges_plan(
 
 def test_env_judges_plan_bash_and_preflight_view() -> None:
     """The scripts get every judge's /health URL; the composed trainer config says 8 GPUs and no judge GPU."""
-    from recipes.legal.commands import compose_config, judge_gpu_count
+    from recipes.commands import compose_config, judge_gpu_count
 
     env = {"JUDGE_BASE_URL": "http://a:8000/v1,http://b:8001/v1/", "RUN_NAME": "r"}
     plan = build_plan("legal_grpo", [], env, today=DAY)

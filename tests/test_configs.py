@@ -8,8 +8,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from recipes.legal.commands import CONFIG_DIR, compose_config, launchable_configs
-from recipes.legal.preflight import PASS, check_batch, check_legacy_reward_keys, check_micro_batches, check_verl_judge
+from recipes.commands import CONFIG_DIR, compose_config, launchable_configs
+from recipes.preflight import PASS, check_batch, check_legacy_reward_keys, check_micro_batches, check_verl_judge
 
 CONFIGS = launchable_configs()
 LEGACY_TOP_LEVEL = {"custom_reward_function", "reward_model", "sandbox_fusion"}
@@ -187,8 +187,8 @@ def test_r1_zero_template_renders_with_a_real_tokenizer(tiny_tokenizer, messages
 
 
 def test_trainer_hydra_main_points_at_configs() -> None:
-    """recipes.legal.main_ppo's default config path is this repo's configs/ (used under ray job submit)."""
-    import recipes.legal.main_ppo as main_ppo
+    """recipes.main_ppo's default config path is this repo's configs/ (used under ray job submit)."""
+    import recipes.main_ppo as main_ppo
 
     assert Path(main_ppo.CONFIG_DIR) == CONFIG_DIR
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from recipes.legal.commands import compose_config
-from recipes.legal.preflight import FAIL, run_preflight
+from recipes.commands import compose_config
+from recipes.preflight import FAIL, run_preflight
 
 DRGRPO = {
     "algorithm.norm_adv_by_std_in_grpo": (True, False),

@@ -15,7 +15,7 @@ from verl.trainer.ppo.reward import get_custom_reward_fn
 
 from judge.client import close_judge_clients
 from recipes.legal.agreement import AGREEMENT_TASKS, agreement_rate, scores_agree
-from recipes.legal.step_metrics import aggregate_step_metrics, collect_reward_extras
+from recipes.step_metrics import aggregate_step_metrics, collect_reward_extras
 from rewards.legal import RESULT_KEYS, audit_selected, compute_score, get_options
 from rewards.rules import Gold, gold_from
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-import recipes.legal.main_ppo as main_ppo
-from recipes.legal.main_ppo import (
+import recipes.main_ppo as main_ppo
+from recipes.main_ppo import (
     LegalTaskRunner,
     LegalTaskRunnerActor,
     RewardStepMetricsMixin,
@@ -26,7 +26,7 @@ from recipes.legal.main_ppo import (
     legal_trainer_selection,
     stop_reason,
 )
-from recipes.legal.step_metrics import UNSCORED_METRIC
+from recipes.step_metrics import UNSCORED_METRIC
 
 
 @dataclass
@@ -228,18 +228,18 @@ def run_ppo(config, task_runner_class=None):
     print("MODULE", cls.__module__, "BYVALUE", b"legal_trainer_cls" in blob)
 verl_main.run_ppo = run_ppo
 sys.argv = ["main_ppo", "--config-path=" + sys.argv[1], "--config-name=legal_grpo_smoke"]
-runpy.run_module("recipes.legal.main_ppo", run_name="__main__", alter_sys=True)
+runpy.run_module("recipes.main_ppo", run_name="__main__", alter_sys=True)
 """
 
 
 def test_python_m_entry_point_hands_ray_an_importable_task_runner() -> None:
-    """Defect 1: run as `python -m` (__main__), the TaskRunner Ray pickles is recipes.legal.main_ppo's, by reference."""
+    """Defect 1: run as `python -m` (__main__), the TaskRunner Ray pickles is recipes.main_ppo's, by reference."""
     import subprocess
 
-    from recipes.legal.commands import CONFIG_DIR
+    from recipes.commands import CONFIG_DIR
 
     proc = subprocess.run(
         [sys.executable, "-c", ENTRY_PROBE, str(CONFIG_DIR)], capture_output=True, text=True, timeout=300, check=False
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "MODULE recipes.legal.main_ppo BYVALUE False" in proc.stdout, proc.stdout[-2000:]
+    assert "MODULE recipes.main_ppo BYVALUE False" in proc.stdout, proc.stdout[-2000:]

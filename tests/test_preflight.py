@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 
-from recipes.legal.preflight import FAIL, PASS, WARN, CheckResult, format_table, run_preflight
+from recipes.preflight import FAIL, PASS, WARN, CheckResult, format_table, run_preflight
 
 OK_ENV = {"WANDB_MODE": "offline"}
 

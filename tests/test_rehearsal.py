@@ -1,11 +1,11 @@
 """Rehearsal tier: every launchable config's exact trainer command through a real local Ray, up to the GPU wall.
 
-Single-node configs run `python3 -m recipes.legal.main_ppo --config-path=… --config-name=…` (verl's own ray.init
+Single-node configs run `python3 -m recipes.main_ppo --config-path=… --config-name=…` (verl's own ray.init
 starts a private local Ray); multi-node configs run `ray job submit --runtime-env=… --working-dir . -- …` against a
 local cluster of two raylets on this machine (ports 21000-21999). The only overrides are model path, data files,
 logger and Ray resources. Each must stop at the workers' model init (NCCL/CUDA), not earlier in our code: a config
 whose entry point cannot be unpickled on a Ray worker, or that breaks before the wall, fails here. Configs are
-discovered in configs/ (recipes.legal.commands.launchable_configs), so a new one is rehearsed too.
+discovered in configs/ (recipes.commands.launchable_configs), so a new one is rehearsed too.
 
 Slow (minutes: Ray start-up, verl's TransferQueue and one Ray process per configured GPU on a CPU box); one Ray
 cluster at a time. `pytest --durations=0 tests/test_rehearsal.py` shows the cost per config.
@@ -19,8 +19,8 @@ from collections.abc import Callable
 import pytest
 from helpers.tiny_model import build_tiny_model
 
-from recipes.legal.commands import compose_config, is_multi_node, launchable_configs, recipe_sample
-from recipes.legal.rehearse import STAGES, analyse, prepare_sample, rehearse_cluster, rehearse_single_node
+from recipes.commands import compose_config, is_multi_node, launchable_configs, recipe_sample
+from recipes.rehearse import STAGES, analyse, prepare_sample, rehearse_cluster, rehearse_single_node
 
 
 def _multi_node(name: str) -> bool:
@@ -58,7 +58,7 @@ def _assert_at_wall(result, name: str) -> None:
     assert result.at_wall, f"{name} stopped before the GPU wall: {result.reason}\n{tail}"
     assert result.stages == [stage for stage, _ in STAGES]
     # Our trainer subclass and TaskRunner were unpickled on the Ray worker (by reference) and ran there.
-    assert "recipes.legal.main_ppo.LegalTaskRunner object" in result.log
+    assert "recipes.main_ppo.LegalTaskRunner object" in result.log
     assert "Can't get attribute" not in result.log
 
 
@@ -67,7 +67,7 @@ def _assert_at_wall(result, name: str) -> None:
 def test_single_node_config_reaches_the_gpu_wall(name: str, tiny_model: str, sample_data) -> None:
     """The exact trainer command of a single-node config runs through Ray up to the workers' model init."""
     result = rehearse_single_node(name, tiny_model, sample_data(name), timeout_s=900)
-    assert result.command[:3] == ["python3", "-m", "recipes.legal.main_ppo"]
+    assert result.command[:3] == ["python3", "-m", "recipes.main_ppo"]
     assert result.command[3].startswith("--config-path=/") and result.command[4] == f"--config-name={name}"
     _assert_at_wall(result, name)
 
@@ -78,10 +78,10 @@ def test_multi_node_submit_reaches_the_gpu_wall(name: str, tiny_model: str, samp
     """`ray job submit --working-dir .` to a two-raylet local cluster; our packages import from Ray's copy."""
     result = rehearse_cluster(name, tiny_model, sample_data(name), timeout_s=900)
     assert result.command[:3] == ["ray", "job", "submit"] and "--working-dir" in result.command
-    assert result.command[result.command.index("--") + 1 :][:3] == ["python3", "-m", "recipes.legal.main_ppo"]
+    assert result.command[result.command.index("--") + 1 :][:3] == ["python3", "-m", "recipes.main_ppo"]
     _assert_at_wall(result, name)
     # The TaskRunner's frames come from the uploaded working dir, not from this checkout.
-    frames = re.findall(r'File "([^"]*recipes/legal/main_ppo\.py)"', result.log)
+    frames = re.findall(r'File "([^"]*recipes/main_ppo\.py)"', result.log)
     assert frames and all("working_dir_files" in frame for frame in frames), frames
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers.tiny_model import build_tiny_model
 
-from recipes.legal.commands import compose_config
+from recipes.commands import compose_config
 
 N_PER_GROUP = 4
 
@@ -63,7 +63,7 @@ def _setup(tiny_model: str, judge_url: str, judge_model: str):
     from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
     from verl.experimental.reward_loop import RewardLoopManager
 
-    from recipes.legal.agent_loop import GroupAffinityAgentLoopWorker
+    from recipes.agent_loop import GroupAffinityAgentLoopWorker
 
     cfg = compose_config(
         "legal_grpo",
@@ -143,7 +143,7 @@ def test_judge_gone_mid_batch_ends_the_run_with_its_reason(
     """The judge stops after the first group: later responses go unscored; the trainer hook stops with one line."""
     import ray
 
-    from recipes.legal.main_ppo import RewardsUnavailableError, legal_trainer_cls, stop_reason
+    from recipes.main_ppo import RewardsUnavailableError, legal_trainer_cls, stop_reason
 
     server = judge_server(reply="2")
     url = server.base_url

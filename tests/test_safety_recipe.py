@@ -20,7 +20,8 @@ from judge.embeddings import (
     cosine,
     get_embedding_client,
 )
-from recipes.safety.recipe import RECIPE
+from recipes.recipe import load_recipe, recipe_of_data_source
+from recipes.safety.recipe import RECIPE, evaluate_predictions
 from rewards.safety import RESULT_KEYS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -30,15 +31,16 @@ SAMPLE = REPO / "data" / "samples" / "safety_sample.jsonl"
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     out = tmp_path_factory.mktemp("recipe_rows")
-    prepare(PrepareConfig(source=RECIPE.prepare_source, inputs=(str(SAMPLE),), output=str(out)))
+    prepare(PrepareConfig(source="safety", inputs=(str(SAMPLE),), output=str(out)))
     return [r for s in ("train", "test") for r in pq.read_table(out / f"{s}.parquet").to_pylist()]
 
 
 def test_description_matches_rows_configs_and_reward(rows):
     """Data sources and tasks are those of the rows; configs exist and point at the reward; metric keys exist."""
-    assert {r["data_source"] for r in rows} == set(RECIPE.data_sources)
+    assert load_recipe("safety") is RECIPE
+    assert all(recipe_of_data_source(r["data_source"]) is RECIPE and RECIPE.owns(r["data_source"]) for r in rows)
     assert {r["extra_info"]["task"] for r in rows} == set(RECIPE.tasks)
-    for name in RECIPE.configs:
+    for name in ("safety_grpo", "safety_grpo_ngram"):
         assert (REPO / "configs" / f"{name}.yaml").is_file()
     assert (REPO / RECIPE.reward_path).is_file()
     assert {key for _name, key in RECIPE.step_metrics} <= set(RESULT_KEYS)
@@ -47,34 +49,37 @@ def test_description_matches_rows_configs_and_reward(rows):
 async def test_gold_response_of_every_row_scores_the_maximum(rows):
     """What the preflight/rehearsal would do: load the reward as verl does, score each row's gold response."""
     config = OmegaConf.create(
-        {"reward": {"custom_reward_function": {"path": str(REPO / RECIPE.reward_path), "name": RECIPE.reward_name}}}
+        {"reward": {"custom_reward_function": {"path": str(REPO / RECIPE.reward_path), "name": "compute_score"}}}
     )
     fn = get_custom_reward_fn(config)
     for row in rows:
         gt = row["reward_model"]["ground_truth"]
-        RECIPE.check_gold(gt, row["extra_info"])
-        out = await fn(row["data_source"], RECIPE.gold_response(gt, row["extra_info"]), gt, row["extra_info"])
+        RECIPE.check_gold(row["data_source"], gt, row["extra_info"])
+        response = RECIPE.gold_response(row["data_source"], gt, row["extra_info"], {})
+        out = await fn(row["data_source"], response, gt, row["extra_info"])
         assert out["score"] == 5.0
 
 
 def test_check_gold_rejects_bad_rows():
     """A bad ground truth raises a ValueError naming the problem."""
     with pytest.raises(ValueError, match="scores"):
-        RECIPE.check_gold('{"scores": [], "reasoning": "x"}', None)
+        RECIPE.check_gold("safety", '{"scores": [], "reasoning": "x"}', None)
+    with pytest.raises(ValueError, match="data_source"):
+        RECIPE.check_gold("legal/charge", '{"scores": {}, "reasoning": "x"}', None)
 
 
 def test_evaluate_on_gold_and_on_empty_answers(rows):
     """Gold responses: MAE 0, all within 5, detection F1 1 wherever a violation exists; empty answers: the opposite."""
     gts = [r["reward_model"]["ground_truth"] for r in rows]
-    best = RECIPE.evaluate([RECIPE.gold_response(g, None) for g in gts], gts)
+    best = evaluate_predictions([RECIPE.gold_response("safety", g, None, {}) for g in gts], gts)
     assert best["mae"]["overall"] == 0.0 and best["all_within_5"] == 1.0 and best["format_rate"] == 1.0
     assert best["detection"]["micro"]["f1"] == 1.0
     assert all(d["f1"] in (1.0, None) for d in best["detection"].values())
-    worst = RECIPE.evaluate([""] * len(gts), gts)
+    worst = evaluate_predictions([""] * len(gts), gts)
     assert worst["parse_failures"] == len(gts) and worst["key_coverage"]["overall"] == 0.0
     assert worst["detection"]["micro"]["recall"] == 0.0
     with pytest.raises(ValueError):
-        RECIPE.evaluate(["x"], [])
+        evaluate_predictions(["x"], [])
 
 
 # ------------------------------------------------------------------------------------------ embedding client

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from recipes.legal.commands import ConfigError, build_plan
+from recipes.commands import ConfigError, build_plan
 
 DAY = dt.date(2025, 3, 12)
 TAIL = [

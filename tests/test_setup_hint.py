@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = [
     (["data.prepare", "--help"], "numpy"),
     (["recipes.legal.evaluate", "--data", "x.parquet", "--predictions", "p.jsonl", "--out", "o"], "pyarrow"),
-    (["recipes.legal.commands", "trainer", "--config", "legal_grpo"], None),
-    (["recipes.legal.preflight", "--dry-run"], None),
+    (["recipes.commands", "trainer", "--config", "legal_grpo"], None),
+    (["recipes.preflight", "--dry-run"], None),
 ]
 
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from data.sft import SFT_SCHEMA, SftRow, write_sft_parquet
-from recipes.legal.commands import compose_config
+from recipes.commands import compose_config
 
 SYSTEM = "你是内容安全审核员，按标准给文本的九个维度打分。"
 RESPONSES = [

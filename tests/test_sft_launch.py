@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from data.sft import SftRow, write_sft_parquet
-from recipes.legal.commands import CONFIG_DIR, REPO_ROOT, compose_config
+from recipes.commands import CONFIG_DIR, REPO_ROOT, compose_config
 from recipes.sft_launch import FAIL, PASS, build_sft_plan, check_data, check_shape, plan_to_bash
 
 DAY = dt.date(2026, 3, 12)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recipes.legal.step_metrics import aggregate_step_metrics, collect_reward_extras
+from recipes.step_metrics import aggregate_step_metrics, collect_reward_extras
 
 SOURCES = ["legal/charge", "legal/charge", "legal/charge", "legal/term", "legal/term"]
 EXTRAS = {

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 
-from recipes.legal.commands import CONFIG_DIR, JUDGE_URL_KEY, REPO_ROOT
+from recipes.commands import CONFIG_DIR, JUDGE_URL_KEY, REPO_ROOT
 
 URL_KEY = JUDGE_URL_KEY
 
@@ -71,10 +71,10 @@ def test_dry_run_prepares_data_passes_preflight_and_prints_the_trainer_command(d
     assert (data_dir / "train.parquet").is_file() and (data_dir / "test.parquet").is_file()
     trainer = [
         "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6",  # exactly what the real run exports: GPUs 0-6 train, 7 is the judge's
-        "python3", "-m", "recipes.legal.main_ppo", f"--config-path={CONFIG_DIR}", "--config-name=legal_grpo",
+        "python3", "-m", "recipes.main_ppo", f"--config-path={CONFIG_DIR}", "--config-name=legal_grpo",
         *overrides, "trainer.experiment_name=legal-qwen2.5-7b-0312",
     ]  # fmt: skip
-    printed = [shlex.split(line) for line in result.stdout.splitlines() if "recipes.legal.main_ppo" in line]
+    printed = [shlex.split(line) for line in result.stdout.splitlines() if "recipes.main_ppo" in line]
     assert trainer in printed
     assert any(line.strip().startswith("CUDA_VISIBLE_DEVICES=7 vllm serve") for line in result.stdout.splitlines())
     assert "assume a node with 8 GPUs numbered 0..7" in result.stdout
@@ -82,7 +82,7 @@ def test_dry_run_prepares_data_passes_preflight_and_prints_the_trainer_command(d
 
 
 def _printed_trainer(stdout: str) -> list[str]:
-    (line,) = [line for line in stdout.splitlines() if line.startswith("  ") and "recipes.legal.main_ppo" in line]
+    (line,) = [line for line in stdout.splitlines() if line.startswith("  ") and "recipes.main_ppo" in line]
     return shlex.split(line)
 
 
@@ -104,7 +104,7 @@ def test_dry_run_with_judges_elsewhere_starts_no_judge_and_trains_on_all_gpus(da
         assert f"judge http://{host}:8000/health (from JUDGE_BASE_URL) does not answer" in result.stderr
     assert "a real run stops here until every JUDGE_BASE_URL judge answers" in result.stdout
     assert _printed_trainer(result.stdout) == [
-        "python3", "-m", "recipes.legal.main_ppo", f"--config-path={CONFIG_DIR}", "--config-name=legal_grpo",
+        "python3", "-m", "recipes.main_ppo", f"--config-path={CONFIG_DIR}", "--config-name=legal_grpo",
         *overrides, "trainer.experiment_name=r", f"{URL_KEY}='{urls}'", "judge.gpus=''", "trainer.n_gpus_per_node=8",
     ]  # fmt: skip
     assert "8 training = 8 GPU(s) on this node" in result.stdout  # the preflight counts no judge GPU
@@ -121,7 +121,7 @@ def test_dry_run_with_a_loopback_judge_url_keeps_its_gpu_and_checks_it(data_dir:
     assert f"judge {server.url}/health answers" in result.stdout
     assert "vllm serve" not in result.stdout
     assert _printed_trainer(result.stdout) == [
-        "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6", "python3", "-m", "recipes.legal.main_ppo", f"--config-path={CONFIG_DIR}",
+        "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6", "python3", "-m", "recipes.main_ppo", f"--config-path={CONFIG_DIR}",
         "--config-name=legal_grpo", *overrides, "trainer.experiment_name=r", f"{URL_KEY}='{server.base_url}'",
     ]  # fmt: skip
 
@@ -362,7 +362,7 @@ def test_rehearse_takes_no_overrides() -> None:
 def test_preflight_hides_known_verl_noise_unless_verbose(data_dir: Path) -> None:
     """Our table comes first; verl's CPU start-up warnings show only with -v."""
     _ensure_data(data_dir)
-    cmd = [sys.executable, "-m", "recipes.legal.preflight", "--config", "legal_grpo_smoke", "--dry-run",
+    cmd = [sys.executable, "-m", "recipes.preflight", "--config", "legal_grpo_smoke", "--dry-run",
            f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet"]  # fmt: skip
     noise = ("engine is not available", "No supported accelerator", "Disabled critic", "[validate_config]")
     quiet = subprocess.run(cmd, cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=240, check=False)

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1500)]
 TRAINER = """#!/usr/bin/env bash
 # Stand-in trainer: records its arguments, the judge's health and the judge's process group at that moment.
 state=down
-{py} -m recipes.legal.commands health "$FAKE_JUDGE_HEALTH" && state=healthy
+{py} -m recipes.commands health "$FAKE_JUDGE_HEALTH" && state=healthy
 echo "$state" > "$FAKE_TRAINER_RAN"
 pgid="$(cat "$FAKE_JUDGE_PIDFILE" 2>/dev/null || true)"
 [ -z "$pgid" ] || pgrep -g "$pgid" > "$FAKE_JUDGE_GROUP" || true

@@ -18,7 +18,7 @@ from helpers.real_vllm import MAX_MODEL_LEN, RealVLLM
 
 from judge.client import JudgeConfig, JudgeUnavailableError, close_judge_clients, get_judge_client
 from judge.prompts import structured_output_spec
-from recipes.legal.commands import health_url, is_healthy
+from recipes.commands import health_url, is_healthy
 from recipes.legal.tasks import TASKS
 from rewards.legal import RESULT_KEYS, compute_score
 

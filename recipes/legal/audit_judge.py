@@ -63,7 +63,7 @@ def judge_config_from(config: str | None, base_url: str | None, model: str | Non
     if config:
         from omegaconf import OmegaConf
 
-        from recipes.legal.commands import ConfigError, compose_config
+        from recipes.commands import ConfigError, compose_config
 
         try:
             cfg = compose_config(config)

@@ -105,7 +105,7 @@ def load_chat_template(config_name: str = DEFAULT_TRAINING_CONFIG, overrides: Se
     """The R1-zero template training uses: actor_rollout_ref.model.custom_chat_template of the composed config."""
     from omegaconf import OmegaConf
 
-    from recipes.legal.commands import ConfigError, compose_config
+    from recipes.commands import ConfigError, compose_config
 
     try:
         cfg = compose_config(config_name, overrides)

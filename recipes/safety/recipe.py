@@ -8,44 +8,31 @@ keys) and the evaluation of saved predictions. Nothing here imports HTTP code: t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from recipes.recipe import Recipe
 from recipes.safety.dimensions import DATA_SOURCE, VIOLATION_THRESHOLD
 from recipes.safety.gold import gold_from_ground_truth
 from recipes.safety.metrics import WITHIN, evaluate_response, summarize
 from recipes.safety.prompt import gold_response
 
-__all__ = ["RECIPE", "Recipe", "evaluate_predictions"]
+__all__ = ["RECIPE", "evaluate_predictions"]
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """What a recipe hands the shared machinery."""
-
-    name: str  # run names <name>-<model>-<MMDD><tag>, metric prefix reward/<name>/
-    data_sources: tuple[str, ...]  # the data_source values of its rows
-    prepare_source: str  # `python -m data.prepare --source <this>`
-    tasks: tuple[str, ...]  # extra_info.task values
-    configs: tuple[str, ...]  # launchable configs/<name>.yaml
-    reward_path: str  # reward.custom_reward_function.path
-    reward_name: str  # reward.custom_reward_function.name
-    check_gold: Callable[[str, Mapping[str, Any] | None], None]  # raises ValueError naming what is wrong
-    gold_response: Callable[[str, Mapping[str, Any] | None], str]  # (ground_truth, extra_info) -> perfect response
-    step_metrics: tuple[tuple[str, str], ...]  # (metric name, reward extra key) averaged per step
-    evaluate: Callable[[Sequence[str], Sequence[str]], dict[str, Any]]  # (responses, ground truths) -> metrics
-
-
-def _check_gold(ground_truth: str, extra_info: Mapping[str, Any] | None = None) -> None:
-    """Raise GoldError (a ValueError) when a row's ground truth is unusable."""
+def _check_gold(data_source: str, ground_truth: Any, extra_info: Mapping[str, Any] | None) -> None:
+    """Raise ValueError (GoldError) when the row is not a safety row or its ground truth is unusable."""
     del extra_info
+    if data_source != DATA_SOURCE:
+        raise ValueError(f"not a safety data_source: {data_source!r}; expected {DATA_SOURCE!r}")
     gold_from_ground_truth(ground_truth)
 
 
-def _gold_response(ground_truth: str, extra_info: Mapping[str, Any] | None = None) -> str:
+def _gold_response(
+    data_source: str, ground_truth: Any, extra_info: Mapping[str, Any] | None, reward_kwargs: Mapping[str, Any]
+) -> str:
     """The response that must score the reward's maximum for this row."""
-    del extra_info
+    del data_source, extra_info, reward_kwargs
     gold = gold_from_ground_truth(ground_truth)
     return gold_response(gold.score_map, gold.reasoning)
 
@@ -64,12 +51,8 @@ def evaluate_predictions(
 
 RECIPE = Recipe(
     name="safety",
-    data_sources=(DATA_SOURCE,),
-    prepare_source="safety",
     tasks=("score",),
-    configs=("safety_grpo", "safety_grpo_ngram"),
     reward_path="rewards/safety.py",
-    reward_name="compute_score",
     check_gold=_check_gold,
     gold_response=_gold_response,
     step_metrics=(
@@ -83,6 +66,5 @@ RECIPE = Recipe(
         ("reasoning_score_mean", "reasoning_part"),
         ("reasoning_failure_rate", "reasoning_failed"),
     ),
-    evaluate=evaluate_predictions,
 )
 """The description the machinery reads (see the module docstring)."""

@@ -7,11 +7,11 @@ pairs that land in the same process: with 8 workers, the 16 near-identical answe
 over 8 judge caches and cost up to 8 calls instead of 1 (benchmarks/README.md measures it).
 
 Enabled by `actor_rollout_ref.rollout.agent.agent_loop_manager_class:
-recipes.legal.agent_loop.GroupAffinityAgentLoopManager` (set in configs/base/legal_grpo.yaml). Only the choice of
+recipes.agent_loop.GroupAffinityAgentLoopManager` (set in configs/base/legal_grpo.yaml). Only the choice of
 reward worker changes; verl's `_compute_score` runs as is.
 
 A response whose scoring raised (a judge that is gone: JudgeUnavailableError) is counted here, because verl's
-`_run_prompt` only logs the exception and drops the group; the trainer (recipes.legal.main_ppo) collects the counts
+`_run_prompt` only logs the exception and drops the group; the trainer (recipes.main_ppo) collects the counts
 with `take_unscored` every step and stops the run.
 """
 

@@ -1,6 +1,6 @@
 """CPU, offline checks of a launch before any GPU time is spent.
 
-    python -m recipes.legal.preflight --config legal_grpo [--dry-run] [hydra overrides...]
+    python -m recipes.preflight --config legal_grpo [--dry-run] [hydra overrides...]
 
 Composes the config exactly as the trainer will, then checks: legacy top-level reward keys; interpolations resolve;
 verl's validate_config; what it misses (advantage estimator, KL types, reward manager, a verl-served judge, batch
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recipes.legal.commands import (
+from recipes.commands import (
     DEFAULT_CONFIG,
     ConfigError,
     JudgeSpec,
@@ -196,7 +196,7 @@ def check_algorithm(cfg: Any) -> list[CheckResult]:
             CheckResult(
                 "trainer",
                 FAIL,
-                "trainer.use_v1=false selects verl's deprecated v0 trainer, which recipes.legal.main_ppo does not "
+                "trainer.use_v1=false selects verl's deprecated v0 trainer, which recipes.main_ppo does not "
                 "extend (no per-step reward metrics) — remove the override",
             )
         )
@@ -955,7 +955,7 @@ def format_table(results: Sequence[CheckResult]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: print the table, exit 1 on any failure."""
-    parser = argparse.ArgumentParser(prog="python -m recipes.legal.preflight", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m recipes.preflight", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="config name in configs/ (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="CPU box: missing GPUs / wandb key only warn")
     parser.add_argument(

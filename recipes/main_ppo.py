@@ -1,15 +1,15 @@
 """Trainer entry point for the legal recipe: verl's PPO main with per-step reward metrics.
 
-    python3 -m recipes.legal.main_ppo --config-path=$PWD/configs --config-name=legal_grpo [overrides...]
+    python3 -m recipes.main_ppo --config-path=$PWD/configs --config-name=legal_grpo [overrides...]
 
 Same as ``python -m verl.trainer.main_ppo`` (validate_config, then ``run_ppo``), except that ``run_ppo`` gets our
 TaskRunner. It runs verl's own ``TaskRunnerV1.run`` while ``verl.trainer.ppo.v1.get_trainer_cls`` hands out a
 subclass of the configured trainer (sync / colocate_async / separate_async) whose ``_compute_metrics`` also logs
-``reward/<task>/*`` and ``reward/overall/*`` (recipes.legal.step_metrics) on every training step. Nothing of verl's
+``reward/<task>/*`` and ``reward/overall/*`` (recipes.step_metrics) on every training step. Nothing of verl's
 training loop is copied.
 
 Responses that were generated but not scored (the reward function raised, e.g. a judge that is gone) are dropped
-by verl's agent loop with only a log line. Our agent-loop workers count them (recipes.legal.agent_loop); the trainer
+by verl's agent loop with only a log line. Our agent-loop workers count them (recipes.agent_loop); the trainer
 logs ``reward/overall/unscored`` every step and stops the run at the end of a step (or validation) that had any,
 with one line naming the error (the judge client's names the endpoint, the failures and what to check).
 """
@@ -28,11 +28,11 @@ import hydra
 import numpy as np
 import ray
 
-from recipes.legal.step_metrics import UNSCORED_METRIC, aggregate_step_metrics, collect_reward_extras
+from recipes.step_metrics import UNSCORED_METRIC, aggregate_step_metrics, collect_reward_extras
 
 logger = logging.getLogger(__name__)
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 REWARD_FIELDS = ["data_source", "extra_fields"]
 
 
@@ -108,11 +108,11 @@ class RewardStepMetricsMixin:
         workers = list(getattr(manager, "agent_loop_workers", None) or [])
         try:
             reports = ray.get([worker.take_unscored.remote() for worker in workers])
-        except AttributeError:  # an agent-loop worker class that does not count (not recipes.legal.agent_loop)
+        except AttributeError:  # an agent-loop worker class that does not count (not recipes.agent_loop)
             if not self._unscored_unavailable_logged:
                 logger.error(
                     "the agent-loop workers do not count unscored responses (set actor_rollout_ref.rollout.agent."
-                    "agent_loop_manager_class: recipes.legal.agent_loop.GroupAffinityAgentLoopManager): a judge "
+                    "agent_loop_manager_class: recipes.agent_loop.GroupAffinityAgentLoopManager): a judge "
                     "that is gone will not stop this run"
                 )
                 self._unscored_unavailable_logged = True
@@ -188,7 +188,7 @@ def main(config: Any) -> None:
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     if not config.trainer.use_v1:
         raise SystemExit(
-            "trainer.use_v1=false selects verl's deprecated v0 trainer — recipes.legal.main_ppo needs the v1 trainer "
+            "trainer.use_v1=false selects verl's deprecated v0 trainer — recipes.main_ppo needs the v1 trainer "
             "(remove the override), or run python -m verl.trainer.main_ppo without per-step reward metrics"
         )
     try:
@@ -218,9 +218,9 @@ def stop_reason(exc: BaseException) -> str | None:
 
 
 if __name__ == "__main__":
-    # `python3 -m recipes.legal.main_ppo` runs this file as __main__: Ray would pickle the classes defined here by
+    # `python3 -m recipes.main_ppo` runs this file as __main__: Ray would pickle the classes defined here by
     # value and their module-level references (legal_trainer_cls) as __main__.<name>, which a Ray worker cannot
     # resolve. Run the importable module instead, so everything pickles by reference.
     import importlib
 
-    importlib.import_module("recipes.legal.main_ppo").main()
+    importlib.import_module("recipes.main_ppo").main()

@@ -3,11 +3,11 @@
 scripts/train_grpo.sh and scripts/serve_judge.sh run exactly what this module prints, so tests check the commands
 the scripts run:
 
-    python -m recipes.legal.commands trainer  --config legal_grpo [overrides...]   # the trainer command
-    python -m recipes.legal.commands vllm     --config legal_grpo [overrides...]   # the judge server command
-    python -m recipes.legal.commands ray-submit --config legal_grpo [overrides...] # the multi-node submission
-    python -m recipes.legal.commands plan     --config legal_grpo [overrides...]   # bash variables for the scripts
-    python -m recipes.legal.commands health   URL [URL...]                          # exit 0 when all answer
+    python -m recipes.commands trainer  --config legal_grpo [overrides...]   # the trainer command
+    python -m recipes.commands vllm     --config legal_grpo [overrides...]   # the judge server command
+    python -m recipes.commands ray-submit --config legal_grpo [overrides...] # the multi-node submission
+    python -m recipes.commands plan     --config legal_grpo [overrides...]   # bash variables for the scripts
+    python -m recipes.commands health   URL [URL...]                          # exit 0 when all answer
 
 Environment read here (and nowhere else): RUN_NAME, RUN_TAG (run naming), JUDGE_BASE_URL (judge endpoints, comma
 list), JUDGE_MODEL / JUDGE_HOST / JUDGE_PORT / JUDGE_GPUS / JUDGE_STARTUP_TIMEOUT_S (judge section), NNODES /
@@ -43,11 +43,11 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
 DEFAULT_CONFIG = "legal_grpo"
 RUNTIME_ENV_TEMPLATE = CONFIG_DIR / "runtime_env.yaml"
-TRAINER_MODULE = "recipes.legal.main_ppo"
+TRAINER_MODULE = "recipes.main_ppo"
 EXPERIMENT_KEY = "trainer.experiment_name"
 JUDGE_URL_KEY = "reward.custom_reward_function.reward_kwargs.judge_base_url"
 DEFAULT_RAY_ADDRESS = "http://127.0.0.1:8265"
@@ -331,10 +331,10 @@ def trainer_overrides(
 def trainer_command(
     config_name: str, overrides: Sequence[str], python: str = "python3", config_path: bool = True
 ) -> list[str]:
-    """`python3 -m recipes.legal.main_ppo --config-path=<abs configs> --config-name=NAME overrides...`.
+    """`python3 -m recipes.main_ppo --config-path=<abs configs> --config-name=NAME overrides...`.
 
     config_path=False drops --config-path (for `ray job submit`: the job runs in Ray's copy of the repo, where
-    recipes.legal.main_ppo finds configs/ next to itself; the submitter's absolute path may not exist there).
+    recipes.main_ppo finds configs/ next to itself; the submitter's absolute path may not exist there).
     """
     path = [f"--config-path={CONFIG_DIR}"] if config_path else []
     return [python, "-m", TRAINER_MODULE, *path, f"--config-name={config_name_of(config_name)}", *overrides]
@@ -640,7 +640,7 @@ def is_healthy(url: str, timeout_s: float = 2.0, api_key: str | None = None) -> 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m recipes.legal.commands", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m recipes.commands", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
     for what in ("trainer", "vllm", "ray-submit", "plan", "runtime-env"):
         s = sub.add_parser(what)

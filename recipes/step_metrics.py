@@ -1,6 +1,6 @@
 """Per-step reward metrics: aggregate the reward function's extra outputs per task and overall.
 
-verl 0.9.1 logs reward extras only at validation; recipes.legal.main_ppo calls this on every training batch.
+verl 0.9.1 logs reward extras only at validation; recipes.main_ppo calls this on every training batch.
 Keys are ``reward/<data_source>/<metric>`` and ``reward/overall/<metric>``, e.g. ``reward/legal/charge/score_mean``,
 ``reward/overall/judge_latency_p95_ms``.
 
@@ -24,7 +24,7 @@ Metrics (over the responses of the group; "judge calls" = responses with judge_c
   readable grade), ``judge_off_choice_rate`` (mean ``judge_off_choice``: replies outside the requested choice set /
   regex) and ``judge_rate_limited_rate`` (mean ``judge_rate_limited``: calls that met a 429).
 - ``reward/overall/unscored``: responses generated but not scored this step (the reward function raised; verl drops
-  their group). Logged every step by recipes.legal.main_ppo, which stops the run when it is not 0.
+  their group). Logged every step by recipes.main_ppo, which stops the run when it is not 0.
 """
 
 from __future__ import annotations

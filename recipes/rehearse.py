@@ -1,8 +1,8 @@
 """Rehearse a launch on CPU: the exact trainer command through a real local Ray, up to verl's GPU wall.
 
-    python -m recipes.legal.rehearse --config legal_grpo --model TINY_MODEL_DIR --data PREPARED_DIR [--cluster]
+    python -m recipes.rehearse --config legal_grpo --model TINY_MODEL_DIR --data PREPARED_DIR [--cluster]
 
-Runs the command scripts/train_grpo.sh builds (`python3 -m recipes.legal.main_ppo --config-path=… --config-name=…`,
+Runs the command scripts/train_grpo.sh builds (`python3 -m recipes.main_ppo --config-path=… --config-name=…`,
 or for a multi-node config `ray job submit --runtime-env=… --working-dir . -- …` against a local two-raylet Ray
 cluster) with only these overrides: the model path (policy and judge), the data files, the console logger and Ray
 resources (CPU slots for verl's TransferQueue, as many Ray GPUs as the config asks for, a private Ray temp dir).
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recipes.legal.commands import (
+from recipes.commands import (
     REPO_ROOT,
     JudgeSpec,
     build_plan,
@@ -348,7 +348,7 @@ def rehearse_cluster(
             plan = build_plan(config, overrides, env)
             runtime_env = REPO_ROOT / plan.runtime_env_path
             subprocess.run(
-                [sys.executable, "-m", "recipes.legal.commands", "runtime-env", "--config", plan.config_name,
+                [sys.executable, "-m", "recipes.commands", "runtime-env", "--config", plan.config_name,
                  "--output", str(runtime_env), *plan.overrides],
                 cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True,
             )  # fmt: skip
@@ -377,7 +377,7 @@ def prepare_sample(cfg: Any, out_dir: str | Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: rehearse one config; one line per stage; exit 0 when it stopped at the GPU wall."""
-    parser = argparse.ArgumentParser(prog="python -m recipes.legal.rehearse", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m recipes.rehearse", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="config name in configs/")
     parser.add_argument("--model", required=True, help="a local (tiny) model directory")
     parser.add_argument(

@@ -1,0 +1,38 @@
+"""The legal recipe described for the shared machinery (recipes/recipe.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from recipes.legal.tasks import TASKS, task_of
+from recipes.recipe import Recipe
+
+__all__ = ["RECIPE"]
+
+
+def _check_gold(data_source: str, ground_truth: Any, extra_info: Mapping[str, Any] | None) -> None:
+    """Raise ValueError when the row's data_source or structured gold is one the reward would reject."""
+    from rewards.rules import gold_from
+
+    gold_from(task_of(str(data_source)), ground_truth, extra_info)
+
+
+def _gold_response(
+    data_source: str, ground_truth: Any, extra_info: Mapping[str, Any] | None, reward_kwargs: Mapping[str, Any]
+) -> str:
+    """The gold answer after a short thinking block; the opening <think> only when the prompt does not end in it."""
+    del data_source, extra_info
+    body = f"根据案情分析如下。</think>\n<answer>{ground_truth}</answer>"
+    return body if bool(reward_kwargs.get("response_starts_in_think", True)) else f"<think>{body}"
+
+
+RECIPE = Recipe(
+    name="legal",
+    tasks=TASKS,
+    reward_path="rewards/legal.py",
+    check_gold=_check_gold,
+    gold_response=_gold_response,
+    best_score_notes={"legal/term": " (0 is the best term score: no error)"},
+)
+"""The description the machinery reads."""
