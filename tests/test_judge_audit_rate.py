@@ -4,55 +4,25 @@ from __future__ import annotations
 
 import math
 import pathlib
-import re
 
 import pytest
 from helpers.dataproto import make_reward_dataproto
+from helpers.judge_fixtures import close_judge_connections, no_judge_env  # noqa: F401 - autouse fixtures
 from helpers.judge_server import ScriptedJudgeServer
+from helpers.legal_cases import GOLD as LEGAL_GOLD
+from helpers.legal_cases import scripted_reply, wrap
 from omegaconf import OmegaConf
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 from verl.trainer.ppo.reward import get_custom_reward_fn
 
-from judge.client import close_judge_clients
 from recipes.legal.agreement import AGREEMENT_TASKS, agreement_rate, scores_agree
 from recipes.step_metrics import aggregate_step_metrics, collect_reward_extras
 from rewards.legal import RESULT_KEYS, audit_selected, compute_score, get_options
 from rewards.rules import Gold, gold_from
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-_SAYS = re.compile(r"JUDGE_SAYS:([^\n<]*)")
 
-GOLD = {
-    "charge": ("盗窃罪、诈骗罪", {"index": 0, "charges": ["盗窃罪", "诈骗罪"]}),
-    "article": ("第67条、第264条", {"index": 1, "articles": [67, 264]}),
-    "term": ("有期徒刑三年六个月", {"index": 2, "term_kind": "fixed", "term_months": 42}),
-}
-
-
-def wrap(answer: str) -> str:
-    """A well-formatted response (the prompt ended in <think>)."""
-    return f"先分析案情。</think>\n<answer>{answer}</answer>"
-
-
-def scripted_reply(request: dict) -> str:
-    """The judge's grade: what the prediction asks for after JUDGE_SAYS:, else "2"."""
-    user = "\n".join(str(m.get("content", "")) for m in request["messages"] if m.get("role") == "user")
-    found = _SAYS.search(user)
-    return found.group(1).strip() if found else "2"
-
-
-@pytest.fixture(autouse=True)
-async def _close_judge_connections():
-    """Close this test loop's judge connections before pytest closes the loop."""
-    yield
-    await close_judge_clients()
-
-
-@pytest.fixture(autouse=True)
-def _no_judge_env(monkeypatch):
-    """No JUDGE_* variable from the outer environment leaks into a test."""
-    for name in ("JUDGE_BASE_URL", "JUDGE_MODEL", "JUDGE_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
+GOLD = {task: LEGAL_GOLD[task] for task in ("charge", "article", "term")}
 
 
 @pytest.fixture(scope="module")

@@ -16,22 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from helpers.judge_fixtures import close_judge_connections, no_judge_env  # noqa: F401 - autouse fixtures
 from helpers.judge_server import ScriptedJudgeServer
+from helpers.legal_cases import GOLD
 
-from judge.client import JudgeUnavailableError, close_judge_clients, get_judge_client
+from judge.client import JudgeUnavailableError, get_judge_client
 from rewards.legal import RESULT_KEYS, compute_score, get_options
 
 logger = logging.getLogger(__name__)
 
-GOLD = {
-    "charge": ("盗窃罪、诈骗罪", {"index": 0, "charges": ["盗窃罪", "诈骗罪"]}),
-    "article": ("第67条、第264条", {"index": 1, "articles": [67, 264]}),
-    "term": ("有期徒刑三年六个月", {"index": 2, "term_kind": "fixed", "term_months": 42}),
-    "verdict": (
-        "被告人张某犯盗窃罪，判处有期徒刑一年六个月，并处罚金人民币五千元。",
-        {"index": 3, "charges": ["盗窃罪"], "term_kind": "fixed", "term_months": 18, "fine": 5000},
-    ),
-}
 # Distinct answers (no cache or dedup hits); the charge ones name no known label, so hybrid asks the judge too.
 ANSWERS = {
     "charge": "被告人的行为构成某种财产犯罪，第{i}种说法",
@@ -89,20 +82,6 @@ FAULTS = {
     "null_content": Fault(server={"reply": None}, stops=True),
     "comes_back": Fault(down_at_start=True, action=_comes_back),
 }
-
-
-@pytest.fixture(autouse=True)
-async def _close_judge_connections():
-    """Close this loop's judge connections before pytest closes the loop."""
-    yield
-    await close_judge_clients()
-
-
-@pytest.fixture(autouse=True)
-def _no_judge_env(monkeypatch):
-    """No JUDGE_* variable from the outer environment leaks in."""
-    for name in ("JUDGE_BASE_URL", "JUDGE_MODEL", "JUDGE_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def _batch() -> list[tuple[str, str]]:

@@ -14,7 +14,9 @@ import re
 
 import pytest
 from helpers.dataproto import make_reward_dataproto
+from helpers.judge_fixtures import close_judge_connections, no_judge_env  # noqa: F401 - autouse fixtures
 from helpers.judge_server import ScriptedJudgeServer
+from helpers.legal_cases import GOLD, scripted_reply, wrap
 from omegaconf import OmegaConf
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 from verl.trainer.ppo.reward import get_custom_reward_fn
@@ -22,23 +24,13 @@ from verl.trainer.ppo.reward import get_custom_reward_fn
 import rewards.legal as legal
 from data.rows import build_rows
 from data.sources import SkipRecord, get_parser
-from judge.client import JudgeUnavailableError, close_judge_clients
+from judge.client import JudgeUnavailableError
 from recipes.legal.tasks import TASKS
 from rewards.legal import RESULT_KEYS, JudgeCallFailedError, compute_score, get_options
 from rewards.rules import gold_from, score_rules
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-_SAYS = re.compile(r"JUDGE_SAYS:([^\n<]*)")
 
-GOLD = {
-    "charge": ("盗窃罪、诈骗罪", {"index": 0, "charges": ["盗窃罪", "诈骗罪"]}),
-    "article": ("第67条、第264条", {"index": 1, "articles": [67, 264]}),
-    "term": ("有期徒刑三年六个月", {"index": 2, "term_kind": "fixed", "term_months": 42}),
-    "verdict": (
-        "被告人张某犯盗窃罪，判处有期徒刑一年六个月，并处罚金人民币五千元。",
-        {"index": 3, "charges": ["盗窃罪"], "term_kind": "fixed", "term_months": 18, "fine": 5000},
-    ),
-}
 # A correct answer per task (rules give +2, term 0) and a wrong one (rules give -2, term -1).
 GOOD = {
     "charge": "盗窃罪、诈骗罪",
@@ -54,25 +46,6 @@ BAD = {
 }
 
 
-def wrap(answer: str) -> str:
-    """A well-formatted response (the prompt ended in <think>)."""
-    return f"先分析案情。</think>\n<answer>{answer}</answer>"
-
-
-def scripted_reply(request: dict) -> str:
-    """The judge's answer: what the prediction asks for after JUDGE_SAYS:, else "2"."""
-    user = "\n".join(str(m.get("content", "")) for m in request["messages"] if m.get("role") == "user")
-    found = _SAYS.search(user)
-    return found.group(1).strip() if found else "2"
-
-
-@pytest.fixture(autouse=True)
-async def _close_judge_connections():
-    """Each test runs in its own event loop: close that loop's judge connections before pytest closes the loop."""
-    yield
-    await close_judge_clients()
-
-
 @pytest.fixture(scope="module")
 def judge():
     """A healthy loopback judge for the whole module."""
@@ -85,13 +58,6 @@ def broken_judge():
     """A loopback judge whose every chat request fails with HTTP 503."""
     with ScriptedJudgeServer(reply="2", fail=1.0, model="judge-model") as srv:
         yield srv
-
-
-@pytest.fixture(autouse=True)
-def _no_judge_env(monkeypatch):
-    """No JUDGE_* variable from the outer environment leaks into a test."""
-    for name in ("JUDGE_BASE_URL", "JUDGE_MODEL", "JUDGE_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def judge_kwargs(server: ScriptedJudgeServer, **extra) -> dict:

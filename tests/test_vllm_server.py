@@ -14,9 +14,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+from helpers.judge_fixtures import close_judge_connections  # noqa: F401 - autouse fixture
+from helpers.legal_cases import GOLD, wrap
 from helpers.real_vllm import MAX_MODEL_LEN, RealVLLM
 
-from judge.client import JudgeConfig, JudgeUnavailableError, close_judge_clients, get_judge_client
+from judge.client import JudgeConfig, JudgeUnavailableError, get_judge_client
 from judge.prompts import structured_output_spec
 from recipes.commands import health_url, is_healthy
 from recipes.legal.tasks import TASKS
@@ -28,15 +30,6 @@ pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1500)]
 
 CHOICES = structured_output_spec("grade")["choice"]
 TERM_REGEX = re.compile(structured_output_spec("term_error")["regex"])
-GOLD = {
-    "charge": ("盗窃罪、诈骗罪", {"index": 0, "charges": ["盗窃罪", "诈骗罪"]}),
-    "article": ("第67条、第264条", {"index": 1, "articles": [67, 264]}),
-    "term": ("有期徒刑三年六个月", {"index": 2, "term_kind": "fixed", "term_months": 42}),
-    "verdict": (
-        "被告人张某犯盗窃罪，判处有期徒刑一年六个月，并处罚金人民币五千元。",
-        {"index": 3, "charges": ["盗窃罪"], "term_kind": "fixed", "term_months": 18, "fine": 5000},
-    ),
-}
 # Answers the rules cannot decide (unknown labels, unreadable term), so hybrid asks the judge where it may.
 ANSWERS = {
     "charge": "偷东西罪",
@@ -45,13 +38,6 @@ ANSWERS = {
     "verdict": "被告人张某犯偷东西罪，判处有期徒刑一年。",
 }
 GRADE_SCORES = {-2.0, 1.0, 2.0}
-
-
-@pytest.fixture(autouse=True)
-async def _close_judge_connections():
-    """Each test runs in its own event loop: close its judge connections before the loop ends."""
-    yield
-    await close_judge_clients()
 
 
 def kwargs_for(server: RealVLLM, mode: str, **extra) -> dict:
@@ -64,11 +50,6 @@ def kwargs_for(server: RealVLLM, mode: str, **extra) -> dict:
         "cache_size": 0,
         **extra,
     }
-
-
-def wrap(answer: str) -> str:
-    """A well-formatted response (the prompt ended in <think>)."""
-    return f"先分析案情。</think>\n<answer>{answer}</answer>"
 
 
 async def score(task: str, answer: str, **kwargs) -> dict:

@@ -1,8 +1,8 @@
-"""Pytest fixtures around ScriptedJudgeServer; re-exported by tests/conftest.py."""
+"""Pytest fixtures around the judge: ScriptedJudgeServer (re-exported by tests/conftest.py) and per-test clean-up."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,3 +28,19 @@ def judge_server() -> Iterator[Callable[..., ScriptedJudgeServer]]:
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture(autouse=True)
+async def close_judge_connections() -> AsyncIterator[None]:
+    """Autouse where imported: each test has its own event loop, so close its judge connections before it ends."""
+    from judge.client import close_judge_clients
+
+    yield
+    await close_judge_clients()
+
+
+@pytest.fixture(autouse=True)
+def no_judge_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Autouse where imported: no JUDGE_* variable from the outer environment leaks into a test."""
+    for name in ("JUDGE_BASE_URL", "JUDGE_MODEL", "JUDGE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
