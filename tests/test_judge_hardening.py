@@ -11,28 +11,18 @@ import logging
 import time
 
 import pytest
+from helpers.judge_fixtures import fresh_judge_clients, judge_client_for  # noqa: F401 - autouse fixture
 from helpers.judge_server import ScriptedJudgeServer
 
-import judge.client as jc
-from judge.client import JudgeConfig, JudgeUnavailableError, close_judge_clients, get_judge_client
+from judge.client import JudgeUnavailableError
 from judge.retry import backoff_s, retry_after_s
 
 FAST = {"backoff_s": 0.01, "backoff_max_s": 0.02, "timeout_s": 5.0, "probe_after_s": 0.05}
 
 
-@pytest.fixture(autouse=True)
-async def _clean_clients():
-    """Every test starts without discovered models and closes its clients at the end."""
-    jc._DISCOVERED_MODELS.clear()
-    yield
-    await close_judge_clients()
-
-
 def client_for(*servers, **overrides):
     """A judge client (from the registry) for the given servers."""
-    options = {**FAST, **overrides}
-    cfg = JudgeConfig(base_urls=tuple(s.base_url for s in servers), model=servers[0].model, **options)
-    return get_judge_client(cfg)
+    return judge_client_for(servers, {**FAST, **overrides})
 
 
 # ------------------------------------------------------------------------------------------------ unreadable replies

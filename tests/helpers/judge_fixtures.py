@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -44,3 +44,22 @@ def no_judge_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Autouse where imported: no JUDGE_* variable from the outer environment leaks into a test."""
     for name in ("JUDGE_BASE_URL", "JUDGE_MODEL", "JUDGE_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+async def fresh_judge_clients() -> AsyncIterator[None]:
+    """Autouse where imported: no model discovered by an earlier test, and this test's clients closed at its end."""
+    import judge.client as jc
+
+    jc._DISCOVERED_MODELS.clear()
+    yield
+    await jc.close_judge_clients()
+
+
+def judge_client_for(servers: Sequence[ScriptedJudgeServer], options: Mapping[str, Any]) -> Any:
+    """A judge client (from the registry) for the given servers; ``model`` in options overrides the first server's."""
+    from judge.client import JudgeConfig, get_judge_client
+
+    options = dict(options)
+    model = options.pop("model", servers[0].model)
+    return get_judge_client(JudgeConfig(base_urls=tuple(s.base_url for s in servers), model=model, **options))
