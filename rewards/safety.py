@@ -19,7 +19,8 @@ score = format_weight x format_part + keys_weight x keys_part + closeness_weight
   -min(|score - gold|, gap_scale) / gap_scale, unscored keys -1; mean over the nine;
 - reasoning_part in [0, 1]: ``ngram`` Dice similarity of character n-grams (CPU, no server); ``embedding`` cosine of
   vectors from an OpenAI-compatible /v1/embeddings endpoint, clipped to [0, 1]; ``judge`` the judge's grade 0/1/2
-  of the reasoning against the gold reasoning, / 2. No reasoning block → 0, no call.
+  of the reasoning against the gold reasoning, / 2, asked in the recipe's own wording (recipes/safety/
+  judge_prompts.yaml; reward kwarg judge_prompts_path picks another file). No reasoning block → 0, no call.
 Defaults (weights 1, 1, 2, 1; exact_bonus 1; gap_scale 20; max_extra_keys 9): score in [-5, +5]; a gold answer
 scores the maximum, format_weight + keys_weight + closeness_weight x exact_bonus + reasoning_weight = 5.
 (The original demo parsed the whole response as JSON, added a point per extra key, compared every score with 100
