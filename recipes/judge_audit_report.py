@@ -250,7 +250,9 @@ def _md(audit: dict[str, Any], spec: AuditSpec) -> str:
     return "\n".join(lines)
 
 
-def _barh(out: Path, name: str, labels: list[str], values: list[float], xlabel: str, color: str, line: float | None):
+def _barh(
+    out: Path, name: str, labels: list[str], values: list[float], xlabel: str, color: str, line: float | None
+) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1.2))
