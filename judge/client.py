@@ -44,7 +44,7 @@ import openai
 from judge.breaker import EndpointHealth
 from judge.config import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, JudgeConfig
 from judge.parse import MAX_REPLY_CHARS, is_declined, parse_error_months, parse_grade
-from judge.prompts import build_grade_messages, build_term_error_messages, structured_output_spec
+from judge.prompts import build_grade_messages, build_term_error_messages, load_prompts, structured_output_spec
 from judge.retry import Deadline, backoff_s, retry_after_s
 
 __all__ = [
@@ -123,19 +123,21 @@ else:  # pragma: no cover - Python 3.10
 
 @functools.lru_cache(maxsize=65536)
 def _question(
-    kind: str, label: str, gold: str, pred: str, max_pred_chars: int, model: str, max_tokens: int
+    kind: str, label: str, gold: str, pred: str, max_pred_chars: int, model: str, max_tokens: int, prompts: str = ""
 ) -> tuple[bytes, list[dict[str, str]]]:
     """Cache key and chat messages of one judge question (memoized: a GRPO batch repeats most answers).
 
     The key hashes what is sent (kind, model, max_tokens and the built messages), so answers that differ only in
     what the prompt drops (surrounding whitespace, text beyond max_pred_chars) share one judge call. The messages
     are shared between callers and must not be changed. Callers cut `pred` near max_pred_chars first, so neither
-    the work nor the memo grows with the length of an answer.
+    the work nor the memo grows with the length of an answer. `prompts` is JudgeConfig.prompts_path (another
+    file's wording gives other messages, so another key).
     """
+    p = load_prompts(prompts or None)
     if kind == "grade":
-        messages = build_grade_messages(label, gold, pred, max_pred_chars=max_pred_chars)
+        messages = build_grade_messages(label, gold, pred, max_pred_chars=max_pred_chars, prompts=p)
     else:
-        messages = build_term_error_messages(gold, pred, max_pred_chars=max_pred_chars)
+        messages = build_term_error_messages(gold, pred, max_pred_chars=max_pred_chars, prompts=p)
     key = hashlib.sha256(
         json.dumps([kind, model, max_tokens, messages], ensure_ascii=False, sort_keys=True).encode(
             "utf-8", "surrogatepass"
@@ -273,14 +275,18 @@ class JudgeClient:
         """Ask whether pred matches gold for `label` (罪名 / 法条 / 判决结果): value 2, 1, 0 or None."""
         cfg = self.config
         pred = _cut_pred(pred, cfg.max_pred_chars)
-        key, messages = _question("grade", label, gold, pred, cfg.max_pred_chars, cfg.model, cfg.max_tokens)
+        key, messages = _question(
+            "grade", label, gold, pred, cfg.max_pred_chars, cfg.model, cfg.max_tokens, cfg.prompts_path
+        )
         return await self._ask("grade", key, messages, parse_grade)
 
     async def term_error(self, gold: str, pred: str) -> JudgeResult:
         """Ask for the prison-term error between pred and gold: value in months or None."""
         cfg = self.config
         pred = _cut_pred(pred, cfg.max_pred_chars)
-        key, messages = _question("term_error", "", gold, pred, cfg.max_pred_chars, cfg.model, cfg.max_tokens)
+        key, messages = _question(
+            "term_error", "", gold, pred, cfg.max_pred_chars, cfg.model, cfg.max_tokens, cfg.prompts_path
+        )
         return await self._ask("term_error", key, messages, parse_error_months)
 
     @property
@@ -692,7 +698,7 @@ class JudgeClient:
     ) -> tuple[str, bool]:
         """The request with this endpoint's structured-output setting; (text, whether it broke the constraint)."""
         use_so = ep.structured_output
-        spec = structured_output_spec(kind) if use_so else None
+        spec = structured_output_spec(kind, load_prompts(self.config.prompts_path or None)) if use_so else None
         try:
             text = await self._request(ep, model, messages, spec, timeout)
         except _CallError as err:

@@ -6,7 +6,10 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
+
+from judge.prompts import load_prompts
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +18,7 @@ ENV_MODEL = "JUDGE_MODEL"
 ENV_API_KEY = "JUDGE_API_KEY"
 
 _ROUTER_NOTICE: list[bool] = []
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _normalize_base_url(url: str) -> str:
@@ -26,6 +30,21 @@ def _normalize_base_url(url: str) -> str:
             f"(ending in /v1, e.g. http://127.0.0.1:8000/v1)"
         )
     return u
+
+
+def _prompts_path(value: Any) -> str:
+    """The absolute path of a prompts file that loads (else ValueError naming it); "" means judge/prompts.yaml."""
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    path = Path(text)
+    if not path.is_absolute():
+        path = _REPO_ROOT / path
+    try:
+        load_prompts(str(path))
+    except ValueError as exc:
+        raise ValueError(f"JudgeConfig.prompts_path: {exc}") from exc
+    return str(path)
 
 
 def _to_bool(value: Any, name: str) -> bool:
@@ -86,6 +105,9 @@ class JudgeConfig:
     queue_timeout_s: float = 600.0  # bound on waiting for a concurrency slot
     retry_after_max_s: float = 30.0  # cap on a server's Retry-After (429) that the client honours
     probe_after_s: float = 10.0  # wait before the half-open re-probe of a tripped judge / a sick endpoint
+    # Prompts YAML overriding sections of judge/prompts.yaml (a recipe's grade wording); "" = judge/prompts.yaml.
+    # Relative paths are read from the repository root. The messages it builds key the client's cache.
+    prompts_path: str = ""
 
     @property
     def call_budget_s(self) -> float:
@@ -102,6 +124,7 @@ class JudgeConfig:
         object.__setattr__(self, "base_urls", normalized)
         object.__setattr__(self, "model", str(self.model or "").strip())
         object.__setattr__(self, "api_key", (str(self.api_key).strip() or None) if self.api_key else None)
+        object.__setattr__(self, "prompts_path", _prompts_path(self.prompts_path))
         checks = {
             "timeout_s": self.timeout_s > 0,
             "max_concurrency": self.max_concurrency >= 1,
@@ -165,6 +188,7 @@ class JudgeConfig:
             "queue_timeout_s": float,
             "retry_after_max_s": float,
             "probe_after_s": float,
+            "prompts_path": str,
         }
         for name, conv in converters.items():
             key = name if name in kw else f"judge_{name}"

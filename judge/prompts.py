@@ -1,4 +1,4 @@
-"""Judge prompts: loaded once from judge/prompts.yaml and turned into OpenAI chat messages."""
+"""Judge prompts: read once from judge/prompts.yaml (or a file overriding some sections), made into chat messages."""
 
 from __future__ import annotations
 
@@ -93,10 +93,13 @@ def parse_prompts(data: Any, path: str = "<prompts>") -> Prompts:
     )
 
 
-@functools.lru_cache(maxsize=8)
-def load_prompts(path: str | None = None) -> Prompts:
-    """Load and validate the prompts YAML (cached: read once per process and path)."""
-    file = Path(path) if path else DEFAULT_PROMPTS_PATH
+_SECTIONS = frozenset(
+    {"fence_start", "fence_end", "truncation_note", "empty_pred", "grade", "term_error", "structured_outputs"}
+)
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    """A prompts YAML file's top-level mapping; errors name the file."""
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -105,7 +108,29 @@ def load_prompts(path: str | None = None) -> Prompts:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"{file}: invalid YAML: {exc}") from exc
-    return parse_prompts(data, str(file))
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+@functools.lru_cache(maxsize=8)
+def load_prompts(path: str | None = None) -> Prompts:
+    """Load and validate a prompts YAML (cached: read once per process and path).
+
+    A file other than judge/prompts.yaml may hold only the sections it changes (a recipe's own ``grade`` wording,
+    say); every other section comes from judge/prompts.yaml. A section it names replaces that section whole.
+    """
+    base = _read_yaml(DEFAULT_PROMPTS_PATH)
+    if not path or Path(path).resolve() == DEFAULT_PROMPTS_PATH.resolve():
+        return parse_prompts(base, str(DEFAULT_PROMPTS_PATH))
+    file = Path(path)
+    data = _read_yaml(file)
+    unknown = sorted(str(k) for k in data if k not in _SECTIONS)
+    if unknown:
+        raise ValueError(
+            f"{file}: unknown section(s) {', '.join(unknown)}; expected some of {', '.join(sorted(_SECTIONS))}"
+        )
+    return parse_prompts({**base, **data}, str(file))
 
 
 def encodable(text: str) -> str:

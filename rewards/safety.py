@@ -19,7 +19,8 @@ score = format_weight x format_part + keys_weight x keys_part + closeness_weight
   -min(|score - gold|, gap_scale) / gap_scale, unscored keys -1; mean over the nine;
 - reasoning_part in [0, 1]: ``ngram`` Dice similarity of character n-grams (CPU, no server); ``embedding`` cosine of
   vectors from an OpenAI-compatible /v1/embeddings endpoint, clipped to [0, 1]; ``judge`` the judge's grade 0/1/2
-  of the reasoning against the gold reasoning, / 2. No reasoning block → 0, no call.
+  of the reasoning against the gold reasoning, / 2, asked in the recipe's own wording (recipes/safety/
+  judge_prompts.yaml; reward kwarg judge_prompts_path picks another file). No reasoning block → 0, no call.
 Defaults (weights 1, 1, 2, 1; exact_bonus 1; gap_scale 20; max_extra_keys 9): score in [-5, +5]; a gold answer
 scores the maximum, format_weight + keys_weight + closeness_weight x exact_bonus + reasoning_weight = 5.
 (The original demo parsed the whole response as JSON, added a point per extra key, compared every score with 100
@@ -48,23 +49,32 @@ try:  # verl may load this file by path (custom_reward_function.path): make the 
 except ImportError:  # pragma: no cover - depends on how the process was started
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from judge.client import JudgeConfig, get_judge_client
+from judge.client import JudgeConfig, JudgeResult, get_judge_client
 from judge.embeddings import EmbeddingCallError, EmbeddingConfig, cosine, get_embedding_client
 from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS
 from recipes.safety.gold import gold_from_ground_truth
+from recipes.safety.judge import JUDGE_PROMPTS_PATH, REASONING_LABEL
 from recipes.safety.metrics import WITHIN, key_errors
 from recipes.safety.parse import check_format, extract_answer, extract_reasoning, parse_answer, sanitize
 from rewards.options import OptionsCache, check_known
 from rewards.safety_parts import MAX_REASONING_CHARS, closeness_part, format_part, keys_part, ngram_similarity
 
-__all__ = ["DATA_SOURCE", "RESULT_KEYS", "SCORERS", "SafetyOptions", "compute_score", "get_options", "max_score"]
+__all__ = [
+    "DATA_SOURCE",
+    "REASONING_LABEL",
+    "RESULT_KEYS",
+    "SCORERS",
+    "SafetyOptions",
+    "ask_judge",
+    "compute_score",
+    "get_options",
+    "max_score",
+]
 
 logger = logging.getLogger(__name__)
 
 SCORERS: tuple[str, ...] = ("ngram", "embedding", "judge")
 ON_SCORER_ERROR: tuple[str, ...] = ("neutral", "raise")
-REASONING_LABEL = "内容安全审查理由"
-"""What the judge is told it compares (the gold reasoning against the model's reasoning)."""
 
 RESULT_KEYS: tuple[str, ...] = (
     "score",  # the weighted sum of the four parts
@@ -111,6 +121,7 @@ _JUDGE_KEYS = frozenset(
             "backoff_s",
             "backoff_max_s",
             "queue_timeout_s",
+            "prompts_path",
         )
         for n in (f, f"judge_{f}")
     }
@@ -170,7 +181,10 @@ def _parse_options(kwargs: Mapping[str, Any]) -> SafetyOptions:
         if embedding is None:
             raise ValueError("reasoning_scorer=embedding needs embedding_base_url (or env EMBEDDING_BASE_URL)")
     if scorer == "judge":
-        judge = JudgeConfig.from_kwargs({k: v for k, v in kwargs.items() if k in _JUDGE_KEYS})
+        judge_kwargs = {k: v for k, v in kwargs.items() if k in _JUDGE_KEYS}
+        if "prompts_path" not in judge_kwargs and "judge_prompts_path" not in judge_kwargs:
+            judge_kwargs["judge_prompts_path"] = str(JUDGE_PROMPTS_PATH)  # the safety grader's wording
+        judge = JudgeConfig.from_kwargs(judge_kwargs)
         if judge is None:
             raise ValueError("reasoning_scorer=judge needs judge_base_url (or env JUDGE_BASE_URL)")
     options = SafetyOptions(**values, reasoning_scorer=scorer, on_scorer_error=policy, embedding=embedding, judge=judge)
@@ -200,9 +214,14 @@ class ScorerCallError(RuntimeError):
     """A reasoning scorer call failed and on_scorer_error='raise'."""
 
 
+async def ask_judge(config: JudgeConfig, gold: str, reasoning: str) -> JudgeResult:
+    """The judge question training asks about a reasoning (same client, prompts and cap): value = grade 0/1/2."""
+    return await get_judge_client(config).grade(REASONING_LABEL, gold, reasoning[:MAX_REASONING_CHARS])
+
+
 async def _judge_reasoning(config: JudgeConfig, gold: str, pred: str, out: dict[str, float]) -> float | None:
     """The judge's grade (0/1/2) of the reasoning against the gold, / 2; None when the call failed or was unreadable."""
-    result = await get_judge_client(config).grade(REASONING_LABEL, gold, pred)
+    result = await ask_judge(config, gold, pred)
     out["cache_hit"] = float(result.cache_hit)
     return None if result.failed or result.value is None else result.value / 2.0
 

@@ -13,6 +13,7 @@ from helpers.real_vllm import RealVLLM
 
 from data.prepare import main as prepare
 from recipes.legal.audit_judge import main as audit_main
+from recipes.safety.audit_judge import main as safety_audit_main
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1500)]
 
@@ -37,4 +38,24 @@ def test_audit_runs_end_to_end_against_real_vllm(real_vllm: RealVLLM, tmp_path, 
     assert audit["latency"]["n"] == audit["n_questions"]
     assert audit["advice"] and audit["advice"] in (out / "audit.md").read_text(encoding="utf-8")
     for plot in ("accuracy.png", "confusion.png", "term_error.png", "probes.png", "latency.png"):
+        assert (out / plot).stat().st_size > 1000
+
+
+def test_safety_audit_runs_end_to_end_against_real_vllm(real_vllm: RealVLLM, tmp_path, monkeypatch) -> None:
+    """The safety reasoning grader's audit through the same server: every grade readable, report written."""
+    monkeypatch.delenv("JUDGE_BASE_URL", raising=False)
+    prepared = tmp_path / "prepared"
+    argv = ["--source", "safety", "--input", "data/samples/safety_sample.jsonl", "--output", str(prepared)]
+    assert prepare(argv) == 0
+    out = tmp_path / "audit"
+    argv = ["--data", str(prepared / "test.parquet"), "--judge-base-url", real_vllm.base_url]
+    argv += ["--judge-model", real_vllm.model, "--config", "", "--n", "20", "--out", str(out)]
+    assert safety_audit_main(argv) == 0
+    audit = json.loads((out / "audit.json").read_text(encoding="utf-8"))
+    assert audit["failures"]["n"] == 0 and audit["n_questions"] == len(audit["records"]) == 20 + 13
+    block = audit["tasks"]["reasoning"]
+    assert block["answered"] == 20 and block["unreadable"] == 0  # vLLM's choice constraint: always a grade
+    assert audit["run"]["judge_prompts"].endswith("recipes/safety/judge_prompts.yaml")
+    assert audit["advice"] and audit["advice"] in (out / "audit.md").read_text(encoding="utf-8")
+    for plot in audit["plots"]:
         assert (out / plot).stat().st_size > 1000

@@ -17,7 +17,8 @@ counted under ``rules_disagree:<task>/<kind>``, so every kept pair has a grade t
 - verdict: ``exact`` (the gold sentence, 2), ``term_off`` (charges and fine right, the term 12 months off, 1),
   ``all_wrong`` (other charges, another term and another fine, 0).
 
-Probes (recipes/legal/audit_probes.yaml) are added for every task on top of the ``n`` pairs.
+Probes (the shared set, recipes/judge_audit_probes.yaml) are added for every task on top of the ``n`` pairs; the
+pair and probe types, the probe loader and the sampling are recipes/judge_audit.py's.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cn2an
-import yaml
 
+from recipes.judge_audit import DEFAULT_PROBES_PATH, AuditPair, Probe, load_probes
+from recipes.judge_audit import select_pairs as _select_pairs
 from recipes.legal.charges import canonical_charge, normalize_charge
 from recipes.legal.tasks import INSTRUCTIONS, TASKS, task_of
 from recipes.legal.terms import Term, format_months
@@ -50,7 +51,6 @@ __all__ = [
     "select_pairs",
 ]
 
-DEFAULT_PROBES_PATH = Path(__file__).with_name("audit_probes.yaml")
 TERM_DIFFS: tuple[int, ...] = (0, 3, 12, 36)
 GRADE_SCORE: dict[int, float] = {0: -2.0, 1: 1.0, 2: 2.0}  # the reward's mapping of a grade (rewards/legal.py)
 KINDS: dict[str, tuple[str, ...]] = {
@@ -64,57 +64,12 @@ _FALLBACK_CHARGES = ("放火罪", "重婚罪", "伪证罪")  # wrong labels when
 _FALLBACK_ARTICLES = (114, 258, 305)
 
 
-@dataclass(frozen=True)
-class AuditPair:
-    """One judge question with a known right answer: a grade 0/1/2, or a term error in months."""
-
-    task: str
-    kind: str
-    index: int  # extra_info.index of the data row whose gold is used
-    gold: Gold
-    prediction: str
-    expected_grade: int | None = None  # charge / article / verdict
-    expected_error: int | None = None  # term: the true difference in months (None for life/death vs fixed)
-    variant: str = ""  # term notation (cn / arabic / months)
-    probe: bool = False
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A non-answer that must never score."""
-
-    name: str
-    text: str
-
-
 @dataclass
 class _Pool:
     """Labels seen in the data (for wrong answers drawn from other cases)."""
 
     charges: list[str] = field(default_factory=list)
     articles: list[int] = field(default_factory=list)
-
-
-def load_probes(path: str | Path = DEFAULT_PROBES_PATH) -> list[Probe]:
-    """The probe set from YAML; errors name the file and the entry."""
-    file = Path(path)
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read probe set {file}: {exc}") from exc
-    entries = data.get("probes") if isinstance(data, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{file}: expected a non-empty list under 'probes'")
-    probes: list[Probe] = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "text" not in entry:
-            raise ValueError(f"{file}: probes[{i}] must be a mapping with 'name' (string) and 'text'")
-        text = "" if entry["text"] is None else str(entry["text"])
-        probes.append(Probe(entry["name"], text))
-    names = [p.name for p in probes]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{file}: probe names must be unique, got {names}")
-    return probes
 
 
 def _question(task: str) -> str:
@@ -273,23 +228,7 @@ def build_pairs(rows: Sequence[Mapping[str, Any]], seed: int = 0) -> tuple[list[
 
 def select_pairs(pairs: Sequence[AuditPair], n: int, seed: int = 0) -> list[AuditPair]:
     """Up to n pairs, spread evenly over (task, kind): round robin over the shuffled buckets, in TASKS order."""
-    if n < 0:
-        raise ValueError(f"--n must be >= 0, got {n}")
-    rng = random.Random(seed)
-    buckets: dict[tuple[str, str], list[AuditPair]] = {}
-    for pair in pairs:
-        buckets.setdefault((pair.task, pair.kind), []).append(pair)
-    order = [(t, k) for t in TASKS for k in KINDS[t] if (t, k) in buckets]
-    for key in order:
-        rng.shuffle(buckets[key])
-    chosen: list[AuditPair] = []
-    depth = 0
-    while len(chosen) < n and any(depth < len(buckets[key]) for key in order):
-        for key in order:
-            if depth < len(buckets[key]) and len(chosen) < n:
-                chosen.append(buckets[key][depth])
-        depth += 1
-    return chosen
+    return _select_pairs(pairs, n, [(t, k) for t in TASKS for k in KINDS[t]], seed=seed)
 
 
 def probe_pairs(rows: Sequence[Mapping[str, Any]], probes: Sequence[Probe]) -> list[AuditPair]:
