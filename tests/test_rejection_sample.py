@@ -377,3 +377,11 @@ def test_judge_gone_stops_with_exit_3(
         assert main(argv) == 3
     assert "scoring stopped (row " in caplog.text and "samples.jsonl" in caplog.text
     assert not (tmp_path / "out" / "round.json").exists()
+
+
+def test_lora_adapter_needs_model(round_inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    """An adapter only means something when generating: with --samples it is a usage error (exit 2)."""
+    data, samples = round_inputs
+    with pytest.raises(SystemExit) as info:
+        main(["--samples", str(samples), "--lora-adapter", str(tmp_path), "--data", str(data), "--out", str(tmp_path)])
+    assert info.value.code == 2

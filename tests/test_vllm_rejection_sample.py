@@ -38,22 +38,18 @@ def small_train_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "small.parquet"
 
 
-def test_rejection_round_generates_with_vllm_and_writes_the_next_round(
-    tiny_model_dir: Path, small_train_set: Path, tmp_path: Path, tiny_tokenizer
-) -> None:
-    """samples.jsonl has n answers per row; scores.jsonl scores each; sft.parquet holds the kept answers (at most
-    KEEP distinct per text) and loads in verl's SFT dataset; round.json's numbers agree with the files."""
+def _round(model: Path, data: Path, out: Path, *extra: str) -> str:
+    """Run one round with the tiny model's CPU settings; its stdout (the run must succeed)."""
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "safety_rejection.yaml").read_text(encoding="utf-8"))
     # 48 new tokens: the random model never emits EOS, and each decode step costs on 2 cores.
     cfg["sampling"].update(max_tokens=48)
     cfg["llm"].update(dtype="float32", enforce_eager=True, max_model_len=4096)
-    config = tmp_path / "round.yaml"
+    out.mkdir(parents=True)
+    config = out.parent / f"{out.name}.yaml"
     config.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    out = tmp_path / "round"
     proc = subprocess.Popen(
-        [str(vllm_python()), "-m", "recipes.safety.rejection_sample", "--model", str(tiny_model_dir), "--data",
-         str(small_train_set), "--n", str(N), "--out", str(out), "--keep", str(KEEP), "--threshold", "-10",
-         "--config", str(config)],
+        [str(vllm_python()), "-m", "recipes.safety.rejection_sample", "--model", str(model), "--data", str(data),
+         "--n", str(N), "--out", str(out), "--keep", str(KEEP), "--threshold", "-10", "--config", str(config), *extra],
         cwd=REPO_ROOT, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -62,7 +58,24 @@ def test_rejection_round_generates_with_vllm_and_writes_the_next_round(
     finally:
         stop_group(proc.pid)  # vLLM's engine and helper processes too, whatever happened
     assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
+    return stdout
+
+
+@pytest.fixture(scope="module")
+def base_round(tiny_model_dir: Path, small_train_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One round with the tiny model itself."""
+    out = tmp_path_factory.mktemp("rs") / "round"
+    stdout = _round(tiny_model_dir, small_train_set, out)
     assert "Kept " in stdout and "round.json" in stdout
+    return out
+
+
+def test_rejection_round_generates_with_vllm_and_writes_the_next_round(
+    tiny_model_dir: Path, base_round: Path, tiny_tokenizer
+) -> None:
+    """samples.jsonl has n answers per row; scores.jsonl scores each; sft.parquet holds the kept answers (at most
+    KEEP distinct per text) and loads in verl's SFT dataset; round.json's numbers agree with the files."""
+    out = base_round
 
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(s["row"], s["sample"]) for s in samples] == [(i, k) for i in range(ROWS) for k in range(N)]
@@ -102,3 +115,35 @@ def test_rejection_round_generates_with_vllm_and_writes_the_next_round(
 
     data = compose_config("safety_sft", [f"data.train_files={out / 'sft.parquet'}"]).data
     assert len(MultiTurnSFTDataset(str(out / "sft.parquet"), tiny_tokenizer, data)) == len(sft)
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random (not zero-initialized) rank-8 PEFT LoRA adapter directory for the tiny model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    out = tmp_path_factory.mktemp("adapter") / "lora_adapter"
+    get_peft_model(model, lora).save_pretrained(str(out))
+    return out
+
+
+def test_lora_adapter_changes_what_is_generated(
+    tiny_model_dir: Path, small_train_set: Path, base_round: Path, tiny_adapter: Path, tmp_path: Path
+) -> None:
+    """--lora-adapter generates with base + adapter (vLLM's LoRA path): the same seeds give other answers than the
+    base model alone, and round.json names the adapter."""
+    out = tmp_path / "lora_round"
+    _round(tiny_model_dir, small_train_set, out, "--lora-adapter", str(tiny_adapter))
+    r = json.loads((out / "round.json").read_text(encoding="utf-8"))
+    assert r["config"]["lora_adapter"] == str(tiny_adapter) and r["generated"] == ROWS * N
+
+    def responses(d: Path) -> list[str]:
+        return [json.loads(x)["response"] for x in (d / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+
+    assert len(responses(out)) == ROWS * N
+    assert responses(out) != responses(base_round)

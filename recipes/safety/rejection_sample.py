@@ -2,6 +2,7 @@
 
     python -m recipes.safety.rejection_sample --model CKPT --data DIR/train.parquet --n 8 --out DIR2
         [--keep K] [--threshold T] [--reasoning-scorer ngram|embedding|judge] [--reward-kwarg KEY=VALUE ...]
+        [--lora-adapter CKPT/lora_adapter] [--base-sft PARQUET]
     python -m recipes.safety.rejection_sample --samples DIR2/samples.jsonl --data DIR/train.parquet --out DIR3 ...
 
 1. generate: vLLM offline (recipes/generation.py, the code `evaluate --model` uses), n answers per row of a safety
@@ -249,14 +250,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.model:
-        from recipes.generation import GenerationError, generate, write_samples
+        from recipes.generation import GenerationError, generate, generate_with_adapter, write_samples
 
+        prompts, template = [r["prompt"] for r in rows], chat_template(args.model, args.training_config)
         try:
-            completions = generate(
-                args.model, [r["prompt"] for r in rows], chat_template(args.model, args.training_config), cfg
-            )
+            if args.lora_adapter:
+                completions = generate_with_adapter(args.model, args.lora_adapter, prompts, template, cfg)
+            else:
+                completions = generate(args.model, prompts, template, cfg)
         except GenerationError as exc:
-            raise RoundInputError(f"--model needs vLLM: {exc}; generate elsewhere and pass --samples") from exc
+            raise RoundInputError(f"--model: {exc}; or generate elsewhere and pass --samples") from exc
         keys = [{"row": i, "index": (r.get("extra_info") or {}).get("index", i)} for i, r in enumerate(rows)]
         samples_path = write_samples(out / "samples.jsonl", keys, completions)
     else:
@@ -277,6 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "config": {
             "model": args.model,
+            "lora_adapter": args.lora_adapter,
             "samples": str(samples_path),
             "data": str(args.data),
             "n": cfg["sampling"].get("n", 1),
@@ -315,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", metavar="CKPT", help="HF model directory (or hub id) to generate with (vLLM)")
     source.add_argument("--samples", metavar="JSONL", help="a samples.jsonl of an earlier round instead of --model")
     p.add_argument(
+        "--lora-adapter",
+        metavar="DIR",
+        help="PEFT LoRA adapter on --model (a LoRA run exported by verl's merger: <hf>/lora_adapter)",
+    )
+    p.add_argument(
         "--data", required=True, metavar="PARQUET", help="safety GRPO parquet (data.prepare's train.parquet)"
     )
     p.add_argument("--out", required=True, metavar="DIR", help="writes sft.parquet, train.parquet, round.json/md, …")
@@ -328,11 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--reward-kwarg", action="append", default=[], metavar="KEY=VALUE", help="more compute_score options (YAML)"
     )
     p.add_argument("--base-sft", metavar="PARQUET", help="an SFT parquet whose rows come first in sft.parquet")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="round settings (configs/safety_rejection.yaml)")
     p.add_argument(
-        "--training-config", default=DEFAULT_TRAINING_CONFIG, help="configs/<name>.yaml whose chat template is used"
+        "--config", default=str(DEFAULT_CONFIG), metavar="YAML", help="round settings (configs/safety_rejection.yaml)"
     )
-    p.add_argument("--concurrency", type=int, default=64, help="answers scored at once (judge/embedding calls)")
+    p.add_argument(
+        "--training-config",
+        default=DEFAULT_TRAINING_CONFIG,
+        metavar="NAME",
+        help="configs/<name>.yaml whose chat template is used",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=64, metavar="N", help="answers scored at once (judge/embedding calls)"
+    )
     return p
 
 
@@ -342,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.concurrency < 1:
         build_parser().error(f"--concurrency must be >= 1, got {args.concurrency}")
+    if args.lora_adapter and not args.model:
+        build_parser().error("--lora-adapter goes with --model (the answers of --samples are generated already)")
     try:
         result = run(args)
     except RoundInputError as exc:
