@@ -16,6 +16,10 @@ charges, articles, term_kind, term_months, fine, verdict, split, case_id}. groun
 拘役五个月 / 无期徒刑 / 死刑 / 免予刑事处罚, and 单处罚金 for a fine-only sentence); verdict: CAIL2018 →
 build_verdict sentence, judgments → the text after 判决如下 up to the appeal notice, execution-date notes （刑期从…止）
 removed. The safety source brings its own rows and schema (data/sources/safety.py; one row per text).
+
+--sft-fraction F (sources with an SFT response: safety) takes round(F x unique cases) more cases after the test split
+and before train, and writes them to sft.parquet (data/sft.py: the GRPO prompt + the gold response) instead of a
+GRPO split; stats.json counts them under "sft" like the other splits.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from data.reader import MAX_RECORD_BYTES, InputError, decode_record, iter_lines
+from data.sft import SftParquetWriter, SftRow
 from data.sources import SOURCES, SkipRecord, get_parser, get_source
-from data.split import SPLITS, SplitPlan, fact_key, plan_split
+from data.split import SFT_SPLIT, SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
 from data.tokens import PromptCounter, default_max_prompt_tokens, token_distribution
 from recipes.legal.label_sets import LabelSetRecorder
@@ -82,6 +87,7 @@ class PrepareConfig:
     max_record_bytes: int = MAX_RECORD_BYTES
     tokenizer: str | None = None
     max_prompt_tokens: int | None = None
+    sft_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         """Reject bad values with a message saying which option is wrong."""
@@ -112,6 +118,12 @@ class PrepareConfig:
             raise ValueError(f"--max-record-bytes must be >= 1, got {self.max_record_bytes}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
+        if not 0.0 <= self.sft_fraction < 1.0:
+            raise ValueError(f"--sft-fraction must be in [0, 1), got {self.sft_fraction}")
+        if self.sft_fraction and source.sft_response is None:
+            raise ValueError(
+                f"--sft-fraction: source {self.source} has no SFT response (GRPO only); use --source safety"
+            )
 
 
 def _scan(
@@ -216,6 +228,8 @@ def _write(
     writers = {s: pq.ParquetWriter(str(partial[s]), source.row_schema) for s in SPLITS}
     batches = {s: source.row_batch(config.template) for s in SPLITS}
     counts = dict.fromkeys(SPLITS, 0)
+    sft = SftParquetWriter(out / "sft.parquet") if config.sft_fraction else None
+    counts[SFT_SPLIT] = 0
 
     def flush(split: str) -> None:
         """Write the collected rows of one split."""
@@ -249,7 +263,10 @@ def _write(
             path = config.inputs[file_idx]
             try:
                 case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}")
-                batches[split].add(case, tasks, split, counts[split])
+                if split == SFT_SPLIT:
+                    _add_sft(sft, source, case, tasks, config.template, counts[split])
+                else:
+                    batches[split].add(case, tasks, split, counts[split])
             except SkipRecord as exc:  # the file changed between the passes
                 raise RecordError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
             except Exception as exc:  # a gap in pass-1 validation: name the record instead of a bare traceback
@@ -259,7 +276,7 @@ def _write(
                 ) from exc
             counts[split] += len(tasks)
             source.count_case(stats, case, split, tasks)
-            if batches[split].rows >= WRITE_BATCH:
+            if split in batches and batches[split].rows >= WRITE_BATCH:  # the SFT writer batches itself
                 flush(split)
         if pos != n:
             raise RecordError(f"inputs ended before all chosen records were read again ({pos}/{n})")
@@ -269,11 +286,29 @@ def _write(
         for split in SPLITS:
             writers[split].close()
             partial[split].unlink(missing_ok=True)
+        if sft is not None:
+            sft.abort()
         raise
     for split in SPLITS:  # only complete files get the final names
         writers[split].close()
         partial[split].replace(out / f"{split}.parquet")
+    if sft is not None:
+        sft.close()
     return counts
+
+
+def _add_sft(sft: SftParquetWriter | None, source: Any, case: Any, tasks: list[str], template: str, index: int) -> None:
+    """The SFT rows of one case: each GRPO row's prompt (rendered exactly as for GRPO) + the source's gold response."""
+    assert sft is not None and source.sft_response is not None  # PrepareConfig refuses --sft-fraction otherwise
+    for k, row in enumerate(source.build_rows(case, tasks, template, SFT_SPLIT, index)):
+        sft.add(
+            SftRow(
+                prompt=row["prompt"],
+                response=source.sft_response(case),
+                data_source=row["data_source"],
+                index=index + k,
+            )
+        )
 
 
 def prepare(config: PrepareConfig) -> dict[str, Any]:
@@ -284,6 +319,8 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     stats = PrepareStats()
+    if config.sft_fraction:
+        stats.splits = (*SPLITS, SFT_SPLIT)
     counter, budget = None, None
     if config.tokenizer is not None:
         try:
@@ -304,7 +341,13 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
     unique = _dedup(config, stats, keys, files, lines)
     stats.unique_cases = len(unique)
     plan = plan_split(
-        len(unique), len(config.tasks), config.seed, config.train_size, config.test_size, config.test_fraction
+        len(unique),
+        len(config.tasks),
+        config.seed,
+        config.train_size,
+        config.test_size,
+        config.test_fraction,
+        config.sft_fraction,
     )
     recorded = {k: v for k, v in asdict(config).items() if k != "output"}
     recorded["inputs"] = [Path(p).name for p in config.inputs]
@@ -337,11 +380,15 @@ def summary(stats: dict[str, Any], output: str) -> str:
     if stats["skipped_by_reason"]:
         lines.append("  skipped: " + ", ".join(f"{k}={v}" for k, v in stats["skipped_by_reason"].items()))
     cases = stats["cases"]
-    lines.append(f"  cases: train {cases['train']}, test {cases['test']}, unused {cases['unused']}")
+    sft = f", sft {cases[SFT_SPLIT]}" if SFT_SPLIT in cases else ""
+    lines.append(f"  cases: train {cases['train']}, test {cases['test']}{sft}, unused {cases['unused']}")
     for split in SPLITS:
         per_task = ", ".join(f"{t}={n}" for t, n in stats["items"][split].items())
         path = Path(output) / f"{split}.parquet"
         lines.append(f"  {split}: {stats['items_total'][split]} items ({per_task}) → {path}")
+    if SFT_SPLIT in cases:
+        path = Path(output) / "sft.parquet"
+        lines.append(f"  {SFT_SPLIT}: {stats['items_total'][SFT_SPLIT]} rows (prompt + gold response) → {path}")
     tok = stats.get("prompt_tokens")
     if tok:
         over = f"; over {tok['max_prompt_tokens']}: {tok['over_budget']} skipped (prompt_too_long)"
@@ -386,6 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="test items, evenly over tasks (default: --test-fraction of the cases, every task)",
     )
     p.add_argument("--test-fraction", type=float, default=0.2, help="test share of cases when --test-size is unset")
+    p.add_argument(
+        "--sft-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of cases for the SFT warm-up, written to DIR/sft.parquet, in neither GRPO split (safety; "
+        "default 0: none)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--template",
@@ -442,6 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_record_bytes=args.max_record_bytes,
             tokenizer=args.tokenizer,
             max_prompt_tokens=args.max_prompt_tokens,
+            sft_fraction=args.sft_fraction,
         )
     except ValueError as exc:
         build_parser().error(str(exc))

@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["MESSAGES_KEY", "SFT_SCHEMA", "SftRow", "write_sft_parquet"]
+__all__ = ["MESSAGES_KEY", "SFT_SCHEMA", "SftParquetWriter", "SftRow", "read_sft_rows", "write_sft_parquet"]
 
 MESSAGES_KEY = "messages"
 """verl's default `data.messages_key` (sft_trainer_engine.yaml); configs/safety_sft.yaml keeps it."""
@@ -70,30 +70,75 @@ def _messages(row: SftRow, position: int) -> list[dict[str, str]]:
     return out
 
 
+class SftParquetWriter:
+    """Rows written in batches as they come; the file gets its final name only on close() (abort() leaves none)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Open path's .partial sibling for writing (the parent directory is created)."""
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._writer = pq.ParquetWriter(str(self._partial), SFT_SCHEMA)
+        self._buffer: list[dict] = []
+        self.count = 0
+
+    def add(self, row: SftRow) -> None:
+        """Validate and append one row (ValueError naming the row and field when malformed)."""
+        messages = _messages(row, self.count)
+        self._buffer.append(
+            {"data_source": row.data_source, MESSAGES_KEY: messages, "extra_info": {"index": int(row.index)}}
+        )
+        self.count += 1
+        if len(self._buffer) >= WRITE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=SFT_SCHEMA))
+            self._buffer.clear()
+
+    def close(self) -> int:
+        """Write what is left, give the file its final name and return how many rows it holds."""
+        try:
+            self._flush()
+        except BaseException:
+            self.abort()
+            raise
+        self._writer.close()
+        self._partial.replace(self.path)
+        return self.count
+
+    def abort(self) -> None:
+        """Close and remove the partial file (nothing is left behind)."""
+        self._writer.close()
+        self._partial.unlink(missing_ok=True)
+
+
 def write_sft_parquet(rows: Iterable[SftRow], path: str | os.PathLike[str]) -> int:
     """Write rows to path (atomically: path appears only when complete) and return how many were written."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    buffer: list[dict] = []
-    count = 0
-    writer = pq.ParquetWriter(str(partial), SFT_SCHEMA)
+    writer = SftParquetWriter(path)
     try:
         for row in rows:
-            messages = _messages(row, count)
-            buffer.append(
-                {"data_source": row.data_source, MESSAGES_KEY: messages, "extra_info": {"index": int(row.index)}}
-            )
-            count += 1
-            if len(buffer) >= WRITE_BATCH:
-                writer.write_table(pa.Table.from_pylist(buffer, schema=SFT_SCHEMA))
-                buffer.clear()
-        if buffer:
-            writer.write_table(pa.Table.from_pylist(buffer, schema=SFT_SCHEMA))
+            writer.add(row)
     except BaseException:
-        writer.close()
-        partial.unlink(missing_ok=True)
+        writer.abort()
         raise
-    writer.close()
-    partial.replace(out)
-    return count
+    return writer.close()
+
+
+def read_sft_rows(path: str | os.PathLike[str]) -> list[SftRow]:
+    """The rows of an SFT parquet written here, back as SftRow (prompt = every message but the last)."""
+    rows = []
+    for i, item in enumerate(pq.read_table(str(path)).to_pylist()):
+        messages = item.get(MESSAGES_KEY) or []
+        if len(messages) < 2 or messages[-1].get("role") != "assistant":
+            raise ValueError(f"{path}: row {i} does not end with an assistant message")
+        rows.append(
+            SftRow(
+                prompt=messages[:-1],
+                response=messages[-1]["content"],
+                data_source=item["data_source"],
+                index=int(item["extra_info"]["index"]),
+            )
+        )
+    return rows

@@ -1,4 +1,4 @@
-"""Deduplication by normalized fact, and the seeded case-level train/test split with per-task quotas."""
+"""Deduplication by normalized fact, and the seeded case-level train/test(/sft) split with per-task quotas."""
 
 from __future__ import annotations
 
@@ -10,9 +10,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPLITS", "SplitPlan", "fact_key", "first_occurrences", "normalize_fact", "plan_split", "task_quotas"]
+__all__ = [
+    "PLAN_SPLITS",
+    "SFT_SPLIT",
+    "SPLITS",
+    "SplitPlan",
+    "fact_key",
+    "first_occurrences",
+    "normalize_fact",
+    "plan_split",
+    "task_quotas",
+]
 
 SPLITS: tuple[str, ...] = ("train", "test")
+"""The GRPO splits (one verl parquet each)."""
+
+SFT_SPLIT = "sft"
+"""The SFT warm-up share (data.prepare --sft-fraction): its own cases, written by data/sft.py."""
+
+PLAN_SPLITS: tuple[str, ...] = (*SPLITS, SFT_SPLIT)
+"""Split codes of a SplitPlan: 0 train, 1 test, 2 sft."""
 
 
 def _nfkc(text: str) -> str:
@@ -53,7 +70,7 @@ def task_quotas(size: int, n_tasks: int) -> list[int]:
 
 @dataclass(frozen=True)
 class SplitPlan:
-    """Per unique case: split code (-1 unused, 0 train, 1 test) and rank within its split; quotas per split/task."""
+    """Per unique case: split code (-1 unused, 0 train, 1 test, 2 sft) and rank within its split; quotas per split."""
 
     split: np.ndarray
     rank: np.ndarray
@@ -63,8 +80,8 @@ class SplitPlan:
     def used(self) -> np.ndarray:
         """Boolean mask of the cases that contribute at least one item."""
         mask = np.zeros(len(self.split), dtype=bool)
-        for code, name in enumerate(SPLITS):
-            mask |= (self.split == code) & (self.rank < max(self.quotas[name], default=0))
+        for code, name in enumerate(PLAN_SPLITS):
+            mask |= (self.split == code) & (self.rank < max(self.quotas.get(name, ()), default=0))
         return mask
 
     def tasks_for(self, case: int, tasks: Sequence[str]) -> tuple[str, list[str]] | None:
@@ -72,7 +89,7 @@ class SplitPlan:
         code = int(self.split[case])
         if code < 0:
             return None
-        name = SPLITS[code]
+        name = PLAN_SPLITS[code]
         r = int(self.rank[case])
         return name, [t for t, q in zip(tasks, self.quotas[name], strict=True) if r < q]
 
@@ -84,21 +101,30 @@ def plan_split(
     train_size: int | None = None,
     test_size: int | None = None,
     test_fraction: float = 0.2,
+    sft_fraction: float = 0.0,
 ) -> SplitPlan:
-    """Shuffle the unique cases with seed; test takes the first cases, train the next; a case is in one split only.
+    """Shuffle the unique cases with seed; test takes the first cases, sft the next, train the rest; a case is in one
+    split only.
 
     With a size, a split holds `size` items split evenly over the tasks (ceil(size / n_tasks) cases); without one,
     test gets round(test_fraction * n_cases) cases and train all the remaining cases, every case with every task.
     When there are too few cases the quotas shrink to what exists (the stats report requested vs written).
+    sft (only when sft_fraction > 0) gets round(sft_fraction * n_cases) cases with every task, taken after test and
+    before train, so the test split is the same with or without it (and without it the plan is unchanged).
     """
     order = np.random.default_rng(seed).permutation(n_cases)
     split = np.full(n_cases, -1, dtype=np.int8)
     rank = np.zeros(n_cases, dtype=np.int64)
     quotas: dict[str, list[int]] = {}
     pos = 0
-    for name, size in (("test", test_size), ("train", train_size)):
+    for name, size in (("test", test_size), (SFT_SPLIT, None), ("train", train_size)):
         available = n_cases - pos
-        if size is None:
+        if name == SFT_SPLIT:
+            if sft_fraction <= 0:
+                continue
+            cases = min(round(sft_fraction * n_cases), available)
+            quotas[name] = [cases] * n_tasks
+        elif size is None:
             want = round(test_fraction * n_cases) if name == "test" else available
             cases = min(want, available)
             quotas[name] = [cases] * n_tasks
@@ -106,7 +132,7 @@ def plan_split(
             cases = min(math.ceil(size / n_tasks), available)
             quotas[name] = [min(q, cases) for q in task_quotas(size, n_tasks)]
         chosen = order[pos : pos + cases]
-        split[chosen] = SPLITS.index(name)
+        split[chosen] = PLAN_SPLITS.index(name)
         rank[chosen] = np.arange(cases)
         pos += cases
     return SplitPlan(split=split, rank=rank, quotas=quotas, requested={"train": train_size, "test": test_size})

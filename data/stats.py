@@ -43,6 +43,7 @@ class PrepareStats:
         self.with_fine: Counter[str] = Counter()
         self.labels: dict[str, Counter[str]] = defaultdict(Counter)
         self.prompt_tokens: dict[str, Any] | None = None  # set by data.prepare --tokenizer
+        self.splits: tuple[str, ...] = ("train", "test")  # data.prepare --sft-fraction adds "sft"
 
     def skip(self, reason: str, path: str, line: int, detail: str) -> None:
         """Count one skipped record (a few examples per reason keep file, line and detail)."""
@@ -73,7 +74,7 @@ class PrepareStats:
 
     def to_dict(self, config: dict[str, Any], tasks: tuple[str, ...], quotas: dict[str, list[int]]) -> dict[str, Any]:
         """JSON-ready summary (keys sorted where they are data, so two runs give identical files)."""
-        splits = ("train", "test")
+        splits = self.splits
         return {
             "config": config,
             "records": {"read": self.read, "kept": self.kept, "skipped": sum(self.skipped.values())},

@@ -63,3 +63,35 @@ def write_samples(path: str | Path, keys: Sequence[Mapping[str, Any]], completio
             for sample, text in enumerate(texts):
                 handle.write(json.dumps({**key, "response": text, "sample": sample}, ensure_ascii=False) + "\n")
     return out
+
+
+def generate_with_adapter(
+    model: str,
+    adapter: str,
+    conversations: Sequence[Conversation],
+    chat_template: str,
+    sampling_cfg: Mapping[str, Any],
+) -> list[list[str]]:
+    """As ``generate``, with a PEFT LoRA adapter on the model (verl's merger leaves a LoRA run's adapter unmerged)."""
+    try:
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+    except ImportError as exc:
+        raise GenerationError(
+            "vLLM is not installed here (GPU node: pip install -e '.[train]'; CPU tests: scripts/test.sh's .venv-vllm)"
+        ) from exc
+    config_path = Path(adapter) / "adapter_config.json"
+    try:
+        rank = int(json.loads(config_path.read_text(encoding="utf-8"))["r"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GenerationError(f"{config_path}: not a PEFT LoRA adapter config with a rank 'r' ({exc})") from exc
+    llm_kwargs = {"enable_lora": True, "max_lora_rank": rank, **dict(sampling_cfg.get("llm") or {})}
+    sampling_kwargs = dict(sampling_cfg.get("sampling") or {})
+    llm = LLM(model=model, **llm_kwargs)
+    prompts = render_prompts(llm.get_tokenizer(), conversations, chat_template)
+    logger.info(
+        "generating %d prompts × n=%s with %s + adapter %s", len(prompts), sampling_kwargs.get("n", 1), model, adapter
+    )
+    request = LoRARequest("policy", 1, str(Path(adapter).resolve()))
+    outputs = llm.generate(prompts, SamplingParams(**sampling_kwargs), use_tqdm=True, lora_request=request)
+    return [[completion.text for completion in output.outputs] for output in outputs]

@@ -19,7 +19,7 @@ from rewards.safety import compute_score, get_options, max_score
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs"
-CONFIGS = ("safety_grpo", "safety_grpo_ngram")
+CONFIGS = ("safety_grpo", "safety_grpo_ngram", "safety_grpo_drgrpo")
 LEGACY_TOP_LEVEL = {"custom_reward_function", "reward_model", "sandbox_fusion"}
 
 

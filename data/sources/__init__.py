@@ -35,6 +35,7 @@ class Source:
     count_case: Callable[[Any, Any, str, list[str]], None]  # (PrepareStats, case, split, tasks)
     row_batch: Callable[[str], Any]  # template -> empty batch with .add(case, tasks, split, index), .rows, .table()
     counts_prompt_tokens: bool = False  # data.prepare --tokenizer renders this source's prompts (data.tokens)
+    sft_response: Callable[[Any], str] | None = None  # case -> gold response for --sft-fraction; None: GRPO only
 
 
 def get_parser(source: str) -> Parser:
@@ -57,6 +58,7 @@ def get_source(source: str) -> Source:
             default_template=safety.DEFAULT_TEMPLATE,
             count_case=lambda stats, case, split, tasks: stats.add_labelled(split, tasks, safety.case_labels(case)),
             row_batch=lambda template: PylistBatch(safety.build_rows, safety.ROW_SCHEMA, template),
+            sft_response=safety.sft_response,
         )
     if source == "cail2018":
         from data.sources.cail2018 import parse_record

@@ -4,6 +4,7 @@ One row per text (task ``score``): data_source "safety", prompt = recipes.safety
 rendered by the instruct policy's own chat template), ability "safety", reward_model {style "rule", ground_truth
 = recipes.safety.gold.ground_truth_json: {"scores": {...}, "reasoning": "..."}}, extra_info {index, split, case_id,
 violated (dimensions scored below 60)}. data.prepare deduplicates and splits by the normalized text (``.fact``).
+With --sft-fraction, the SFT share's texts become data/sft.py rows instead: the same prompt + ``sft_response``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow as pa
 from data.sources.base import SkipRecord, require
 from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS, VIOLATION_THRESHOLD
 from recipes.safety.gold import Gold, GoldError, check_gold, ground_truth_json
-from recipes.safety.prompt import build_prompt
+from recipes.safety.prompt import build_prompt, gold_response
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -28,6 +29,7 @@ __all__ = [
     "build_rows",
     "case_labels",
     "parse_record",
+    "sft_response",
 ]
 
 TASKS: tuple[str, ...] = ("score",)
@@ -82,6 +84,12 @@ def case_labels(case: SafetyCase, threshold: int = VIOLATION_THRESHOLD) -> list[
     """Dimensions the gold scores below the threshold; ["clean"] when none (the label spread in stats.json)."""
     violated = [k for k, v in case.gold.scores if v < threshold]
     return violated or ["clean"]
+
+
+def sft_response(case: SafetyCase) -> str:
+    """The SFT target of a text (data.prepare --sft-fraction): the gold reasoning and answer, as a perfect model
+    writes them (recipes.safety.prompt.gold_response)."""
+    return gold_response(case.gold.score_map, case.gold.reasoning)
 
 
 def parse_record(obj: Any, origin: str, scan: bool = False) -> SafetyCase:
