@@ -206,13 +206,17 @@ def build_parser(prog: str = PROG, ev: ModuleType | None = None) -> argparse.Arg
     parser.add_argument("--name", default=None, help="label of this run in reports (default: --out's name)")
     parser.add_argument("--strict", action="store_true", help="bad prediction lines are errors naming the line")
     if ev is None:
-        parser.epilog = "Recipe flags (and the recipe's defaults) are listed by `--data FILE --help`."
+        parser.epilog = "A recipe's own flags (and its defaults) are listed by `--data FILE --help`."
         parser.add_argument("--sampling-config", default=None, help="YAML for --model (default: the recipe's)")
         parser.add_argument("--config", default=None, help="training config whose chat template --model renders with")
         return parser
-    parser.add_argument("--sampling-config", default=str(ev.DEFAULT_SAMPLING_CONFIG), help="YAML for --model")
     parser.add_argument(
-        "--config", default=ev.DEFAULT_CONFIG, help="training config whose chat template --model renders with"
+        "--sampling-config", default=str(ev.DEFAULT_SAMPLING_CONFIG), help="YAML for --model (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--config",
+        default=ev.DEFAULT_CONFIG,
+        help="training config whose chat template --model renders with (default: %(default)s)",
     )
     ev.add_arguments(parser)
     return parser

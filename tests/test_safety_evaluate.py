@@ -332,3 +332,30 @@ def test_every_recipe_names_an_evaluation(name):
     for fn in ("check_row", "add_arguments", "score", "write_report", "compare_sections", "headline_table"):
         assert callable(getattr(ev, fn)), fn
     assert Path(ev.DEFAULT_SAMPLING_CONFIG).is_file() and (REPO / "configs" / f"{ev.DEFAULT_CONFIG}.yaml").is_file()
+
+
+def test_safety_prompts_use_the_models_own_template(tiny_tokenizer):
+    """safety_grpo sets no custom_chat_template: --model renders [system, user] with the tokenizer's own template."""
+    from recipes.eval_generate import load_chat_template
+    from recipes.generation import render_prompts
+
+    ev = G.evaluation_of(load_recipe("safety"))
+    assert load_chat_template(ev.DEFAULT_CONFIG, required=ev.CHAT_TEMPLATE_REQUIRED) is None
+    with pytest.raises(G.EvaluationInputError, match="custom_chat_template is not set"):
+        load_chat_template(ev.DEFAULT_CONFIG, required=True)
+    prompt = render_prompts(tiny_tokenizer, [safety_row(0, FULL)["prompt"]], None)[0]
+    assert prompt.startswith("<|im_start|>system\n角色：你是一名内容安全审核员")
+    assert "文本0" in prompt and prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_help_lists_the_recipes_flags(hand_data, capsys):
+    """--help alone lists the shared flags; with --data it adds the recipe's own (safety: --threshold)."""
+    for argv, present, absent in (
+        (["--help"], ["--predictions", "recipe's own flags", "--data FILE --help"], ["--threshold", "--mode {"]),
+        (["--data", str(hand_data), "--help"], ["--threshold", "(default: 60)", "safety_grpo"], ["--mode {"]),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            G.main(argv)
+        assert exc.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(p in text for p in present) and not any(a in text for a in absent), text

@@ -1,8 +1,9 @@
-"""`python -m recipes.legal.evaluate --model <tiny model>`: vLLM's offline LLM generating for real (CPU build).
+"""`python -m recipes.legal.evaluate --model <tiny model>` and `python -m recipes.evaluate --model` on safety rows:
+vLLM's offline LLM generating for real (CPU build).
 
-The prompts are rendered with the training config's chat template and the sampling comes from
-configs/eval_sampling.yaml (n and the temperature raised, so several samples per item differ; fewer new tokens and
-eager mode, for CPU time); the run goes on to metrics.json and the report.
+Legal prompts are rendered with the training config's chat template, safety prompts with the model's own; the
+sampling comes from configs/eval_sampling*.yaml (n and the temperature raised, so several samples per item differ;
+fewer new tokens and eager mode, for CPU time); each run goes on to metrics.json and the report.
 """
 
 from __future__ import annotations
@@ -87,3 +88,47 @@ def test_evaluate_model_generates_with_vllm_and_reports(
     assert (out / "report.md").is_file() and (out / "scores.jsonl").is_file()
     scores = (out / "scores.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(scores) == len(lines)
+
+
+def _sampling(path: Path, tmp_path: Path) -> Path:
+    """The sampling YAML at path with the CPU-test changes above (n samples, temperature 1, 256 tokens, eager)."""
+    sampling = yaml.safe_load(path.read_text(encoding="utf-8"))
+    sampling["sampling"].update(n=N_SAMPLES, temperature=1.0, max_tokens=256)
+    sampling["llm"]["enforce_eager"] = True
+    out = tmp_path / "sampling.yaml"
+    out.write_text(yaml.safe_dump(sampling, allow_unicode=True), encoding="utf-8")
+    return out
+
+
+def test_safety_model_generates_with_its_own_template_and_reports(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The shared entry picks the safety recipe from the rows, generates n samples per text with the model's own
+    chat template (safety_grpo sets none), and scores every sample (random text: no JSON, so nothing within 5)."""
+    data = tmp_path / "data"
+    subprocess.run(
+        [sys.executable, "-m", "data.prepare", "--source", "safety", "--input", "data/samples/safety_sample.jsonl",
+         "--output", str(data)],
+        cwd=REPO_ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    small = data / "small.parquet"
+    pq.write_table(pq.read_table(data / "test.parquet").slice(0, 2), small)
+    out = tmp_path / "report"
+    sampling = _sampling(REPO_ROOT / "configs" / "eval_sampling_safety.yaml", tmp_path)
+    proc = subprocess.Popen(
+        [str(vllm_python()), "-m", "recipes.evaluate", "--data", str(small), "--model", str(tiny_model_dir),
+         "--out", str(out), "--sampling-config", str(sampling)],
+        cwd=REPO_ROOT, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=1200)
+    finally:
+        stop_group(proc.pid)
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 2 * N_SAMPLES and {line["data_source"] for line in lines} == {"safety"}
+    assert sorted(Counter(line["index"] for line in lines).values()) == [N_SAMPLES, N_SAMPLES]
+    assert len({line["response"] for line in lines}) > 1
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["overall"]["recipe"] == "safety" and metrics["overall"]["model"] == str(tiny_model_dir)
+    assert metrics["overall"]["skipped_total"] == 0 and metrics["safety"]["samples"] == 2 * N_SAMPLES
+    assert (out / "report.md").is_file() and (out / "error_hist.png").is_file()
