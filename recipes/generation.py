@@ -1,6 +1,6 @@
 """Offline generation with vLLM: chat prompts rendered with a given template, n completions per prompt.
 
-Generic (no task knowledge): evaluation (``recipes.legal.evaluate --model``) uses it, and so can any tool that
+Generic (no task knowledge): evaluation (``recipes.evaluate --model``) uses it, and so can any tool that
 samples from a policy (rejection sampling). The sampling config is a mapping with two sections passed through as
 keyword arguments: ``llm`` → ``vllm.LLM(model=PATH, **llm)``, ``sampling`` → ``vllm.SamplingParams(**sampling)``
 (configs/eval_sampling.yaml). vLLM is imported lazily: it exists on GPU nodes and in the test tier's .venv-vllm.
@@ -23,8 +23,8 @@ class GenerationError(RuntimeError):
     """Generation cannot run here (vLLM missing) or its inputs are unusable."""
 
 
-def render_prompts(tokenizer: Any, conversations: Sequence[Conversation], chat_template: str) -> list[str]:
-    """Prompt strings as verl renders them for training: the template applied with add_generation_prompt=True."""
+def render_prompts(tokenizer: Any, conversations: Sequence[Conversation], chat_template: str | None) -> list[str]:
+    """Prompts as verl renders them: the template (None: the tokenizer's own), add_generation_prompt=True."""
     return [
         tokenizer.apply_chat_template(
             [dict(m) for m in conv], chat_template=chat_template, tokenize=False, add_generation_prompt=True
@@ -34,7 +34,7 @@ def render_prompts(tokenizer: Any, conversations: Sequence[Conversation], chat_t
 
 
 def generate(
-    model: str, conversations: Sequence[Conversation], chat_template: str, sampling_cfg: Mapping[str, Any]
+    model: str, conversations: Sequence[Conversation], chat_template: str | None, sampling_cfg: Mapping[str, Any]
 ) -> list[list[str]]:
     """For each conversation, the texts of its ``sampling.n`` completions (in sample order)."""
     try:

@@ -39,6 +39,8 @@ class Recipe:
     # (metric name, reward extra key) averaged per data_source group on every training step, beside the shared ones
     step_metrics: tuple[tuple[str, str], ...] = ()
     best_score_notes: Mapping[str, str] | None = None  # data_source -> why its best score is not the maximum
+    # module scoring saved or generated predictions for `python -m recipes.evaluate` (what it provides: that docstring)
+    evaluation: str = ""
 
     def owns(self, data_source: str) -> bool:
         """Whether a row with this data_source belongs to the recipe."""

@@ -492,6 +492,31 @@ def test_end_to_end_rules_mode(sample_test_parquet, tmp_path):
     assert strict == 2 and not (tmp_path / "strict" / "metrics.json").exists()
 
 
+def test_shared_entry_picks_legal_from_the_rows(sample_test_parquet, tmp_path, capsys):
+    """`python -m recipes.evaluate` on legal rows is the legal evaluation: the same metrics.json, report and compare."""
+    sample_predictions(sample_test_parquet, tmp_path / "pred.jsonl")
+    common = ["--data", str(sample_test_parquet), "--predictions", str(tmp_path / "pred.jsonl"), "--mode", "rules"]
+    assert E.main([*common, "--out", str(tmp_path / "legal"), "--name", "run"]) == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "recipes.evaluate", *common, "--out", str(tmp_path / "shared"), "--name", "run"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    legal, shared = (json.loads((tmp_path / d / "metrics.json").read_text("utf-8")) for d in ("legal", "shared"))
+    assert shared["overall"]["recipe"] == legal["overall"]["recipe"] == "legal"
+    assert shared == legal
+    report = (tmp_path / "shared" / "report.md").read_text(encoding="utf-8")
+    assert report == (tmp_path / "legal" / "report.md").read_text(encoding="utf-8")
+    from recipes import evaluate as G
+
+    capsys.readouterr()
+    assert G.main(["compare", str(tmp_path / "legal"), str(tmp_path / "shared"), "--out", str(tmp_path / "cmp")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"wrote {tmp_path / 'cmp' / 'compare.md'} (+ compare.json, compare_<task>.png)"
+    assert printed[1].split() == ["task", "metric", "run", "run", "(2)"]  # same name twice: both kept
+    assert (tmp_path / "cmp" / "compare_term.png").exists()
+
+
 def judge_reply(request: dict) -> str:
     """Scripted judge: term-error prompts get 0 months, grade prompts get 2 (fully correct)."""
     text = json.dumps(request, ensure_ascii=False)

@@ -1,8 +1,9 @@
-"""`python -m recipes.legal.evaluate --model <tiny model>`: vLLM's offline LLM generating for real (CPU build).
+"""`python -m recipes.legal.evaluate --model <tiny model>` and `python -m recipes.evaluate --model` on safety rows:
+vLLM's offline LLM generating for real (CPU build).
 
-The prompts are rendered with the training config's chat template and the sampling comes from
-configs/eval_sampling.yaml (n and the temperature raised, so several samples per item differ; fewer new tokens and
-eager mode, for CPU time); the run goes on to metrics.json and the report.
+Legal prompts are rendered with the training config's chat template, safety prompts with the model's own; the
+sampling comes from configs/eval_sampling*.yaml (n and the temperature raised, so several samples per item differ;
+fewer new tokens and eager mode, for CPU time); each run goes on to metrics.json and the report.
 """
 
 from __future__ import annotations
@@ -46,21 +47,21 @@ def small_test_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "small.parquet"
 
 
-def test_evaluate_model_generates_with_vllm_and_reports(
-    tiny_model_dir: Path, small_test_set: Path, tmp_path: Path
-) -> None:
-    """predictions.jsonl has n samples per item, rendered with the training template; metrics.json and the report
-    follow from them."""
-    sampling = yaml.safe_load((REPO_ROOT / "configs" / "eval_sampling.yaml").read_text(encoding="utf-8"))
+def cpu_sampling(path: Path, tmp_path: Path) -> Path:
+    """The sampling YAML at path, changed for a CPU test: n samples at temperature 1, 256 new tokens, eager mode."""
+    sampling = yaml.safe_load(path.read_text(encoding="utf-8"))
     # 256 new tokens instead of 2048: the random model never emits EOS, and 2048 decode steps cost minutes on 2 cores.
     sampling["sampling"].update(n=N_SAMPLES, temperature=1.0, max_tokens=256)
     sampling["llm"]["enforce_eager"] = True  # no minutes of inductor compilation on a 2-core CPU
-    sampling_path = tmp_path / "sampling.yaml"
-    sampling_path.write_text(yaml.safe_dump(sampling, allow_unicode=True), encoding="utf-8")
-    out = tmp_path / "report"
+    out = tmp_path / "sampling.yaml"
+    out.write_text(yaml.safe_dump(sampling, allow_unicode=True), encoding="utf-8")
+    return out
+
+
+def run_evaluate(module_and_args: list[str]) -> None:
+    """`python -m <module> <args>` in the vLLM venv; it must exit 0 (its output tails are the failure message)."""
     proc = subprocess.Popen(
-        [str(vllm_python()), "-m", "recipes.legal.evaluate", "--data", str(small_test_set), "--model",
-         str(tiny_model_dir), "--out", str(out), "--mode", "rules", "--sampling-config", str(sampling_path)],
+        [str(vllm_python()), "-m", *module_and_args],
         cwd=REPO_ROOT, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -69,6 +70,19 @@ def test_evaluate_model_generates_with_vllm_and_reports(
     finally:
         stop_group(proc.pid)  # vLLM's engine and helper processes too, whatever happened
     assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
+
+
+def test_evaluate_model_generates_with_vllm_and_reports(
+    tiny_model_dir: Path, small_test_set: Path, tmp_path: Path
+) -> None:
+    """predictions.jsonl has n samples per item, rendered with the training template; metrics.json and the report
+    follow from them."""
+    sampling = cpu_sampling(REPO_ROOT / "configs" / "eval_sampling.yaml", tmp_path)
+    out = tmp_path / "report"
+    run_evaluate(
+        ["recipes.legal.evaluate", "--data", str(small_test_set), "--model", str(tiny_model_dir), "--out", str(out),
+         "--mode", "rules", "--sampling-config", str(sampling)]
+    )  # fmt: skip
 
     rows = pq.read_table(small_test_set).to_pylist()
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -87,3 +101,30 @@ def test_evaluate_model_generates_with_vllm_and_reports(
     assert (out / "report.md").is_file() and (out / "scores.jsonl").is_file()
     scores = (out / "scores.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(scores) == len(lines)
+
+
+def test_safety_model_generates_with_its_own_template_and_reports(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The shared entry picks the safety recipe from the rows, generates n samples per text with the model's own
+    chat template (safety_grpo sets none), and scores every sample into metrics.json and the report."""
+    data = tmp_path / "data"
+    subprocess.run(
+        [sys.executable, "-m", "data.prepare", "--source", "safety", "--input", "data/samples/safety_sample.jsonl",
+         "--output", str(data)],
+        cwd=REPO_ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    small = data / "small.parquet"
+    pq.write_table(pq.read_table(data / "test.parquet").slice(0, 2), small)
+    out = tmp_path / "report"
+    sampling = cpu_sampling(REPO_ROOT / "configs" / "eval_sampling_safety.yaml", tmp_path)
+    run_evaluate(
+        ["recipes.evaluate", "--data", str(small), "--model", str(tiny_model_dir), "--out", str(out),
+         "--sampling-config", str(sampling)]
+    )  # fmt: skip
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 2 * N_SAMPLES and {line["data_source"] for line in lines} == {"safety"}
+    assert sorted(Counter(line["index"] for line in lines).values()) == [N_SAMPLES, N_SAMPLES]
+    assert len({line["response"] for line in lines}) > 1
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["overall"]["recipe"] == "safety" and metrics["overall"]["model"] == str(tiny_model_dir)
+    assert metrics["overall"]["skipped_total"] == 0 and metrics["safety"]["samples"] == 2 * N_SAMPLES
+    assert (out / "report.md").is_file() and (out / "error_hist.png").is_file()

@@ -10,9 +10,10 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from recipes.eval_inputs import EvaluationInputError, Prediction, ScoringStoppedError
 from recipes.legal import metrics as M
 from recipes.legal.agreement import AGREEMENT_TASKS
-from recipes.legal.eval_inputs import EvaluationInputError, Prediction, task_of
+from recipes.legal.eval_inputs import task_of
 
 logger = logging.getLogger(__name__)
 
@@ -215,22 +216,6 @@ async def _score_and_close(*args: Any) -> list[dict[str, Any]]:
         return await score_all(*args)
     finally:
         await close_judge_clients()
-
-
-class ScoringStoppedError(RuntimeError):
-    """Scoring stopped part-way (the judge is gone, or compute_score failed): what was scored, and where it stopped."""
-
-    def __init__(self, records: list[dict[str, Any]], predictions: Sequence[Prediction], cause: BaseException) -> None:
-        """records: the responses scored before the stop; predictions: all that were to be scored."""
-        self.records, self.cause = records, cause
-        scored = {rec["line"] for rec in records}
-        self.unscored_lines = [p.line for p in predictions if p.line not in scored]
-        self.first_unscored_line = self.unscored_lines[0] if self.unscored_lines else None
-        self.total = len(predictions)
-        super().__init__(
-            f"scoring stopped after {len(records)} of {self.total} responses (first unscored: predictions line "
-            f"{self.first_unscored_line}): {type(cause).__name__}: {cause}"
-        )
 
 
 async def score_all(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
+from recipes.eval_report import clean
 from recipes.legal import metrics as M
 from recipes.legal.agreement import AGREEMENT_TASKS, agreement_rate
 from recipes.legal.eval_inputs import TASKS, task_of
 from recipes.legal.label_sets import LabelSets
+
+_clean = clean  # the evaluation API name (recipes/eval_report.py holds it)
 
 
 # ------------------------------------------------------------------------------------------------------- metrics
@@ -151,16 +153,3 @@ def compute_metrics(
         "cail_labels": label_sets.describe() if label_sets else {"path": None, "note": why_no_labels},
     }
     return out
-
-
-def _clean(value: Any, ndigits: int | None = 6) -> Any:
-    """JSON-safe copy: NaN/inf → None, floats rounded to ndigits (None: kept), tuples → lists."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return value if ndigits is None else M.round_metric(value, ndigits)
-    if isinstance(value, dict):
-        return {k: _clean(v, ndigits) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v, ndigits) for v in value]
-    return value

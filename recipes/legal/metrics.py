@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
+from recipes.eval_report import round_metric  # noqa: F401  (re-exported: shared with every recipe)
+
 DEATH_CODE = -2
 LIFE_CODE = -1
 LN_216 = math.log(216)
@@ -187,13 +189,6 @@ def mean(values: Iterable[float | bool | None]) -> float | None:
 def item_mean(values_by_item: Mapping[Hashable, Iterable[float | bool | None]]) -> float | None:
     """Mean over items of each item's mean over its responses (None values ignored; items with none skipped)."""
     return mean(mean(values) for values in values_by_item.values())
-
-
-def round_metric(value: float | None, ndigits: int = 6) -> float | None:
-    """value rounded for storage/display (floating noise such as 1.6e-14 → 0.0; −0.0 → 0.0); None stays None."""
-    if value is None:
-        return None
-    return round(float(value), ndigits) + 0.0
 
 
 def item_weights(item_keys: Sequence[Hashable]) -> list[float]:

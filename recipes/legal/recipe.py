@@ -34,5 +34,6 @@ RECIPE = Recipe(
     check_gold=_check_gold,
     gold_response=_gold_response,
     best_score_notes={"legal/term": " (0 is the best term score: no error)"},
+    evaluation="recipes.legal.evaluate",
 )
 """The description the machinery reads."""

@@ -1,7 +1,6 @@
 """Human-readable evaluation report (report.md + PNG plots) and the side-by-side comparison of several reports.
 
-Display conventions: values are rounded for display (rates as %, 1 decimal; others 2 decimals; −0.00 shows as
-0.00); a missing value is "—" in tables and "n/a" on compare bars (never an empty bar that reads as 0).
+Display conventions and the compare framework: recipes/eval_report.py (shared with every recipe).
 - Term MAE counts an unreadable answer on a month-count gold as 0 months predicted (error = gold months); the
   table shows how many responses that applies to (``mae_unparseable``) and how many predicted life/death for a
   month-count gold (left out of the MAE). term_error_hist.png shows predicted − gold for readable month answers
@@ -15,13 +14,24 @@ Display conventions: values are rounded for display (rates as %, 1 decimal; othe
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from recipes.eval_report import (  # noqa: F401  (bar_labels, fmt, load_metrics: re-exported)
+    bar_labels,
+    fmt,
+    input_problems,
+    load_metrics,
+    plot_bars,
+    text_table,
+    write_compare,
+)
+from recipes.eval_report import cjk_font as _any_cjk_font
+from recipes.eval_report import plt as _plt
 
 logger = logging.getLogger(__name__)
 
@@ -85,26 +95,6 @@ HEADLINE = {
     "term": ["mae_months", "cail_term_score", "lawbench_term_score", "kind_accuracy"],
     "verdict": ["judge_score_mean", "judge_rules_agreement"],
 }
-CJK_FONTS = (
-    "Noto Sans CJK SC",
-    "Noto Sans CJK JP",
-    "Noto Sans CJK TC",
-    "Noto Sans SC",
-    "Noto Serif CJK SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei",
-    "Droid Sans Fallback",
-    "SimHei",
-    "Microsoft YaHei",
-    "PingFang SC",
-    "Heiti SC",
-    "AR PL UMing CN",
-    "AR PL UKai CN",
-    "Arial Unicode MS",
-)
-_CJK_NAME_HINTS = ("CJK", "WenQuanYi", "Droid Sans Fallback", "Source Han", "Hei", "Ming", "Song", "Kai")
 VERDICT_SCORE_LABELS = {
     "judge": "mean judge score (−2 … +2)",
     "rules": "mean task score (rules, −2 … +2)",
@@ -197,54 +187,14 @@ CHARGE_GLOSSES = {
 }
 
 
-def fmt(value: Any, kind: str) -> str:
-    """Format one metric for a table ('—' when undefined; rounded so that float noise reads as 0.00)."""
-    if value is None:
-        return "—"
-    if kind == "rate":
-        return f"{round(value * 100, 1) + 0.0:.1f}%"
-    if kind == "int":
-        return str(int(value))
-    return f"{round(value, 2) + 0.0:.2f}"
+def _cjk_font() -> str | None:
+    """An installed font that draws charge names, else None."""
+    return _any_cjk_font("盗窃罪诈骗")
 
 
 def verdict_score_label(block: dict[str, Any]) -> str:
     """Label of the verdict judge_score_mean row: who graded (judge, rules, or a mix)."""
     return VERDICT_SCORE_LABELS.get(block.get("graded_by") or "", VERDICT_SCORE_LABELS["judge"])
-
-
-def _plt():
-    """matplotlib.pyplot with the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _draws_chinese(path: str) -> bool:
-    """Whether the font file has glyphs for a few charge characters."""
-    try:
-        from matplotlib.ft2font import FT2Font
-
-        font = FT2Font(path)
-        return all(font.get_char_index(ord(ch)) for ch in "盗窃罪诈骗")
-    except Exception:  # unreadable font file: not usable
-        return False
-
-
-def _cjk_font() -> str | None:
-    """Name of an installed font that draws Chinese labels (known names first, then likely ones), else None."""
-    from matplotlib import font_manager
-
-    entries = font_manager.fontManager.ttflist
-    by_name: dict[str, str] = {}
-    for entry in entries:
-        by_name.setdefault(entry.name, entry.fname)
-    candidates = [n for n in CJK_FONTS if n in by_name]
-    candidates += sorted(n for n in by_name if n not in candidates and any(h in n for h in _CJK_NAME_HINTS))
-    return next((name for name in candidates if _draws_chinese(by_name[name])), None)
 
 
 def task_table(task: str, block: dict[str, Any]) -> list[str]:
@@ -489,16 +439,7 @@ def write_report(out_dir: Path, metrics: dict[str, Any], records: Sequence[dict[
     for task in TASKS:
         block = metrics.get(task, {})
         lines += [f"## {TASK_TITLES[task]}", "", *task_table(task, block), ""]
-    skipped = overall.get("skipped") or {}
-    lines += ["## Input problems", ""]
-    if skipped or overall.get("empty_responses"):
-        lines += ["| problem | lines |", "| --- | --- |"]
-        lines += [f"| {reason} (skipped) | {count} |" for reason, count in skipped.items()]
-        lines += [f"| empty_response (scored) | {overall.get('empty_responses', 0)} |", ""]
-        for issue in (overall.get("issues") or [])[:20]:
-            lines.append(f"- line {issue['line']}: {issue['reason']} — {issue['detail']}")
-    else:
-        lines.append("None: every predictions line was scored.")
+    lines += input_problems(overall)
     lines += ["", "## Plots", ""]
     lines += ["![score distribution](score_distribution.png)", "", "![term error](term_error_hist.png)", ""]
     lines += ["![charge confusion](charge_confusion.png)", ""]
@@ -537,27 +478,12 @@ def headline_table(runs: dict[str, dict[str, Any]]) -> str:
         for key in keys:
             kind = kinds.get(key, "num")
             rows.append((task, key, *(fmt(runs[n].get(task, {}).get(key), kind) for n in names)))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return text_table(rows)
 
 
-def load_metrics(report_dir: Path) -> dict[str, Any]:
-    """metrics.json of a report directory (clear error when absent)."""
-    path = Path(report_dir) / "metrics.json"
-    if not path.exists():
-        from recipes.legal.eval_inputs import EvaluationInputError
-
-        raise EvaluationInputError(f"{path} not found: is {report_dir} a report directory from evaluate?")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def compare_reports(report_dirs: Sequence[Path], out_dir: Path) -> Path:
-    """Side-by-side compare.md (one table per task, run per column) and one bar chart per task."""
-    runs = [load_metrics(d) for d in report_dirs]
-    names = [m.get("overall", {}).get("name") or Path(d).name for m, d in zip(runs, report_dirs, strict=True)]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["# Comparison: " + " vs ".join(names), ""]
+def compare_sections(runs: Sequence[dict[str, Any]], names: Sequence[str], out_dir: Path) -> list[str]:
+    """compare.md body: one table per task (run per column) and one bar chart per task (compare_<task>.png)."""
+    lines: list[str] = []
     for task in TASKS:
         lines += [f"## {TASK_TITLES[task]}", "", "| metric | " + " | ".join(names) + " |"]
         lines.append("| --- |" + " --- |" * len(names))
@@ -573,36 +499,18 @@ def compare_reports(report_dirs: Sequence[Path], out_dir: Path) -> Path:
                     lines.append("| graded by | " + " | ".join(graded) + " |")
         lines += ["", f"![{task}](compare_{task}.png)", ""]
         plot_compare(task, runs, names, out_dir / f"compare_{task}.png")
-    path = out_dir / "compare.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    (out_dir / "compare.json").write_text(
-        json.dumps(dict(zip(names, runs, strict=True)), ensure_ascii=False, indent=2), encoding="utf-8"
-    )
-    return path
+    return lines
 
 
-def bar_labels(values: Sequence[float | None]) -> list[str]:
-    """Labels written on compare bars: the value rounded to 2 decimals, "n/a" when the run has none."""
-    return ["n/a" if v is None else f"{round(v, 2) + 0.0:g}" for v in values]
+def compare_reports(report_dirs: Sequence[Path], out_dir: Path) -> Path:
+    """Side-by-side compare.md (one table per task, run per column), compare.json and one bar chart per task."""
+    return write_compare(report_dirs, out_dir, compare_sections)
 
 
 def plot_compare(task: str, runs: Sequence[dict[str, Any]], names: Sequence[str], path: Path) -> Path:
     """Grouped bars: the task's headline metrics (one panel each), one bar per run."""
-    plt = _plt()
-    keys = HEADLINE[task]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.6), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
-        values = [m.get(task, {}).get(key) for m in runs]
-        bars = ax.bar(range(len(names)), [0.0 if v is None else v for v in values], color="#55a868")
-        # a missing value must not read as 0 (for MAE, "lower is better", an empty bar would look perfect)
-        ax.bar_label(bars, labels=bar_labels(values), fontsize=8)
-        if all(v is None for v in values):
-            ax.set_ylim(0, 1)
-        ax.margins(y=0.15)
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        ax.set_title(key + (" (lower is better)" if key == "mae_months" else ""), fontsize=9)
-    fig.suptitle(task)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    panels = [
+        (key + (" (lower is better)" if key == "mae_months" else ""), lambda m, key=key: m.get(task, {}).get(key))
+        for key in HEADLINE[task]
+    ]
+    return plot_bars(task, panels, runs, names, path)

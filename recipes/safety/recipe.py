@@ -66,5 +66,6 @@ RECIPE = Recipe(
         ("reasoning_score_mean", "reasoning_part"),
         ("reasoning_failure_rate", "reasoning_failed"),
     ),
+    evaluation="recipes.safety.evaluate",
 )
 """The description the machinery reads (see the module docstring)."""
