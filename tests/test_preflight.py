@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 
+from recipes.checks import reward_kwargs
+from recipes.commands import compose_config
 from recipes.preflight import FAIL, PASS, WARN, CheckResult, format_table, run_preflight
+from recipes.recipe import KNOWN_RECIPES, load_recipe
 
 OK_ENV = {"WANDB_MODE": "offline"}
 
@@ -333,3 +336,12 @@ def test_unknown_recipe_name_fails_listing_the_known_ones(safety_data: list[str]
     assert [r.name for r in fails] == ["recipe"]
     assert "unknown recipe 'nope': expected one of legal, safety" in fails[0].message
     assert not [r for r in results if r.name == "reward function"]
+
+
+@pytest.mark.parametrize("name", KNOWN_RECIPES)
+def test_each_recipes_offline_reward_kwargs_call_no_judge(name: str) -> None:
+    """What the preflight scores with while no judge answers must really leave the judge out, for every recipe."""
+    recipe = load_recipe(name)
+    base = reward_kwargs(compose_config(f"{name}_grpo"))
+    assert recipe.uses_judge(base), f"{name}_grpo's reward is expected to call the judge"
+    assert recipe.offline_reward_kwargs and not recipe.uses_judge({**base, **recipe.offline_reward_kwargs})
