@@ -7,7 +7,7 @@ pairs that land in the same process: with 8 workers, the 16 near-identical answe
 over 8 judge caches and cost up to 8 calls instead of 1 (benchmarks/README.md measures it).
 
 Enabled by `actor_rollout_ref.rollout.agent.agent_loop_manager_class:
-recipes.agent_loop.GroupAffinityAgentLoopManager` (set in configs/base/legal_grpo.yaml). Only the choice of
+recipes.agent_loop.GroupAffinityAgentLoopManager` (set in configs/base/*_grpo.yaml). Only the choice of
 reward worker changes; verl's `_compute_score` runs as is.
 
 A response whose scoring raised (a judge that is gone: JudgeUnavailableError) is counted here, because verl's
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 # The reward worker chosen for the sample scored in the current asyncio task (each sample runs in its own task).
-_PINNED_HANDLES: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("legal_pinned_reward_worker")
+_PINNED_HANDLES: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("pinned_reward_worker")
 
 
 def affinity_key(kwargs: Mapping[str, Any]) -> str:

@@ -81,6 +81,10 @@ MODEL_PLACEHOLDER = "{model}"
 LOOPBACK_HOSTS = ("127.", "localhost", "[::1]", "0.0.0.0")
 
 
+# verl trainer configs a launch config extends: GRPO (scripts/train_grpo.sh) and SFT (scripts/train_sft.sh).
+LAUNCH_TRAINERS: tuple[str, ...] = ("ppo_trainer", "sft_trainer_engine")
+
+
 class ConfigError(ValueError):
     """The named config cannot be found or composed."""
 
@@ -120,8 +124,8 @@ def hide_known_verl_noise() -> None:
         logging.getLogger(name).addFilter(_DropLines(texts))
 
 
-def launchable_configs(config_dir: Path = CONFIG_DIR) -> list[str]:
-    """Names of the trainer configs in configs/ (top level, with ppo_trainer in their defaults), sorted."""
+def launchable_configs(config_dir: Path = CONFIG_DIR, trainers: Sequence[str] = ("ppo_trainer",)) -> list[str]:
+    """Names of the trainer configs in configs/ (top level, with one of trainers in their defaults), sorted."""
     import yaml
 
     names = []
@@ -132,7 +136,7 @@ def launchable_configs(config_dir: Path = CONFIG_DIR) -> list[str]:
             names.append(path.stem)  # a broken trainer config must fail its tests, not vanish from them
             continue
         defaults = data.get("defaults") if isinstance(data, dict) else None
-        if isinstance(defaults, list) and "ppo_trainer" in defaults:
+        if isinstance(defaults, list) and any(name in defaults for name in trainers):
             names.append(path.stem)
     return names
 
@@ -142,7 +146,7 @@ def config_name_of(name: str) -> str:
     stem = Path(name).name
     stem = stem[: -len(".yaml")] if stem.endswith(".yaml") else stem
     if not (CONFIG_DIR / f"{stem}.yaml").is_file():
-        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("legal_grpo*.yaml")))
+        known = ", ".join(launchable_configs(trainers=LAUNCH_TRAINERS))
         raise ConfigError(f"config {name!r} not found in {CONFIG_DIR} — use one of: {known}")
     return stem
 
@@ -527,6 +531,8 @@ class Plan:
     data_files: list[str]
     data_missing: bool
     prep_cmd: list[str] | None
+    sample_input: str = ""  # the shipped sample prep_cmd prepares (recipe.sample_input)
+    data_readme: str = ""  # README section on the recipe's real data (Recipe.data_readme)
 
 
 def build_plan(
@@ -554,6 +560,7 @@ def build_plan(
     address = environ.get("RAY_ADDRESS") or DEFAULT_RAY_ADDRESS
     files = data_files(cfg)
     missing = any(not Path(os.path.expanduser(f)).exists() for f in files)
+    sample = recipe_sample(cfg)
     return Plan(
         config_name=name,
         overrides=overrides,
@@ -573,7 +580,19 @@ def build_plan(
         data_files=files,
         data_missing=missing,
         prep_cmd=sample_prep_command(cfg, python=python) if missing else None,
+        sample_input=sample[1] if sample else "",
+        data_readme=_data_readme(cfg),
     )
+
+
+def _data_readme(cfg: Any) -> str:
+    """The README section on the config's recipe's real data ("" when the config names no known recipe)."""
+    from recipes.recipe import RecipeError, recipe_of_config
+
+    try:
+        return recipe_of_config(cfg).data_readme
+    except RecipeError:  # the preflight reports it, with the fix
+        return ""
 
 
 def plan_to_bash(plan: Plan, environ: Mapping[str, str] | None = None, gpu_count: int | None = None) -> str:
@@ -611,6 +630,8 @@ def plan_to_bash(plan: Plan, environ: Mapping[str, str] | None = None, gpu_count
         array("PLAN_DATA_FILES", plan.data_files),
         scalar("PLAN_DATA_MISSING", int(plan.data_missing)),
         array("PLAN_PREP_CMD", plan.prep_cmd),
+        scalar("PLAN_SAMPLE_INPUT", plan.sample_input),
+        scalar("PLAN_DATA_README", plan.data_readme),
         array("PLAN_TRAINER_CMD", plan.trainer_cmd),
         array("PLAN_VLLM_CMD", plan.vllm_cmd),
         array("PLAN_SUBMIT_CMD", plan.submit_cmd),

@@ -1,11 +1,12 @@
-"""Trainer entry point for the legal recipe: verl's PPO main with per-step reward metrics.
+"""Trainer entry point for every recipe (legal, safety): verl's PPO main with per-step reward metrics.
 
-    python3 -m recipes.main_ppo --config-path=$PWD/configs --config-name=legal_grpo [overrides...]
+    python3 -m recipes.main_ppo --config-path=$PWD/configs --config-name=legal_grpo|safety_grpo [overrides...]
 
 Same as ``python -m verl.trainer.main_ppo`` (validate_config, then ``run_ppo``), except that ``run_ppo`` gets our
 TaskRunner. It runs verl's own ``TaskRunnerV1.run`` while ``verl.trainer.ppo.v1.get_trainer_cls`` hands out a
 subclass of the configured trainer (sync / colocate_async / separate_async) whose ``_compute_metrics`` also logs
-``reward/<task>/*`` and ``reward/overall/*`` (recipes.step_metrics) on every training step. Nothing of verl's
+``reward/<data_source>/*`` (with the recipe's own metrics, e.g. ``reward/safety/mae_mean``) and ``reward/overall/*``
+(recipes.step_metrics) on every training step. Nothing of verl's
 training loop is copied.
 
 Responses that were generated but not scored (the reward function raised, e.g. a judge that is gone) are dropped
@@ -28,7 +29,7 @@ import hydra
 import numpy as np
 import ray
 
-from recipes.step_metrics import UNSCORED_METRIC, aggregate_step_metrics, collect_reward_extras
+from recipes.step_metrics import STOP_PREFIX, UNSCORED_METRIC, aggregate_step_metrics, collect_reward_extras
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def unscored_stop_line(where: str, counts: dict[str, int], error: str) -> str:
 
 
 class RewardStepMetricsMixin:
-    """Adds reward/<task>/* and reward/overall/* to the training-step metrics (put before a verl PPOTrainer)."""
+    """Adds reward/<data_source>/* and reward/overall/* to the training-step metrics (put before a verl PPOTrainer)."""
 
     _reward_metrics_error_logged = False
     _unscored_unavailable_logged = False
@@ -132,20 +133,20 @@ class RewardStepMetricsMixin:
 
 
 @functools.cache
-def legal_trainer_cls(base: type) -> type:
+def recipe_trainer_cls(base: type) -> type:
     """The subclass of a verl trainer class with per-step reward metrics."""
-    return type(f"Legal{base.__name__}", (RewardStepMetricsMixin, base), {"__module__": __name__})
+    return type(f"Recipe{base.__name__}", (RewardStepMetricsMixin, base), {"__module__": __name__})
 
 
 @contextlib.contextmanager
-def legal_trainer_selection() -> Iterator[Callable[[str], type]]:
+def recipe_trainer_selection() -> Iterator[Callable[[str], type]]:
     """While active, verl.trainer.ppo.v1.get_trainer_cls returns our subclass of the registered trainer."""
     import verl.trainer.ppo.v1 as v1
 
     original = v1.get_trainer_cls
 
     def get_trainer_cls(name: str) -> type:
-        return legal_trainer_cls(original(name))
+        return recipe_trainer_cls(original(name))
 
     v1.get_trainer_cls = get_trainer_cls
     try:
@@ -161,19 +162,19 @@ def _task_runner_base() -> type:
     return TaskRunnerV1.__ray_actor_class__
 
 
-class LegalTaskRunner(_task_runner_base()):  # type: ignore[misc]
+class RecipeTaskRunner(_task_runner_base()):  # type: ignore[misc]
     """verl's TaskRunnerV1 whose trainer is the per-step-metrics subclass."""
 
     def run(self, config: Any) -> None:
         """Run verl's TaskRunnerV1.run with our trainer class swapped in."""
-        with legal_trainer_selection():
+        with recipe_trainer_selection():
             super().run(config)
         trainer = getattr(self, "trainer", None)
         if trainer is not None and not isinstance(trainer, RewardStepMetricsMixin):
             logger.error("verl did not build the trainer through get_trainer_cls: no reward/ step metrics were logged")
 
 
-LegalTaskRunnerActor = ray.remote(LegalTaskRunner)
+RecipeTaskRunnerActor = ray.remote(RecipeTaskRunner)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="legal_grpo", version_base=None)
@@ -192,12 +193,12 @@ def main(config: Any) -> None:
             "(remove the override), or run python -m verl.trainer.main_ppo without per-step reward metrics"
         )
     try:
-        run_ppo(config, task_runner_class=LegalTaskRunnerActor)
+        run_ppo(config, task_runner_class=RecipeTaskRunnerActor)
     except Exception as exc:
         line = stop_reason(exc)
         if line is None:
             raise
-        sys.stderr.write(f"[legal] {line}\n")
+        sys.stderr.write(f"{STOP_PREFIX} {line}\n")
         raise SystemExit(1) from None
 
 
@@ -219,7 +220,7 @@ def stop_reason(exc: BaseException) -> str | None:
 
 if __name__ == "__main__":
     # `python3 -m recipes.main_ppo` runs this file as __main__: Ray would pickle the classes defined here by
-    # value and their module-level references (legal_trainer_cls) as __main__.<name>, which a Ray worker cannot
+    # value and their module-level references (recipe_trainer_cls) as __main__.<name>, which a Ray worker cannot
     # resolve. Run the importable module instead, so everything pickles by reference.
     import importlib
 

@@ -4,9 +4,11 @@
 
 Composes the config exactly as the trainer will, then checks: legacy top-level reward keys; interpolations resolve;
 verl's validate_config; what it misses (advantage estimator, KL types, reward manager, a verl-served judge, batch
-arithmetic, v1 trainer); the chat template; the judge section; data files and their row schema; the reward
-function, loaded by path the way verl loads it, scoring one sample per task (rules mode when no judge answers);
-GPUs against training + judge GPUs; wandb credentials. Every failure is one line: what is wrong — how to fix it.
+arithmetic, v1 trainer); the chat template; the judge section; the recipe the config names (recipes/recipe.py);
+data files, their row schema, that every row is the recipe's and its gold scoreable (recipes/preflight_data.py); the
+reward function, loaded by path the way verl loads it, scoring the recipe's gold response for one row per
+data_source (offline when no judge answers; recipes/preflight_reward.py); GPUs against training + judge GPUs; wandb
+credentials. Every failure is one line: what is wrong — how to fix it.
 With --dry-run (a CPU box), missing GPUs and wandb credentials are warnings. Exit 0 when nothing failed, else 1.
 """
 
@@ -14,10 +16,7 @@ from __future__ import annotations
 
 import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
-import asyncio
 import contextlib
-import copy
-import inspect
 import io
 import logging
 import math
@@ -30,58 +29,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recipes.checks import FAIL, PASS, WARN, CheckResult, one_line, reward_kwargs
 from recipes.commands import (
     DEFAULT_CONFIG,
     ConfigError,
     JudgeSpec,
     compose_config,
-    data_files,
     hide_known_verl_noise,
-    is_healthy,
     is_multi_node,
     judge_gpu_count,
     judge_urls,
     trainer_overrides,
 )
+from recipes.preflight_data import check_data, check_recipe
+from recipes.preflight_reward import check_reward, no_judge_kwargs
+from recipes.recipe import Recipe
+
+__all__ = ["FAIL", "PASS", "WARN", "CheckResult", "format_table", "main", "run_preflight"]
 
 logger = logging.getLogger(__name__)
 
-PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 LEGACY_SECTIONS = ("custom_reward_function", "reward_model", "sandbox_fusion")
 KL_TYPES = ("kl", "k1", "abs", "mse", "k2", "low_var_kl", "k3")
 JUDGE_MODES = ("external", "verl_pool", "none")
-REQUIRED_COLUMNS: dict[str, str] = {
-    "data_source": "string",
-    "prompt": "list of {role, content}",
-    "ability": "string",
-    "reward_model": "struct {style, ground_truth}",
-    "extra_info": "struct {index, ...}",
-}
-JUDGE_PROBE_TIMEOUT_S = 2.0
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One line of the preflight table."""
-
-    name: str
-    status: str
-    message: str
-
-    def line(self) -> str:
-        """`STATUS name: message` on one line."""
-        return f"{self.status} {self.name}: {' '.join(self.message.split())}"
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception (and its root cause) as one short line."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    root = exc
-    while root.__cause__ is not None and root.__cause__ is not root:
-        root = root.__cause__
-    if root is not exc:
-        text += f" (caused by {type(root).__name__}: {' '.join(str(root).split())})"
-    return text[:500]
 
 
 # ------------------------------------------------------------------------------------------- config checks
@@ -128,7 +98,7 @@ def check_resolves(cfg: Any) -> list[CheckResult]:
             if "oc.env" in str(exc) or "Environment variable" in str(exc)
             else ("fix the ${...} reference")
         )
-        return [CheckResult("interpolations", FAIL, f"a config value does not resolve: {_one_line(exc)} — {hint}")]
+        return [CheckResult("interpolations", FAIL, f"a config value does not resolve: {one_line(exc)} — {hint}")]
     return [CheckResult("interpolations", PASS, "all resolve")]
 
 
@@ -146,7 +116,7 @@ def check_verl_validate(cfg: Any) -> list[CheckResult]:
             CheckResult(
                 "verl validate_config",
                 FAIL,
-                f"{_one_line(cause)} — fix the key it names (see verl/trainer/config/ppo_trainer.yaml)",
+                f"{one_line(cause)} — fix the key it names (see verl/trainer/config/ppo_trainer.yaml)",
             )
         ]
     return [CheckResult("verl validate_config", PASS, "passes")]
@@ -225,7 +195,7 @@ def check_reward_manager(cfg: Any) -> list[CheckResult]:
 
             resolve_reward_manager_cls(cfg)
     except Exception as exc:
-        return [CheckResult("reward manager", FAIL, f"{_one_line(exc)} — fix reward.reward_manager.*")]
+        return [CheckResult("reward manager", FAIL, f"{one_line(exc)} — fix reward.reward_manager.*")]
     return [CheckResult("reward manager", PASS, f"{manager.source}:{manager.name}")]
 
 
@@ -244,7 +214,7 @@ def check_agent_loop(cfg: Any) -> list[CheckResult]:
             CheckResult(
                 "agent loop",
                 FAIL,
-                f"actor_rollout_ref.rollout.agent.agent_loop_manager_class={fqn} does not import ({_one_line(exc)}) "
+                f"actor_rollout_ref.rollout.agent.agent_loop_manager_class={fqn} does not import ({one_line(exc)}) "
                 "— fix the dotted path or set it to null",
             )
         ]
@@ -472,8 +442,8 @@ def check_template(cfg: Any) -> list[CheckResult]:
             messages=[{"role": "user", "content": "案情：……"}], add_generation_prompt=True
         )
     except Exception as exc:
-        return [CheckResult("chat template", FAIL, f"custom_chat_template does not render: {_one_line(exc)} — fix it")]
-    kwargs = _reward_kwargs(cfg)
+        return [CheckResult("chat template", FAIL, f"custom_chat_template does not render: {one_line(exc)} — fix it")]
+    kwargs = reward_kwargs(cfg)
     if "案情：……" not in text:
         return [CheckResult("chat template", FAIL, "custom_chat_template drops the user message — render content")]
     if bool(kwargs.get("response_starts_in_think", True)) and not text.rstrip().endswith("<think>"):
@@ -488,20 +458,29 @@ def check_template(cfg: Any) -> list[CheckResult]:
     return [CheckResult("chat template", PASS, f"ends with {text.rstrip()[-18:]!r}")]
 
 
-def check_judge_section(cfg: Any, environ: Mapping[str, str], multi_node: bool) -> list[CheckResult]:
-    """judge.mode, GPU/parallel sizes, and agreement with the reward mode."""
+def check_judge_section(
+    cfg: Any, environ: Mapping[str, str], multi_node: bool, recipe: Recipe | None = None
+) -> list[CheckResult]:
+    """judge.mode, GPU/parallel sizes, and agreement with the reward's use of the judge (the recipe says)."""
     judge = JudgeSpec.from_config(cfg)
-    reward_mode = str(_reward_kwargs(cfg).get("mode", "hybrid"))
+    kwargs = reward_kwargs(cfg)
+    needs_judge = recipe is not None and recipe.uses_judge(kwargs)
+    uses = no_judge_kwargs(recipe, kwargs) if recipe is not None else "no recipe"
     out = []
     if judge.mode not in JUDGE_MODES:
         return [CheckResult("judge", FAIL, f"judge.mode={judge.mode} — use one of {', '.join(JUDGE_MODES)}")]
-    if reward_mode in ("judge", "hybrid") and judge.mode == "none":
+    if needs_judge and judge.mode == "none":
+        offline = ", ".join(
+            f"reward.custom_reward_function.reward_kwargs.{k}={v}"
+            for k, v in (recipe.offline_reward_kwargs or {}).items()  # type: ignore[union-attr]
+            if v is not None
+        )
+        fix = offline or "reward kwargs that call no judge"
         out.append(
             CheckResult(
                 "judge",
                 FAIL,
-                f"reward_kwargs.mode={reward_mode} needs a judge but judge.mode=none — set "
-                "reward.custom_reward_function.reward_kwargs.mode=rules or judge.mode=external",
+                f"reward_kwargs {uses} needs a judge but judge.mode=none — set {fix} or judge.mode=external",
             )
         )
     if judge.mode == "verl_pool" and not cfg.reward.reward_model.enable:
@@ -509,7 +488,8 @@ def check_judge_section(cfg: Any, environ: Mapping[str, str], multi_node: bool) 
             CheckResult(
                 "judge",
                 FAIL,
-                "judge.mode=verl_pool but reward.reward_model.enable=false — use --config legal_grpo_verl_pool",
+                "judge.mode=verl_pool but reward.reward_model.enable=false — set reward.reward_model.enable=true "
+                "and its pool (configs/legal_grpo_verl_pool.yaml shows one)",
             )
         )
     if (
@@ -525,7 +505,7 @@ def check_judge_section(cfg: Any, environ: Mapping[str, str], multi_node: bool) 
                 f"{judge.tensor_parallel_size} x {judge.data_parallel_size} — make them equal",
             )
         )
-    if judge.mode == "external" and reward_mode != "rules":
+    if judge.mode == "external" and needs_judge:
         urls = judge_urls(cfg, environ)
         if not urls:
             out.append(
@@ -546,270 +526,8 @@ def check_judge_section(cfg: Any, environ: Mapping[str, str], multi_node: bool) 
                 )
             )
     if not out:
-        out.append(CheckResult("judge", PASS, f"mode={judge.mode}, reward mode={reward_mode}"))
+        out.append(CheckResult("judge", PASS, f"mode={judge.mode}, reward {uses}"))
     return out
-
-
-# ----------------------------------------------------------------------------------------------- data checks
-
-
-def _type_ok(field_type: Any, expected: str) -> bool:
-    import pyarrow as pa
-
-    if expected == "string":
-        return pa.types.is_string(field_type) or pa.types.is_large_string(field_type)
-    if expected.startswith("list"):
-        if not (pa.types.is_list(field_type) or pa.types.is_large_list(field_type)):
-            return False
-        item = field_type.value_type
-        return pa.types.is_struct(item) and {"role", "content"} <= {f.name for f in item}
-    if expected.startswith("struct {style"):
-        return pa.types.is_struct(field_type) and {"style", "ground_truth"} <= {f.name for f in field_type}
-    if expected.startswith("struct {index"):
-        return pa.types.is_struct(field_type) and "index" in {f.name for f in field_type}
-    return True
-
-
-def check_data(cfg: Any) -> tuple[list[CheckResult], dict[str, dict[str, Any]]]:
-    """Data files exist, have the row schema, and carry legal/<task> data sources; returns one row per task."""
-    import pyarrow.parquet as pq
-
-    out: list[CheckResult] = []
-    samples: dict[str, dict[str, Any]] = {}
-    files = data_files(cfg)
-    if not files:
-        return [CheckResult("data", FAIL, "data.train_files/val_files are empty or unresolvable — set them")], samples
-    for path_text in files:
-        path = Path(os.path.expanduser(path_text))
-        if not path.is_file():
-            out.append(
-                CheckResult(
-                    "data",
-                    FAIL,
-                    f"{path_text} does not exist — run `python -m data.prepare --source cail2018 --input <jsonl> "
-                    f"--output {path.parent}` (or let scripts/train_grpo.sh prepare the shipped sample)",
-                )
-            )
-            continue
-        try:
-            schema = pq.read_schema(path)
-        except Exception as exc:
-            out.append(CheckResult("data", FAIL, f"{path_text} is not a readable parquet file: {_one_line(exc)}"))
-            continue
-        bad = [
-            f"{name} (want {want})"
-            for name, want in REQUIRED_COLUMNS.items()
-            if name not in schema.names or not _type_ok(schema.field(name).type, want)
-        ]
-        if bad:
-            out.append(
-                CheckResult(
-                    "data",
-                    FAIL,
-                    f"{path_text}: missing or mistyped column(s) {', '.join(bad)} — regenerate it with "
-                    "`python -m data.prepare`",
-                )
-            )
-            continue
-        table = pq.read_table(path)
-        if table.num_rows == 0:
-            out.append(CheckResult("data", FAIL, f"{path_text} has no rows — prepare data with rows in it"))
-            continue
-        sources = table.column("data_source").to_pylist()
-        counts: dict[str, int] = {}
-        for source in sources:
-            counts[source] = counts.get(source, 0) + 1
-        for i, source in enumerate(sources):
-            if source not in samples:
-                samples[source] = {
-                    "data_source": source,
-                    "ground_truth": table.column("reward_model")[i].as_py()["ground_truth"],
-                    "extra_info": table.column("extra_info")[i].as_py(),
-                }
-        unscoreable = _unscoreable_rows(table)
-        if unscoreable:
-            row, reason = unscoreable[0]
-            out.append(
-                CheckResult(
-                    "data",
-                    FAIL,
-                    f"{path_text}: {len(unscoreable)} row(s) the reward cannot score (first: row {row}: {reason}) — "
-                    "a reward worker would stop the run there; regenerate the file with `python -m data.prepare`",
-                )
-            )
-            continue
-        per_task = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-        out.append(CheckResult("data", PASS, f"{path_text}: {table.num_rows} rows ({per_task})"))
-    return out, samples
-
-
-def _unscoreable_rows(table: Any) -> list[tuple[int, str]]:
-    """Rows whose data_source or gold the reward would reject, as (row number, reason)."""
-    from recipes.legal.tasks import task_of
-    from rewards.rules import gold_from
-
-    bad: list[tuple[int, str]] = []
-    sources = table.column("data_source").to_pylist()
-    rewards = table.column("reward_model").to_pylist()
-    infos = table.column("extra_info").to_pylist()
-    for row, (source, reward, info) in enumerate(zip(sources, rewards, infos, strict=True)):
-        try:
-            gold_from(task_of(str(source)), (reward or {}).get("ground_truth"), info)
-        except ValueError as exc:
-            bad.append((row, " ".join(str(exc).split())[:200]))
-    return bad
-
-
-# --------------------------------------------------------------------------------------------- reward check
-
-
-def _reward_kwargs(cfg: Any) -> dict[str, Any]:
-    from omegaconf import OmegaConf
-
-    value = OmegaConf.select(cfg, "reward.custom_reward_function.reward_kwargs", default=None)
-    if value is None:
-        return {}
-    try:
-        return dict(OmegaConf.to_container(value, resolve=True))
-    except Exception:
-        return dict(OmegaConf.to_container(value, resolve=False))
-
-
-def probe_judge(cfg: Any, environ: Mapping[str, str], timeout_s: float = JUDGE_PROBE_TIMEOUT_S) -> tuple[bool, str]:
-    """Whether the configured judge answers GET <base>/models within timeout_s; (answered, url)."""
-    urls = judge_urls(cfg, environ)
-    if not urls:
-        return False, ""
-    judge = JudgeSpec.from_config(cfg)
-    api_key = environ.get(judge.api_key_env) if judge.api_key_env else None
-    url = urls[0].rstrip("/")
-    return is_healthy(f"{url}/models", timeout_s, api_key), url
-
-
-def _sample_response(ground_truth: str, starts_in_think: bool) -> str:
-    body = f"根据案情分析如下。</think>\n<answer>{ground_truth}</answer>"
-    return body if starts_in_think else f"<think>{body}"
-
-
-def check_reward(
-    cfg: Any, samples: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str], dry_run: bool
-) -> list[CheckResult]:
-    """Load the reward function by path like verl, score one gold-as-prediction sample per task."""
-    from omegaconf import OmegaConf, open_dict
-    from verl.trainer.ppo.reward import get_custom_reward_fn
-
-    path = OmegaConf.select(cfg, "reward.custom_reward_function.path", default=None)
-    if not path:
-        return [
-            CheckResult(
-                "reward function",
-                FAIL,
-                "reward.custom_reward_function.path is not set (verl would use its default scorer) — set it to "
-                "rewards/legal.py",
-            )
-        ]
-    kwargs = _reward_kwargs(cfg)
-    mode = str(kwargs.get("mode", "hybrid"))
-    judge = JudgeSpec.from_config(cfg)
-    out: list[CheckResult] = []
-    score_cfg = copy.deepcopy(cfg)
-    if mode != "rules":
-        answered, url = (False, "") if judge.mode == "verl_pool" else probe_judge(cfg, environ)
-        if answered:
-            out.append(CheckResult("judge endpoint", PASS, f"{url} answered; samples scored with the judge"))
-        else:
-            where = "served by verl at run time" if judge.mode == "verl_pool" else f"{url or 'no URL'} did not answer"
-            out.append(
-                CheckResult(
-                    "judge endpoint",
-                    WARN,
-                    f"judge {where} — samples scored in rules mode; start it with `bash scripts/serve_judge.sh`"
-                    if judge.mode != "verl_pool"
-                    else f"judge {where} — samples scored in rules mode",
-                )
-            )
-            with open_dict(score_cfg):
-                score_cfg.reward.custom_reward_function.reward_kwargs.mode = "rules"
-                score_cfg.reward.custom_reward_function.reward_kwargs.judge_base_url = None
-    else:
-        out.append(CheckResult("judge endpoint", PASS, "rules mode: no judge needed"))
-    try:
-        fn = get_custom_reward_fn(score_cfg)
-    except Exception as exc:
-        return [
-            *out,
-            CheckResult(
-                "reward function",
-                FAIL,
-                f"cannot load {path}:{cfg.reward.custom_reward_function.name}: {_one_line(exc)} — fix the path/name "
-                "(relative paths resolve from the repo root)",
-            ),
-        ]
-    if not samples:
-        return [*out, CheckResult("reward function", WARN, f"{path} loads; no data rows to score")]
-    starts = bool(kwargs.get("response_starts_in_think", True))
-    key_sets: dict[str, tuple[str, ...]] = {}
-    for source, sample in sorted(samples.items()):
-        try:
-            result = _call(
-                fn,
-                data_source=source,
-                solution_str=_sample_response(str(sample["ground_truth"]), starts),
-                ground_truth=sample["ground_truth"],
-                extra_info=sample["extra_info"],
-            )
-        except Exception as exc:
-            out.append(
-                CheckResult(
-                    "reward function",
-                    FAIL,
-                    f"{path} raised on a {source} sample: {type(exc).__name__}: {_one_line(exc)} — fix the reward "
-                    "or its reward_kwargs",
-                )
-            )
-            continue
-        if isinstance(result, Mapping):
-            if "score" not in result:
-                out.append(CheckResult("reward function", FAIL, f"{path} returned a dict without 'score' for {source}"))
-                continue
-            key_sets[source] = tuple(sorted(result))
-            score = result["score"]
-            judged = " (judge)" if result.get("judge_called") else ""
-            message = f"{source}: gold answer scores {float(score):g}{_best_note(source)}{judged}"
-            out.append(CheckResult("reward function", PASS, message))
-        else:
-            out.append(CheckResult("reward function", PASS, f"{source}: gold answer scores {float(result):g}"))
-    if len(set(key_sets.values())) > 1:
-        out.append(
-            CheckResult(
-                "reward function",
-                FAIL,
-                f"{path} returns different keys per task ({key_sets}) — verl needs the same keys every time",
-            )
-        )
-    return out
-
-
-def _best_note(source: str) -> str:
-    """The term reward is minus the sentence error: its best score is 0, which must not read like a failure."""
-    return " (0 is the best term score: no error)" if source.endswith("/term") else ""
-
-
-def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:
-    result = fn(**kwargs)
-    if inspect.isawaitable(result):
-        return asyncio.run(_await(result))
-    return result
-
-
-async def _await(awaitable: Any) -> Any:
-    """Await one reward call, then close this loop's judge connections before asyncio.run closes the loop."""
-    from judge.client import close_judge_clients
-
-    try:
-        return await awaitable
-    finally:
-        await close_judge_clients()
 
 
 # ------------------------------------------------------------------------------------------ machine checks
@@ -897,9 +615,11 @@ def run_preflight(
     multi = is_multi_node(cfg, env)
     n_gpus = count_gpus() if gpus is None else gpus
     samples: dict[str, dict[str, Any]] = {}
+    recipe_results, recipe = check_recipe(cfg)
+    results += recipe_results
 
     def data_check(c: Any) -> list[CheckResult]:
-        found, rows = check_data(c)
+        found, rows = check_data(c, recipe)
         samples.update(rows)
         return found
 
@@ -907,7 +627,7 @@ def run_preflight(
     stage1: list[tuple[str, Callable[[Any], list[CheckResult]]]] = [
         ("batch", check_batch),
         ("chat template", check_template),
-        ("judge", lambda c: check_judge_section(c, env, multi)),
+        ("judge", lambda c: check_judge_section(c, env, multi, recipe)),
         ("data", data_check),
         ("GPUs", lambda c: check_gpus(c, multi, dry_run, n_gpus)),
         ("wandb", lambda c: check_wandb(c, env, dry_run)),
@@ -925,8 +645,9 @@ def run_preflight(
         ("reward manager", check_reward_manager),
         ("agent loop", check_agent_loop),
         ("verl-served judge", check_verl_judge),
-        ("reward function", lambda c: check_reward(c, samples, env, dry_run)),
     ]
+    if recipe is not None:
+        stage2.append(("reward function", lambda c: check_reward(c, recipe, samples, env)))
     for name, check in stage2:
         results += _guarded(name, check, cfg)
     return results
@@ -937,7 +658,7 @@ def _guarded(name: str, check: Callable[[Any], list[CheckResult]], cfg: Any) -> 
     try:
         return check(cfg)
     except Exception as exc:
-        return [CheckResult(name, FAIL, f"{type(exc).__name__}: {_one_line(exc)} — fix the value it names")]
+        return [CheckResult(name, FAIL, f"{type(exc).__name__}: {one_line(exc)} — fix the value it names")]
 
 
 def format_table(results: Sequence[CheckResult]) -> str:

@@ -21,6 +21,14 @@ KNOWN_RECIPES: tuple[str, ...] = ("legal", "safety")  # recipes/<name>/recipe.py
 GoldCheck = Callable[[str, Any, Mapping[str, Any] | None], None]
 # (data_source, ground_truth, extra_info, reward_kwargs) -> the response a perfect model writes
 GoldResponse = Callable[[str, Any, Mapping[str, Any] | None, Mapping[str, Any]], str]
+# reward_kwargs -> whether the reward calls the LLM judge with them
+UsesJudge = Callable[[Mapping[str, Any]], bool]
+
+
+def _never(reward_kwargs: Mapping[str, Any]) -> bool:
+    """A reward that never calls the judge."""
+    del reward_kwargs
+    return False
 
 
 class RecipeError(ValueError):
@@ -38,6 +46,10 @@ class Recipe:
     gold_response: GoldResponse  # must score the reward's best: the preflight and rehearsal assert it
     # (metric name, reward extra key) averaged per data_source group on every training step, beside the shared ones
     step_metrics: tuple[tuple[str, str], ...] = ()
+    uses_judge: UsesJudge = _never  # the preflight probes the judge and the judge section must serve one when true
+    # reward_kwargs that score without any server: the preflight scores gold answers so when no judge answers
+    offline_reward_kwargs: Mapping[str, Any] | None = None
+    data_readme: str = ""  # README section on preparing real data (the launch names it when it prepares the sample)
     best_score_notes: Mapping[str, str] | None = None  # data_source -> why its best score is not the maximum
     # module scoring saved or generated predictions for `python -m recipes.evaluate` (what it provides: that docstring)
     evaluation: str = ""

@@ -39,6 +39,7 @@ from recipes.commands import (
     judge_gpu_count,
     sample_prep_argv,
 )
+from recipes.step_metrics import STOP_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ SPARE_CPUS = 32
 STAGES: tuple[tuple[str, str], ...] = (
     ("verl validate_config", r"\[validate_config\] All configuration checks passed"),
     ("ray up", r"Started a local Ray instance|Connected to Ray cluster|Connecting to existing Ray cluster"),
-    ("task runner on a Ray worker", r"\(LegalTaskRunner pid=\d+"),
+    ("task runner on a Ray worker", r"\(RecipeTaskRunner pid=\d+"),
     ("datasets", "train and validate dataloader initialized"),
     ("worker group", "create worker group"),
     ("workers' model init", r"actor_rollout(?:_ref)?_init_model"),
@@ -60,7 +61,7 @@ STAGES: tuple[tuple[str, str], ...] = (
 INIT_MODEL = re.compile(STAGES[-1][1])
 # What stops a CPU run at the model init: no NCCL / CUDA in this torch.
 WALL = re.compile(r"NCCL|CUDA|cuda|nvidia|GPU", re.UNICODE)
-ERROR_LINE = re.compile(r"^(?:\S+\.)?[A-Z]\w*(?:Error|Exception)\b.*|^\[legal\] .*")
+ERROR_LINE = re.compile(r"^(?:\S+\.)?[A-Z]\w*(?:Error|Exception)\b.*|^" + re.escape(STOP_PREFIX) + " .*")
 
 
 @dataclass

@@ -23,12 +23,17 @@ Metrics (over the responses of the group; "judge calls" = responses with judge_c
   0.0 in a group without judge calls): ``judge_unreadable_rate`` (mean ``judge_unreadable``: 200 replies with no
   readable grade), ``judge_off_choice_rate`` (mean ``judge_off_choice``: replies outside the requested choice set /
   regex) and ``judge_rate_limited_rate`` (mean ``judge_rate_limited``: calls that met a 429).
+- The recipe's own means (``Recipe.step_metrics`` of the recipe the data_source belongs to, recipes/recipe.py), in
+  its data_source groups only, e.g. ``reward/safety/mae_mean``, ``within5_share``, ``keys_present_mean``,
+  ``reasoning_score_mean``; each is skipped when its input key is missing (or holds no numbers). A data_source of no
+  known recipe gets only the shared metrics.
 - ``reward/overall/unscored``: responses generated but not scored this step (the reward function raised; verl drops
   their group). Logged every step by recipes.main_ppo, which stops the run when it is not 0.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,11 +41,16 @@ from typing import Any
 
 import numpy as np
 
+from recipes.recipe import RecipeError, recipe_of_data_source
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "reward"
 OVERALL = "overall"
 UNSCORED_METRIC = f"{PREFIX}/{OVERALL}/unscored"
+# Starts the one stderr line that ends a run whose rewards could not be computed (recipes.main_ppo writes it,
+# recipes.rehearse reads it): `[trainer] run stopped at step N: …`.
+STOP_PREFIX = "[trainer]"
 
 # metric name -> extras key, averaged over all responses of the group
 _MEANS: tuple[tuple[str, str], ...] = (
@@ -131,6 +141,28 @@ def _group_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[s
     return out
 
 
+@functools.cache
+def recipe_means(data_source: str) -> tuple[tuple[str, str], ...]:
+    """(metric, extras key) of the data_source's recipe beyond the shared _MEANS; () for a source of no recipe."""
+    try:
+        recipe = recipe_of_data_source(data_source)
+    except RecipeError:
+        return ()
+    shared = {name for name, _ in _MEANS}
+    return tuple((name, key) for name, key in recipe.step_metrics if name not in shared)
+
+
+def _recipe_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray, data_source: str) -> dict[str, float]:
+    """The recipe's own means over the selected responses (keys missing from extras are skipped)."""
+    out: dict[str, float] = {}
+    for name, key in recipe_means(data_source):
+        if key in extras:
+            value = _nanmean(extras[key][mask])
+            if value is not None:
+                out[name] = value
+    return out
+
+
 def _audit_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, float]:
     """judge_audited count and judge_rules_agreement of the selected responses ({} without audit keys)."""
     if "judge_audited" not in extras:
@@ -154,8 +186,9 @@ def aggregate_step_metrics(
     Every group gets ``count``, ``judge_calls``, ``judge_call_rate``, ``judge_failure_rate``, ``cache_hit_rate``,
     ``judge_latency_mean_ms`` and ``judge_latency_p95_ms`` on every step: the judge metrics are 0.0 when the group
     made no judge call (rules mode, or all rows scored by rules), so wandb panels have no gaps. ``score_mean``,
-    ``format_ok_rate``, ``accuracy`` and ``chinese_share_mean`` are skipped when their input key is missing. See the
-    module docstring for the definitions. An empty batch gives no metrics.
+    ``format_ok_rate``, ``accuracy`` and ``chinese_share_mean`` are skipped when their input key is missing; so are
+    the recipe's own means (``Recipe.step_metrics``) in its data_source groups. See the module docstring for the
+    definitions. An empty batch gives no metrics.
     """
     sources = [str(s) for s in (data_sources.tolist() if hasattr(data_sources, "tolist") else data_sources)]
     n = len(sources)
@@ -175,7 +208,10 @@ def aggregate_step_metrics(
     groups = [(source, source_array == source) for source in sorted(set(sources))]
     groups.append((OVERALL, np.ones(n, dtype=bool)))
     for name, mask in groups:
-        for metric, value in _group_metrics(arrays, mask).items():
+        group = _group_metrics(arrays, mask)
+        if name != OVERALL:
+            group.update(_recipe_metrics(arrays, mask, name))
+        for metric, value in group.items():
             metrics[f"{prefix}/{name}/{metric}"] = value
     return metrics
 

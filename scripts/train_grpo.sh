@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Train the legal GRPO recipe: set-up, data, preflight, judge, trainer — one command on a fresh GPU node.
+# Train a GRPO recipe (legal, safety): set-up, data, preflight, judge, trainer — one command on a fresh GPU node.
 #
 # Usage: bash scripts/train_grpo.sh [--config NAME] [--dry-run | --rehearse] [--no-install] [hydra overrides...]
-#   --config NAME   a file in configs/ (default legal_grpo; see README "Configs")
+#   --config NAME   a file in configs/ (default legal_grpo; safety_grpo for the safety recipe; README "Configs")
 #   --dry-run       CPU is enough: prepare data if missing, run the preflight, print every command, exit 0 if
 #                   all checks pass (needs only what `bash scripts/test.sh` installs; never installs the GPU stack)
 #   --rehearse      CPU is enough: run the exact trainer command (multi-node: `ray job submit` to a local two-raylet
@@ -15,33 +15,11 @@
 #      PYTHON_BIN.
 set -euo pipefail
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo_root"
-
-config="${CONFIG:-legal_grpo}"
-dry_run=0
-rehearse=0
-install=1
-overrides=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --config) config="$2"; shift 2 ;;
-    --config=*) config="${1#*=}"; shift ;;
-    --dry-run) dry_run=1; shift ;;
-    --rehearse) rehearse=1; shift ;;
-    --no-install) install=0; shift ;;
-    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
-    *) overrides+=("$1"); shift ;;
-  esac
-done
-say() { echo "[train_grpo] $*"; }
-die() { echo "[train_grpo] $*" >&2; exit 1; }
-
-# ---- set-up: the project venv first on PATH, so `python3` in every command below is the right one.
-venv="${VENV:-$repo_root/.venv}"
-[ -x "$venv/bin/python" ] && export PATH="$venv/bin:$PATH"
-py="${PYTHON_BIN:-python3}"
-export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
+tool=train_grpo
+default_config=legal_grpo
+takes_rehearse=1
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"  # options, repo root, venv on PATH, say/die, the stack install
 
 if [ "$rehearse" -eq 1 ]; then
   "$py" -c "import hydra, omegaconf, verl, ray, transformers" >/dev/null 2>&1 \
@@ -58,8 +36,7 @@ if [ "$rehearse" -eq 1 ]; then
 fi
 
 if [ "$dry_run" -eq 1 ]; then
-  "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
-    || die "the dry run needs hydra + verl in '$py' — run \`bash scripts/test.sh\` once (installs the CPU stack)"
+  need_dry_run_stack
 elif ! "$py" -c "import verl, vllm, ray, hydra" >/dev/null 2>&1; then
   if ! command -v nvidia-smi >/dev/null 2>&1; then
     say "no GPU here: not installing the GPU stack (use --dry-run to check the config on a CPU box)"
@@ -68,13 +45,8 @@ elif ! "$py" -c "import verl, vllm, ray, hydra" >/dev/null 2>&1; then
   elif [ "$install" -eq 0 ]; then
     die "the training stack (verl[vllm], ray, hydra) is missing in '$py' and --no-install was given"
   else
-    say "installing the training stack into $venv: pip install -e '.[train]' (verl[vllm]==0.9.1, torch, vllm;"
-    say "several GB, typically 10-20 minutes)"
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -e ".[train]"
-    export PATH="$venv/bin:$PATH"
-    py="${PYTHON_BIN:-python3}"
+    install_train_stack "installing the training stack into $venv: pip install -e '.[train]' (verl[vllm]==0.9.1," \
+      "torch, vllm; several GB, typically 10-20 minutes)"
   fi
 fi
 
@@ -86,8 +58,9 @@ eval "$plan"
 # ---- data: prepare the shipped sample when the configured set is missing.
 if [ "$PLAN_DATA_MISSING" -eq 1 ]; then
   if [ "${#PLAN_PREP_CMD[@]}" -gt 0 ]; then
-    say "data ${PLAN_DATA_FILES[*]} not found: preparing the shipped sample ($(wc -l < data/samples/cail2018_sample.jsonl)" \
-        "fictional cases) so a first run works. For real CAIL2018 data see README \"Real CAIL2018 data\"."
+    say "data ${PLAN_DATA_FILES[*]} not found: preparing the shipped sample $PLAN_SAMPLE_INPUT" \
+        "($(grep -c . "$PLAN_SAMPLE_INPUT") fictional records) so a first run works. For real data see README" \
+        "\"${PLAN_DATA_README:-Data and evaluation}\"."
     say "$(printf '%q ' "${PLAN_PREP_CMD[@]}")"
     "${PLAN_PREP_CMD[@]}"
   else

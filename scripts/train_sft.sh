@@ -11,47 +11,21 @@
 # (+ hf/lora_adapter) with verl's model merger; the GRPO stage starts from that (README "Stages").
 set -euo pipefail
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo_root"
-
-config="${CONFIG:-safety_sft}"
-dry_run=0
-install=1
-overrides=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --config) config="$2"; shift 2 ;;
-    --config=*) config="${1#*=}"; shift ;;
-    --dry-run) dry_run=1; shift ;;
-    --no-install) install=0; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) overrides+=("$1"); shift ;;
-  esac
-done
-say() { echo "[train_sft] $*"; }
-die() { echo "[train_sft] $*" >&2; exit 1; }
-
-# ---- set-up: the project venv first on PATH, so `python3` in the trainer command is the right one.
-venv="${VENV:-$repo_root/.venv}"
-[ -x "$venv/bin/python" ] && export PATH="$venv/bin:$PATH"
-py="${PYTHON_BIN:-python3}"
-export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
+tool=train_sft
+default_config=safety_sft
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"  # options, repo root, venv on PATH, say/die, the stack install
 
 if [ "$dry_run" -eq 1 ]; then
-  "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
-    || die "the dry run needs hydra + verl in '$py' — run \`bash scripts/test.sh\` once (installs the CPU stack)"
+  need_dry_run_stack
 elif ! "$py" -c "import verl, torch, peft, hydra" >/dev/null 2>&1; then
   if ! command -v nvidia-smi >/dev/null 2>&1; then
     die "no GPU here and the training stack (verl, torch, peft) is missing — use --dry-run to check the config"
   elif [ "$install" -eq 0 ]; then
     die "the training stack (verl, torch, peft, hydra) is missing in '$py' and --no-install was given"
   else
-    say "installing the training stack into $venv: pip install -e '.[train]' (several GB, typically 10-20 minutes)"
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -e ".[train]"
-    export PATH="$venv/bin:$PATH"
-    py="${PYTHON_BIN:-python3}"
+    install_train_stack "installing the training stack into $venv: pip install -e '.[train]' (several GB, typically" \
+      "10-20 minutes)"
   fi
 fi
 

@@ -219,6 +219,22 @@ def test_cli_unknown_config_is_one_line_error(capsys: pytest.CaptureFixture) -> 
     assert main(["trainer", "--config", "nope"], environ={}) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "nope" in err and "legal_grpo_smoke" in err
+    assert "safety_grpo, safety_grpo_ngram, safety_sft" in err  # every recipe's launch configs, not only legal_grpo*
+
+
+@pytest.mark.parametrize(
+    ("config", "sample", "section"),
+    [
+        ("legal_grpo", "data/samples/cail2018_sample.jsonl", "Real CAIL2018 data"),
+        ("safety_grpo", "data/samples/safety_sample.jsonl", "Content-safety recipe"),
+    ],
+)
+def test_plan_names_the_recipes_sample_and_readme_section(config: str, sample: str, section: str) -> None:
+    """The launch script's data message reads both from the plan: the config's sample and its recipe's README."""
+    plan = build_plan(config, ["data.train_files=/nonexistent/train.parquet"], {"RUN_NAME": "r"}, today=DAY)
+    script = plan_to_bash(plan) + 'echo "$PLAN_SAMPLE_INPUT"; echo "$PLAN_DATA_README"'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [sample, section]
 
 
 def test_plan_round_trips_through_bash() -> None:

@@ -18,12 +18,12 @@ import pytest
 
 import recipes.main_ppo as main_ppo
 from recipes.main_ppo import (
-    LegalTaskRunner,
-    LegalTaskRunnerActor,
+    RecipeTaskRunner,
+    RecipeTaskRunnerActor,
     RewardStepMetricsMixin,
     RewardsUnavailableError,
-    legal_trainer_cls,
-    legal_trainer_selection,
+    recipe_trainer_cls,
+    recipe_trainer_selection,
     stop_reason,
 )
 from recipes.step_metrics import UNSCORED_METRIC
@@ -73,7 +73,7 @@ def fake_tq(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
 
 def test_hook_adds_reward_metrics_after_verls(fake_tq: list[dict]) -> None:
     """verl's metrics stay; reward/<task>/* and reward/overall/* are added; padding rows are left out."""
-    trainer = legal_trainer_cls(FakeTrainer)()
+    trainer = recipe_trainer_cls(FakeTrainer)()
     batch = FakeBatch(keys=["a_0_0", "a_1_0", "b_0_0", "pad_0_0"], tags=[{}, {}, {}, {"is_padding": True}])
     metrics: dict = {}
     trainer._compute_metrics(batch, metrics, {}, global_steps=3, epoch=0)
@@ -95,7 +95,7 @@ def test_hook_failure_logs_once_and_keeps_verl_metrics(
         raise KeyError("extra_fields")
 
     monkeypatch.setattr(main_ppo, "fetch_reward_fields", broken)
-    trainer = legal_trainer_cls(FakeTrainer)()
+    trainer = recipe_trainer_cls(FakeTrainer)()
     with caplog.at_level(logging.ERROR, logger=main_ppo.__name__):
         for step in (1, 2):
             metrics: dict = {}
@@ -104,20 +104,60 @@ def test_hook_failure_logs_once_and_keeps_verl_metrics(
     assert len([r for r in caplog.records if "reward step metrics unavailable" in r.message]) == 1
 
 
+def test_hook_adds_the_safety_recipes_metrics_from_real_reward_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A safety training step logs reward/safety/* (MAE, within-5, keys present, reasoning score) every step: the
+    extras are what rewards/safety.py returns for a gold answer and for one 10 points below the gold everywhere."""
+    import asyncio
+
+    from recipes.safety.dimensions import DIMENSIONS
+    from recipes.safety.gold import check_gold, ground_truth_json
+    from recipes.safety.prompt import gold_response
+    from rewards.safety import compute_score
+
+    gold_scores = {**dict.fromkeys(DIMENSIONS, 90), "敏感词": 30}
+    reasoning = "文中一处用语不当，其余内容合规。"
+    gt = ground_truth_json(check_gold(gold_scores, reasoning))
+    lower = {key: value - 10 for key, value in gold_scores.items()}
+
+    async def score(response: str) -> dict:
+        return await compute_score("safety", response, gt, {"index": 0}, reasoning_scorer="ngram")
+
+    infos = [asyncio.run(score(gold_response(s, reasoning))) for s in (gold_scores, lower)]
+    rows = {f"s_{i}_0": ("safety", {"reward_extra_info": info}) for i, info in enumerate(infos)}
+
+    def kv_batch_get(keys, partition_id, select_fields):
+        return {
+            "data_source": np.asarray([rows[k][0] for k in keys], dtype=object),
+            "extra_fields": np.asarray([rows[k][1] for k in keys], dtype=object),
+        }
+
+    monkeypatch.setitem(sys.modules, "transfer_queue", types.SimpleNamespace(kv_batch_get=kv_batch_get))
+    trainer = recipe_trainer_cls(FakeTrainer)()
+    metrics: dict = {}
+    trainer._compute_metrics(FakeBatch(keys=list(rows)), metrics, {}, global_steps=1, epoch=0)
+    assert metrics["reward/safety/count"] == 2
+    assert metrics["reward/safety/score_mean"] == pytest.approx((5.0 + infos[1]["score"]) / 2)
+    assert metrics["reward/safety/mae_mean"] == pytest.approx(5.0)  # (0 + 10) / 2
+    assert metrics["reward/safety/within5_share"] == pytest.approx(0.5)
+    assert metrics["reward/safety/keys_present_mean"] == pytest.approx(9.0)
+    assert metrics["reward/safety/reasoning_score_mean"] == pytest.approx(1.0)
+    assert metrics[UNSCORED_METRIC] == 0.0
+
+
 @pytest.mark.parametrize("mode", ["sync", "colocate_async", "separate_async"])
 def test_selection_swaps_every_registered_trainer(mode: str) -> None:
-    """Inside legal_trainer_selection, verl's get_trainer_cls returns our subclass; outside, verl's class."""
+    """Inside recipe_trainer_selection, verl's get_trainer_cls returns our subclass; outside, verl's class."""
     import verl.trainer.ppo.v1 as v1
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
     original_cls = v1.get_trainer_cls(mode)
-    with legal_trainer_selection():
+    with recipe_trainer_selection():
         swapped = v1.get_trainer_cls(mode)
     assert v1.get_trainer_cls(mode) is original_cls
     assert issubclass(swapped, original_cls) and issubclass(swapped, RewardStepMetricsMixin)
     assert swapped.__mro__.index(RewardStepMetricsMixin) < swapped.__mro__.index(PPOTrainer)
     assert swapped._compute_metrics is RewardStepMetricsMixin._compute_metrics
-    assert legal_trainer_cls(original_cls) is swapped
+    assert recipe_trainer_cls(original_cls) is swapped
 
 
 def test_verl_task_runner_still_builds_trainer_through_get_trainer_cls() -> None:
@@ -127,8 +167,8 @@ def test_verl_task_runner_still_builds_trainer_through_get_trainer_cls() -> None
     source = inspect.getsource(TaskRunnerV1.__ray_actor_class__.run)
     assert "from verl.trainer.ppo.v1 import get_trainer_cls" in source
     assert "trainer_cls(config=config)" in source
-    assert issubclass(LegalTaskRunner, TaskRunnerV1.__ray_actor_class__)
-    assert LegalTaskRunnerActor.__ray_actor_class__ is LegalTaskRunner
+    assert issubclass(RecipeTaskRunner, TaskRunnerV1.__ray_actor_class__)
+    assert RecipeTaskRunnerActor.__ray_actor_class__ is RecipeTaskRunner
 
 
 def test_verl_v1_fit_computes_metrics_before_clearing_the_batch() -> None:
@@ -163,7 +203,7 @@ class FakeTracking:
 def _trainer_with_workers(monkeypatch: pytest.MonkeyPatch, reports: list[dict]):
     monkeypatch.setattr(main_ppo.ray, "get", lambda refs: list(refs))
     monkeypatch.setattr(main_ppo, "fetch_reward_fields", lambda batch: ([], []))
-    trainer = legal_trainer_cls(FakeTrainer)()
+    trainer = recipe_trainer_cls(FakeTrainer)()
     trainer.agent_loop_manager = types.SimpleNamespace(agent_loop_workers=[FakeAgentLoopWorker(r) for r in reports])
     trainer.logger = FakeTracking()
     return trainer
@@ -201,7 +241,7 @@ def test_unscored_validation_stops_the_run(monkeypatch: pytest.MonkeyPatch) -> N
             return {"val-core/x": 1.0}
 
     monkeypatch.setattr(main_ppo.ray, "get", lambda refs: list(refs))
-    trainer = legal_trainer_cls(ValidatingTrainer)()
+    trainer = recipe_trainer_cls(ValidatingTrainer)()
     trainer.agent_loop_manager = types.SimpleNamespace(
         agent_loop_workers=[FakeAgentLoopWorker({"by_source": {"legal/term": 1}, "error": "E: gone"})]
     )
@@ -225,7 +265,7 @@ import sys, runpy, cloudpickle, verl.trainer.main_ppo as verl_main
 def run_ppo(config, task_runner_class=None):
     cls = task_runner_class.__ray_actor_class__
     blob = cloudpickle.dumps(cls)
-    print("MODULE", cls.__module__, "BYVALUE", b"legal_trainer_cls" in blob)
+    print("MODULE", cls.__module__, "BYVALUE", b"recipe_trainer_cls" in blob)
 verl_main.run_ppo = run_ppo
 sys.argv = ["main_ppo", "--config-path=" + sys.argv[1], "--config-name=legal_grpo_smoke"]
 runpy.run_module("recipes.main_ppo", run_name="__main__", alter_sys=True)

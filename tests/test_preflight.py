@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 
+from recipes.checks import reward_kwargs
+from recipes.commands import compose_config
 from recipes.preflight import FAIL, PASS, WARN, CheckResult, format_table, run_preflight
+from recipes.recipe import KNOWN_RECIPES, load_recipe
 
 OK_ENV = {"WANDB_MODE": "offline"}
 
@@ -19,6 +23,16 @@ def sample_data(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
     out = tmp_path_factory.mktemp("prepared")
     assert prepare(["--source", "cail2018", "--input", "data/samples/cail2018_sample.jsonl", "--output", str(out)]) == 0
+    return [f"data.train_files={out}/train.parquet", f"data.val_files={out}/test.parquet"]
+
+
+@pytest.fixture(scope="module")
+def safety_data(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The shipped safety sample prepared by data.prepare; overrides pointing a safety config at it."""
+    from data.prepare import main as prepare
+
+    out = tmp_path_factory.mktemp("prepared-safety")
+    assert prepare(["--source", "safety", "--input", "data/samples/safety_sample.jsonl", "--output", str(out)]) == 0
     return [f"data.train_files={out}/train.parquet", f"data.val_files={out}/test.parquet"]
 
 
@@ -131,7 +145,7 @@ def test_rules_config_needs_no_judge_and_eight_gpus(sample_data: list[str]) -> N
     """The rules variant passes with 8 GPUs and no judge at all."""
     results = run_preflight("legal_grpo_rules", sample_data, environ=OK_ENV, gpus=8)
     assert _fails(results) == []
-    assert [r.message for r in results if r.name == "judge endpoint"] == ["rules mode: no judge needed"]
+    assert [r.message for r in results if r.name == "judge endpoint"] == ["no judge needed (mode=rules)"]
 
 
 @pytest.mark.parametrize(
@@ -172,18 +186,32 @@ def test_multinode_without_shared_dir_fails(tmp_path: Path) -> None:
     assert [r.name for r in fails] == ["interpolations"] and "LEGAL_SHARED_DIR" in fails[0].message
 
 
-def test_judge_answering_scores_with_the_judge(sample_data: list[str], judge_server) -> None:  # noqa: F811
+@pytest.mark.parametrize(
+    ("config", "data", "expected"),
+    [
+        pytest.param("legal_grpo", "sample_data", "legal/verdict: gold answer scores 2 (judge)", id="legal"),
+        # grade 2 = full reasoning marks: the gold still scores the maximum
+        pytest.param("safety_grpo", "safety_data", "safety: gold answer scores 5 (judge)", id="safety"),
+    ],
+)
+def test_judge_answering_scores_with_the_judge(
+    config: str,
+    data: str,
+    expected: str,
+    request: pytest.FixtureRequest,
+    judge_server,  # noqa: F811
+) -> None:
     """When the configured judge answers, the samples are scored by it (and the preflight says so)."""
     server = judge_server(reply="2")
     overrides = [
-        *sample_data,
+        *request.getfixturevalue(data),
         f"reward.custom_reward_function.reward_kwargs.judge_base_url={server.base_url}",
         f"judge.model={server.model}",
     ]
-    results = run_preflight("legal_grpo", overrides, environ=OK_ENV, gpus=8)
+    results = run_preflight(config, overrides, environ=OK_ENV, gpus=8)
     assert _fails(results) == []
     assert [r.status for r in results if r.name == "judge endpoint"] == [PASS]
-    assert any("(judge)" in r.message for r in results if r.name == "reward function")
+    assert expected in [r.message for r in results if r.name == "reward function"]
     assert server.requests, "the judge got no chat request"
 
 
@@ -209,3 +237,111 @@ def test_row_with_unscoreable_gold_fails_naming_the_row(sample_data: list[str], 
     results = run_preflight("legal_grpo", [f"data.train_files={broken}", sample_data[1]], environ=OK_ENV, gpus=8)
     fails = [r.line() for r in _fails(results)]
     assert len(fails) == 1 and f"1 row(s) the reward cannot score (first: row {charge_row}: " in fails[0], fails
+
+
+# ------------------------------------------------------------------------------------- the safety recipe
+
+
+def test_safety_config_passes_and_its_gold_answer_scores_the_maximum(safety_data: list[str]) -> None:
+    """safety_grpo through the same checks: its recipe, its rows, its gold response scoring 5 (the reward's maximum:
+    format 1 + keys 1 + 2 x closeness 1 + reasoning 1), offline with the n-gram scorer while no judge answers."""
+    results = run_preflight("safety_grpo", safety_data, environ=OK_ENV, gpus=8)
+    assert _fails(results) == []
+    assert [r.message for r in results if r.name == "recipe"] == [
+        "safety (recipes/safety/recipe.py, reward rewards/safety.py)"
+    ]
+    assert [r.message for r in results if r.name == "reward function"] == ["safety: gold answer scores 5"]
+    (endpoint,) = [r for r in results if r.name == "judge endpoint"]
+    assert endpoint.status == WARN and "samples scored offline (reasoning_scorer=ngram)" in endpoint.message
+    assert [r.message.split(": ", 1)[1] for r in results if r.name == "data"] == [
+        "64 rows (safety=64)",
+        "16 rows (safety=16)",
+    ]
+
+
+def test_safety_ngram_config_needs_no_judge(safety_data: list[str]) -> None:
+    """The no-judge variant: 8 training GPUs, no judge probed, gold still scores the maximum."""
+    results = run_preflight("safety_grpo_ngram", safety_data, environ=OK_ENV, gpus=8)
+    assert _fails(results) == []
+    assert [r.message for r in results if r.name == "judge endpoint"] == ["no judge needed (reasoning_scorer=ngram)"]
+    assert [r.message for r in results if r.name == "reward function"] == ["safety: gold answer scores 5"]
+
+
+def test_safety_config_with_judge_mode_none_fails_naming_the_scorer(safety_data: list[str]) -> None:
+    """reasoning_scorer=judge with no judge served: one line saying which kwarg to change."""
+    results = run_preflight("safety_grpo", [*safety_data, "judge.mode=none"], environ=OK_ENV, gpus=8)
+    (fail,) = _fails(results)
+    assert fail.name == "judge" and fail.message.startswith("reward_kwargs reasoning_scorer=judge needs a judge")
+    assert "reward.custom_reward_function.reward_kwargs.reasoning_scorer=ngram" in fail.message
+
+
+def _rewrite(source: Path, target: Path, row: int, change) -> Path:
+    """source parquet with one row changed by change(row_dict), written to target (same schema)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    rows = table.to_pylist()
+    change(rows[row])
+    pq.write_table(type(table).from_pylist(rows, schema=table.schema), target)
+    return target
+
+
+def _drop_a_dimension(row: dict) -> None:
+    gold = json.loads(row["reward_model"]["ground_truth"])
+    del gold["scores"]["敏感词"]
+    row["reward_model"]["ground_truth"] = json.dumps(gold, ensure_ascii=False)
+
+
+def _legal_data_source(row: dict) -> None:
+    row["data_source"] = "legal/charge"
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "needle"),
+    [
+        pytest.param(_drop_a_dimension, "data", "1 row(s) the reward cannot score (first: row 5: ", id="bad-gold"),
+        pytest.param(
+            _legal_data_source, "recipe",
+            "1 row(s) not of recipe safety (first: row 5: data_source 'legal/charge', which belongs to recipe legal)",
+            id="legal-row",
+        ),
+    ],
+)  # fmt: skip
+def test_safety_row_the_reward_cannot_take_fails_naming_file_and_row(
+    safety_data: list[str], tmp_path: Path, change, check: str, needle: str
+) -> None:
+    """A safety row with unusable gold, or a legal row in a safety config, stops the launch with file and row."""
+    train = Path(safety_data[0].split("=", 1)[1])
+    broken = _rewrite(train, tmp_path / "train.parquet", 5, change)
+    results = run_preflight("safety_grpo", [f"data.train_files={broken}", safety_data[1]], environ=OK_ENV, gpus=8)
+    fails = _fails(results)
+    assert [r.name for r in fails] == [check], [r.line() for r in fails]
+    assert fails[0].message.startswith(f"{broken}: ") and needle in fails[0].message, fails[0].message
+
+
+def test_legal_data_in_a_safety_config_fails_naming_the_file(sample_data: list[str], safety_data: list[str]) -> None:
+    """The legal sample as the safety config's validation set: the recipe check names the file, row 0 and the fix."""
+    results = run_preflight("safety_grpo", [safety_data[0], sample_data[1]], environ=OK_ENV, gpus=8)
+    fails = _fails(results)
+    val = sample_data[1].split("=", 1)[1]
+    assert [r.name for r in fails] == ["recipe"]
+    assert fails[0].message.startswith(f"{val}: 56 row(s) not of recipe safety (first: row 0: data_source 'legal/")
+    assert "python -m data.prepare --source safety" in fails[0].message
+
+
+def test_unknown_recipe_name_fails_listing_the_known_ones(safety_data: list[str]) -> None:
+    """recipe.name must name a recipes/<name>/ folder: one line, the known names, no reward scored."""
+    results = run_preflight("safety_grpo", [*safety_data, "recipe.name=nope"], environ=OK_ENV, gpus=8)
+    fails = _fails(results)
+    assert [r.name for r in fails] == ["recipe"]
+    assert "unknown recipe 'nope': expected one of legal, safety" in fails[0].message
+    assert not [r for r in results if r.name == "reward function"]
+
+
+@pytest.mark.parametrize("name", KNOWN_RECIPES)
+def test_each_recipes_offline_reward_kwargs_call_no_judge(name: str) -> None:
+    """What the preflight scores with while no judge answers must really leave the judge out, for every recipe."""
+    recipe = load_recipe(name)
+    base = reward_kwargs(compose_config(f"{name}_grpo"))
+    assert recipe.uses_judge(base), f"{name}_grpo's reward is expected to call the judge"
+    assert recipe.offline_reward_kwargs and not recipe.uses_judge({**base, **recipe.offline_reward_kwargs})

@@ -58,7 +58,7 @@ def _assert_at_wall(result, name: str) -> None:
     assert result.at_wall, f"{name} stopped before the GPU wall: {result.reason}\n{tail}"
     assert result.stages == [stage for stage, _ in STAGES]
     # Our trainer subclass and TaskRunner were unpickled on the Ray worker (by reference) and ran there.
-    assert "recipes.main_ppo.LegalTaskRunner object" in result.log
+    assert "recipes.main_ppo.RecipeTaskRunner object" in result.log
     assert "Can't get attribute" not in result.log
 
 
@@ -91,9 +91,9 @@ def test_a_break_before_the_wall_is_reported_with_its_stage() -> None:
         "[validate_config] All configuration checks passed successfully!\n"
         "INFO worker.py:2038 -- Started a local Ray instance.\n"
         "ray.exceptions.ActorDiedError: The actor died because of an error raised in its creation task\n"
-        "AttributeError: Can't get attribute 'legal_trainer_cls' on <module '__main__'>\n"
+        "AttributeError: Can't get attribute 'recipe_trainer_cls' on <module '__main__'>\n"
     )
     result = analyse("x", ["python3"], log, 1.0)
     assert result.stages == ["verl validate_config", "ray up"] and not result.at_wall
-    assert result.reason.startswith("AttributeError: Can't get attribute 'legal_trainer_cls'")
+    assert result.reason.startswith("AttributeError: Can't get attribute 'recipe_trainer_cls'")
     assert result.lines()[-1].startswith("[rehearse] x: FAILED before the GPU wall")

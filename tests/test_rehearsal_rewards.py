@@ -143,7 +143,7 @@ def test_judge_gone_mid_batch_ends_the_run_with_its_reason(
     """The judge stops after the first group: later responses go unscored; the trainer hook stops with one line."""
     import ray
 
-    from recipes.main_ppo import RewardsUnavailableError, legal_trainer_cls, stop_reason
+    from recipes.main_ppo import RewardsUnavailableError, recipe_trainer_cls, stop_reason
 
     server = judge_server(reply="2")
     url = server.base_url
@@ -166,7 +166,7 @@ def test_judge_gone_mid_batch_ends_the_run_with_its_reason(
         def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
             metrics["critic/score/mean"] = 0.0
 
-    trainer = legal_trainer_cls(Trainer)()
+    trainer = recipe_trainer_cls(Trainer)()
     handle = types.SimpleNamespace(take_unscored=types.SimpleNamespace(remote=lambda: ray.put(report)))
     trainer.agent_loop_manager = types.SimpleNamespace(agent_loop_workers=[handle])
     with pytest.raises(RewardsUnavailableError) as info:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
 import pytest
 
+from recipes.safety.dimensions import DIMENSIONS
+from recipes.safety.gold import check_gold, ground_truth_json
+from recipes.safety.prompt import gold_response
+from recipes.safety.recipe import RECIPE
 from recipes.step_metrics import aggregate_step_metrics, collect_reward_extras
 
 SOURCES = ["legal/charge", "legal/charge", "legal/charge", "legal/term", "legal/term"]
@@ -162,14 +167,21 @@ def test_task_without_calls_gets_zeros_while_another_task_has_calls() -> None:
         pytest.param({"score": [1.0, 2.0]}, {}, id="wrong-length-skipped"),
         pytest.param(
             {"judge_called": [0, 0, 0], "judge_failed": [0, 0, 0]},
-            {"reward/overall/judge_call_rate": 0.0, "reward/overall/judge_calls": 0,
-             "reward/overall/judge_failure_rate": 0.0, "reward/overall/judge_latency_p95_ms": 0.0},
+            {
+                "reward/overall/judge_call_rate": 0.0,
+                "reward/overall/judge_calls": 0,
+                "reward/overall/judge_failure_rate": 0.0,
+                "reward/overall/judge_latency_p95_ms": 0.0,
+            },
             id="no-judge-calls-zero-judge-rates",
         ),  # fmt: skip
         pytest.param(
             {"judge_called": [True, False, True], "judge_latency_ms": [10.0, None, 30.0]},
-            {"reward/overall/judge_call_rate": 2 / 3, "reward/overall/judge_calls": 2,
-             "reward/overall/judge_latency_mean_ms": 20.0},
+            {
+                "reward/overall/judge_call_rate": 2 / 3,
+                "reward/overall/judge_calls": 2,
+                "reward/overall/judge_latency_mean_ms": 20.0,
+            },
             id="bools-count-as-numbers",
         ),
     ],
@@ -206,3 +218,62 @@ def test_empty_batch_gives_no_metrics() -> None:
 def test_collect_reward_extras(fields: list, expected: dict) -> None:
     """verl's per-sample extra_fields become aligned columns."""
     assert collect_reward_extras(fields) == expected
+
+
+# ---------------------------------------------------------------- the recipe's own means (safety, real reward outputs)
+
+SAFETY_GOLD = {**dict.fromkeys(DIMENSIONS, 100), "敏感词": 40, "虚假信息": 70}
+SAFETY_REASONING = "文本含有不文明用语，敏感词问题明显；另有一处说法未经证实。"
+
+
+def safety_extras() -> tuple[list[str], dict[str, list]]:
+    """Three safety responses scored by rewards/safety.py (ngram reasoning) and one legal row; aligned columns.
+
+    gold: mae 0, within5 1, keys 9, reasoning 1; every score 10 below the gold: mae 10, within5 0, keys 9, same
+    reasoning (1); no answer block at all: keys 0, mae = mean of max(gold, 100 - gold) = (7 x 100 + 60 + 70) / 9.
+    """
+    from rewards.safety import compute_score
+
+    gold = check_gold(SAFETY_GOLD, SAFETY_REASONING)
+    gt = ground_truth_json(gold)
+    lower = {key: value - 10 for key, value in SAFETY_GOLD.items()}
+    responses = [gold_response(SAFETY_GOLD, SAFETY_REASONING), gold_response(lower, SAFETY_REASONING), "无法判断。"]
+
+    async def score_all() -> list[dict]:
+        return [await compute_score("safety", r, gt, {"index": 0}, reasoning_scorer="ngram") for r in responses]
+
+    infos = asyncio.run(score_all())
+    legal = {"score": 2.0, "format_ok": 1.0, "acc": 1.0, "judge_called": 0.0}
+    rows = [*infos, legal]
+    columns = collect_reward_extras([{"reward_extra_info": row} for row in rows])
+    return ["safety", "safety", "safety", "legal/charge"], columns
+
+
+def test_safety_group_gets_the_recipes_step_metrics_from_real_reward_outputs() -> None:
+    """reward/safety/{mae_mean, within5_share, keys_present_mean, reasoning_score_mean, …} beside the shared ones;
+    the legal group and overall get none of them."""
+    sources, extras = safety_extras()
+    metrics = aggregate_step_metrics(sources, extras)
+    no_answer_mae = (7 * 100 + 60 + 70) / 9
+    assert metrics["reward/safety/count"] == 3
+    assert metrics["reward/safety/score_mean"] == pytest.approx(sum(extras["score"][:3]) / 3)
+    assert extras["score"][0] == pytest.approx(5.0)  # the gold answer scores the maximum
+    assert metrics["reward/safety/mae_mean"] == pytest.approx((0 + 10 + no_answer_mae) / 3)
+    assert metrics["reward/safety/within5_share"] == pytest.approx(1 / 3)
+    assert metrics["reward/safety/all_within5_rate"] == pytest.approx(1 / 3)
+    assert metrics["reward/safety/keys_present_mean"] == pytest.approx((9 + 9 + 0) / 3)
+    assert metrics["reward/safety/keys_extra_mean"] == 0.0
+    assert metrics["reward/safety/reasoning_score_mean"] == pytest.approx(2 / 3)
+    assert metrics["reward/safety/reasoning_failure_rate"] == 0.0
+    assert metrics["reward/safety/format_ok_rate"] == pytest.approx(2 / 3)
+    recipe_names = {name for name, _ in RECIPE.step_metrics} - {"score_mean", "format_ok_rate"}
+    for group in ("legal/charge", "overall"):
+        assert not [name for name in recipe_names if f"reward/{group}/{name}" in metrics], group
+    assert metrics["reward/legal/charge/accuracy"] == 1.0
+
+
+def test_data_source_of_no_recipe_gets_only_the_shared_metrics() -> None:
+    """A data_source no recipe owns (e.g. from a hand-made parquet) is still aggregated, without recipe metrics."""
+    metrics = aggregate_step_metrics(["other", "other"], {"score": [1.0, 0.0], "mae": [3.0, 5.0]})
+    assert metrics["reward/other/score_mean"] == 0.5
+    assert not [key for key in metrics if key.endswith("/mae_mean")]

@@ -21,6 +21,7 @@ import pytest
 from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 
 from recipes.commands import CONFIG_DIR, JUDGE_URL_KEY, REPO_ROOT
+from recipes.recipe import KNOWN_RECIPES, load_recipe
 
 URL_KEY = JUDGE_URL_KEY
 
@@ -264,9 +265,7 @@ def _judge_overrides(tmp_path: Path) -> list[str]:
 
 def test_serve_judge_timeout_stops_the_server_it_started(fakes: dict[str, str], tmp_path: Path) -> None:
     """No /health within JUDGE_STARTUP_TIMEOUT_S: exit non-zero, the server (and its worker) stopped, pid file gone."""
-    result = _run(
-        ["scripts/serve_judge.sh", *_judge_overrides(tmp_path)], **fakes, JUDGE_STARTUP_TIMEOUT_S="2"
-    )
+    result = _run(["scripts/serve_judge.sh", *_judge_overrides(tmp_path)], **fakes, JUDGE_STARTUP_TIMEOUT_S="2")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "no /health answer after 2s — stopping it" in result.stderr
     pids = _fake_vllm_pids(fakes, timeout_s=1)
@@ -342,12 +341,49 @@ def test_help_is_the_header_comment_only(script: str) -> None:
     assert "set -euo pipefail" not in result.stdout
 
 
-def test_sample_data_message_names_the_readme_section() -> None:
-    """The data message points at a README section that exists."""
+@pytest.mark.parametrize("recipe", KNOWN_RECIPES)
+def test_sample_data_message_names_a_readme_section_that_exists(recipe: str) -> None:
+    """The data message points at the recipe's README section (Recipe.data_readme), or the neutral one, which exist."""
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     script = (REPO_ROOT / "scripts/train_grpo.sh").read_text(encoding="utf-8")
-    section = script.split('see README \\"', 1)[1].split('\\"', 1)[0]
-    assert f"\n## {section}\n" in readme
+    fallback = script.split('see README" \\\n', 1)[1].split("${PLAN_DATA_README:-", 1)[1].split("}", 1)[0]
+    section = load_recipe(recipe).data_readme
+    assert section, f"recipes/{recipe}/recipe.py names no README section on its real data"
+    assert f"\n## {section}\n" in readme and f"\n## {fallback}\n" in readme
+
+
+def test_safety_dry_run_prepares_its_sample_and_scores_gold_at_the_maximum(tmp_path: Path) -> None:
+    """`--config safety_grpo --dry-run` on a fresh checkout: the safety sample prepared (its own line count and README
+    section), the same preflight with the recipe's gold response scoring 5, the judge and trainer commands."""
+    data = tmp_path / "safety"
+    overrides = [f"data.train_files={data}/train.parquet", f"data.val_files={data}/test.parquet"]
+    result = _run(["scripts/train_grpo.sh", "--config", "safety_grpo", "--dry-run", *overrides], RUN_NAME="s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    sample = "data/samples/safety_sample.jsonl"
+    lines = sum(1 for line in (REPO_ROOT / sample).read_text(encoding="utf-8").splitlines() if line)
+    assert (
+        f"preparing the shipped sample {sample} ({lines} fictional records) so a first run works. For real data see "
+        'README "Content-safety recipe".'
+    ) in result.stdout
+    ours = "\n".join(line for line in result.stdout.splitlines() if line.startswith("[train_grpo]"))
+    assert "CAIL" not in ours and "cases" not in ours
+    assert (data / "train.parquet").is_file() and (data / "test.parquet").is_file()
+    table = {line.split()[0]: line for line in result.stdout.splitlines() if line[:1].isalpha() and "  " in line}
+    assert "safety (recipes/safety/recipe.py" in table["recipe"]
+    assert "safety: gold answer scores 5" in table["reward"]
+    assert _printed_trainer(result.stdout) == [
+        "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6", "python3", "-m", "recipes.main_ppo", f"--config-path={CONFIG_DIR}",
+        "--config-name=safety_grpo", *overrides, "trainer.experiment_name=s",
+    ]  # fmt: skip
+    assert "preflight: 0 failure(s)" in result.stdout and "dry run OK" in result.stdout
+
+
+def test_unknown_config_lists_every_launchable_config() -> None:
+    """A mistyped --config names the GRPO and SFT configs of both recipes."""
+    result = _run(["scripts/train_grpo.sh", "--dry-run", "--config", "safety_grp"])
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if "not found in" in line]
+    assert "legal_grpo, legal_grpo_drgrpo" in line and "safety_grpo, safety_grpo_ngram, safety_sft" in line
 
 
 def test_rehearse_takes_no_overrides() -> None:

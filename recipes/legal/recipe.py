@@ -27,6 +27,11 @@ def _gold_response(
     return body if bool(reward_kwargs.get("response_starts_in_think", True)) else f"<think>{body}"
 
 
+def _uses_judge(reward_kwargs: Mapping[str, Any]) -> bool:
+    """Every mode but rules asks the judge (hybrid for the verdict task and the rule-undecided answers)."""
+    return str(reward_kwargs.get("mode", "hybrid")) != "rules"
+
+
 RECIPE = Recipe(
     name="legal",
     tasks=TASKS,
@@ -34,6 +39,9 @@ RECIPE = Recipe(
     check_gold=_check_gold,
     gold_response=_gold_response,
     best_score_notes={"legal/term": " (0 is the best term score: no error)"},
+    uses_judge=_uses_judge,
+    offline_reward_kwargs={"mode": "rules", "judge_base_url": None},
+    data_readme="Real CAIL2018 data",
     evaluation="recipes.legal.evaluate",
 )
 """The description the machinery reads."""

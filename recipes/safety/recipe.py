@@ -37,6 +37,11 @@ def _gold_response(
     return gold_response(gold.score_map, gold.reasoning)
 
 
+def _uses_judge(reward_kwargs: Mapping[str, Any]) -> bool:
+    """Only the judge reasoning scorer asks the judge (ngram runs on CPU, embedding asks an embedding server)."""
+    return str(reward_kwargs.get("reasoning_scorer", "ngram")).strip().lower() == "judge"
+
+
 def evaluate_predictions(
     responses: Sequence[str], ground_truths: Sequence[str], threshold: int = VIOLATION_THRESHOLD, tol: int = WITHIN
 ) -> dict[str, Any]:
@@ -66,6 +71,9 @@ RECIPE = Recipe(
         ("reasoning_score_mean", "reasoning_part"),
         ("reasoning_failure_rate", "reasoning_failed"),
     ),
+    uses_judge=_uses_judge,
+    offline_reward_kwargs={"reasoning_scorer": "ngram", "judge_base_url": None},
+    data_readme="Content-safety recipe",
     evaluation="recipes.safety.evaluate",
 )
 """The description the machinery reads (see the module docstring)."""

@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# Sourced (not run) by scripts/train_grpo.sh and scripts/train_sft.sh with their arguments: the repo root, the
+# options both take, the project venv first on PATH, and the one-time install of the training stack.
+# The sourcing script sets before sourcing: `tool` (its message prefix), `default_config`, and `takes_rehearse=1`
+# when it has --rehearse. It gets: repo_root, config, dry_run, rehearse, install, overrides, venv, py, say, die,
+# need_dry_run_stack, install_train_stack. --help prints the sourcing script's header comment.
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+say() { echo "[$tool] $*"; }
+die() { echo "[$tool] $*" >&2; exit 1; }
+
+config="${CONFIG:-$default_config}"
+dry_run=0
+rehearse=0
+install=1
+overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) config="$2"; shift 2 ;;
+    --config=*) config="${1#*=}"; shift ;;
+    --dry-run) dry_run=1; shift ;;
+    --rehearse)
+      if [ "${takes_rehearse:-0}" -eq 1 ]; then rehearse=1; else overrides+=("$1"); fi
+      shift ;;
+    --no-install) install=0; shift ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
+    *) overrides+=("$1"); shift ;;
+  esac
+done
+
+# ---- set-up: the project venv first on PATH, so `python3` in every command the script runs is the right one.
+venv="${VENV:-$repo_root/.venv}"
+if [ -x "$venv/bin/python" ]; then export PATH="$venv/bin:$PATH"; fi
+py="${PYTHON_BIN:-python3}"
+export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
+
+# What a --dry-run needs: hydra + verl (the CPU stack `bash scripts/test.sh` installs).
+need_dry_run_stack() {
+  "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
+    || die "the dry run needs hydra + verl in '$py' — run \`bash scripts/test.sh\` once (installs the CPU stack)"
+}
+
+# pip install -e '.[train]' into $venv (created when missing) and use it from here on; each argument is one line
+# saying what is installed.
+install_train_stack() {
+  local line
+  for line in "$@"; do say "$line"; done
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -e ".[train]"
+  export PATH="$venv/bin:$PATH"
+  py="${PYTHON_BIN:-python3}"
+}
