@@ -74,6 +74,7 @@ def check_reward(
                     OmegaConf.update(score_cfg, f"{KWARGS_KEY}.{key}", value, merge=False)
     else:
         out.append(CheckResult("judge endpoint", PASS, f"no judge needed ({no_judge_kwargs(recipe, kwargs)})"))
+    scoring_kwargs = reward_kwargs(score_cfg)
     try:
         fn = get_custom_reward_fn(score_cfg)
     except Exception as exc:
@@ -114,9 +115,14 @@ def check_reward(
                 out.append(CheckResult("reward function", FAIL, f"{path} returned a dict without 'score' for {source}"))
                 continue
             key_sets[source] = tuple(sorted(result))
-            judged = " (judge)" if answered and (result.get("judge_called") or result.get("reasoning_called")) else ""
-            message = f"{source}: gold answer scores {float(result['score']):g}{recipe.best_note(source)}{judged}"
-            out.append(CheckResult("reward function", PASS, message))
+            judged = answered and bool(result.get("judge_called") or result.get("reasoning_called"))
+            score = float(result["score"])
+            message = f"{source}: gold answer scores {score:g}{recipe.best_note(source)}{' (judge)' if judged else ''}"
+            try:
+                best = recipe.best_score(source, scoring_kwargs)
+            except ValueError:  # kwargs the reward took but the recipe cannot read: no best to compare with
+                best = None
+            out.append(_gold_score_check(recipe, best, score, judged, message))
         else:
             out.append(CheckResult("reward function", PASS, f"{source}: gold answer scores {float(result):g}"))
     if len(set(key_sets.values())) > 1:
@@ -128,6 +134,25 @@ def check_reward(
             )
         )
     return out
+
+
+def _gold_score_check(recipe: Recipe, best: float | None, score: float, judged: bool, message: str) -> CheckResult:
+    """PASS when the gold response reaches the reward's best score; below it a FAIL offline, a WARN when judged."""
+    if best is None or score >= best - 1e-9:
+        return CheckResult("reward function", PASS, message)
+    if judged:  # the judge graded the gold answer itself below full marks: its grades need an audit, not a code fix
+        return CheckResult(
+            "reward function",
+            WARN,
+            f"{message}, below the best {best:g}: the judge does not give the gold answer full marks — audit it "
+            f'(`python -m recipes.{recipe.name}.audit_judge`, README "Judge audit")',
+        )
+    return CheckResult(
+        "reward function",
+        FAIL,
+        f"{message}, below the best {best:g}: the reward cannot pay a perfect answer in full — check the reward's "
+        "weights/reward_kwargs and the recipe's gold response",
+    )
 
 
 def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:

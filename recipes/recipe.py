@@ -31,6 +31,16 @@ def _never(reward_kwargs: Mapping[str, Any]) -> bool:
     return False
 
 
+# (data_source, reward_kwargs) -> the best score the reward can give, or None when it cannot be known in advance
+BestScore = Callable[[str, Mapping[str, Any]], "float | None"]
+
+
+def _unknown_best(data_source: str, reward_kwargs: Mapping[str, Any]) -> float | None:
+    """A recipe that does not state its reward's best score."""
+    del data_source, reward_kwargs
+    return None
+
+
 class RecipeError(ValueError):
     """A config or data row that names no known recipe."""
 
@@ -51,6 +61,8 @@ class Recipe:
     offline_reward_kwargs: Mapping[str, Any] | None = None
     data_readme: str = ""  # README section on preparing real data (the launch names it when it prepares the sample)
     best_score_notes: Mapping[str, str] | None = None  # data_source -> why its best score is not the maximum
+    # (data_source, reward_kwargs) -> the reward's best score, None when unknown; the preflight refuses less for gold
+    best_score: BestScore = _unknown_best
     # module scoring saved or generated predictions for `python -m recipes.evaluate` (what it provides: that docstring)
     evaluation: str = ""
 

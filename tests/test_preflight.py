@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -345,3 +346,60 @@ def test_each_recipes_offline_reward_kwargs_call_no_judge(name: str) -> None:
     base = reward_kwargs(compose_config(f"{name}_grpo"))
     assert recipe.uses_judge(base), f"{name}_grpo's reward is expected to call the judge"
     assert recipe.offline_reward_kwargs and not recipe.uses_judge({**base, **recipe.offline_reward_kwargs})
+
+
+@pytest.mark.parametrize(
+    ("config", "data", "override", "expected"),
+    [
+        pytest.param(
+            "safety_grpo",
+            "safety_data",
+            "reward.custom_reward_function.reward_kwargs.exact_bonus=0.5",
+            "safety: gold answer scores 4",  # 1 + 1 + 2 x 0.5 + 1 = 4 = max_score: still the best
+            id="safety-weights-changed-best-follows",
+        ),
+        pytest.param(
+            "legal_grpo",
+            "sample_data",
+            "reward.custom_reward_function.reward_kwargs.lang_reward_weight=0.5",
+            None,  # shaping on: the best is unknown, nothing to refuse
+            id="legal-shaping-best-unknown",
+        ),
+    ],
+)
+def test_gold_score_is_compared_with_the_reward_best_under_the_configured_kwargs(
+    config: str, data: str, override: str, expected: str | None, request: pytest.FixtureRequest
+) -> None:
+    """The best score follows the reward kwargs, so changing a weight never makes the gold check fail by itself."""
+    results = run_preflight(config, [*request.getfixturevalue(data), override], environ=OK_ENV, gpus=8)
+    assert _fails(results) == []
+    messages = [r.message for r in results if r.name == "reward function"]
+    assert all(r.status == PASS for r in results if r.name == "reward function")
+    if expected:
+        assert messages == [expected]
+
+
+def test_gold_answer_below_the_best_fails_offline_and_warns_when_the_judge_graded_it(
+    safety_data: list[str], sample_data: list[str], monkeypatch: pytest.MonkeyPatch, judge_server  # noqa: F811
+) -> None:
+    """A gold response paid less than the reward's best: offline a FAIL (reward or gold response broken), judged a
+    WARN pointing at the judge audit (the judge's grade of the gold itself, e.g. a judge replying 1 to the gold)."""
+    import recipes.safety.recipe as safety_recipe
+
+    broken = dataclasses.replace(safety_recipe.RECIPE, gold_response=lambda s, g, i, k: "<answer>{}</answer>")
+    monkeypatch.setattr(safety_recipe, "RECIPE", broken)
+    fails = _fails(run_preflight("safety_grpo_ngram", safety_data, environ=OK_ENV, gpus=8))
+    assert [r.name for r in fails] == ["reward function"]
+    assert "below the best 5" in fails[0].message and "cannot pay a perfect answer" in fails[0].message
+
+    server = judge_server(reply="1")  # the judge grades the gold verdict 1 of 2
+    overrides = [
+        *sample_data,
+        f"reward.custom_reward_function.reward_kwargs.judge_base_url={server.base_url}",
+        f"judge.model={server.model}",
+    ]
+    results = run_preflight("legal_grpo", overrides, environ=OK_ENV, gpus=8)
+    assert _fails(results) == []
+    (verdict,) = [r for r in results if r.name == "reward function" and r.message.startswith("legal/verdict")]
+    assert verdict.status == WARN and "below the best 2" in verdict.message
+    assert "python -m recipes.legal.audit_judge" in verdict.message

@@ -32,6 +32,13 @@ def _uses_judge(reward_kwargs: Mapping[str, Any]) -> bool:
     return str(reward_kwargs.get("mode", "hybrid")) != "rules"
 
 
+def _best_score(data_source: str, reward_kwargs: Mapping[str, Any]) -> float | None:
+    """Format 0 + task +2 (the term reward is minus the error: best 0); unknown while a shaping term is on."""
+    if any(float(reward_kwargs.get(k) or 0.0) for k in ("lang_reward_weight", "length_penalty_weight")):
+        return None
+    return 0.0 if data_source == "legal/term" else 2.0
+
+
 RECIPE = Recipe(
     name="legal",
     tasks=TASKS,
@@ -39,6 +46,7 @@ RECIPE = Recipe(
     check_gold=_check_gold,
     gold_response=_gold_response,
     best_score_notes={"legal/term": " (0 is the best term score: no error)"},
+    best_score=_best_score,
     uses_judge=_uses_judge,
     offline_reward_kwargs={"mode": "rules", "judge_base_url": None},
     data_readme="Real CAIL2018 data",

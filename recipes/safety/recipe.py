@@ -54,6 +54,14 @@ def evaluate_predictions(
     return summarize(samples, threshold, tol)
 
 
+def _best_score(data_source: str, reward_kwargs: Mapping[str, Any]) -> float | None:
+    """rewards.safety.max_score under these kwargs (5 by default: format 1 + keys 1 + 2 x closeness 1 + reasoning 1)."""
+    del data_source
+    from rewards.safety import get_options, max_score
+
+    return max_score(get_options(dict(reward_kwargs)))
+
+
 RECIPE = Recipe(
     name="safety",
     tasks=("score",),
@@ -75,5 +83,6 @@ RECIPE = Recipe(
     offline_reward_kwargs={"reasoning_scorer": "ngram", "judge_base_url": None},
     data_readme="Content-safety recipe",
     evaluation="recipes.safety.evaluate",
+    best_score=_best_score,
 )
 """The description the machinery reads (see the module docstring)."""
