@@ -26,7 +26,7 @@ import json
 import logging
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ import pyarrow.parquet as pq
 
 from data.reader import MAX_RECORD_BYTES, InputError, decode_record, iter_lines
 from data.sources import SOURCES, SkipRecord, get_parser, get_source
-from data.spill import Spill
 from data.split import SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
 from data.tokens import PromptCounter, default_max_prompt_tokens, token_distribution
@@ -121,32 +120,25 @@ def _scan(
     counter: PromptCounter | None = None,
     budget: int | None = None,
     labels: LabelSetRecorder | None = None,
-    spill: Spill | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pass 1: validate every record; (fact hashes, file indices, line numbers) of the usable ones, in input order.
 
     With a counter, prompts longer than budget tokens are skipped as prompt_too_long (counted in batches of
-    TOKEN_BATCH records) and the token counts of all valid records go to stats.prompt_tokens. With a spill, each
-    usable case is appended to it (the source's spill encoding), in the order of the returned arrays.
+    TOKEN_BATCH records) and the token counts of all valid records go to stats.prompt_tokens.
     """
     parse = get_parser(config.source)
-    encode = get_source(config.source).spill[0] if spill is not None else None
     keys, files, lines = array("Q"), array("H"), array("Q")
     tokens = array("I")
-    pending: list[tuple[int, int, int, Any]] = []  # (key, file, line, case) waiting for their token counts
+    pending: list[tuple[int, int, int, str]] = []  # (key, file, line, fact) waiting for their token counts
     names = [Path(p).name for p in config.inputs]
 
     def count_pending() -> None:
         """Token counts of the pending records; keep those within the budget."""
-        for (key, file_idx, line_no, case), n in zip(
-            pending, counter.longest([p[3].fact for p in pending]), strict=True
-        ):
+        for (key, file_idx, line_no, _), n in zip(pending, counter.longest([p[3] for p in pending]), strict=True):
             tokens.append(n)
             if budget is not None and n > budget:
                 stats.skip("prompt_too_long", config.inputs[file_idx], line_no, f"{n} prompt tokens > {budget}")
                 continue
-            if encode is not None:
-                spill.append(encode(case))
             keys.append(key)
             files.append(file_idx)
             lines.append(line_no)
@@ -168,12 +160,10 @@ def _scan(
         if labels is not None:  # the contest's label lists, for evaluate's cail_score_official
             labels.add(case.charges, case.articles)
         if counter is not None:
-            pending.append((fact_key(case.fact), file_idx, line_no, case))
+            pending.append((fact_key(case.fact), file_idx, line_no, case.fact))
             if len(pending) >= TOKEN_BATCH:
                 count_pending()
             continue
-        if encode is not None:
-            spill.append(encode(case))
         keys.append(fact_key(case.fact))
         files.append(file_idx)
         lines.append(line_no)
@@ -214,43 +204,12 @@ def _dedup(
     return np.flatnonzero(is_first)
 
 
-def _chosen_lines(config: PrepareConfig, files: np.ndarray, lines: np.ndarray) -> Iterator[bytes]:
-    """The raw input lines at files[i]:lines[i] (input order), read again."""
-    if not len(files):
-        return
-    stream = iter_lines(
-        config.inputs, desc="write rows", stop_after=(int(files[-1]), int(lines[-1])), max_bytes=config.max_record_bytes
-    )
-    pos, want = 0, (int(files[0]), int(lines[0]))
-    for file_idx, line_no, raw in stream:
-        if (file_idx, line_no) == want:
-            yield raw
-            pos += 1
-            if pos == len(files):
-                return
-            want = (int(files[pos]), int(lines[pos]))
-
-
 def _write(
-    config: PrepareConfig,
-    stats: PrepareStats,
-    plan: SplitPlan,
-    cases: np.ndarray,
-    files: np.ndarray,
-    lines: np.ndarray,
-    spill: tuple[Spill, np.ndarray] | None = None,
+    config: PrepareConfig, stats: PrepareStats, plan: SplitPlan, cases: np.ndarray, files: np.ndarray, lines: np.ndarray
 ) -> dict[str, int]:
-    """Pass 2: the chosen records (cases[i] at files[i]:lines[i], input order) → their rows.
-
-    The records come from the spill (its file and the scan positions of the chosen cases) or are re-read from the
-    input lines and parsed again.
-    """
+    """Pass 2: re-read the chosen lines (cases[i] at files[i]:lines[i], input order) and write their rows."""
     source = get_source(config.source)
     parse = source.parse_record
-    if spill is not None:
-        records, unspill = spill[0].read(spill[1]), source.spill[1]
-    else:
-        records = _chosen_lines(config, files, lines)
     names = [Path(p).name for p in config.inputs]
     out = Path(config.output)
     partial = {s: out / f"{s}.parquet.partial" for s in SPLITS}
@@ -266,15 +225,30 @@ def _write(
 
     try:
         pos, n = 0, len(cases)
-        for pos, data in enumerate(records, 1):
-            chosen = plan.tasks_for(int(cases[pos - 1]), config.tasks)
+        stream = (
+            iter_lines(
+                config.inputs,
+                desc="write rows",
+                stop_after=(int(files[-1]), int(lines[-1])),
+                max_bytes=config.max_record_bytes,
+            )
+            if n
+            else ()
+        )
+        want_file, want_line = (int(files[0]), int(lines[0])) if n else (-1, -1)
+        for file_idx, line_no, raw in stream:
+            if line_no != want_line or file_idx != want_file:
+                continue
+            chosen = plan.tasks_for(int(cases[pos]), config.tasks)
+            pos += 1
+            if pos < n:
+                want_file, want_line = int(files[pos]), int(lines[pos])
             if chosen is None:
                 continue
             split, tasks = chosen
-            file_idx, line_no = int(files[pos - 1]), int(lines[pos - 1])
-            path, origin = config.inputs[file_idx], f"{names[file_idx]}:{line_no}"
+            path = config.inputs[file_idx]
             try:
-                case = unspill(data, origin) if spill is not None else parse(decode_record(data), origin)
+                case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}")
                 batches[split].add(case, tasks, split, counts[split])
             except SkipRecord as exc:  # the file changed between the passes
                 raise RecordError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
@@ -324,9 +298,7 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
             ) from exc
         budget = config.max_prompt_tokens or default_max_prompt_tokens()
     labels = LabelSetRecorder() if config.source == "cail2018" else None
-    # unnamed temporary file: the OS removes it when it is closed, also when the run fails
-    spill = Spill(out) if get_source(config.source).spill is not None else None
-    keys, files, lines = _scan(config, stats, counter, budget, labels, spill)
+    keys, files, lines = _scan(config, stats, counter, budget, labels)
     if labels is not None:
         labels.write(out, config.inputs)
     unique = _dedup(config, stats, keys, files, lines)
@@ -346,10 +318,7 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
         )
     chosen = np.flatnonzero(plan.used())  # case indices in input order
     del keys
-    at = unique[chosen]
-    _write(config, stats, plan, chosen, files[at], lines[at], None if spill is None else (spill, at))
-    if spill is not None:
-        spill.close()
+    _write(config, stats, plan, chosen, files[unique[chosen]], lines[unique[chosen]])
     result = stats.to_dict(recorded, config.tasks, plan.quotas)
     (out / "stats.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     for split, requested in plan.requested.items():

@@ -162,40 +162,6 @@ def test_fast_nfkc_around_replaced_punctuation(mark):
             assert _nfkc(text) == unicodedata.normalize("NFKC", text), (c, mark, text)
 
 
-def test_spilled_case_reads_back_as_the_parsed_case():
-    """unspill_case(spill_case(pass-1 case)) is the Case parse_record gives in pass 2, for every valid variant."""
-    from data.sources.cail2018 import spill_case, unspill_case
-
-    checked = 0
-    for i, obj in enumerate(_variants()):
-        try:
-            scanned = parse_record(copy.deepcopy(obj), f"x:{i}", scan=True)
-        except SkipRecord:
-            continue
-        assert unspill_case(spill_case(scanned), f"x:{i}") == parse_record(copy.deepcopy(obj), f"x:{i}")
-        checked += 1
-    assert checked > len(CAIL_LINES)
-
-
-def test_spill_reads_chosen_positions_in_order(tmp_path):
-    """Spill.read yields the records at the given positions, skips the others, and refuses positions out of order."""
-    import numpy as np
-
-    from data.spill import Spill
-
-    spill = Spill(tmp_path)
-    records = [f"记录{i}".encode() * i for i in range(50)]
-    for record in records:
-        spill.append(record)
-    positions = np.array([0, 3, 4, 17, 49])
-    assert list(spill.read(positions)) == [records[i] for i in positions]
-    assert list(spill.read(np.arange(50))) == records
-    with pytest.raises(ValueError, match="out of order"):
-        list(spill.read(np.array([5, 2])))
-    spill.close()
-    assert list(tmp_path.iterdir()) == []  # an unnamed file: nothing left in the directory
-
-
 @pytest.mark.parametrize("template", ["base", "chat"])
 def test_row_batch_without_fixed_prompt_parts_equals_build_rows(template, monkeypatch):
     """When a prompt cannot be split around the facts, RowBatch takes build_prompt's texts: still build_rows."""

@@ -35,9 +35,6 @@ class Source:
     count_case: Callable[[Any, Any, str, list[str]], None]  # (PrepareStats, case, split, tasks)
     row_batch: Callable[[str], Any]  # template -> empty batch with .add(case, tasks, split, index), .rows, .table()
     counts_prompt_tokens: bool = False  # data.prepare --tokenizer renders this source's prompts (data.tokens)
-    # (encode pass-1 case -> bytes, decode (bytes, origin) -> full case): pass 2 reads the cases back from a spill
-    # file instead of decoding the input again; None: pass 2 re-reads the input lines
-    spill: tuple[Callable[[Any], bytes], Callable[[bytes, str], Any]] | None = None
 
 
 def get_parser(source: str) -> Parser:
@@ -61,11 +58,8 @@ def get_source(source: str) -> Source:
             count_case=lambda stats, case, split, tasks: stats.add_labelled(split, tasks, safety.case_labels(case)),
             row_batch=lambda template: PylistBatch(safety.build_rows, safety.ROW_SCHEMA, template),
         )
-    spill = None
     if source == "cail2018":
-        from data.sources.cail2018 import parse_record, spill_case, unspill_case
-
-        spill = (spill_case, unspill_case)
+        from data.sources.cail2018 import parse_record
     elif source == "judgments":
         from data.sources.judgments import parse_record
     else:
@@ -84,7 +78,6 @@ def get_source(source: str) -> Source:
         count_case=lambda stats, case, split, tasks: stats.add_case(case, split, tasks),
         row_batch=RowBatch,
         counts_prompt_tokens=True,
-        spill=spill,
     )
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import msgspec
-
 from data.sources.base import Case, SkipRecord, require, show
 from recipes.legal.articles import KNOWN_ARTICLES
 from recipes.legal.charges import normalize_charges
 from recipes.legal.terms import Term, term_from_cail
 from recipes.legal.verdict import build_verdict
 
-__all__ = ["MAX_FINE", "parse_record", "spill_case", "unspill_case"]
+__all__ = ["MAX_FINE", "parse_record"]
 
 MAX_FINE = 10**12
 """Largest fine accepted, in yuan (一万亿元: far above any real fine; the verdict's Chinese numerals and the int64
@@ -161,39 +159,4 @@ def _parse(obj: Any, origin: str, scan: bool) -> Case:
         term=term,
         fine=fine,
         verdict="" if scan else build_verdict(names[0], charges, term, fine),
-    )
-
-
-_spill_encode = msgspec.msgpack.Encoder().encode
-_spill_decode = msgspec.msgpack.Decoder().decode
-
-
-def spill_case(case: Case) -> bytes:
-    """A pass-1 case (scan=True) as compact bytes for data.prepare's spill file: every field but case_id and verdict."""
-    term = case.term
-    return _spill_encode(
-        (case.fact, case.defendant, case.charges, case.articles, term.kind, term.months, term.penalty, case.fine)
-    )
-
-
-@lru_cache(maxsize=4096)
-def _spilled_term(kind: str, months: int, penalty: str) -> Term:
-    """The Term of spilled fields (equal to the one pass 1 read; equal terms share one object)."""
-    return Term(kind, months, penalty)
-
-
-def unspill_case(data: bytes, origin: str) -> Case:
-    """spill_case's bytes → the Case parse_record(obj, origin) gives for the same record (verdict included)."""
-    fact, name, charges, articles, kind, months, penalty, fine = _spill_decode(data)
-    charges = tuple(charges)
-    term = _spilled_term(kind, months, penalty)
-    return Case(
-        case_id=origin,
-        fact=fact,
-        defendant=name,
-        charges=charges,
-        articles=tuple(articles),
-        term=term,
-        fine=fine,
-        verdict=_cached_verdict(name, charges, term, fine),
     )
