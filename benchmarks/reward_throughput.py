@@ -600,6 +600,7 @@ class WorkerPool:
                 raise RuntimeError(f"reward worker sent {msg[0]!r} instead of 'loaded'")
         # Serializing and shipping the batch (verl: Ray object transfer) is reported apart from the scoring.
         dispatch_s = time.monotonic() - t_send
+        box0, cpu0 = box_busy_s(), time.process_time()
         t0 = time.monotonic()
         for conn in self.conns:
             conn.send(("go",))
@@ -620,6 +621,7 @@ class WorkerPool:
                     results[wid] = (outputs, start, end, cpu, stats)
                     bar.update(len(rows[wid]))
         t1 = time.monotonic()
+        box1, cpu1 = box_busy_s(), time.process_time()
         by_row: dict[int, Any] = {}
         for wid, idx in enumerate(rows):
             by_row.update(zip(idx, results[wid][0], strict=True))
@@ -634,6 +636,9 @@ class WorkerPool:
             "worker_start_lag_s": [results[w][1] - t0 for w in workers],
             "worker_cpu_s": [results[w][3] for w in workers],
             "client_stats": [results[w][4] for w in workers],
+            # from "go" to the last result: CPU of everything on these cores, and of this process
+            "box_busy_s": None if box0 is None or box1 is None else box1 - box0,
+            "parent_cpu_s": cpu1 - cpu0,
         }
 
     def close(self) -> None:
@@ -1080,10 +1085,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "server": summarize_server(server.requests, warm_pass["t0"], warm_pass["t1"]),
                 }
             server.reset()
-            cpu0, box0, span0 = time.process_time(), box_busy_s(), time.monotonic()
+            cpu0 = time.process_time()
             main_pass = pool.score(args.mode, parts, rows, progress, args.timeout_s, args.profile_dir)
             parent_cpu_s = time.process_time() - cpu0
-            box1, span_s = box_busy_s(), time.monotonic() - span0
             records = server.requests
             max_active = server.max_active_seen
             # The rules pass comes after the measured pass: run before it, it would fill the workers' parse caches
@@ -1204,11 +1208,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["limit_s"] = limit_s
     report["binding_limit"] = "judge" if ideal_s >= cpu_bound_s else "cpu"
     report["ratio_to_limit"] = wall_s / limit_s if limit_s > 0 else None
-    # The same limit with the CPU other processes on this (shared) machine took while the pass ran: cores_left is
-    # the average number of these cores left to the benchmark, other_cpu_s what everything else used of them.
-    if box0 is not None and box1 is not None and span_s > 0:
-        other = max(0.0, (box1 - box0) - report["worker_cpu_s"] - parent_cpu_s)
-        left = max(cores - other / span_s, 0.1)
+    # The same limit with the CPU other processes on this (shared) machine took from "go" to the end: other_cpu_s
+    # is what everything but the workers and this process used of these cores, cores_left the average left to us.
+    if main_pass["box_busy_s"] is not None and wall_s > 0:
+        other = max(0.0, main_pass["box_busy_s"] - report["worker_cpu_s"] - main_pass["parent_cpu_s"])
+        left = max(cores - other / wall_s, 0.1)
         shared_s = (report["worker_cpu_s"] + parent_cpu_s) / left
         shared_limit = max(ideal_s, shared_s)
         report["shared_box"] = {
