@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from data.sources.base import Case
-from recipes.legal.tasks import build_prompt, data_source
-from recipes.legal.terms import format_term
+from recipes.legal.tasks import TASKS, build_prompt, data_source
+from recipes.legal.terms import Term, format_term
 
 __all__ = [
     "FINE_ONLY",
@@ -113,6 +113,7 @@ def build_rows(case: Case, tasks: Sequence[str], template: str, split: str, firs
     return rows
 
 
+_SOURCE = {task: data_source(task) for task in TASKS}
 _MARK = "\ue000"  # a private-use character standing in for the facts when a prompt is split into its parts
 
 
@@ -129,12 +130,53 @@ def _prompt_parts(task: str, template: str) -> tuple[tuple[str, str, str, bool],
     return tuple(parts)
 
 
+Layout = tuple[tuple[bytes, ...], tuple[str, ...], tuple[tuple[int, int], ...], tuple[int, ...]]
+
+
+@lru_cache(maxsize=256)
+def _layout(tasks: tuple[str, ...], template: str) -> Layout | None:
+    """The messages of one case's rows for these tasks, their texts being fact.join(chunks) in UTF-8.
+
+    (chunks, roles, per message (its end in the joined bytes without the facts, facts before that end), messages per
+    task), or None when a task's prompt has no fixed parts (see _prompt_parts).
+    """
+    chunks, roles, ends, counts = [b""], [], [], []
+    fixed, facts = 0, 0
+    for task in tasks:
+        parts = _prompt_parts(task, template)
+        if parts is None:
+            return None
+        counts.append(len(parts))
+        for role, head, tail, holds_fact in parts:
+            head_b, tail_b = head.encode("utf-8"), tail.encode("utf-8")
+            chunks[-1] += head_b
+            if holds_fact:
+                chunks.append(tail_b)
+                facts += 1
+            fixed += len(head_b) + len(tail_b)
+            roles.append(role)
+            ends.append((fixed, facts))
+    return tuple(chunks), tuple(roles), tuple(ends), tuple(counts)
+
+
+@lru_cache(maxsize=65536)
+def _fixed_golds(charges: tuple[str, ...], articles: tuple[int, ...], term_gold: str) -> dict[str, str]:
+    """The gold texts of the charge, article and term tasks (charges and articles repeat a lot)."""
+    return {"charge": format_charges(charges), "article": format_articles(articles), "term": term_gold}
+
+
+@lru_cache(maxsize=4096)
+def _term_gold(term: Term, fined: bool) -> str:
+    """term_text of a case with this term and a fine (fined) or none."""
+    return FINE_ONLY if term.kind == "none" and fined else format_term(term)
+
+
 class RowBatch:
     """The rows of build_rows, collected column by column and turned into one pyarrow Table.
 
     Same values as pa.Table.from_pylist(build_rows(...)) at a fraction of the CPU: what is the same for all rows of a
-    case (its facts, labels, verdict) is collected once per case and repeated in Arrow, and each prompt is joined in
-    Arrow from the task's fixed text and the facts, instead of four Python prompt strings per case.
+    case (its facts, labels, verdict) is collected once per case and repeated in Arrow, and the prompts of a case
+    are one bytes join of the tasks' fixed texts and the facts, instead of four Python prompt strings per case.
     """
 
     def __init__(self, template: str) -> None:
@@ -147,7 +189,7 @@ class RowBatch:
         self.rows = 0
         self._first: tuple[str, str] | None = None  # (task, fact) of the first row: checked against build_prompt
         # per case
-        self._facts: list[str] = []
+        self._blobs: list[bytes] = []  # the UTF-8 texts of all messages of the case's rows, joined
         self._charge_offsets = [0]
         self._charges: list[str] = []
         self._article_offsets = [0]
@@ -163,62 +205,73 @@ class RowBatch:
         self._task: list[str] = []
         self._index: list[int] = []
         self._gold: list[str] = []
-        self._plain: dict[int, list[dict[str, str]]] = {}  # row → build_prompt messages (tasks without fixed parts)
+        self._messages: list[int] = [0]  # messages so far, after each row
+        # per message
+        self._roles: list[str] = []
+        self._ends: list[int] = []  # end of each message text in the joined blobs
 
     def add(self, case: Case, tasks: Sequence[str], split: str, first_index: int) -> None:
         """Append the rows of build_rows(case, tasks, self.template, split, first_index)."""
-        case_idx = len(self._facts)
-        self._facts.append(case.fact.strip())
+        tasks = tuple(tasks)
+        case_idx = len(self._blobs)
+        fact = case.fact.strip().encode("utf-8")
+        layout = _layout(tasks, self.template)
+        start = self._ends[-1] if self._ends else 0
+        if layout is None:  # a task without fixed parts: whole message texts from build_prompt
+            prompts = [build_prompt(task, case.fact, self.template) for task in tasks]
+            texts = [m["content"].encode("utf-8") for prompt in prompts for m in prompt]
+            roles = [m["role"] for prompt in prompts for m in prompt]
+            counts = [len(prompt) for prompt in prompts]
+            blob, ends = b"".join(texts), []
+            for text in texts:
+                start += len(text)
+                ends.append(start)
+        else:
+            chunks, roles, fixed_ends, counts = layout
+            blob, size = fact.join(chunks), len(fact)
+            ends = [start + fixed + facts * size for fixed, facts in fixed_ends]
+        self._blobs.append(blob)
+        self._roles += roles
+        self._ends += ends
+        for count in counts:
+            self._messages.append(self._messages[-1] + count)
         if self._first is None and tasks:
             self._first = (tasks[0], case.fact)
-        self._charges.extend(case.charges)
+        self._charges += case.charges
         self._charge_offsets.append(len(self._charges))
-        self._articles.extend(case.articles)
+        self._articles += case.articles
         self._article_offsets.append(len(self._articles))
-        self._term_kind.append(case.term.kind)
-        self._term_months.append(case.term.months)
+        term = case.term
+        self._term_kind.append(term.kind)
+        self._term_months.append(term.months)
         self._fine.append(case.fine)
         self._verdict.append(case.verdict)
         self._split.append(split)
         self._case_id.append(case.case_id)
-        for offset, task in enumerate(tasks):
-            if _prompt_parts(task, self.template) is None:
-                self._plain[len(self._case)] = build_prompt(task, case.fact, self.template)
-            self._case.append(case_idx)
-            self._task.append(task)
-            self._index.append(first_index + offset)
-            self._gold.append(ground_truth(case, task))
-        self.rows += len(tasks)
+        golds = _fixed_golds(case.charges, case.articles, _term_gold(term, case.fine > 0))
+        n = len(tasks)
+        self._case += [case_idx] * n
+        self._task += tasks
+        self._index += range(first_index, first_index + n)
+        self._gold += [case.verdict if t == "verdict" else golds[t] for t in tasks]
+        self.rows += n
 
     def _prompts(self) -> pa.Array:
-        """The prompt column: per row the task's messages, the facts joined in between their fixed parts."""
+        """The prompt column: per row the task's messages, their texts cut from the joined blobs."""
+        end = self._ends[-1] if self._ends else 0
+        if end >= 2**31:  # int32 offsets of pa.string(); 4096 rows of real facts are a few hundred MB
+            raise ValueError(f"the prompts of one write batch take {end} bytes, past 2 GiB; lower --max-record-bytes")
         string = pa.string()
-        roles, before, after, middle, offsets = [], [], [], [], [0]
-        n_facts = len(self._facts)
-        extra: list[str] = []  # whole message texts of rows in _plain
-        for row, (case_idx, task) in enumerate(zip(self._case, self._task, strict=True)):
-            plain = self._plain.get(row)
-            if plain is None:
-                for role, head, tail, holds_fact in _prompt_parts(task, self.template) or ():
-                    roles.append(role)
-                    before.append(head)
-                    after.append(tail)
-                    middle.append(case_idx if holds_fact else n_facts)
-            else:
-                for message in plain:
-                    roles.append(message["role"])
-                    before.append("")
-                    after.append("")
-                    middle.append(n_facts + 1 + len(extra))
-                    extra.append(message["content"])
-            offsets.append(len(roles))
-        middles = pa.array([*self._facts, "", *extra], string)
-        contents = pc.binary_join_element_wise(
-            pa.array(before, string), middles.take(pa.array(middle, pa.int64())), pa.array(after, string), ""
+        contents = pa.Array.from_buffers(
+            string,
+            len(self._ends),
+            [None, pa.py_buffer(array("i", [0, *self._ends])), pa.py_buffer(b"".join(self._blobs))],
         )
         prompt_type = ROW_SCHEMA.field("prompt").type
-        messages = pa.StructArray.from_arrays([pa.array(roles, string), contents], fields=list(prompt_type.value_type))
-        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), messages, type=prompt_type)
+        messages = pa.StructArray.from_arrays(
+            [pa.array(self._roles, string), contents], fields=list(prompt_type.value_type)
+        )
+        return pa.ListArray.from_arrays(pa.array(self._messages, pa.int32()), messages, type=prompt_type)
 
     def table(self) -> pa.Table:
         """The collected rows as a Table of ROW_SCHEMA."""
@@ -252,7 +305,7 @@ class RowBatch:
             ],
             fields=list(ROW_SCHEMA.field("extra_info").type),
         )
-        sources = pa.array([data_source(t) for t in self._task], string)
+        sources = pa.array([_SOURCE[t] if t in _SOURCE else data_source(t) for t in self._task], string)
         table = pa.Table.from_arrays(
             [sources, self._prompts(), pa.array(["legal"] * self.rows, string), reward, extra], schema=ROW_SCHEMA
         )

@@ -32,12 +32,35 @@ PLAN_SPLITS: tuple[str, ...] = (*SPLITS, SFT_SPLIT)
 """Split codes of a SplitPlan: 0 train, 1 test, 2 sft."""
 
 
-def _nfkc(text: str) -> str:
-    """unicodedata.normalize("NFKC", text), about 10x faster on Chinese text.
+def _starter_form(c: str) -> str:
+    """The NFKC form of c when it is one character that NFKD gives alone and that combines with nothing.
 
-    NFKC is NFC(NFKD(text)). CPython's NFKD is fast, its composition step is slow (about 70 µs for a 500-character
-    fact), and a decomposed fact with no combining marks is already composed: then NFKD(text) is the NFKC form.
+    Replacing c by that form leaves NFKD of any text unchanged (both decompose to the same sequence), so NFKC of the
+    text equals NFKC of the replaced text. Raises ValueError for any other character.
     """
+    form = unicodedata.normalize("NFKD", c)
+    if len(form) != 1 or form == c or form != unicodedata.normalize("NFKC", c) or unicodedata.combining(form):
+        raise ValueError(f"U+{ord(c):04X} is not a one-character NFKC mapping")
+    return form
+
+
+# Full-width comma, brackets, colon and semicolon: nearly every real fact holds some, and nothing else that NFKC
+# changes (the other full-width forms, such as digits, are rarer: they take the general path).
+_COMMON = tuple((c, _starter_form(c)) for c in "，（）：；")
+
+
+def _nfkc(text: str) -> str:
+    """unicodedata.normalize("NFKC", text), about 20x faster on Chinese text.
+
+    The common full-width punctuation is replaced by its NFKC form (str.replace; see _starter_form), and a text that
+    is then NFKC-stable (is_normalized, which is exact) is the NFKC form. Otherwise: NFKC is NFC(NFKD(text));
+    CPython's NFKD is fast, its composition step slow (about 70 µs for a 500-character fact), and a decomposed text
+    with nothing to compose is already composed: then NFKD(text) is the NFKC form.
+    """
+    for c, form in _COMMON:
+        text = text.replace(c, form)
+    if unicodedata.is_normalized("NFKC", text):
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return decomposed if unicodedata.is_normalized("NFC", decomposed) else unicodedata.normalize("NFKC", text)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from functools import lru_cache
 from typing import Any
 
 from data.sources.base import Case
@@ -12,6 +13,7 @@ __all__ = ["PrepareStats", "term_bucket"]
 
 MAX_EXAMPLES = 5
 TOP_N = 30
+_known = lru_cache(maxsize=4096)(is_known_charge)  # charge names repeat in every split
 _BUCKETS = ((0, "0"), (6, "1-6"), (12, "7-12"), (36, "13-36"), (120, "37-120"), (10**9, "121+"))
 
 
@@ -54,12 +56,17 @@ class PrepareStats:
     def add_case(self, case: Case, split: str, tasks: list[str]) -> None:
         """Count one written case and its items."""
         self.cases[split] += 1
-        self.items[split].update(tasks)
-        self.charges[split].update(case.charges)
-        self.articles[split].update(case.articles)
+        items, charges, articles = self.items[split], self.charges[split], self.articles[split]
+        for task in tasks:
+            items[task] += 1
+        for charge in case.charges:
+            charges[charge] += 1
+            if not _known(charge):
+                self.unknown_charges[charge] += 1
+        for article in case.articles:
+            articles[article] += 1
         self.terms[split][term_bucket(case)] += 1
         self.with_fine[split] += case.fine > 0
-        self.unknown_charges.update(c for c in case.charges if not is_known_charge(c))
 
     def add_labelled(self, split: str, tasks: list[str], labels: list[str]) -> None:
         """Count one written case of a non-legal source with its gold labels (e.g. the violated dimensions)."""

@@ -34,4 +34,5 @@ def test_data_benchmark_reports_floor_rate_memory_and_identical_reruns(tmp_path:
     best = min(report["prepare_runs"], key=lambda r: r["wall_s"])
     assert report["records_per_s"] == round(300 / best["wall_s"])
     assert report["targets"]["records_per_s"] == 20_000
+    assert 0 < report["startup_cpu_s"] and report["records_per_cpu_s_after_startup"] >= report["records_per_cpu_s_best"]
     assert "records/s" in proc.stdout and "json.loads floor" in proc.stdout

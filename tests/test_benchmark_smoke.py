@@ -103,6 +103,13 @@ def test_benchmark_reports_consistent_contract(tmp_path: Path, case: str, extra:
     assert report["ratio_to_limit"] == pytest.approx(report["wall_s"] / limit)
     assert report["binding_limit"] == ("judge" if report["ideal_s"] >= report["cpu_bound_s"] else "cpu")
     assert report["ratio_to_limit"] <= report["ratio_to_ideal"] + 1e-9
+    shared = report["shared_box"]  # the same limit with the CPU that other processes left (Linux /proc/stat)
+    assert 0 < shared["cores_left"] <= report["cores"] and shared["other_cpu_s"] >= 0
+    assert shared["cpu_bound_s"] == pytest.approx(
+        (report["worker_cpu_s"] + report["judge_server_cpu_s"]) / shared["cores_left"]
+    )
+    assert shared["cpu_bound_s"] >= report["cpu_bound_s"] - 1e-9
+    assert shared["ratio_to_limit"] == pytest.approx(report["wall_s"] / max(report["ideal_s"], shared["cpu_bound_s"]))
     assert "ratio to limit" in stdout
 
     if expect_fallbacks:

@@ -139,3 +139,39 @@ def test_row_batch_equals_build_rows(template, tasks):
     assert batch.rows == len(rows)
     batch.clear()
     assert batch.rows == 0
+
+
+def test_common_full_width_forms_are_one_character_nfkc_mappings():
+    """Each character _nfkc replaces first maps to its NFKC form, a lone character NFKD also gives, of class 0."""
+    from data.split import _COMMON, _starter_form
+
+    for c, form in _COMMON:
+        assert form == unicodedata.normalize("NFKC", c) == unicodedata.normalize("NFKD", c)
+        assert len(form) == 1 and unicodedata.combining(form) == 0
+    with pytest.raises(ValueError):
+        _starter_form("\u0301")  # a combining mark
+    with pytest.raises(ValueError):
+        _starter_form("\ufb01")  # ﬁ: two characters
+
+
+@pytest.mark.parametrize("mark", ["\u0301", "\u0327\u0301", "\u3099", "\u1161", ""])
+def test_fast_nfkc_around_replaced_punctuation(mark):
+    """Marks and jamo next to the replaced punctuation: _nfkc is still exactly NFKC."""
+    for c in "，（）：；":
+        for text in (f"{c}{mark}", f"{mark}{c}", f"e{mark}{c}{mark}甲", f"\u1100{c}\u1161{mark}", f"ｅ{c}{mark}１"):
+            assert _nfkc(text) == unicodedata.normalize("NFKC", text), (c, mark, text)
+
+
+@pytest.mark.parametrize("template", ["base", "chat"])
+def test_row_batch_without_fixed_prompt_parts_equals_build_rows(template, monkeypatch):
+    """When a prompt cannot be split around the facts, RowBatch takes build_prompt's texts: still build_rows."""
+    import data.rows as rows_module
+
+    monkeypatch.setattr(rows_module, "_layout", lambda tasks, template: None)
+    parse = get_parser("cail2018")
+    cases = [parse(decode_record(raw), f"s:{i}") for i, raw in enumerate(CAIL_LINES, 1)]
+    batch, rows = RowBatch(template), []
+    for i, case in enumerate(cases):
+        batch.add(case, TASKS, "train", 4 * i)
+        rows += build_rows(case, TASKS, template, "train", 4 * i)
+    assert batch.table().to_pylist() == pa.Table.from_pylist(rows, schema=ROW_SCHEMA).to_pylist()
