@@ -14,11 +14,13 @@ import recipes.commands as commands
 from recipes.commands import (
     CONFIG_DIR,
     FORWARD_ENV,
+    LAUNCH_TRAINERS,
     RUNTIME_ENV_TEMPLATE,
     build_plan,
     build_runtime_env,
     health_url,
     is_healthy,
+    launchable_configs,
     main,
     plan_to_bash,
 )
@@ -219,7 +221,9 @@ def test_cli_unknown_config_is_one_line_error(capsys: pytest.CaptureFixture) -> 
     assert main(["trainer", "--config", "nope"], environ={}) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "nope" in err and "legal_grpo_smoke" in err
-    assert "safety_grpo, safety_grpo_ngram, safety_sft" in err  # every recipe's launch configs, not only legal_grpo*
+    # every recipe's launch configs (GRPO and SFT), not only legal_grpo*
+    assert {"safety_grpo", "safety_grpo_ngram", "safety_sft"} <= set(launchable_configs(trainers=LAUNCH_TRAINERS))
+    assert err.endswith("use one of: " + ", ".join(launchable_configs(trainers=LAUNCH_TRAINERS)))
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 
-from recipes.commands import CONFIG_DIR, JUDGE_URL_KEY, REPO_ROOT
+from recipes.commands import CONFIG_DIR, JUDGE_URL_KEY, LAUNCH_TRAINERS, REPO_ROOT, launchable_configs
 from recipes.recipe import KNOWN_RECIPES, load_recipe
 
 URL_KEY = JUDGE_URL_KEY
@@ -383,7 +383,9 @@ def test_unknown_config_lists_every_launchable_config() -> None:
     result = _run(["scripts/train_grpo.sh", "--dry-run", "--config", "safety_grp"])
     assert result.returncode == 1
     (line,) = [line for line in result.stderr.splitlines() if "not found in" in line]
-    assert "legal_grpo, legal_grpo_drgrpo" in line and "safety_grpo, safety_grpo_ngram, safety_sft" in line
+    known = line.split("use one of: ", 1)[1].split(", ")
+    assert {"legal_grpo", "legal_grpo_drgrpo", "safety_grpo", "safety_grpo_ngram", "safety_sft"} <= set(known)
+    assert known == launchable_configs(trainers=LAUNCH_TRAINERS)
 
 
 def test_rehearse_takes_no_overrides() -> None:
