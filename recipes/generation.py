@@ -34,22 +34,42 @@ def render_prompts(tokenizer: Any, conversations: Sequence[Conversation], chat_t
 
 
 def generate(
-    model: str, conversations: Sequence[Conversation], chat_template: str | None, sampling_cfg: Mapping[str, Any]
+    model: str,
+    conversations: Sequence[Conversation],
+    chat_template: str | None,
+    sampling_cfg: Mapping[str, Any],
+    adapter: str | None = None,
 ) -> list[list[str]]:
-    """For each conversation, the texts of its ``sampling.n`` completions (in sample order)."""
+    """For each conversation, the texts of its ``sampling.n`` completions (in sample order); ``adapter``: a PEFT LoRA
+    adapter directory applied on the model (verl's merger leaves a LoRA run's adapter unmerged)."""
     try:
         from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
     except ImportError as exc:
         raise GenerationError(
             "vLLM is not installed here (GPU node: pip install -e '.[train]'; CPU tests: scripts/test.sh's .venv-vllm)"
         ) from exc
     llm_kwargs = dict(sampling_cfg.get("llm") or {})
+    request = None
+    if adapter:
+        llm_kwargs = {"enable_lora": True, "max_lora_rank": _adapter_rank(adapter), **llm_kwargs}
+        request = LoRARequest("policy", 1, str(Path(adapter).resolve()))
     sampling_kwargs = dict(sampling_cfg.get("sampling") or {})
     llm = LLM(model=model, **llm_kwargs)
     prompts = render_prompts(llm.get_tokenizer(), conversations, chat_template)
-    logger.info("generating %d prompts × n=%s with %s", len(prompts), sampling_kwargs.get("n", 1), model)
-    outputs = llm.generate(prompts, SamplingParams(**sampling_kwargs), use_tqdm=True)
+    plus = f" + adapter {adapter}" if adapter else ""
+    logger.info("generating %d prompts × n=%s with %s%s", len(prompts), sampling_kwargs.get("n", 1), model, plus)
+    outputs = llm.generate(prompts, SamplingParams(**sampling_kwargs), use_tqdm=True, lora_request=request)
     return [[completion.text for completion in output.outputs] for output in outputs]
+
+
+def _adapter_rank(adapter: str) -> int:
+    """The LoRA rank ``r`` of a PEFT adapter directory (vLLM must be told the largest rank it serves)."""
+    config_path = Path(adapter) / "adapter_config.json"
+    try:
+        return int(json.loads(config_path.read_text(encoding="utf-8"))["r"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GenerationError(f"{config_path}: not a PEFT LoRA adapter config with a rank 'r' ({exc})") from exc
 
 
 def write_samples(path: str | Path, keys: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]]) -> Path:
@@ -63,35 +83,3 @@ def write_samples(path: str | Path, keys: Sequence[Mapping[str, Any]], completio
             for sample, text in enumerate(texts):
                 handle.write(json.dumps({**key, "response": text, "sample": sample}, ensure_ascii=False) + "\n")
     return out
-
-
-def generate_with_adapter(
-    model: str,
-    adapter: str,
-    conversations: Sequence[Conversation],
-    chat_template: str,
-    sampling_cfg: Mapping[str, Any],
-) -> list[list[str]]:
-    """As ``generate``, with a PEFT LoRA adapter on the model (verl's merger leaves a LoRA run's adapter unmerged)."""
-    try:
-        from vllm import LLM, SamplingParams
-        from vllm.lora.request import LoRARequest
-    except ImportError as exc:
-        raise GenerationError(
-            "vLLM is not installed here (GPU node: pip install -e '.[train]'; CPU tests: scripts/test.sh's .venv-vllm)"
-        ) from exc
-    config_path = Path(adapter) / "adapter_config.json"
-    try:
-        rank = int(json.loads(config_path.read_text(encoding="utf-8"))["r"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise GenerationError(f"{config_path}: not a PEFT LoRA adapter config with a rank 'r' ({exc})") from exc
-    llm_kwargs = {"enable_lora": True, "max_lora_rank": rank, **dict(sampling_cfg.get("llm") or {})}
-    sampling_kwargs = dict(sampling_cfg.get("sampling") or {})
-    llm = LLM(model=model, **llm_kwargs)
-    prompts = render_prompts(llm.get_tokenizer(), conversations, chat_template)
-    logger.info(
-        "generating %d prompts × n=%s with %s + adapter %s", len(prompts), sampling_kwargs.get("n", 1), model, adapter
-    )
-    request = LoRARequest("policy", 1, str(Path(adapter).resolve()))
-    outputs = llm.generate(prompts, SamplingParams(**sampling_kwargs), use_tqdm=True, lora_request=request)
-    return [[completion.text for completion in output.outputs] for output in outputs]

@@ -250,14 +250,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.model:
-        from recipes.generation import GenerationError, generate, generate_with_adapter, write_samples
+        from recipes.generation import GenerationError, generate, write_samples
 
         prompts, template = [r["prompt"] for r in rows], chat_template(args.model, args.training_config)
         try:
-            if args.lora_adapter:
-                completions = generate_with_adapter(args.model, args.lora_adapter, prompts, template, cfg)
-            else:
-                completions = generate(args.model, prompts, template, cfg)
+            completions = generate(args.model, prompts, template, cfg, adapter=args.lora_adapter)
         except GenerationError as exc:
             raise RoundInputError(f"--model: {exc}; or generate elsewhere and pass --samples") from exc
         keys = [{"row": i, "index": (r.get("extra_info") or {}).get("index", i)} for i, r in enumerate(rows)]
