@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers.real_vllm import REPO_ROOT, script_env, stop_group, vllm_python
+from helpers.real_vllm import REPO_ROOT, run_module
 
 # Generous bound: a vLLM start on a busy 2-core box takes minutes (the session server's start counts toward the first
 # test that needs it).
@@ -58,20 +58,6 @@ def cpu_sampling(path: Path, tmp_path: Path) -> Path:
     return out
 
 
-def run_evaluate(module_and_args: list[str]) -> None:
-    """`python -m <module> <args>` in the vLLM venv; it must exit 0 (its output tails are the failure message)."""
-    proc = subprocess.Popen(
-        [str(vllm_python()), "-m", *module_and_args],
-        cwd=REPO_ROOT, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        stdout, stderr = proc.communicate(timeout=1200)
-    finally:
-        stop_group(proc.pid)  # vLLM's engine and helper processes too, whatever happened
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
-
-
 def test_evaluate_model_generates_with_vllm_and_reports(
     tiny_model_dir: Path, small_test_set: Path, tmp_path: Path
 ) -> None:
@@ -79,7 +65,7 @@ def test_evaluate_model_generates_with_vllm_and_reports(
     follow from them."""
     sampling = cpu_sampling(REPO_ROOT / "configs" / "eval_sampling.yaml", tmp_path)
     out = tmp_path / "report"
-    run_evaluate(
+    run_module(
         ["recipes.legal.evaluate", "--data", str(small_test_set), "--model", str(tiny_model_dir), "--out", str(out),
          "--mode", "rules", "--sampling-config", str(sampling)]
     )  # fmt: skip
@@ -116,7 +102,7 @@ def test_safety_model_generates_with_its_own_template_and_reports(tiny_model_dir
     pq.write_table(pq.read_table(data / "test.parquet").slice(0, 2), small)
     out = tmp_path / "report"
     sampling = cpu_sampling(REPO_ROOT / "configs" / "eval_sampling_safety.yaml", tmp_path)
-    run_evaluate(
+    run_module(
         ["recipes.evaluate", "--data", str(small), "--model", str(tiny_model_dir), "--out", str(out),
          "--sampling-config", str(sampling)]
     )  # fmt: skip

@@ -9,13 +9,12 @@ tests/test_rejection_sample.py.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers.real_vllm import REPO_ROOT, script_env, stop_group, vllm_python
+from helpers.real_vllm import REPO_ROOT, run_module
 
 from recipes.safety.selection import answer_key
 
@@ -47,18 +46,10 @@ def _round(model: Path, data: Path, out: Path, *extra: str) -> str:
     out.mkdir(parents=True)
     config = out.parent / f"{out.name}.yaml"
     config.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    proc = subprocess.Popen(
-        [str(vllm_python()), "-m", "recipes.safety.rejection_sample", "--model", str(model), "--data", str(data),
-         "--n", str(N), "--out", str(out), "--keep", str(KEEP), "--threshold", "-10", "--config", str(config), *extra],
-        cwd=REPO_ROOT, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+    return run_module(
+        ["recipes.safety.rejection_sample", "--model", str(model), "--data", str(data), "--n", str(N),
+         "--out", str(out), "--keep", str(KEEP), "--threshold", "-10", "--config", str(config), *extra]
     )  # fmt: skip
-    try:
-        stdout, stderr = proc.communicate(timeout=1200)
-    finally:
-        stop_group(proc.pid)  # vLLM's engine and helper processes too, whatever happened
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
-    return stdout
 
 
 @pytest.fixture(scope="module")

@@ -203,3 +203,19 @@ class RealVLLM:
             except FileNotFoundError:
                 continue
         return total / 1024
+
+
+def run_module(module_and_args: list[str], timeout_s: float = 1200.0) -> str:
+    """`python -m <module> <args>` in the vLLM venv, its process group stopped after; it must exit 0 (the output
+    tails are the failure message). Returns its stdout."""
+    proc = subprocess.Popen(
+        [str(vllm_python()), "-m", *module_and_args],
+        cwd=REPO_ROOT, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    finally:
+        stop_group(proc.pid)  # vLLM's engine and helper processes too, whatever happened
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
+    return stdout
