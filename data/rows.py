@@ -174,11 +174,12 @@ class _Plan:
     """How the rows of one case with these tasks are laid out in a batch: per message its role code and its end in
     the case's joined bytes (fixed + facts x len(facts)); per row its task code and number of messages."""
 
-    __slots__ = ("chunks", "counts", "facts", "fixed", "roles", "tasks")
+    __slots__ = ("chunks", "counts", "facts", "fixed", "length", "n_facts", "roles", "tasks")
 
     def __init__(self, chunks: tuple[bytes, ...], ends: Sequence[tuple[int, int]], roles: list[int], counts, tasks):
         """A plan of message ends (fixed, facts) with role codes and per task its code and message count."""
         self.chunks = chunks
+        self.length, self.n_facts = ends[-1] if ends else (0, 0)  # the case's bytes: length + n_facts x len(facts)
         self.fixed = np.array([f for f, _ in ends], dtype=np.int64)
         self.facts = np.array([k for _, k in ends], dtype=np.int64)
         self.roles = np.array(roles, dtype=np.int64)
@@ -210,7 +211,7 @@ class RowBatch:
         self._tasks: dict[str, int] = {}  # task -> code
         # per case
         self._cases: list[Case] = []
-        self._blobs: list[bytes] = []
+        self._pieces: list[bytes] = []  # the UTF-8 texts of all messages, in order, joined by table()
         self._blob_len: list[int] = []
         self._size: list[int] = []  # UTF-8 length of the facts
         self._pid: list[int] = []
@@ -241,10 +242,16 @@ class RowBatch:
             if layout is not None:
                 chunks, roles, fixed_ends, counts = layout
                 plan = self._plans[key] = self._new_plan(key, roles, fixed_ends, counts, chunks)
-        if plan is not None:
+        pieces = self._pieces
+        if plan is not None:  # the pieces of fact.join(chunks), joined once per batch (one copy, not two)
             fact = case.fact.strip().encode("utf-8")
-            blob = fact.join(plan.chunks)
+            chunks = plan.chunks
+            pieces.append(chunks[0])
+            for chunk in chunks[1:]:
+                pieces.append(fact)
+                pieces.append(chunk)
             size = len(fact)
+            blob_len = plan.length + plan.n_facts * size
         else:  # a task without fixed parts: whole message texts from build_prompt, ends fixed per case
             prompts = [build_prompt(task, case.fact, self.template) for task in key]
             texts = [m["content"].encode("utf-8") for prompt in prompts for m in prompt]
@@ -254,11 +261,11 @@ class RowBatch:
                 ends.append((end, 0))
             roles = [m["role"] for prompt in prompts for m in prompt]
             plan = self._new_plan(key, roles, ends, [len(prompt) for prompt in prompts])
-            blob, size = b"".join(texts), 0
+            pieces += texts
+            size, blob_len = 0, end
         self._pid.append(self._code(plan))
         self._cases.append(case)
-        self._blobs.append(blob)
-        self._blob_len.append(len(blob))
+        self._blob_len.append(blob_len)
         self._size.append(size)
         self._golds.append(_fixed_golds(case.charges, case.articles, _term_gold(case.term, case.fine > 0)))
         self._split.append(split)
@@ -305,7 +312,7 @@ class RowBatch:
         contents = pa.Array.from_buffers(
             string,
             len(ends),
-            [None, pa.py_buffer(np.concatenate([[0], ends]).astype(np.int32)), pa.py_buffer(b"".join(self._blobs))],
+            [None, pa.py_buffer(np.concatenate([[0], ends]).astype(np.int32)), pa.py_buffer(b"".join(self._pieces))],
         )
         prompt_type = ROW_SCHEMA.field("prompt").type
         messages = pa.StructArray.from_arrays(
