@@ -160,10 +160,10 @@ def _scan(
         config.inputs, desc=f"scan {config.source}", max_bytes=config.max_record_bytes
     ):
         stats.read += 1
-        path = config.inputs[file_idx]
         try:
             case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}", scan=True)
         except SkipRecord as exc:
+            path = config.inputs[file_idx]
             if config.strict:
                 raise BadRecordError(path, line_no, exc.reason, exc.detail) from exc
             logger.debug("skip %s:%d: %s", path, line_no, exc)

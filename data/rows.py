@@ -164,10 +164,17 @@ def _fixed_golds(charges: tuple[str, ...], articles: tuple[int, ...], term_gold:
     return {"charge": format_charges(charges), "article": format_articles(articles), "term": term_gold}
 
 
-@lru_cache(maxsize=4096)
 def _term_gold(term: Term, fined: bool) -> str:
-    """term_text of a case with this term and a fine (fined) or none."""
-    return FINE_ONLY if term.kind == "none" and fined else format_term(term)
+    """term_text of a case with this term and a fine (fined) or none (cached by the term's fields: Term's own
+    dataclass hash runs in Python)."""
+    key = (term.kind, term.months, term.penalty, fined)
+    gold = _TERM_GOLDS.get(key)
+    if gold is None:
+        gold = _TERM_GOLDS[key] = FINE_ONLY if term.kind == "none" and fined else format_term(term)
+    return gold
+
+
+_TERM_GOLDS: dict[tuple[str, int, str, bool], str] = {}  # as many as distinct terms (CAIL: months 0..600)
 
 
 class _Plan:
