@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from data.reader import MAX_RECORD_BYTES, InputError, decode_record, iter_lines
 from data.sft import SftParquetWriter, SftRow
 from data.sources import SOURCES, SkipRecord, get_parser, get_source
-from data.split import SFT_SPLIT, SPLITS, SplitPlan, fact_key, plan_split
+from data.split import PLAN_SPLITS, SFT_SPLIT, SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
 from data.tokens import PromptCounter, default_max_prompt_tokens, token_distribution
 from recipes.legal.label_sets import LabelSetRecorder
@@ -160,10 +160,10 @@ def _scan(
         config.inputs, desc=f"scan {config.source}", max_bytes=config.max_record_bytes
     ):
         stats.read += 1
-        path = config.inputs[file_idx]
         try:
             case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}", scan=True)
         except SkipRecord as exc:
+            path = config.inputs[file_idx]
             if config.strict:
                 raise BadRecordError(path, line_no, exc.reason, exc.detail) from exc
             logger.debug("skip %s:%d: %s", path, line_no, exc)
@@ -237,29 +237,39 @@ def _write(
             writers[split].write_table(batches[split].table())
             batches[split].clear()
 
+    # plain int arrays: indexing them is cheaper than numpy scalars, at the same 8 bytes per case
+    case_files, case_lines = _ints(files), _ints(lines)
+    codes, ranks = _ints(plan.split[cases]), _ints(plan.rank[cases])
+    every = {code: min(q, default=0) for code, q in enumerate(plan.quotas.get(s, ()) for s in PLAN_SPLITS)}
+    all_tasks = list(config.tasks)
     try:
         pos, n = 0, len(cases)
         stream = (
             iter_lines(
                 config.inputs,
                 desc="write rows",
-                stop_after=(int(files[-1]), int(lines[-1])),
+                stop_after=(case_files[-1], case_lines[-1]),
                 max_bytes=config.max_record_bytes,
             )
             if n
             else ()
         )
-        want_file, want_line = (int(files[0]), int(lines[0])) if n else (-1, -1)
+        want_file, want_line = (case_files[0], case_lines[0]) if n else (-1, -1)
         for file_idx, line_no, raw in stream:
             if line_no != want_line or file_idx != want_file:
                 continue
-            chosen = plan.tasks_for(int(cases[pos]), config.tasks)
+            code, rank = codes[pos], ranks[pos]
             pos += 1
             if pos < n:
-                want_file, want_line = int(files[pos]), int(lines[pos])
-            if chosen is None:
+                want_file, want_line = case_files[pos], case_lines[pos]
+            if code < 0:
                 continue
-            split, tasks = chosen
+            if rank < every[code]:  # the common case: every task (rank below every task's quota)
+                split, tasks = PLAN_SPLITS[code], all_tasks
+            else:
+                chosen = plan.tasks_for(int(cases[pos - 1]), config.tasks)
+                assert chosen is not None  # code >= 0
+                split, tasks = chosen
             path = config.inputs[file_idx]
             try:
                 case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}")
@@ -295,6 +305,13 @@ def _write(
     if sft is not None:
         sft.close()
     return counts
+
+
+def _ints(values: np.ndarray) -> array:
+    """A numpy integer array as a plain array of int64 (fast to index from Python)."""
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
 
 
 def _add_sft(sft: SftParquetWriter | None, source: Any, case: Any, tasks: list[str], template: str, index: int) -> None:

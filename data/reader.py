@@ -65,6 +65,7 @@ def iter_lines(
     compressed file raises InputError.
     """
     sizes = [os.path.getsize(p) for p in paths]
+    stop_file, stop_line = stop_after if stop_after is not None else (len(paths), 0)
     total = None if any(p.endswith(".gz") for p in paths) else sum(sizes)
     with tqdm(total=total, desc=desc, unit="B", unit_scale=True, mininterval=1.0, leave=False) as bar:
         for file_idx, path in enumerate(paths):
@@ -83,8 +84,8 @@ def iter_lines(
                             bar.update(pending)
                             pending = 0
                         yield file_idx, line_no, raw
-                        if stop_after is not None and (file_idx, line_no) >= stop_after:
-                            return
+                        if file_idx >= stop_file and (file_idx > stop_file or line_no >= stop_line):
+                            return  # (file_idx, line_no) >= stop_after, without a tuple per line
             except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
                 raise InputError(
                     f"{path}: cannot read past line {line_no}: {exc or type(exc).__name__} "

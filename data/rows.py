@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from data.sources.base import Case
-from recipes.legal.tasks import TASKS, build_prompt, data_source
+from recipes.legal.tasks import build_prompt, data_source
 from recipes.legal.terms import Term, format_term
 
 __all__ = [
@@ -113,7 +113,6 @@ def build_rows(case: Case, tasks: Sequence[str], template: str, split: str, firs
     return rows
 
 
-_SOURCE = {task: data_source(task) for task in TASKS}
 _MARK = "\ue000"  # a private-use character standing in for the facts when a prompt is split into its parts
 
 
@@ -165,18 +164,43 @@ def _fixed_golds(charges: tuple[str, ...], articles: tuple[int, ...], term_gold:
     return {"charge": format_charges(charges), "article": format_articles(articles), "term": term_gold}
 
 
-@lru_cache(maxsize=4096)
 def _term_gold(term: Term, fined: bool) -> str:
-    """term_text of a case with this term and a fine (fined) or none."""
-    return FINE_ONLY if term.kind == "none" and fined else format_term(term)
+    """term_text of a case with this term and a fine (fined) or none (cached by the term's fields: Term's own
+    dataclass hash runs in Python)."""
+    key = (term.kind, term.months, term.penalty, fined)
+    gold = _TERM_GOLDS.get(key)
+    if gold is None:
+        gold = _TERM_GOLDS[key] = FINE_ONLY if term.kind == "none" and fined else format_term(term)
+    return gold
+
+
+_TERM_GOLDS: dict[tuple[str, int, str, bool], str] = {}  # as many as distinct terms (CAIL: months 0..600)
+
+
+class _Plan:
+    """How the rows of one case with these tasks are laid out in a batch: per message its role code and its end in
+    the case's joined bytes (fixed + facts x len(facts)); per row its task code and number of messages."""
+
+    __slots__ = ("chunks", "counts", "facts", "fixed", "length", "n_facts", "roles", "tasks")
+
+    def __init__(self, chunks: tuple[bytes, ...], ends: Sequence[tuple[int, int]], roles: list[int], counts, tasks):
+        """A plan of message ends (fixed, facts) with role codes and per task its code and message count."""
+        self.chunks = chunks
+        self.length, self.n_facts = ends[-1] if ends else (0, 0)  # the case's bytes: length + n_facts x len(facts)
+        self.fixed = np.array([f for f, _ in ends], dtype=np.int64)
+        self.facts = np.array([k for _, k in ends], dtype=np.int64)
+        self.roles = np.array(roles, dtype=np.int64)
+        self.counts = np.array(counts, dtype=np.int64)
+        self.tasks = np.array(tasks, dtype=np.int64)
 
 
 class RowBatch:
-    """The rows of build_rows, collected column by column and turned into one pyarrow Table.
+    """The rows of build_rows, collected per case and turned into one pyarrow Table.
 
-    Same values as pa.Table.from_pylist(build_rows(...)) at a fraction of the CPU: what is the same for all rows of a
-    case (its facts, labels, verdict) is collected once per case and repeated in Arrow, and the prompts of a case
-    are one bytes join of the tasks' fixed texts and the facts, instead of four Python prompt strings per case.
+    Same values as pa.Table.from_pylist(build_rows(...)) at a fraction of the CPU: add() keeps only the case, its
+    prompts' UTF-8 bytes (one bytes join of the tasks' fixed texts and the facts) and which plan lays them out;
+    table() builds every row and message column at once with numpy index arithmetic and Arrow takes, so no Python
+    object is made per row or per message.
     """
 
     def __init__(self, template: str) -> None:
@@ -187,130 +211,168 @@ class RowBatch:
     def clear(self) -> None:
         """Drop every collected row."""
         self.rows = 0
-        self._first: tuple[str, str] | None = None  # (task, fact) of the first row: checked against build_prompt
+        self._plans: dict[tuple[str, ...], _Plan] = {}  # per task tuple (layout path)
+        self._plan_list: list[_Plan] = []  # plan of code k (layout plans and one per case without a layout)
+        self._plan_code: dict[int, int] = {}  # id(plan) -> code
+        self._roles: dict[str, int] = {}  # role -> code
+        self._tasks: dict[str, int] = {}  # task -> code
         # per case
-        self._blobs: list[bytes] = []  # the UTF-8 texts of all messages of the case's rows, joined
-        self._charge_offsets = [0]
-        self._charges: list[str] = []
-        self._article_offsets = [0]
-        self._articles: list[int] = []
-        self._term_kind: list[str] = []
-        self._term_months: list[int] = []
-        self._fine: list[int] = []
-        self._verdict: list[str] = []
+        self._cases: list[Case] = []
+        self._pieces: list[bytes] = []  # the UTF-8 texts of all messages, in order, joined by table()
+        self._blob_len: list[int] = []
+        self._size: list[int] = []  # UTF-8 length of the facts
+        self._pid: list[int] = []
+        self._golds: list[dict[str, str]] = []
         self._split: list[str] = []
-        self._case_id: list[str] = []
-        # per row
-        self._case: list[int] = []
-        self._task: list[str] = []
-        self._index: list[int] = []
-        self._gold: list[str] = []
-        self._messages: list[int] = [0]  # messages so far, after each row
-        # per message
-        self._roles: list[str] = []
-        self._ends: list[int] = []  # end of each message text in the joined blobs
+        self._first_index: list[int] = []
+
+    def _code(self, plan: _Plan) -> int:
+        """The batch code of a plan."""
+        code = self._plan_code.get(id(plan))
+        if code is None:
+            code = self._plan_code[id(plan)] = len(self._plan_list)
+            self._plan_list.append(plan)
+        return code
+
+    def _new_plan(self, tasks: tuple[str, ...], roles: Sequence[str], ends, counts, chunks=()) -> _Plan:
+        """A plan with this batch's role and task codes."""
+        role_codes = [self._roles.setdefault(r, len(self._roles)) for r in roles]
+        task_codes = [self._tasks.setdefault(t, len(self._tasks)) for t in tasks]
+        return _Plan(tuple(chunks), ends, role_codes, counts, task_codes)
 
     def add(self, case: Case, tasks: Sequence[str], split: str, first_index: int) -> None:
         """Append the rows of build_rows(case, tasks, self.template, split, first_index)."""
-        tasks = tuple(tasks)
-        case_idx = len(self._blobs)
-        fact = case.fact.strip().encode("utf-8")
-        layout = _layout(tasks, self.template)
-        start = self._ends[-1] if self._ends else 0
-        if layout is None:  # a task without fixed parts: whole message texts from build_prompt
-            prompts = [build_prompt(task, case.fact, self.template) for task in tasks]
+        key = tuple(tasks)
+        plan = self._plans.get(key)
+        if plan is None:
+            layout = _layout(key, self.template)
+            if layout is not None:
+                chunks, roles, fixed_ends, counts = layout
+                plan = self._plans[key] = self._new_plan(key, roles, fixed_ends, counts, chunks)
+        pieces = self._pieces
+        if plan is not None:  # the pieces of fact.join(chunks), joined once per batch (one copy, not two)
+            fact = case.fact.strip().encode("utf-8")
+            chunks = plan.chunks
+            pieces.append(chunks[0])
+            for chunk in chunks[1:]:
+                pieces.append(fact)
+                pieces.append(chunk)
+            size = len(fact)
+            blob_len = plan.length + plan.n_facts * size
+        else:  # a task without fixed parts: whole message texts from build_prompt, ends fixed per case
+            prompts = [build_prompt(task, case.fact, self.template) for task in key]
             texts = [m["content"].encode("utf-8") for prompt in prompts for m in prompt]
-            roles = [m["role"] for prompt in prompts for m in prompt]
-            counts = [len(prompt) for prompt in prompts]
-            blob, ends = b"".join(texts), []
+            ends, end = [], 0
             for text in texts:
-                start += len(text)
-                ends.append(start)
-        else:
-            chunks, roles, fixed_ends, counts = layout
-            blob, size = fact.join(chunks), len(fact)
-            ends = [start + fixed + facts * size for fixed, facts in fixed_ends]
-        self._blobs.append(blob)
-        self._roles += roles
-        self._ends += ends
-        for count in counts:
-            self._messages.append(self._messages[-1] + count)
-        if self._first is None and tasks:
-            self._first = (tasks[0], case.fact)
-        self._charges += case.charges
-        self._charge_offsets.append(len(self._charges))
-        self._articles += case.articles
-        self._article_offsets.append(len(self._articles))
-        term = case.term
-        self._term_kind.append(term.kind)
-        self._term_months.append(term.months)
-        self._fine.append(case.fine)
-        self._verdict.append(case.verdict)
+                end += len(text)
+                ends.append((end, 0))
+            roles = [m["role"] for prompt in prompts for m in prompt]
+            plan = self._new_plan(key, roles, ends, [len(prompt) for prompt in prompts])
+            pieces += texts
+            size, blob_len = 0, end
+        self._pid.append(self._code(plan))
+        self._cases.append(case)
+        self._blob_len.append(blob_len)
+        self._size.append(size)
+        self._golds.append(_fixed_golds(case.charges, case.articles, _term_gold(case.term, case.fine > 0)))
         self._split.append(split)
-        self._case_id.append(case.case_id)
-        golds = _fixed_golds(case.charges, case.articles, _term_gold(term, case.fine > 0))
-        n = len(tasks)
-        self._case += [case_idx] * n
-        self._task += tasks
-        self._index += range(first_index, first_index + n)
-        self._gold += [case.verdict if t == "verdict" else golds[t] for t in tasks]
-        self.rows += n
+        self._first_index.append(first_index)
+        self.rows += len(key)
 
-    def _prompts(self) -> pa.Array:
-        """The prompt column: per row the task's messages, their texts cut from the joined blobs."""
-        end = self._ends[-1] if self._ends else 0
-        if end >= 2**31:  # int32 offsets of pa.string(); 4096 rows of real facts are a few hundred MB
-            raise ValueError(f"the prompts of one write batch take {end} bytes, past 2 GiB; lower --max-record-bytes")
-        string = pa.string()
-        contents = pa.Array.from_buffers(
-            string,
-            len(self._ends),
-            [None, pa.py_buffer(array("i", [0, *self._ends])), pa.py_buffer(b"".join(self._blobs))],
-        )
-        prompt_type = ROW_SCHEMA.field("prompt").type
-        messages = pa.StructArray.from_arrays(
-            [pa.array(self._roles, string), contents], fields=list(prompt_type.value_type)
-        )
-        return pa.ListArray.from_arrays(pa.array(self._messages, pa.int32()), messages, type=prompt_type)
+    def _layout_columns(self) -> tuple[np.ndarray, ...]:
+        """(message ends, message role codes, row task codes, messages per row, row start per case, rows per case)."""
+        plans = self._plan_list
+        pid = np.array(self._pid, dtype=np.int64)
+        size = np.array(self._size, dtype=np.int64)
+        n_msgs = np.array([len(p.roles) for p in plans], dtype=np.int64)[pid] if plans else np.zeros(0, np.int64)
+        n_rows = np.array([len(p.tasks) for p in plans], dtype=np.int64)[pid] if plans else np.zeros(0, np.int64)
+        blob_len = np.array(self._blob_len, dtype=np.int64)
+        case_start = np.cumsum(blob_len) - blob_len
+        msg_start = np.cumsum(n_msgs) - n_msgs
+        row_start = np.cumsum(n_rows) - n_rows
+        ends = np.empty(int(n_msgs.sum()), dtype=np.int64)
+        roles = np.empty(len(ends), dtype=np.int64)
+        tasks = np.empty(int(n_rows.sum()), dtype=np.int64)
+        per_row = np.empty(len(tasks), dtype=np.int64)
+        for code, plan in enumerate(plans):
+            sel = np.flatnonzero(pid == code)
+            pos = msg_start[sel, None] + np.arange(len(plan.roles))
+            ends[pos] = case_start[sel, None] + plan.fixed + plan.facts * size[sel, None]
+            roles[pos] = plan.roles
+            rpos = row_start[sel, None] + np.arange(len(plan.tasks))
+            tasks[rpos] = plan.tasks
+            per_row[rpos] = plan.counts
+        return ends, roles, tasks, per_row, row_start, n_rows
 
     def table(self) -> pa.Table:
         """The collected rows as a Table of ROW_SCHEMA."""
-        string, int64 = pa.string(), pa.int64()
-        case = pa.array(self._case, pa.int64())
+        string, int64, int32 = pa.string(), pa.int64(), pa.int32()
+        ends, role_codes, task_codes, per_row, row_start, n_rows = self._layout_columns()
+        n_cases, end = len(self._cases), int(ends[-1]) if len(ends) else 0
+        if end >= 2**31:  # int32 offsets of pa.string(); 4096 rows of real facts are a few hundred MB
+            raise ValueError(f"the prompts of one write batch take {end} bytes, past 2 GiB; lower --max-record-bytes")
+        row_case = np.repeat(np.arange(n_cases, dtype=np.int64), n_rows)
+        case_of_row = pa.array(row_case)
+        task_names = list(self._tasks)
+        task_col = pa.array(task_names, string).take(pa.array(task_codes))
+
+        contents = pa.Array.from_buffers(
+            string,
+            len(ends),
+            [None, pa.py_buffer(np.concatenate([[0], ends]).astype(np.int32)), pa.py_buffer(b"".join(self._pieces))],
+        )
+        prompt_type = ROW_SCHEMA.field("prompt").type
+        messages = pa.StructArray.from_arrays(
+            [pa.array(list(self._roles), string).take(pa.array(role_codes)), contents],
+            fields=list(prompt_type.value_type),
+        )
+        offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
+        prompts = pa.ListArray.from_arrays(pa.array(offsets, int32), messages, type=prompt_type)
+
+        cases = self._cases
+        # gold per row: per task a column over the cases, all tasks' columns end to end, taken at task x cases + case
+        gold_columns = [
+            [c.verdict for c in cases] if t == "verdict" else [g[t] for g in self._golds] for t in task_names
+        ]
+        gold_all = pa.array([g for column in gold_columns for g in column], string)
+        gold = gold_all.take(pa.array(task_codes * n_cases + row_case))
 
         def per_case(values: list, kind: pa.DataType) -> pa.Array:
             """A per-case column repeated for each row of its case."""
-            return pa.array(values, kind).take(case)
+            return pa.array(values, kind).take(case_of_row)
 
-        def per_case_list(offsets: list[int], values: list, kind: pa.DataType) -> pa.Array:
+        def per_case_list(lists: list[tuple], kind: pa.DataType) -> pa.Array:
             """A per-case list column repeated for each row of its case."""
-            return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, kind)).take(case)
+            offsets = np.zeros(n_cases + 1, dtype=np.int32)
+            np.cumsum([len(v) for v in lists], out=offsets[1:])
+            values = pa.array([x for v in lists for x in v], kind)
+            return pa.ListArray.from_arrays(pa.array(offsets, int32), values).take(case_of_row)
 
+        index = np.repeat(np.array(self._first_index, dtype=np.int64) - row_start, n_rows) + np.arange(self.rows)
         reward = pa.StructArray.from_arrays(
-            [pa.array(["rule"] * self.rows, string), pa.array(self._gold, string)],
-            fields=list(ROW_SCHEMA.field("reward_model").type),
+            [pa.repeat("rule", self.rows), gold], fields=list(ROW_SCHEMA.field("reward_model").type)
         )
         extra = pa.StructArray.from_arrays(
             [
-                pa.array(self._index, int64),
-                pa.array(self._task, string),
-                per_case_list(self._charge_offsets, self._charges, string),
-                per_case_list(self._article_offsets, self._articles, int64),
-                per_case(self._term_kind, string),
-                per_case(self._term_months, int64),
-                per_case(self._fine, int64),
-                per_case(self._verdict, string),
+                pa.array(index, int64),
+                task_col,
+                per_case_list([c.charges for c in cases], string),
+                per_case_list([c.articles for c in cases], int64),
+                per_case([c.term.kind for c in cases], string),
+                per_case([c.term.months for c in cases], int64),
+                per_case([c.fine for c in cases], int64),
+                per_case([c.verdict for c in cases], string),
                 per_case(self._split, string),
-                per_case(self._case_id, string),
+                per_case([c.case_id for c in cases], string),
             ],
             fields=list(ROW_SCHEMA.field("extra_info").type),
         )
-        sources = pa.array([_SOURCE[t] if t in _SOURCE else data_source(t) for t in self._task], string)
+        sources = pa.array([data_source(t) for t in task_names], string).take(pa.array(task_codes))
         table = pa.Table.from_arrays(
-            [sources, self._prompts(), pa.array(["legal"] * self.rows, string), reward, extra], schema=ROW_SCHEMA
+            [sources, prompts, pa.repeat("legal", self.rows), reward, extra], schema=ROW_SCHEMA
         )
-        if self._first is not None:  # the joined prompt must be exactly what build_prompt writes
-            task, fact = self._first
+        if self.rows:  # the joined prompt must be exactly what build_prompt writes
+            task, fact = task_names[int(task_codes[0])], cases[0].fact
             if table.column("prompt")[0].as_py() != build_prompt(task, fact, self.template):
                 raise AssertionError(f"RowBatch prompt differs from build_prompt for task {task!r}")
         return table

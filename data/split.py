@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import xxhash
 
 __all__ = [
     "PLAN_SPLITS",
@@ -70,10 +70,15 @@ def normalize_fact(fact: str) -> str:
     return "".join(_nfkc(fact).split())  # str.split() splits on exactly what r"\s+" matches, faster
 
 
+_xxh3 = xxhash.xxh3_64_intdigest
+
+
 def fact_key(fact: str) -> int:
-    """64-bit hash of the normalized fact (blake2b; stable across runs and machines)."""
-    digest = hashlib.blake2b(normalize_fact(fact).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    """64-bit hash of the normalized fact (XXH3; stable across runs and machines).
+
+    Only equality of keys matters (deduplication); XXH3 takes about 0.5 µs per fact where blake2b took 3.
+    """
+    return _xxh3(normalize_fact(fact).encode("utf-8"))
 
 
 def first_occurrences(keys: np.ndarray) -> np.ndarray:

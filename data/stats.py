@@ -19,10 +19,15 @@ _BUCKETS = ((0, "0"), (6, "1-6"), (12, "7-12"), (36, "13-36"), (120, "37-120"), 
 
 def term_bucket(case: Case) -> str:
     """Term as a coarse bucket: life / death / none / fixed months range ("1-6", "7-12", …)."""
-    if case.term.kind != "fixed":
-        return case.term.kind
+    return _bucket(case.term.kind, case.term.months)
+
+
+def _bucket(kind: str, months: int) -> str:
+    """term_bucket of a term of this kind and months."""
+    if kind != "fixed":
+        return kind
     for upper, name in _BUCKETS:
-        if case.term.months <= upper:
+        if months <= upper:
             return name
     return _BUCKETS[-1][1]
 
@@ -46,6 +51,7 @@ class PrepareStats:
         self.labels: dict[str, Counter[str]] = defaultdict(Counter)
         self.prompt_tokens: dict[str, Any] | None = None  # set by data.prepare --tokenizer
         self.splits: tuple[str, ...] = ("train", "test")  # data.prepare --sft-fraction adds "sft"
+        self._legal: Counter[tuple] = Counter()  # add_case: (split, tasks, charges, articles, term, fined) -> cases
 
     def skip(self, reason: str, path: str, line: int, detail: str) -> None:
         """Count one skipped record (a few examples per reason keep file, line and detail)."""
@@ -54,19 +60,30 @@ class PrepareStats:
             self.examples[reason].append({"file": path, "line": line, "detail": detail})
 
     def add_case(self, case: Case, split: str, tasks: list[str]) -> None:
-        """Count one written case and its items."""
-        self.cases[split] += 1
-        items, charges, articles = self.items[split], self.charges[split], self.articles[split]
-        for task in tasks:
-            items[task] += 1
-        for charge in case.charges:
-            charges[charge] += 1
-            if not _known(charge):
-                self.unknown_charges[charge] += 1
-        for article in case.articles:
-            articles[article] += 1
-        self.terms[split][term_bucket(case)] += 1
-        self.with_fine[split] += case.fine > 0
+        """Count one written case and its items.
+
+        Cases with the same labels are counted once, with their number, when the counters are read (_fold): the
+        labels of a CAIL file repeat a lot, and the counters see the labels in the same first-seen order.
+        """
+        term = case.term
+        self._legal[(split, tuple(tasks), case.charges, case.articles, term.kind, term.months, case.fine > 0)] += 1
+
+    def _fold(self) -> None:
+        """Add the cases counted by add_case to the counters, in the order their labels were first seen."""
+        for (split, tasks, charges_, articles_, kind, months, fined), n in self._legal.items():
+            self.cases[split] += n
+            items, charges, articles = self.items[split], self.charges[split], self.articles[split]
+            for task in tasks:
+                items[task] += n
+            for charge in charges_:
+                charges[charge] += n
+                if not _known(charge):
+                    self.unknown_charges[charge] += n
+            for article in articles_:
+                articles[article] += n
+            self.terms[split][_bucket(kind, months)] += n
+            self.with_fine[split] += n * fined
+        self._legal.clear()
 
     def add_labelled(self, split: str, tasks: list[str], labels: list[str]) -> None:
         """Count one written case of a non-legal source with its gold labels (e.g. the violated dimensions)."""
@@ -81,6 +98,7 @@ class PrepareStats:
 
     def to_dict(self, config: dict[str, Any], tasks: tuple[str, ...], quotas: dict[str, list[int]]) -> dict[str, Any]:
         """JSON-ready summary (keys sorted where they are data, so two runs give identical files)."""
+        self._fold()
         splits = self.splits
         return {
             "config": config,

@@ -175,3 +175,59 @@ def test_row_batch_without_fixed_prompt_parts_equals_build_rows(template, monkey
         batch.add(case, TASKS, "train", 4 * i)
         rows += build_rows(case, TASKS, template, "train", 4 * i)
     assert batch.table().to_pylist() == pa.Table.from_pylist(rows, schema=ROW_SCHEMA).to_pylist()
+
+
+def _plain_stats(cases: list, splits: list[str], tasks: list[tuple[str, ...]]) -> dict:
+    """The counters of PrepareStats.add_case as it counted before: one case at a time, straight into the Counters."""
+    from collections import Counter, defaultdict
+
+    from data.stats import term_bucket
+    from recipes.legal.charges import is_known_charge
+
+    counts = {k: defaultdict(Counter) for k in ("items", "charges", "articles", "terms")}
+    cases_n, unknown, fine = Counter(), Counter(), Counter()
+    for case, split, used in zip(cases, splits, tasks, strict=True):
+        cases_n[split] += 1
+        counts["items"][split].update(used)
+        for charge in case.charges:
+            counts["charges"][split][charge] += 1
+            if not is_known_charge(charge):
+                unknown[charge] += 1
+        counts["articles"][split].update(case.articles)
+        counts["terms"][split][term_bucket(case)] += 1
+        fine[split] += case.fine > 0
+    return {
+        "cases": list(cases_n.items()),
+        **{k: {s: list(c.items()) for s, c in v.items()} for k, v in counts.items()},
+        "unknown": list(unknown.items()),
+        "fine": list(fine.items()),
+        "charges_top": {s: c.most_common(3) for s, c in counts["charges"].items()},
+    }
+
+
+def test_stats_folded_counts_equal_case_by_case_counts():
+    """add_case counts cases per distinct labels and folds them later: same counts, same first-seen key order (which
+    decides most_common's ties in stats.json), as counting case by case."""
+    from data.sources.base import Case
+    from data.stats import PrepareStats
+    from recipes.legal.terms import Term
+
+    parse = get_parser("cail2018")
+    sample = [parse(decode_record(raw), f"s:{i}") for i, raw in enumerate(CAIL_LINES, 1)]
+    odd = Case("x:1", "事实", "甲某", ("不存在的罪名罪", "盗窃罪"), (264, 67), Term("none"), 500, "v")
+    cases = [*sample, odd, *reversed(sample), odd, *sample[::3]]
+    splits = ["test" if i % 5 == 0 else "train" for i in range(len(cases))]
+    tasks = [TASKS if i % 4 else TASKS[: 1 + i % 3] for i in range(len(cases))]
+    stats = PrepareStats()
+    for case, split, used in zip(cases, splits, tasks, strict=True):
+        stats.add_case(case, split, list(used))
+    got = stats.to_dict({}, TASKS, {})
+    assert stats.to_dict({}, TASKS, {}) == got  # folding twice counts nothing twice
+    want = _plain_stats(cases, splits, tasks)
+    assert list(stats.cases.items()) == want["cases"]
+    for name in ("items", "charges", "articles", "terms"):
+        assert {s: list(c.items()) for s, c in getattr(stats, name).items()} == want[name], name
+    assert list(stats.unknown_charges.items()) == want["unknown"] and want["unknown"]
+    assert list(stats.with_fine.items()) == want["fine"]
+    for split, top in want["charges_top"].items():
+        assert list(got["distributions"][split]["charges_top"].items())[:3] == top

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from recipes.legal.terms import Term
 
 __all__ = ["Case", "SkipRecord", "require", "show"]
 
 
-@dataclass(frozen=True)
-class Case:
-    """One validated case: the facts shown to the model and the gold labels of all four tasks."""
+class Case(NamedTuple):
+    """One validated case: the facts shown to the model and the gold labels of all four tasks.
+
+    A NamedTuple, not a frozen dataclass: as immutable, and about 5x cheaper to build (data.prepare builds one per
+    record in each pass).
+    """
 
     case_id: str
     fact: str

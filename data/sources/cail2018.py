@@ -66,9 +66,12 @@ def _cached_charges(accusation: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=65536)
-def _cached_verdict(name: str, charges: tuple[str, ...], term: Term, fine: int) -> str:
-    """build_verdict of one (defendant, charges, term, fine): CAIL names (张某, 李某某) and round fines repeat a lot."""
-    return build_verdict(name, list(charges), term, fine)
+def _cached_verdict(name: str, charges: tuple[str, ...], death: bool, life: bool, months: int, fine: int) -> str:
+    """build_verdict of one (defendant, charges, term, fine): CAIL names (张某, 李某某) and round fines repeat a lot.
+
+    Keyed by the term's fields, not the Term (its dataclass hash runs in Python).
+    """
+    return build_verdict(name, list(charges), _cached_term(death, life, months), fine)
 
 
 def _fast(obj: Any, origin: str, scan: bool) -> Case | None:
@@ -91,25 +94,33 @@ def _fast(obj: Any, origin: str, scan: bool) -> Case | None:
     death, life, months = raw.get("death_penalty"), raw.get("life_imprisonment"), raw.get("imprisonment")
     if type(death) is not bool or type(life) is not bool or type(months) is not int or not 0 <= months <= 600:
         return None
-    if (death and life) or not articles or not all(type(a) is int and a in KNOWN_ARTICLES for a in articles):
+    if (death and life) or not articles:
         return None
+    for a in articles:  # plain loops: cheaper than all() over a generator for the one or two labels of a case
+        if type(a) is not int or a not in KNOWN_ARTICLES:
+            return None
+    for c in accusation:
+        if type(c) is not str:
+            return None
     name = criminals[0]
-    if type(name) is not str or not all(type(c) is str for c in accusation):
+    if type(name) is not str:
         return None
     fact, name = fact.strip(), name.strip()
     charges = _cached_charges(tuple(accusation))
     if not fact or not name or not charges:
         return None
     term = _cached_term(death, life, months)
+    arts = (articles[0],) if len(articles) == 1 else tuple(sorted(set(articles)))
+    # positional: the field order of Case (case_id, fact, defendant, charges, articles, term, fine, verdict)
     return Case(
-        case_id=origin,
-        fact=fact,
-        defendant=name,
-        charges=charges,
-        articles=tuple(sorted(set(articles))),
-        term=term,
-        fine=fine,
-        verdict="" if scan else _cached_verdict(name, charges, term, fine),
+        origin,
+        fact,
+        name,
+        charges,
+        arts,
+        term,
+        fine,
+        "" if scan else _cached_verdict(name, charges, death, life, months, fine),
     )
 
 
