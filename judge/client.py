@@ -1,8 +1,16 @@
 """Async client for the LLM judge (vLLM's OpenAI-compatible API): bounded, retried, deduplicated, cached, stoppable.
 
-One JudgeClient exists per (config, process, running event loop) — `get_judge_client(config)` returns it. httpx /
-aiohttp connections and asyncio primitives belong to one loop, so a client is never shared across loops; clients of
-closed loops are dropped from the registry on the next lookup.
+One JudgeClient exists per (config, process, running event loop) — `get_judge_client(config)` returns it. Its
+asyncio primitives (cache, dedup, semaphore, breaker, stop) belong to the caller's loop, so a client is never shared
+across loops; clients of closed loops are dropped from the registry (and their connections closed) on the next lookup.
+
+The HTTP requests themselves (the endpoints' AsyncOpenAI clients and their aiohttp sessions) run on the process's
+transport loop: one daemon thread with its own event loop, started at first use (again in a forked child). A reward
+worker's loop is busy with verl's per-response work when a step's responses arrive; a request needs several trips
+through the loop before aiohttp has its body on the socket, so on the caller's loop the judge's time came on top of
+that work (benchmarks/README.md). The caller hands the request over in one step and waits for its outcome; its
+timeout still bounds the call, and cancelling the caller cancels the request on the transport loop. The exceptions
+(openai's, aiohttp's, timeouts) reach the error classification unchanged.
 
 Per call: LRU cache (prompt → parsed result) → in-flight dedup (identical requests share one HTTP call) → global
 semaphore (max_concurrency across all endpoints, waited for at most queue_timeout_s) → attempts, each on the
@@ -34,7 +42,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -119,6 +127,54 @@ else:  # pragma: no cover - Python 3.10
     async def _bounded(awaitable: Awaitable[_T], seconds: float) -> _T:
         """`await awaitable` cut after `seconds` (asyncio.TimeoutError)."""
         return await asyncio.wait_for(awaitable, timeout=seconds)
+
+
+# ---------------------------------------------------------------------------------------------------- transport
+
+_TRANSPORT: tuple[int, asyncio.AbstractEventLoop] | None = None  # (pid, loop) of this process's HTTP thread
+_TRANSPORT_LOCK = threading.Lock()
+# A parent's transport loop copied by a fork: its thread does not exist here, and it cannot be closed (it reads as
+# running). Kept referenced so that it is never collected with a warning.
+_INHERITED_LOOPS: list[asyncio.AbstractEventLoop] = []
+
+
+def _transport_loop() -> asyncio.AbstractEventLoop:
+    """This process's judge HTTP loop, running forever in a daemon thread started at first use."""
+    global _TRANSPORT
+    pid = os.getpid()
+    with _TRANSPORT_LOCK:
+        if _TRANSPORT is not None and _TRANSPORT[0] == pid:
+            return _TRANSPORT[1]
+        if _TRANSPORT is not None:
+            _INHERITED_LOOPS.append(_TRANSPORT[1])
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="judge-http", daemon=True).start()
+        _TRANSPORT = (pid, loop)
+        return loop
+
+
+async def _on_transport(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run coro on the transport loop and wait for its outcome; cancelling the caller cancels it there.
+
+    Cancelling the wrapped future cancels the concurrent future, whose callback cancels the task on the transport
+    loop (asyncio's _chain_future). The coroutine is handed over before the first await here: the request leaves
+    without another trip through the caller's loop.
+    """
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, _transport_loop()))
+
+
+async def _list_models(client: openai.AsyncOpenAI) -> Any:
+    """GET /v1/models as a coroutine (the client returns an awaitable paginator)."""
+    return await client.models.list()
+
+
+async def _close_clients(clients: list[openai.AsyncOpenAI]) -> None:
+    """Close HTTP clients on the loop their connections belong to, each within 5 s."""
+    for client in clients:
+        try:
+            await asyncio.wait_for(client.close(), timeout=5.0)
+        except (asyncio.TimeoutError, RuntimeError, OSError) as exc:
+            logger.debug("judge: closing client for %s failed: %s", client.base_url, type(exc).__name__)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -338,13 +394,15 @@ class JudgeClient:
             ep.health.on_success()
 
     async def aclose(self) -> None:
-        """Close the HTTP connections of every endpoint."""
+        """Close the HTTP connections of every endpoint (on the transport loop, where they live)."""
         self._closed = True
-        for ep in self._endpoints:
-            try:
-                await asyncio.wait_for(ep.client.close(), timeout=5.0)
-            except (asyncio.TimeoutError, RuntimeError, OSError) as exc:
-                logger.debug("judge: closing client for %s failed: %s", ep.url, type(exc).__name__)
+        await _on_transport(_close_clients([ep.client for ep in self._endpoints]))
+
+    def _close_soon(self) -> None:
+        """Close the connections without waiting (the client's own loop is gone): scheduled on the transport loop."""
+        if not self._closed:
+            self._closed = True
+            asyncio.run_coroutine_threadsafe(_close_clients([ep.client for ep in self._endpoints]), _transport_loop())
 
     # ------------------------------------------------------------------ internals
     def _check_loop(self) -> None:
@@ -744,7 +802,7 @@ class JudgeClient:
         if known:
             return known
         try:
-            page = await _bounded(ep.client.models.list(), timeout)
+            page = await _bounded(_on_transport(_list_models(ep.client)), timeout)
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised as _CallError
             raise self._classify(exc, "GET /v1/models", timeout) from exc
         ids = [m.id for m in getattr(page, "data", [])]
@@ -782,12 +840,15 @@ class JudgeClient:
             # pydantic ChatCompletion from the answer, which cost about as much CPU as the HTTP request itself
             # (benchmarks/README.md). The body is plain JSON, so the transform would return it unchanged.
             # A ready idempotency key skips a uuid4() per request (the client sends no idempotency header).
+            # On the transport loop (see the module docstring); the timeout runs here, on the caller's loop.
             raw = await _bounded(
-                ep.client.post(
-                    "/chat/completions",
-                    body=body,
-                    cast_to=bytes,
-                    options={"idempotency_key": f"legal-judge-{next(_REQUEST_IDS)}"},
+                _on_transport(
+                    ep.client.post(
+                        "/chat/completions",
+                        body=body,
+                        cast_to=bytes,
+                        options={"idempotency_key": f"legal-judge-{next(_REQUEST_IDS)}"},
+                    )
                 ),
                 timeout,
             )
@@ -857,12 +918,14 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 def _purge_locked() -> None:
-    """Drop clients whose loop is gone or closed, and entries inherited from a parent process."""
+    """Drop clients whose loop is gone or closed (closing their connections), and entries inherited from a parent."""
     pid = os.getpid()
-    for key, (loop_ref, _client) in list(_REGISTRY.items()):
+    for key, (loop_ref, client) in list(_REGISTRY.items()):
         loop = loop_ref()
         if key[1] != pid or loop is None or loop.is_closed():
             del _REGISTRY[key]
+            if key[1] == pid:
+                client._close_soon()
 
 
 def get_judge_client(config: JudgeConfig) -> JudgeClient:

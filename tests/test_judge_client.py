@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import time
+from typing import Any
 
 import pytest
 from helpers.judge_fixtures import fresh_judge_clients, judge_client_for  # noqa: F401 - autouse fixture
@@ -452,3 +454,99 @@ def test_get_judge_client_needs_a_running_loop():
     """Outside a coroutine there is no loop to bind to."""
     with pytest.raises(RuntimeError, match="running event loop"):
         get_judge_client(JudgeConfig(base_urls=("http://h:1/v1",), model="m"))
+
+
+# ------------------------------------------------------------------------------------------------ transport thread
+
+
+async def _transport_tasks() -> list[str]:
+    """The tasks pending on the process's judge transport loop (besides the one asking)."""
+
+    async def others() -> list[str]:
+        me = asyncio.current_task()
+        return [repr(t) for t in asyncio.all_tasks() if t is not me]
+
+    return await jc._on_transport(others())
+
+
+async def _until(check, seconds: float = 5.0) -> None:
+    """Wait (polling) until check() is true, at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def test_request_leaves_while_the_callers_loop_is_busy(judge_server):
+    """The request is sent from the transport thread: the judge gets it while the caller's loop is still busy."""
+    srv = judge_server()
+    client = client_for(srv)
+    assert (await client.grade("罪名", "盗窃罪", "预热")).value == 2  # connection open, as after a first step
+
+    async def busy() -> float:
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:  # CPU work holding the loop and the GIL (verl's per-response work)
+            pass
+        return end
+
+    start = time.monotonic()
+    call = asyncio.ensure_future(client.grade("罪名", "盗窃罪", "被告人犯盗窃罪"))
+    busy_until = await asyncio.ensure_future(busy())  # runs right after the call's first step
+    assert (await call).value == 2
+    sent = srv.requests[1]
+    assert sent.t_start - start < 0.6, "the judge got the request only after the caller's loop was free again"
+    assert sent.t_start < busy_until - 0.3
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+async def test_cancelled_caller_cancels_its_request(judge_server, how):
+    """A caller's timeout or cancel cancels its request on the transport loop: the judge sees the client go away."""
+    srv = judge_server(latency_s=30.0)
+    t0 = time.monotonic()
+    if how == "timeout":
+        res = await client_for(srv, timeout_s=0.3, max_retries=0).grade("罪名", "盗窃罪", "被告人犯盗窃罪")
+        assert res.failed and "timeout after 0.3s" in res.error
+    else:
+        call = asyncio.ensure_future(client_for(srv).grade("罪名", "盗窃罪", "被告人犯盗窃罪"))
+        await _until(lambda: srv.in_flight == 1)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    assert time.monotonic() - t0 < 5.0
+    await _until(lambda: srv.requests[0].status != 0)
+    assert (srv.requests[0].status, srv.in_flight) == (499, 0)  # handler aborted: the connection was dropped
+    pending = await _transport_tasks()
+    deadline = time.monotonic() + 5.0
+    while pending and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        pending = await _transport_tasks()
+    assert pending == []
+
+
+def _grade_in_child(base_url: str, model: str, out: Any) -> None:
+    """In a forked child: one judge call on a fresh loop; puts (value, transport thread is new) on the queue."""
+    parent_loop = jc._TRANSPORT[1] if jc._TRANSPORT else None
+
+    async def ask() -> int | None:
+        client = get_judge_client(JudgeConfig(base_urls=(base_url,), model=model, **FAST))
+        try:
+            return (await client.grade("罪名", "盗窃罪", "子进程")).value
+        finally:
+            await client.aclose()
+
+    value = asyncio.run(ask())
+    out.put((value, jc._TRANSPORT is not None and jc._TRANSPORT[1] is not parent_loop))
+
+
+async def test_judge_works_in_a_forked_child(judge_server):
+    """A child forked after the parent used the judge starts its own transport thread (the parent's is not there)."""
+    srv = judge_server()
+    assert (await client_for(srv).grade("罪名", "盗窃罪", "父进程")).value == 2
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_grade_in_child, args=(srv.base_url, srv.model, out))
+    child.start()
+    result = await asyncio.to_thread(out.get, True, 60)
+    await asyncio.to_thread(child.join, 30)
+    assert result == (2, True)
+    assert child.exitcode == 0
+    assert [r.user_text.count("子进程") > 0 for r in srv.requests] == [False, True]
