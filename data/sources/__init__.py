@@ -36,6 +36,8 @@ class Source:
     row_batch: Callable[[str], Any]  # template -> empty batch with .add(case, tasks, split, index), .rows, .table()
     counts_prompt_tokens: bool = False  # data.prepare --tokenizer renders this source's prompts (data.tokens)
     sft_response: Callable[[Any], str] | None = None  # case -> gold response for --sft-fraction; None: GRPO only
+    # pass 2: (raw line, origin) -> (case without its fact text, the fact's UTF-8) or None (then parse_record)
+    parse_rows_line: Callable[[Any, str], tuple[Any, bytes] | None] | None = None
 
 
 def get_parser(source: str) -> Parser:
@@ -60,8 +62,9 @@ def get_source(source: str) -> Source:
             row_batch=lambda template: PylistBatch(safety.build_rows, safety.ROW_SCHEMA, template),
             sft_response=safety.sft_response,
         )
+    parse_rows_line = None
     if source == "cail2018":
-        from data.sources.cail2018 import parse_record
+        from data.sources.cail2018 import parse_record, parse_rows_line
     elif source == "judgments":
         from data.sources.judgments import parse_record
     else:
@@ -80,6 +83,7 @@ def get_source(source: str) -> Source:
         count_case=lambda stats, case, split, tasks: stats.add_case(case, split, tasks),
         row_batch=RowBatch,
         counts_prompt_tokens=True,
+        parse_rows_line=parse_rows_line,
     )
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import msgspec
+
 from data.sources.base import Case, SkipRecord, require, show
 from recipes.legal.articles import KNOWN_ARTICLES
 from recipes.legal.charges import normalize_charges
 from recipes.legal.terms import Term, term_from_cail
 from recipes.legal.verdict import build_verdict
 
-__all__ = ["MAX_FINE", "parse_record"]
+__all__ = ["MAX_FINE", "parse_record", "parse_rows_line"]
 
 MAX_FINE = 10**12
 """Largest fine accepted, in yuan (一万亿元: far above any real fine; the verdict's Chinese numerals and the int64
@@ -122,6 +124,98 @@ def _fast(obj: Any, origin: str, scan: bool) -> Case | None:
         fine,
         "" if scan else _cached_verdict(name, charges, death, life, months, fine),
     )
+
+
+class _Term(msgspec.Struct):
+    """meta.term_of_imprisonment as pass 2 decodes it."""
+
+    death_penalty: bool
+    life_imprisonment: bool
+    imprisonment: int
+
+
+class _Meta(msgspec.Struct):
+    """meta as pass 2 decodes it (other fields are skipped)."""
+
+    accusation: list[str]
+    relevant_articles: list[int]
+    punish_of_money: int
+    criminals: list[str]
+    term_of_imprisonment: _Term
+
+
+class _Record(msgspec.Struct):
+    """A CAIL2018 line as pass 2 decodes it: the fact left as its raw JSON string, never decoded."""
+
+    fact: msgspec.Raw
+    meta: _Meta
+
+
+_decode_for_rows = msgspec.json.Decoder(_Record).decode
+_ASCII_SPACE = frozenset(b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")  # the ASCII characters str.isspace() accepts
+
+
+def _stripped_utf8(raw_fact: msgspec.Raw) -> bytes | None:
+    """The UTF-8 bytes of a raw JSON string equal to its decoded, stripped text; None when that needs decoding (an
+    escape, whitespace at either end, empty, not a string)."""
+    data = bytes(raw_fact)
+    if len(data) < 3 or data[0] != 0x22 or b"\\" in data:  # 0x22: '"'
+        return None
+    text = data[1:-1]
+    first, last = text[0], text[-1]
+    if first in _ASCII_SPACE or last in _ASCII_SPACE:
+        return None
+    if first >= 0x80 and text[:4].decode("utf-8", "ignore")[:1].isspace():
+        return None
+    if last >= 0x80 and text[-4:].decode("utf-8", "ignore")[-1:].isspace():
+        return None
+    return text
+
+
+def parse_rows_line(raw: bytes | memoryview, origin: str) -> tuple[Case, bytes] | None:
+    """Pass 2's path for a line pass 1 accepted, unchanged since: (its Case with an empty fact, the fact's UTF-8).
+
+    The same Case as parse_record(decode_record(raw), origin) except for the fact, which is never decoded to text
+    and encoded back (it goes into the prompts as UTF-8): a typed decode skips the other fields, and the checks are
+    _fast's. None for any record that _fast would not build as is (then the caller takes the full path).
+    """
+    try:
+        record = _decode_for_rows(raw)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    fact = _stripped_utf8(record.fact)
+    meta = record.meta
+    accusation, articles, fine, criminals = (
+        meta.accusation,
+        meta.relevant_articles,
+        meta.punish_of_money,
+        meta.criminals,
+    )
+    term = meta.term_of_imprisonment
+    death, life, months = term.death_penalty, term.life_imprisonment, term.imprisonment
+    if fact is None or not 0 <= fine <= MAX_FINE or len(criminals) != 1 or not 0 <= months <= 600:
+        return None
+    if (death and life) or not articles:
+        return None
+    for a in articles:
+        if a not in KNOWN_ARTICLES:
+            return None
+    name = criminals[0].strip()
+    charges = _cached_charges(tuple(accusation))
+    if not name or not charges:
+        return None
+    arts = (articles[0],) if len(articles) == 1 else tuple(sorted(set(articles)))
+    case = Case(
+        origin,
+        "",
+        name,
+        charges,
+        arts,
+        _cached_term(death, life, months),
+        fine,
+        _cached_verdict(name, charges, death, life, months, fine),
+    )
+    return case, fact
 
 
 def parse_record(obj: Any, origin: str, scan: bool = False) -> Case:
