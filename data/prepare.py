@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from data.reader import MAX_RECORD_BYTES, InputError, decode_record, iter_lines, lines_at
+from data.reader import MAX_RECORD_BYTES, TOO_LARGE, InputError, decode_record, iter_lines, lines_at
 from data.sft import SftParquetWriter, SftRow
 from data.sources import SOURCES, SkipRecord, get_parser, get_source
 from data.split import PLAN_SPLITS, SFT_SPLIT, SPLITS, SplitPlan, fact_key, plan_split
@@ -143,8 +143,8 @@ def _scan(
     With a counter, prompts longer than budget tokens are skipped as prompt_too_long (counted in batches of
     TOKEN_BATCH records) and the token counts of all valid records go to stats.prompt_tokens.
     """
-    parse = get_parser(config.source)
-    keys, files, lines, starts = array("Q"), array("H"), array("Q"), array("Q")
+    parse, scan_line = get_parser(config.source), get_source(config.source).parse_scan_line
+    keys, files, lines, starts = array("q"), array("H"), array("Q"), array("Q")
     tokens = array("I")
     pending: list[tuple[int, int, int, int, str]] = []  # (key, file, line, offset, fact) waiting for token counts
     names = [Path(p).name for p in config.inputs]
@@ -168,8 +168,11 @@ def _scan(
         config.inputs, desc=f"scan {config.source}", max_bytes=config.max_record_bytes
     ):
         stats.read += 1
+        origin = f"{names[file_idx]}:{line_no}"
         try:
-            case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}", scan=True)
+            case = scan_line(raw, origin) if scan_line is not None and raw is not TOO_LARGE else None
+            if case is None:
+                case = parse(decode_record(raw), origin, scan=True)
         except SkipRecord as exc:
             path = config.inputs[file_idx]
             if config.strict:
@@ -199,7 +202,7 @@ def _scan(
             **token_distribution(np.frombuffer(tokens, dtype=np.uint32) if tokens else np.zeros(0, np.uint32)),
         }
     return (
-        np.frombuffer(keys, dtype=np.uint64) if keys else np.zeros(0, np.uint64),
+        np.frombuffer(keys, dtype=np.int64) if keys else np.zeros(0, np.int64),
         np.frombuffer(files, dtype=np.uint16) if files else np.zeros(0, np.uint16),
         np.frombuffer(lines, dtype=np.uint64) if lines else np.zeros(0, np.uint64),
         np.frombuffer(starts, dtype=np.uint64) if starts else np.zeros(0, np.uint64),

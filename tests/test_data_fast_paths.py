@@ -15,7 +15,7 @@ import pytest
 from data.reader import decode_record
 from data.rows import ROW_SCHEMA, RowBatch, build_rows
 from data.sources import SkipRecord, get_parser
-from data.sources.cail2018 import _parse, parse_record, parse_rows_line
+from data.sources.cail2018 import _parse, parse_record, parse_rows_line, parse_scan_line
 from data.split import _nfkc, normalize_fact
 from recipes.legal.tasks import TASKS
 
@@ -288,3 +288,21 @@ def test_pass_two_line_path_refuses_what_needs_decoding():
         record = copy.deepcopy(base)
         record["meta"][path] = value
         assert parse_rows_line(json.dumps(record, ensure_ascii=False).encode("utf-8"), "x:1") is None, path
+
+
+def test_pass_one_line_path_builds_exactly_the_full_paths_case_or_leaves_it():
+    """parse_scan_line gives parse_record(decode_record(raw), scan=True)'s Case, or None where the full path must
+    decide (and every line the full path refuses is among those, so its skip reason stays the full path's)."""
+    surrogate = CAIL_LINES[1].replace(b'"fact": "', b'"fact": "\\ud800', 1)
+    taken = 0
+    for i, raw in enumerate([*_raw_variants(), surrogate]):
+        fast = parse_scan_line(raw, f"x:{i}")
+        try:
+            full = parse_record(decode_record(raw), f"x:{i}", scan=True)
+        except SkipRecord:
+            assert fast is None, (i, raw[:80])
+            continue
+        if fast is not None:
+            assert fast == full, (i, raw[:80])
+            taken += 1
+    assert taken >= len(CAIL_LINES) + 5  # the samples, the base record, escapes and edge whitespace in the fact

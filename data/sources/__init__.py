@@ -38,6 +38,8 @@ class Source:
     sft_response: Callable[[Any], str] | None = None  # case -> gold response for --sft-fraction; None: GRPO only
     # pass 2: (raw line, origin) -> (case without its fact text, the fact's UTF-8) or None (then parse_record)
     parse_rows_line: Callable[[Any, str], tuple[Any, bytes] | None] | None = None
+    # pass 1: (raw line, origin) -> parse_record(decode_record(line), origin, scan=True), or None (then that)
+    parse_scan_line: Callable[[bytes, str], Any] | None = None
 
 
 def get_parser(source: str) -> Parser:
@@ -62,9 +64,9 @@ def get_source(source: str) -> Source:
             row_batch=lambda template: PylistBatch(safety.build_rows, safety.ROW_SCHEMA, template),
             sft_response=safety.sft_response,
         )
-    parse_rows_line = None
+    parse_rows_line = parse_scan_line = None
     if source == "cail2018":
-        from data.sources.cail2018 import parse_record, parse_rows_line
+        from data.sources.cail2018 import parse_record, parse_rows_line, parse_scan_line
     elif source == "judgments":
         from data.sources.judgments import parse_record
     else:
@@ -84,6 +86,7 @@ def get_source(source: str) -> Source:
         row_batch=RowBatch,
         counts_prompt_tokens=True,
         parse_rows_line=parse_rows_line,
+        parse_scan_line=parse_scan_line,
     )
 
 
