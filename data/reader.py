@@ -31,6 +31,7 @@ TOO_LARGE = _TooLarge()
 _decode = msgspec.json.Decoder().decode
 _CHUNK = 1 << 16
 _BLOCK = 1 << 20  # smallest block of lines_at
+_READ_BUFFER = 1 << 20
 _PROGRESS_EVERY = 1 << 22  # bytes between progress-bar updates (a per-line update costs more than the JSON decode)
 
 
@@ -40,7 +41,8 @@ class InputError(RuntimeError):
 
 def _open(path: str) -> IO[bytes]:
     """Open a .jsonl (or .jsonl.gz / .json.gz) file for binary reading."""
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")  # noqa: SIM115
+    # a 1 MiB buffer: about 0.4 µs less per line than the default 8 KiB (fewer read calls)
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb", buffering=_READ_BUFFER)  # noqa: SIM115
 
 
 def _skip_rest(fh: IO[bytes]) -> int:
