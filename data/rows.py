@@ -159,9 +159,10 @@ def _layout(tasks: tuple[str, ...], template: str) -> Layout | None:
 
 
 @lru_cache(maxsize=65536)
-def _fixed_golds(charges: tuple[str, ...], articles: tuple[int, ...], term_gold: str) -> dict[str, str]:
-    """The gold texts of the charge, article and term tasks (charges and articles repeat a lot)."""
-    return {"charge": format_charges(charges), "article": format_articles(articles), "term": term_gold}
+def _fixed_golds(charges: tuple[str, ...], articles: tuple[int, ...], term_gold: str) -> dict[str, bytes]:
+    """The UTF-8 gold texts of the charge, article and term tasks (charges and articles repeat a lot)."""
+    golds = {"charge": format_charges(charges), "article": format_articles(articles), "term": term_gold}
+    return {task: text.encode("utf-8") for task, text in golds.items()}
 
 
 def _term_gold(term: Term, fined: bool) -> str:
@@ -183,7 +184,11 @@ def _strings(values: list[str]) -> pa.Array:
     pa.array over a Python list asks pandas whether the list is array-like, which imports pandas (about 0.35 s, half
     of data.prepare's start-up) though no pandas object is ever involved.
     """
-    data = [v.encode("utf-8") for v in values]
+    return _utf8_array([v.encode("utf-8") for v in values])
+
+
+def _utf8_array(data: list[bytes]) -> pa.Array:
+    """A pa.string() array of these UTF-8 texts (see _strings)."""
     offsets = np.zeros(len(data) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in data], out=offsets[1:])
     if offsets[-1] >= 2**31:
@@ -258,7 +263,7 @@ class RowBatch:
         self._blob_len: list[int] = []
         self._size: list[int] = []  # UTF-8 length of the facts
         self._pid: list[int] = []
-        self._golds: list[dict[str, str]] = []
+        self._golds: list[dict[str, bytes]] = []
         self._split: list[str] = []
         self._first_index: list[int] = []
         self._first_fact: str | None = None  # the first case's fact when it came as bytes
@@ -374,11 +379,10 @@ class RowBatch:
         prompts = pa.ListArray.from_arrays(_int32s(offsets), messages, type=prompt_type)
 
         cases = self._cases
+        verdicts = [c.verdict.encode("utf-8") for c in cases]  # the verdict task's gold and extra_info.verdict
         # gold per row: per task a column over the cases, all tasks' columns end to end, taken at task x cases + case
-        gold_columns = [
-            [c.verdict for c in cases] if t == "verdict" else [g[t] for g in self._golds] for t in task_names
-        ]
-        gold_all = _strings([g for column in gold_columns for g in column])
+        gold_columns = [verdicts if t == "verdict" else [g[t] for g in self._golds] for t in task_names]
+        gold_all = _utf8_array([g for column in gold_columns for g in column])
         gold = gold_all.take(_int64s(task_codes * n_cases + row_case))
 
         def per_case(values: pa.Array) -> pa.Array:
@@ -405,7 +409,7 @@ class RowBatch:
                 per_case(_strings([c.term.kind for c in cases])),
                 per_case(_int64s([c.term.months for c in cases])),
                 per_case(_int64s([c.fine for c in cases])),
-                per_case(_strings([c.verdict for c in cases])),
+                per_case(_utf8_array(verdicts)),
                 per_case(_strings(self._split)),
                 per_case(_strings([c.case_id for c in cases])),
             ],

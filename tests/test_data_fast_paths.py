@@ -9,13 +9,14 @@ import re
 import sys
 import unicodedata
 
+import msgspec
 import pyarrow as pa
 import pytest
 
 from data.reader import decode_record
 from data.rows import ROW_SCHEMA, RowBatch, build_rows
 from data.sources import SkipRecord, get_parser
-from data.sources.cail2018 import _parse, parse_record, parse_rows_line, parse_scan_line
+from data.sources.cail2018 import _parse, _stripped_utf8, parse_record, parse_rows_line, parse_scan_line
 from data.split import _nfkc, normalize_fact
 from recipes.legal.tasks import TASKS
 
@@ -306,3 +307,21 @@ def test_pass_one_line_path_builds_exactly_the_full_paths_case_or_leaves_it():
             assert fast == full, (i, raw[:80])
             taken += 1
     assert taken >= len(CAIL_LINES) + 5  # the samples, the base record, escapes and edge whitespace in the fact
+
+
+def test_raw_fact_strip_check_on_every_code_point_at_either_end():
+    """_stripped_utf8 gives the UTF-8 of text.strip() for a text with any character at its start or end, or None; it
+    never refuses a text that needs no strip (checked over all of Unicode: the lead-byte shortcut is exact)."""
+
+    class _Raw(msgspec.Struct):
+        f: msgspec.Raw
+
+    decode = msgspec.json.Decoder(_Raw).decode
+    for cp in range(0x20, sys.maxunicode + 1):
+        if 0xD800 <= cp < 0xE000 or cp in (0x22, 0x5C):  # surrogates; a quote or backslash needs an escape
+            continue
+        c = chr(cp)
+        for text in (c + "甲乙", "甲乙" + c):
+            got = _stripped_utf8(decode(b'{"f": "' + text.encode("utf-8") + b'"}').f)
+            expected = text.strip().encode("utf-8")
+            assert got == (expected if expected == text.encode("utf-8") else None), hex(cp)

@@ -161,21 +161,26 @@ class _ScanRecord(msgspec.Struct):
 _decode_for_rows = msgspec.json.Decoder(_Record).decode
 _decode_for_scan = msgspec.json.Decoder(_ScanRecord).decode
 _ASCII_SPACE = frozenset(b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")  # the ASCII characters str.isspace() accepts
+# UTF-8 lead bytes of the other characters str.isspace() accepts (U+0085, U+00A0, U+1680, U+2000..U+205F, U+3000)
+_SPACE_LEADS = frozenset(b"\xc2\xe1\xe2\xe3")
 
 
 def _stripped_utf8(raw_fact: msgspec.Raw) -> bytes | None:
     """The UTF-8 bytes of a raw JSON string equal to its decoded, stripped text; None when that needs decoding (an
     escape, whitespace at either end, empty, not a string)."""
-    data = bytes(raw_fact)
-    if len(data) < 3 or data[0] != 0x22 or b"\\" in data:  # 0x22: '"'
+    view = memoryview(raw_fact)
+    if len(view) < 3 or view[0] != 0x22:  # 0x22: '"' (a string, not empty)
         return None
-    text = data[1:-1]
+    text = view[1:-1].tobytes()
+    if b"\\" in text:
+        return None
     first, last = text[0], text[-1]
     if first in _ASCII_SPACE or last in _ASCII_SPACE:
         return None
-    if first >= 0x80 and text[:4].decode("utf-8", "ignore")[:1].isspace():
+    # a non-ASCII space starts with one of _SPACE_LEADS and is 2 (C2 ..) or 3 bytes long: decode only then
+    if first in _SPACE_LEADS and text[:3].decode("utf-8", "ignore")[:1].isspace():
         return None
-    if last >= 0x80 and text[-4:].decode("utf-8", "ignore")[-1:].isspace():
+    if last >= 0x80 and not _SPACE_LEADS.isdisjoint(text[-3:-1]) and text[-3:].decode("utf-8", "ignore")[-1:].isspace():
         return None
     return text
 
@@ -187,9 +192,8 @@ def _typed_case(meta: _Meta, origin: str, fact: str, scan: bool) -> Case | None:
     death, life, months = term.death_penalty, term.life_imprisonment, term.imprisonment
     if not 0 <= fine <= MAX_FINE or len(criminals) != 1 or not 0 <= months <= 600 or (death and life) or not articles:
         return None
-    for a in articles:
-        if a not in KNOWN_ARTICLES:
-            return None
+    if not KNOWN_ARTICLES.issuperset(articles):
+        return None
     name = criminals[0].strip()
     charges = _cached_charges(tuple(meta.accusation))
     if not name or not charges:
