@@ -168,11 +168,10 @@ def _scan(
         config.inputs, desc=f"scan {config.source}", max_bytes=config.max_record_bytes
     ):
         stats.read += 1
-        origin = f"{names[file_idx]}:{line_no}"
-        try:
-            case = scan_line(raw, origin) if scan_line is not None and raw is not TOO_LARGE else None
+        try:  # pass 1 uses no case id: the typed path gets none (one string fewer per line)
+            case = scan_line(raw, "") if scan_line is not None and raw is not TOO_LARGE else None
             if case is None:
-                case = parse(decode_record(raw), origin, scan=True)
+                case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}", scan=True)
         except SkipRecord as exc:
             path = config.inputs[file_idx]
             if config.strict:

@@ -72,6 +72,7 @@ def get_source(source: str) -> Source:
     else:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     from data.rows import ROW_SCHEMA, RowBatch, build_rows
+    from data.stats import PrepareStats
     from recipes.legal.tasks import TASKS, TEMPLATES
 
     return Source(
@@ -82,7 +83,7 @@ def get_source(source: str) -> Source:
         tasks=TASKS,
         templates=TEMPLATES,
         default_template="base",
-        count_case=lambda stats, case, split, tasks: stats.add_case(case, split, tasks),
+        count_case=PrepareStats.add_case,  # (stats, case, split, tasks): no lambda layer, once per case
         row_batch=RowBatch,
         counts_prompt_tokens=True,
         parse_rows_line=parse_rows_line,
