@@ -1,13 +1,15 @@
 """`python -m data.prepare`: CAIL2018, raw judgments or safety records → verl parquet (train/test) + stats.json.
 
 Two streaming passes keep memory bounded by the number of cases, not their text: pass 1 validates every record and
-keeps only (64-bit hash of the normalized fact, file, line) of the usable ones; repeated facts are dropped by hash
-(skip reason duplicate_fact) and the unique cases are split and sampled with the seed (test first, then train; a case
-is in one split only); pass 2 re-reads the inputs (stopping after the last chosen line) and writes the rows of the
-chosen cases in batches. Every input line is either kept or skipped with a reason: read = kept + skipped. Lines over
---max-record-bytes are skipped (record_too_large) without being held whole; with --tokenizer, cases whose longest
-task prompt is over --max-prompt-tokens are skipped in pass 1 (prompt_too_long) and the token distribution goes to
-stats.json. A corrupt or truncated input file stops the run with an error naming it.
+keeps only (64-bit hash of the normalized fact, file, line, byte offset) of the usable ones (26 bytes each); repeated
+facts are dropped by hash (skip reason duplicate_fact) and the unique cases are split and sampled with the seed (test
+first, then train; a case is in one split only); pass 2 reads the chosen lines again (by offset in an uncompressed
+file, reading a compressed one through up to the last chosen line) and writes their rows in batches. An input whose
+size or modification time changes between the passes stops the run. Every input line is either kept or skipped with
+a reason: read = kept + skipped. Lines over --max-record-bytes are skipped (record_too_large) without being held
+whole; with --tokenizer, cases whose longest task prompt is over --max-prompt-tokens are skipped in pass 1
+(prompt_too_long) and the token distribution goes to stats.json. A corrupt or truncated input file stops the run
+with an error naming it.
 
 Rows (data.rows.ROW_SCHEMA, one per (case, task), in input order): data_source "legal/<task>", prompt (chat messages,
 recipes.legal.tasks.build_prompt), ability "legal", reward_model {style "rule", ground_truth}, extra_info {index, task,
@@ -234,7 +236,9 @@ def _chosen_lines(
     """(file index, line number, raw line) of each chosen case (at files[i]:lines[i], byte offset starts[i]), in
     input order: lines_at reads an uncompressed file's lines by offset, a compressed file is read through."""
     pos, n = 0, len(files)
-    with tqdm(total=None, desc="write rows", unit="B", unit_scale=True, mininterval=1.0, leave=False) as bar:
+    plain = [p for p in config.inputs if not p.endswith(".gz")]
+    total = sum(os.path.getsize(p) for p in plain) if len(plain) == len(config.inputs) else None
+    with tqdm(total=total, desc="write rows", unit="B", unit_scale=True, mininterval=1.0, leave=False) as bar:
         while pos < n:
             file_idx = files[pos]
             end = bisect_right(files, file_idx, pos)  # files are in input order: this file's cases are pos..end-1
