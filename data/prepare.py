@@ -1,13 +1,15 @@
 """`python -m data.prepare`: CAIL2018, raw judgments or safety records → verl parquet (train/test) + stats.json.
 
 Two streaming passes keep memory bounded by the number of cases, not their text: pass 1 validates every record and
-keeps only (64-bit hash of the normalized fact, file, line) of the usable ones; repeated facts are dropped by hash
-(skip reason duplicate_fact) and the unique cases are split and sampled with the seed (test first, then train; a case
-is in one split only); pass 2 re-reads the inputs (stopping after the last chosen line) and writes the rows of the
-chosen cases in batches. Every input line is either kept or skipped with a reason: read = kept + skipped. Lines over
---max-record-bytes are skipped (record_too_large) without being held whole; with --tokenizer, cases whose longest
-task prompt is over --max-prompt-tokens are skipped in pass 1 (prompt_too_long) and the token distribution goes to
-stats.json. A corrupt or truncated input file stops the run with an error naming it.
+keeps only (64-bit hash of the normalized fact, file, line, byte offset) of the usable ones (26 bytes each); repeated
+facts are dropped by hash (skip reason duplicate_fact) and the unique cases are split and sampled with the seed (test
+first, then train; a case is in one split only); pass 2 reads the chosen lines again (by offset in an uncompressed
+file, reading a compressed one through up to the last chosen line) and writes their rows in batches. An input whose
+size or modification time changes between the passes stops the run. Every input line is either kept or skipped with
+a reason: read = kept + skipped. Lines over --max-record-bytes are skipped (record_too_large) without being held
+whole; with --tokenizer, cases whose longest task prompt is over --max-prompt-tokens are skipped in pass 1
+(prompt_too_long) and the token distribution goes to stats.json. A corrupt or truncated input file stops the run
+with an error naming it.
 
 Rows (data.rows.ROW_SCHEMA, one per (case, task), in input order): data_source "legal/<task>", prompt (chat messages,
 recipes.legal.tasks.build_prompt), ability "legal", reward_model {style "rule", ground_truth}, extra_info {index, task,
@@ -28,23 +30,27 @@ import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, 
 import argparse
 import json
 import logging
+import os
 import sys
 from array import array
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from data.reader import MAX_RECORD_BYTES, InputError, decode_record, iter_lines
+from data.reader import MAX_RECORD_BYTES, TOO_LARGE, InputError, decode_record, iter_lines, lines_at
 from data.sft import SftParquetWriter, SftRow
 from data.sources import SOURCES, SkipRecord, get_parser, get_source
 from data.split import PLAN_SPLITS, SFT_SPLIT, SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
 from data.tokens import PromptCounter, default_max_prompt_tokens, token_distribution
 from recipes.legal.label_sets import LabelSetRecorder
+from recipes.progress import tqdm
 
 __all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "RecordError", "main", "prepare"]
 
@@ -132,21 +138,24 @@ def _scan(
     counter: PromptCounter | None = None,
     budget: int | None = None,
     labels: LabelSetRecorder | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pass 1: validate every record; (fact hashes, file indices, line numbers) of the usable ones, in input order.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 1: validate every record; (fact hashes, file indices, line numbers, line offsets) of the usable ones, in
+    input order.
 
     With a counter, prompts longer than budget tokens are skipped as prompt_too_long (counted in batches of
     TOKEN_BATCH records) and the token counts of all valid records go to stats.prompt_tokens.
     """
-    parse = get_parser(config.source)
-    keys, files, lines = array("Q"), array("H"), array("Q")
+    parse, scan_line = get_parser(config.source), get_source(config.source).parse_scan_line
+    keys, files, lines, starts = array("q"), array("H"), array("Q"), array("Q")
     tokens = array("I")
-    pending: list[tuple[int, int, int, str]] = []  # (key, file, line, fact) waiting for their token counts
+    pending: list[tuple[int, int, int, int, str]] = []  # (key, file, line, offset, fact) waiting for token counts
     names = [Path(p).name for p in config.inputs]
 
     def count_pending() -> None:
         """Token counts of the pending records; keep those within the budget."""
-        for (key, file_idx, line_no, _), n in zip(pending, counter.longest([p[3] for p in pending]), strict=True):
+        for (key, file_idx, line_no, start, _), n in zip(
+            pending, counter.longest([p[4] for p in pending]), strict=True
+        ):
             tokens.append(n)
             if budget is not None and n > budget:
                 stats.skip("prompt_too_long", config.inputs[file_idx], line_no, f"{n} prompt tokens > {budget}")
@@ -154,14 +163,17 @@ def _scan(
             keys.append(key)
             files.append(file_idx)
             lines.append(line_no)
+            starts.append(start)
         pending.clear()
 
-    for file_idx, line_no, raw in iter_lines(
+    for file_idx, line_no, start, raw in iter_lines(
         config.inputs, desc=f"scan {config.source}", max_bytes=config.max_record_bytes
     ):
         stats.read += 1
-        try:
-            case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}", scan=True)
+        try:  # pass 1 uses no case id: the typed path gets none (one string fewer per line)
+            case = scan_line(raw, "") if scan_line is not None and raw is not TOO_LARGE else None
+            if case is None:
+                case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}", scan=True)
         except SkipRecord as exc:
             path = config.inputs[file_idx]
             if config.strict:
@@ -172,13 +184,14 @@ def _scan(
         if labels is not None:  # the contest's label lists, for evaluate's cail_score_official
             labels.add(case.charges, case.articles)
         if counter is not None:
-            pending.append((fact_key(case.fact), file_idx, line_no, case.fact))
+            pending.append((fact_key(case.fact), file_idx, line_no, start, case.fact))
             if len(pending) >= TOKEN_BATCH:
                 count_pending()
             continue
         keys.append(fact_key(case.fact))
         files.append(file_idx)
         lines.append(line_no)
+        starts.append(start)
     if counter is not None:
         count_pending()
         stats.prompt_tokens = {
@@ -190,9 +203,10 @@ def _scan(
             **token_distribution(np.frombuffer(tokens, dtype=np.uint32) if tokens else np.zeros(0, np.uint32)),
         }
     return (
-        np.frombuffer(keys, dtype=np.uint64) if keys else np.zeros(0, np.uint64),
+        np.frombuffer(keys, dtype=np.int64) if keys else np.zeros(0, np.int64),
         np.frombuffer(files, dtype=np.uint16) if files else np.zeros(0, np.uint16),
         np.frombuffer(lines, dtype=np.uint64) if lines else np.zeros(0, np.uint64),
+        np.frombuffer(starts, dtype=np.uint64) if starts else np.zeros(0, np.uint64),
     )
 
 
@@ -216,12 +230,58 @@ def _dedup(
     return np.flatnonzero(is_first)
 
 
+def _chosen_lines(
+    config: PrepareConfig, files: array, lines: array, starts: array
+) -> Iterator[tuple[int, int, bytes | memoryview]]:
+    """(file index, line number, raw line) of each chosen case (at files[i]:lines[i], byte offset starts[i]), in
+    input order: lines_at reads an uncompressed file's lines by offset, a compressed file is read through."""
+    pos, n = 0, len(files)
+    plain = [p for p in config.inputs if not p.endswith(".gz")]
+    total = sum(os.path.getsize(p) for p in plain) if len(plain) == len(config.inputs) else None
+    with tqdm(total=total, desc="write rows", unit="B", unit_scale=True, mininterval=1.0, leave=False) as bar:
+        while pos < n:
+            file_idx = files[pos]
+            end = bisect_right(files, file_idx, pos)  # files are in input order: this file's cases are pos..end-1
+            path = config.inputs[file_idx]
+            if not path.endswith(".gz"):
+                yield from zip(
+                    repeat(file_idx),
+                    lines[pos:end],
+                    lines_at(path, starts[pos:end], config.max_record_bytes, bar.update),
+                )
+            else:
+                want = pos
+                for _, line_no, _, raw in iter_lines(
+                    [path],
+                    desc=f"read {Path(path).name}",
+                    stop_after=(0, lines[end - 1]),
+                    max_bytes=config.max_record_bytes,
+                ):
+                    if line_no == lines[want]:
+                        yield file_idx, line_no, raw
+                        want += 1
+                        if want == end:
+                            break
+                if want != end:
+                    raise RecordError(
+                        f"{path} ended before all chosen records were read again ({want - pos}/{end - pos})"
+                    )
+            pos = end
+
+
 def _write(
-    config: PrepareConfig, stats: PrepareStats, plan: SplitPlan, cases: np.ndarray, files: np.ndarray, lines: np.ndarray
+    config: PrepareConfig,
+    stats: PrepareStats,
+    plan: SplitPlan,
+    cases: np.ndarray,
+    files: np.ndarray,
+    lines: np.ndarray,
+    starts: np.ndarray,
 ) -> dict[str, int]:
-    """Pass 2: re-read the chosen lines (cases[i] at files[i]:lines[i], input order) and write their rows."""
+    """Pass 2: re-read the chosen lines (cases[i] at files[i]:lines[i], byte offset starts[i], input order) and write
+    their rows."""
     source = get_source(config.source)
-    parse = source.parse_record
+    parse, parse_rows_line = source.parse_record, source.parse_rows_line
     names = [Path(p).name for p in config.inputs]
     out = Path(config.output)
     partial = {s: out / f"{s}.parquet.partial" for s in SPLITS}
@@ -238,30 +298,15 @@ def _write(
             batches[split].clear()
 
     # plain int arrays: indexing them is cheaper than numpy scalars, at the same 8 bytes per case
-    case_files, case_lines = _ints(files), _ints(lines)
+    case_files, case_lines, case_starts = _ints(files), _ints(lines), _ints(starts)
     codes, ranks = _ints(plan.split[cases]), _ints(plan.rank[cases])
     every = {code: min(q, default=0) for code, q in enumerate(plan.quotas.get(s, ()) for s in PLAN_SPLITS)}
     all_tasks = list(config.tasks)
     try:
         pos, n = 0, len(cases)
-        stream = (
-            iter_lines(
-                config.inputs,
-                desc="write rows",
-                stop_after=(case_files[-1], case_lines[-1]),
-                max_bytes=config.max_record_bytes,
-            )
-            if n
-            else ()
-        )
-        want_file, want_line = (case_files[0], case_lines[0]) if n else (-1, -1)
-        for file_idx, line_no, raw in stream:
-            if line_no != want_line or file_idx != want_file:
-                continue
+        for file_idx, line_no, raw in _chosen_lines(config, case_files, case_lines, case_starts):
             code, rank = codes[pos], ranks[pos]
             pos += 1
-            if pos < n:
-                want_file, want_line = case_files[pos], case_lines[pos]
             if code < 0:
                 continue
             if rank < every[code]:  # the common case: every task (rank below every task's quota)
@@ -272,10 +317,16 @@ def _write(
                 split, tasks = chosen
             path = config.inputs[file_idx]
             try:
-                case = parse(decode_record(raw), f"{names[file_idx]}:{line_no}")
-                if split == SFT_SPLIT:
+                origin = f"{names[file_idx]}:{line_no}"
+                fast = parse_rows_line(raw, origin) if parse_rows_line is not None and split != SFT_SPLIT else None
+                if fast is not None:  # the line is unchanged since pass 1 (checked by _check_unchanged)
+                    case, fact = fast
+                    batches[split].add(case, tasks, split, counts[split], fact)
+                elif split == SFT_SPLIT:
+                    case = parse(decode_record(raw), origin)
                     _add_sft(sft, source, case, tasks, config.template, counts[split])
                 else:
+                    case = parse(decode_record(raw), origin)
                     batches[split].add(case, tasks, split, counts[split])
             except SkipRecord as exc:  # the file changed between the passes
                 raise RecordError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
@@ -305,6 +356,19 @@ def _write(
     if sft is not None:
         sft.close()
     return counts
+
+
+def _signature(path: str) -> tuple[int, int]:
+    """(size, modification time in ns) of an input file."""
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns
+
+
+def _check_unchanged(paths: Sequence[str], signatures: Sequence[tuple[int, int]]) -> None:
+    """Raise InputError naming an input whose size or modification time changed since pass 1 began."""
+    for path, before in zip(paths, signatures, strict=True):
+        if _signature(path) != before:
+            raise InputError(f"{path} changed while data.prepare read it (size or modification time); run it again")
 
 
 def _ints(values: np.ndarray) -> array:
@@ -352,7 +416,8 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
             ) from exc
         budget = config.max_prompt_tokens or default_max_prompt_tokens()
     labels = LabelSetRecorder() if config.source == "cail2018" else None
-    keys, files, lines = _scan(config, stats, counter, budget, labels)
+    signatures = [_signature(p) for p in config.inputs]
+    keys, files, lines, starts = _scan(config, stats, counter, budget, labels)
     if labels is not None:
         labels.write(out, config.inputs)
     unique = _dedup(config, stats, keys, files, lines)
@@ -378,7 +443,10 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
         )
     chosen = np.flatnonzero(plan.used())  # case indices in input order
     del keys
-    _write(config, stats, plan, chosen, files[unique[chosen]], lines[unique[chosen]])
+    _check_unchanged(config.inputs, signatures)
+    where = unique[chosen]
+    _write(config, stats, plan, chosen, files[where], lines[where], starts[where])
+    _check_unchanged(config.inputs, signatures)
     result = stats.to_dict(recorded, config.tasks, plan.quotas)
     (out / "stats.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     for split, requested in plan.requested.items():

@@ -159,9 +159,10 @@ def _layout(tasks: tuple[str, ...], template: str) -> Layout | None:
 
 
 @lru_cache(maxsize=65536)
-def _fixed_golds(charges: tuple[str, ...], articles: tuple[int, ...], term_gold: str) -> dict[str, str]:
-    """The gold texts of the charge, article and term tasks (charges and articles repeat a lot)."""
-    return {"charge": format_charges(charges), "article": format_articles(articles), "term": term_gold}
+def _fixed_golds(charges: tuple[str, ...], articles: tuple[int, ...], term_gold: str) -> dict[str, bytes]:
+    """The UTF-8 gold texts of the charge, article and term tasks (charges and articles repeat a lot)."""
+    golds = {"charge": format_charges(charges), "article": format_articles(articles), "term": term_gold}
+    return {task: text.encode("utf-8") for task, text in golds.items()}
 
 
 def _term_gold(term: Term, fined: bool) -> str:
@@ -175,6 +176,46 @@ def _term_gold(term: Term, fined: bool) -> str:
 
 
 _TERM_GOLDS: dict[tuple[str, int, str, bool], str] = {}  # as many as distinct terms (CAIL: months 0..600)
+
+
+def _strings(values: list[str]) -> pa.Array:
+    """pa.array(values, pa.string()) built from its buffers.
+
+    pa.array over a Python list asks pandas whether the list is array-like, which imports pandas (about 0.35 s, half
+    of data.prepare's start-up) though no pandas object is ever involved.
+    """
+    return _utf8_array([v.encode("utf-8") for v in values])
+
+
+def _utf8_array(data: list[bytes]) -> pa.Array:
+    """A pa.string() array of these UTF-8 texts (see _strings)."""
+    offsets = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in data], out=offsets[1:])
+    if offsets[-1] >= 2**31:
+        raise ValueError(f"a string column of one write batch takes {offsets[-1]} bytes, past 2 GiB")
+    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(data))]
+    return pa.Array.from_buffers(pa.string(), len(data), buffers)
+
+
+def _constant(text: str, n: int) -> pa.Array:
+    """pa.repeat(text, n) without a pyarrow scalar (converting one imports pandas, see _strings)."""
+    data = text.encode("utf-8")
+    offsets = np.arange(n + 1, dtype=np.int64) * len(data)
+    if offsets[-1] >= 2**31:
+        raise ValueError(f"a constant column of {n} rows takes {offsets[-1]} bytes, past 2 GiB")
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data * n)])
+
+
+def _int64s(values: Sequence[int] | np.ndarray) -> pa.Array:
+    """pa.array(values, pa.int64()) built from a numpy buffer (pa.array imports pandas for numpy input too)."""
+    arr = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(arr), [None, pa.py_buffer(arr)])
+
+
+def _int32s(values: np.ndarray) -> pa.Array:
+    """_int64s for int32 values (list offsets)."""
+    arr = np.ascontiguousarray(values, dtype=np.int32)
+    return pa.Array.from_buffers(pa.int32(), len(arr), [None, pa.py_buffer(arr)])
 
 
 class _Plan:
@@ -222,9 +263,10 @@ class RowBatch:
         self._blob_len: list[int] = []
         self._size: list[int] = []  # UTF-8 length of the facts
         self._pid: list[int] = []
-        self._golds: list[dict[str, str]] = []
+        self._golds: list[dict[str, bytes]] = []
         self._split: list[str] = []
         self._first_index: list[int] = []
+        self._first_fact: str | None = None  # the first case's fact when it came as bytes
 
     def _code(self, plan: _Plan) -> int:
         """The batch code of a plan."""
@@ -240,8 +282,13 @@ class RowBatch:
         task_codes = [self._tasks.setdefault(t, len(self._tasks)) for t in tasks]
         return _Plan(tuple(chunks), ends, role_codes, counts, task_codes)
 
-    def add(self, case: Case, tasks: Sequence[str], split: str, first_index: int) -> None:
-        """Append the rows of build_rows(case, tasks, self.template, split, first_index)."""
+    def add(self, case: Case, tasks: Sequence[str], split: str, first_index: int, fact: bytes | None = None) -> None:
+        """Append the rows of build_rows(case, tasks, self.template, split, first_index).
+
+        fact: the stripped fact's UTF-8 bytes when the case does not hold its text (cail2018.parse_rows_line).
+        """
+        if fact is not None and not self._cases:  # table() checks its first row against build_prompt
+            self._first_fact = fact.decode("utf-8")
         key = tuple(tasks)
         plan = self._plans.get(key)
         if plan is None:
@@ -251,7 +298,8 @@ class RowBatch:
                 plan = self._plans[key] = self._new_plan(key, roles, fixed_ends, counts, chunks)
         pieces = self._pieces
         if plan is not None:  # the pieces of fact.join(chunks), joined once per batch (one copy, not two)
-            fact = case.fact.strip().encode("utf-8")
+            if fact is None:
+                fact = case.fact.strip().encode("utf-8")
             chunks = plan.chunks
             pieces.append(chunks[0])
             for chunk in chunks[1:]:
@@ -260,7 +308,8 @@ class RowBatch:
             size = len(fact)
             blob_len = plan.length + plan.n_facts * size
         else:  # a task without fixed parts: whole message texts from build_prompt, ends fixed per case
-            prompts = [build_prompt(task, case.fact, self.template) for task in key]
+            text = case.fact if fact is None else fact.decode("utf-8")
+            prompts = [build_prompt(task, text, self.template) for task in key]
             texts = [m["content"].encode("utf-8") for prompt in prompts for m in prompt]
             ends, end = [], 0
             for text in texts:
@@ -306,15 +355,15 @@ class RowBatch:
 
     def table(self) -> pa.Table:
         """The collected rows as a Table of ROW_SCHEMA."""
-        string, int64, int32 = pa.string(), pa.int64(), pa.int32()
+        string = pa.string()
         ends, role_codes, task_codes, per_row, row_start, n_rows = self._layout_columns()
         n_cases, end = len(self._cases), int(ends[-1]) if len(ends) else 0
         if end >= 2**31:  # int32 offsets of pa.string(); 4096 rows of real facts are a few hundred MB
             raise ValueError(f"the prompts of one write batch take {end} bytes, past 2 GiB; lower --max-record-bytes")
         row_case = np.repeat(np.arange(n_cases, dtype=np.int64), n_rows)
-        case_of_row = pa.array(row_case)
+        case_of_row = _int64s(row_case)
         task_names = list(self._tasks)
-        task_col = pa.array(task_names, string).take(pa.array(task_codes))
+        task_col = _strings(task_names).take(_int64s(task_codes))
 
         contents = pa.Array.from_buffers(
             string,
@@ -323,56 +372,55 @@ class RowBatch:
         )
         prompt_type = ROW_SCHEMA.field("prompt").type
         messages = pa.StructArray.from_arrays(
-            [pa.array(list(self._roles), string).take(pa.array(role_codes)), contents],
+            [_strings(list(self._roles)).take(_int64s(role_codes)), contents],
             fields=list(prompt_type.value_type),
         )
         offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
-        prompts = pa.ListArray.from_arrays(pa.array(offsets, int32), messages, type=prompt_type)
+        prompts = pa.ListArray.from_arrays(_int32s(offsets), messages, type=prompt_type)
 
         cases = self._cases
+        verdicts = [c.verdict.encode("utf-8") for c in cases]  # the verdict task's gold and extra_info.verdict
         # gold per row: per task a column over the cases, all tasks' columns end to end, taken at task x cases + case
-        gold_columns = [
-            [c.verdict for c in cases] if t == "verdict" else [g[t] for g in self._golds] for t in task_names
-        ]
-        gold_all = pa.array([g for column in gold_columns for g in column], string)
-        gold = gold_all.take(pa.array(task_codes * n_cases + row_case))
+        gold_columns = [verdicts if t == "verdict" else [g[t] for g in self._golds] for t in task_names]
+        gold_all = _utf8_array([g for column in gold_columns for g in column])
+        gold = gold_all.take(_int64s(task_codes * n_cases + row_case))
 
-        def per_case(values: list, kind: pa.DataType) -> pa.Array:
+        def per_case(values: pa.Array) -> pa.Array:
             """A per-case column repeated for each row of its case."""
-            return pa.array(values, kind).take(case_of_row)
+            return values.take(case_of_row)
 
-        def per_case_list(lists: list[tuple], kind: pa.DataType) -> pa.Array:
-            """A per-case list column repeated for each row of its case."""
+        def per_case_list(lists: list[tuple], values: pa.Array) -> pa.Array:
+            """A per-case list column (values: all lists' items end to end) repeated for each row of its case."""
             offsets = np.zeros(n_cases + 1, dtype=np.int32)
             np.cumsum([len(v) for v in lists], out=offsets[1:])
-            values = pa.array([x for v in lists for x in v], kind)
-            return pa.ListArray.from_arrays(pa.array(offsets, int32), values).take(case_of_row)
+            return pa.ListArray.from_arrays(_int32s(offsets), values).take(case_of_row)
 
+        charges, articles = [c.charges for c in cases], [c.articles for c in cases]
         index = np.repeat(np.array(self._first_index, dtype=np.int64) - row_start, n_rows) + np.arange(self.rows)
         reward = pa.StructArray.from_arrays(
-            [pa.repeat("rule", self.rows), gold], fields=list(ROW_SCHEMA.field("reward_model").type)
+            [_constant("rule", self.rows), gold], fields=list(ROW_SCHEMA.field("reward_model").type)
         )
         extra = pa.StructArray.from_arrays(
             [
-                pa.array(index, int64),
+                _int64s(index),
                 task_col,
-                per_case_list([c.charges for c in cases], string),
-                per_case_list([c.articles for c in cases], int64),
-                per_case([c.term.kind for c in cases], string),
-                per_case([c.term.months for c in cases], int64),
-                per_case([c.fine for c in cases], int64),
-                per_case([c.verdict for c in cases], string),
-                per_case(self._split, string),
-                per_case([c.case_id for c in cases], string),
+                per_case_list(charges, _strings([x for v in charges for x in v])),
+                per_case_list(articles, _int64s([x for v in articles for x in v])),
+                per_case(_strings([c.term.kind for c in cases])),
+                per_case(_int64s([c.term.months for c in cases])),
+                per_case(_int64s([c.fine for c in cases])),
+                per_case(_utf8_array(verdicts)),
+                per_case(_strings(self._split)),
+                per_case(_strings([c.case_id for c in cases])),
             ],
             fields=list(ROW_SCHEMA.field("extra_info").type),
         )
-        sources = pa.array([data_source(t) for t in task_names], string).take(pa.array(task_codes))
+        sources = _strings([data_source(t) for t in task_names]).take(_int64s(task_codes))
         table = pa.Table.from_arrays(
-            [sources, prompts, pa.repeat("legal", self.rows), reward, extra], schema=ROW_SCHEMA
+            [sources, prompts, _constant("legal", self.rows), reward, extra], schema=ROW_SCHEMA
         )
         if self.rows:  # the joined prompt must be exactly what build_prompt writes
-            task, fact = task_names[int(task_codes[0])], cases[0].fact
+            task, fact = task_names[int(task_codes[0])], self._first_fact or cases[0].fact
             if table.column("prompt")[0].as_py() != build_prompt(task, fact, self.template):
                 raise AssertionError(f"RowBatch prompt differs from build_prompt for task {task!r}")
         return table

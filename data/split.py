@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import xxhash
 
 __all__ = [
     "PLAN_SPLITS",
@@ -70,15 +69,14 @@ def normalize_fact(fact: str) -> str:
     return "".join(_nfkc(fact).split())  # str.split() splits on exactly what r"\s+" matches, faster
 
 
-_xxh3 = xxhash.xxh3_64_intdigest
-
-
 def fact_key(fact: str) -> int:
-    """64-bit hash of the normalized fact (XXH3; stable across runs and machines).
+    """64-bit hash of the normalized fact, for telling equal facts apart within one run (never store it).
 
-    Only equality of keys matters (deduplication); XXH3 takes about 0.5 µs per fact where blake2b took 3.
+    Python's own str hash (SipHash over the string's buffer, no UTF-8 encode): about 0.45 µs per fact where UTF-8 +
+    XXH3 took 1.5. It is salted per process (PYTHONHASHSEED), which cannot change the output: only equality of keys
+    is used, and deduplication keeps the first record of each fact by input position.
     """
-    return _xxh3(normalize_fact(fact).encode("utf-8"))
+    return hash(normalize_fact(fact))
 
 
 def first_occurrences(keys: np.ndarray) -> np.ndarray:

@@ -9,13 +9,14 @@ import re
 import sys
 import unicodedata
 
+import msgspec
 import pyarrow as pa
 import pytest
 
 from data.reader import decode_record
 from data.rows import ROW_SCHEMA, RowBatch, build_rows
 from data.sources import SkipRecord, get_parser
-from data.sources.cail2018 import _parse, parse_record
+from data.sources.cail2018 import _parse, _stripped_utf8, parse_record, parse_rows_line, parse_scan_line
 from data.split import _nfkc, normalize_fact
 from recipes.legal.tasks import TASKS
 
@@ -231,3 +232,96 @@ def test_stats_folded_counts_equal_case_by_case_counts():
     assert list(stats.with_fine.items()) == want["fine"]
     for split, top in want["charges_top"].items():
         assert list(got["distributions"][split]["charges_top"].items())[:3] == top
+
+
+def _raw_variants() -> list[bytes]:
+    """JSON lines of every variant, plus facts that only raw JSON can hold: escapes, edge whitespace, other types."""
+    lines = [json.dumps(obj, ensure_ascii=False).encode("utf-8") for obj in _variants()]
+    base = json.loads(CAIL_LINES[1])
+    fact = base["fact"]
+    for raw_fact in (
+        json.dumps(fact, ensure_ascii=True),  # every character a \u escape
+        json.dumps(fact + '\n引用："盗窃"', ensure_ascii=False),  # an escaped quote and newline inside
+        json.dumps(" " + fact, ensure_ascii=False),
+        json.dumps(fact + "\t", ensure_ascii=False),
+        json.dumps("\u3000" + fact, ensure_ascii=False),  # ideographic space (3 bytes) at the start
+        json.dumps(fact + "\u2028", ensure_ascii=False),  # line separator at the end
+        json.dumps(fact + "\x85", ensure_ascii=False),  # NEL, 2 bytes, at the end
+        json.dumps("\u00e9" + fact + "\u4e00", ensure_ascii=False),  # multi-byte letters at both ends: kept
+        json.dumps("x", ensure_ascii=False),
+        '""',
+        "123",
+        "null",
+        '["a"]',
+    ):
+        record = json.dumps({**base, "fact": "@@"}, ensure_ascii=False).replace('"@@"', raw_fact)
+        lines.append(record.encode("utf-8"))
+    lines.append(b'{"fact": "' + fact.encode() + b'", "meta": ' + json.dumps(base["meta"]).encode() + b', "x": NaN}')
+    lines.append(b"\xef\xbb\xbf" + CAIL_LINES[1])  # a BOM
+    dup = json.dumps(base, ensure_ascii=False)[:-1] + ', "fact": "另一段事实"}'  # a repeated key: the last one wins
+    return [*lines, dup.encode("utf-8"), *CAIL_LINES, *BAD_LINES]
+
+
+def test_pass_two_line_path_builds_exactly_the_full_paths_case():
+    """parse_rows_line gives parse_record(decode_record(raw))'s Case and the UTF-8 of its fact, or None (full path);
+    it takes the common lines (every sample) and leaves the doubtful ones to the full path."""
+    taken = 0
+    for i, raw in enumerate(_raw_variants()):
+        fast = parse_rows_line(raw, f"x:{i}")
+        if fast is None:
+            continue
+        case, fact = fast
+        full = parse_record(decode_record(raw), f"x:{i}")  # never a SkipRecord where the line path built a Case
+        assert case == full._replace(fact=""), (i, raw[:80])
+        assert fact == full.fact.encode("utf-8"), (i, raw[:80])
+        taken += 1
+    assert taken >= len(CAIL_LINES) + 2  # all sample lines, the base record, the multi-byte edges
+
+
+def test_pass_two_line_path_refuses_what_needs_decoding():
+    """Escapes, whitespace at an end, an empty or non-string fact, a BOM, NaN, a float or bool in an int field."""
+    base = json.loads(CAIL_LINES[1])
+    for raw_fact in (json.dumps(base["fact"], ensure_ascii=True), '" ' + base["fact"] + '"', '"\u3000x"', '""', "5"):
+        line = json.dumps({**base, "fact": "@@"}, ensure_ascii=False).replace('"@@"', raw_fact).encode("utf-8")
+        assert parse_rows_line(line, "x:1") is None, raw_fact[:20]
+    assert parse_rows_line(b"\xef\xbb\xbf" + CAIL_LINES[1], "x:1") is None
+    for path, value in (("punish_of_money", 1.0), ("punish_of_money", True), ("criminals", ["张某", "张某"])):
+        record = copy.deepcopy(base)
+        record["meta"][path] = value
+        assert parse_rows_line(json.dumps(record, ensure_ascii=False).encode("utf-8"), "x:1") is None, path
+
+
+def test_pass_one_line_path_builds_exactly_the_full_paths_case_or_leaves_it():
+    """parse_scan_line gives parse_record(decode_record(raw), scan=True)'s Case, or None where the full path must
+    decide (and every line the full path refuses is among those, so its skip reason stays the full path's)."""
+    surrogate = CAIL_LINES[1].replace(b'"fact": "', b'"fact": "\\ud800', 1)
+    taken = 0
+    for i, raw in enumerate([*_raw_variants(), surrogate]):
+        fast = parse_scan_line(raw, f"x:{i}")
+        try:
+            full = parse_record(decode_record(raw), f"x:{i}", scan=True)
+        except SkipRecord:
+            assert fast is None, (i, raw[:80])
+            continue
+        if fast is not None:
+            assert fast == full, (i, raw[:80])
+            taken += 1
+    assert taken >= len(CAIL_LINES) + 5  # the samples, the base record, escapes and edge whitespace in the fact
+
+
+def test_raw_fact_strip_check_on_every_code_point_at_either_end():
+    """_stripped_utf8 gives the UTF-8 of text.strip() for a text with any character at its start or end, or None; it
+    never refuses a text that needs no strip (checked over all of Unicode: the lead-byte shortcut is exact)."""
+
+    class _Raw(msgspec.Struct):
+        f: msgspec.Raw
+
+    decode = msgspec.json.Decoder(_Raw).decode
+    for cp in range(0x20, sys.maxunicode + 1):
+        if 0xD800 <= cp < 0xE000 or cp in (0x22, 0x5C):  # surrogates; a quote or backslash needs an escape
+            continue
+        c = chr(cp)
+        for text in (c + "甲乙", "甲乙" + c):
+            got = _stripped_utf8(decode(b'{"f": "' + text.encode("utf-8") + b'"}').f)
+            expected = text.strip().encode("utf-8")
+            assert got == (expected if expected == text.encode("utf-8") else None), hex(cp)

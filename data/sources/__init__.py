@@ -36,6 +36,10 @@ class Source:
     row_batch: Callable[[str], Any]  # template -> empty batch with .add(case, tasks, split, index), .rows, .table()
     counts_prompt_tokens: bool = False  # data.prepare --tokenizer renders this source's prompts (data.tokens)
     sft_response: Callable[[Any], str] | None = None  # case -> gold response for --sft-fraction; None: GRPO only
+    # pass 2: (raw line, origin) -> (case without its fact text, the fact's UTF-8) or None (then parse_record)
+    parse_rows_line: Callable[[Any, str], tuple[Any, bytes] | None] | None = None
+    # pass 1: (raw line, origin) -> parse_record(decode_record(line), origin, scan=True), or None (then that)
+    parse_scan_line: Callable[[bytes, str], Any] | None = None
 
 
 def get_parser(source: str) -> Parser:
@@ -60,13 +64,15 @@ def get_source(source: str) -> Source:
             row_batch=lambda template: PylistBatch(safety.build_rows, safety.ROW_SCHEMA, template),
             sft_response=safety.sft_response,
         )
+    parse_rows_line = parse_scan_line = None
     if source == "cail2018":
-        from data.sources.cail2018 import parse_record
+        from data.sources.cail2018 import parse_record, parse_rows_line, parse_scan_line
     elif source == "judgments":
         from data.sources.judgments import parse_record
     else:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     from data.rows import ROW_SCHEMA, RowBatch, build_rows
+    from data.stats import PrepareStats
     from recipes.legal.tasks import TASKS, TEMPLATES
 
     return Source(
@@ -77,9 +83,11 @@ def get_source(source: str) -> Source:
         tasks=TASKS,
         templates=TEMPLATES,
         default_template="base",
-        count_case=lambda stats, case, split, tasks: stats.add_case(case, split, tasks),
+        count_case=PrepareStats.add_case,  # (stats, case, split, tasks): no lambda layer, once per case
         row_batch=RowBatch,
         counts_prompt_tokens=True,
+        parse_rows_line=parse_rows_line,
+        parse_scan_line=parse_scan_line,
     )
 
 

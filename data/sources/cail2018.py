@@ -5,13 +5,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import msgspec
+
 from data.sources.base import Case, SkipRecord, require, show
 from recipes.legal.articles import KNOWN_ARTICLES
 from recipes.legal.charges import normalize_charges
 from recipes.legal.terms import Term, term_from_cail
 from recipes.legal.verdict import build_verdict
 
-__all__ = ["MAX_FINE", "parse_record"]
+__all__ = ["MAX_FINE", "parse_record", "parse_rows_line", "parse_scan_line"]
 
 MAX_FINE = 10**12
 """Largest fine accepted, in yuan (一万亿元: far above any real fine; the verdict's Chinese numerals and the int64
@@ -122,6 +124,115 @@ def _fast(obj: Any, origin: str, scan: bool) -> Case | None:
         fine,
         "" if scan else _cached_verdict(name, charges, death, life, months, fine),
     )
+
+
+class _Term(msgspec.Struct):
+    """meta.term_of_imprisonment as pass 2 decodes it."""
+
+    death_penalty: bool
+    life_imprisonment: bool
+    imprisonment: int
+
+
+class _Meta(msgspec.Struct):
+    """meta as pass 2 decodes it (other fields are skipped)."""
+
+    accusation: list[str]
+    relevant_articles: list[int]
+    punish_of_money: int
+    criminals: list[str]
+    term_of_imprisonment: _Term
+
+
+class _Record(msgspec.Struct):
+    """A CAIL2018 line as pass 2 decodes it: the fact left as its raw JSON string, never decoded."""
+
+    fact: msgspec.Raw
+    meta: _Meta
+
+
+class _ScanRecord(msgspec.Struct):
+    """A CAIL2018 line as pass 1 decodes it."""
+
+    fact: str
+    meta: _Meta
+
+
+_decode_for_rows = msgspec.json.Decoder(_Record).decode
+_decode_for_scan = msgspec.json.Decoder(_ScanRecord).decode
+_ASCII_SPACE = frozenset(b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")  # the ASCII characters str.isspace() accepts
+# UTF-8 lead bytes of the other characters str.isspace() accepts (U+0085, U+00A0, U+1680, U+2000..U+205F, U+3000)
+_SPACE_LEADS = frozenset(b"\xc2\xe1\xe2\xe3")
+
+
+def _stripped_utf8(raw_fact: msgspec.Raw) -> bytes | None:
+    """The UTF-8 bytes of a raw JSON string equal to its decoded, stripped text; None when that needs decoding (an
+    escape, whitespace at either end, empty, not a string)."""
+    view = memoryview(raw_fact)
+    if len(view) < 3 or view[0] != 0x22:  # 0x22: '"' (a string, not empty)
+        return None
+    text = view[1:-1].tobytes()
+    if b"\\" in text:
+        return None
+    first, last = text[0], text[-1]
+    if first in _ASCII_SPACE or last in _ASCII_SPACE:
+        return None
+    # a non-ASCII space starts with one of _SPACE_LEADS and is 2 (C2 ..) or 3 bytes long: decode only then
+    if first in _SPACE_LEADS and text[:3].decode("utf-8", "ignore")[:1].isspace():
+        return None
+    if last >= 0x80 and not _SPACE_LEADS.isdisjoint(text[-3:-1]) and text[-3:].decode("utf-8", "ignore")[-1:].isspace():
+        return None
+    return text
+
+
+def _typed_case(meta: _Meta, origin: str, fact: str, scan: bool) -> Case | None:
+    """The Case _fast builds from a typed-decoded meta (the types msgspec checked), or None where _fast gives none."""
+    articles, fine, criminals = meta.relevant_articles, meta.punish_of_money, meta.criminals
+    term = meta.term_of_imprisonment
+    death, life, months = term.death_penalty, term.life_imprisonment, term.imprisonment
+    if not 0 <= fine <= MAX_FINE or len(criminals) != 1 or not 0 <= months <= 600 or (death and life) or not articles:
+        return None
+    if not KNOWN_ARTICLES.issuperset(articles):
+        return None
+    name = criminals[0].strip()
+    charges = _cached_charges(tuple(meta.accusation))
+    if not name or not charges:
+        return None
+    arts = (articles[0],) if len(articles) == 1 else tuple(sorted(set(articles)))
+    verdict = "" if scan else _cached_verdict(name, charges, death, life, months, fine)
+    return Case(origin, fact, name, charges, arts, _cached_term(death, life, months), fine, verdict)
+
+
+def parse_scan_line(raw: bytes, origin: str) -> Case | None:
+    """Pass 1's path: parse_record(decode_record(raw), origin, scan=True) of a well-formed line, or None (then the
+    caller takes that full path, which accepts or refuses the line with its reason).
+
+    A typed decode checks the field types in C and skips the fields no task uses; the value checks are _fast's.
+    """
+    try:
+        record = _decode_for_scan(raw)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    fact = record.fact.strip()
+    return _typed_case(record.meta, origin, fact, scan=True) if fact else None
+
+
+def parse_rows_line(raw: bytes | memoryview, origin: str) -> tuple[Case, bytes] | None:
+    """Pass 2's path for a line pass 1 accepted, unchanged since: (its Case with an empty fact, the fact's UTF-8).
+
+    The same Case as parse_record(decode_record(raw), origin) except for the fact, which is never decoded to text
+    and encoded back (it goes into the prompts as UTF-8). None for any record that _fast would not build as is
+    (then the caller takes the full path).
+    """
+    try:
+        record = _decode_for_rows(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    fact = _stripped_utf8(record.fact)
+    if fact is None:
+        return None
+    case = _typed_case(record.meta, origin, "", scan=False)
+    return None if case is None else (case, fact)
 
 
 def parse_record(obj: Any, origin: str, scan: bool = False) -> Case:
