@@ -127,7 +127,7 @@ def _fast(obj: Any, origin: str, scan: bool) -> Case | None:
 
 
 class _Term(msgspec.Struct):
-    """meta.term_of_imprisonment as pass 2 decodes it."""
+    """meta.term_of_imprisonment as both passes decode it (parse_scan_line, parse_rows_line)."""
 
     death_penalty: bool
     life_imprisonment: bool
@@ -135,7 +135,7 @@ class _Term(msgspec.Struct):
 
 
 class _Meta(msgspec.Struct):
-    """meta as pass 2 decodes it (other fields are skipped)."""
+    """meta as both passes decode it (other fields are skipped)."""
 
     accusation: list[str]
     relevant_articles: list[int]
