@@ -318,16 +318,15 @@ def _write(
             path = config.inputs[file_idx]
             try:
                 origin = f"{names[file_idx]}:{line_no}"
+                # the line is unchanged since pass 1 (checked by _check_unchanged); SFT rows need the fact's text
                 fast = parse_rows_line(raw, origin) if parse_rows_line is not None and split != SFT_SPLIT else None
-                if fast is not None:  # the line is unchanged since pass 1 (checked by _check_unchanged)
-                    case, fact = fast
-                    batches[split].add(case, tasks, split, counts[split], fact)
-                elif split == SFT_SPLIT:
-                    case = parse(decode_record(raw), origin)
+                case, fact = fast if fast is not None else (parse(decode_record(raw), origin), None)
+                if split == SFT_SPLIT:
                     _add_sft(sft, source, case, tasks, config.template, counts[split])
-                else:
-                    case = parse(decode_record(raw), origin)
+                elif fact is None:
                     batches[split].add(case, tasks, split, counts[split])
+                else:  # only sources with parse_rows_line (RowBatch) get the fact's bytes
+                    batches[split].add(case, tasks, split, counts[split], fact)
             except SkipRecord as exc:  # the file changed between the passes
                 raise RecordError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
             except Exception as exc:  # a gap in pass-1 validation: name the record instead of a bare traceback

@@ -199,23 +199,17 @@ def _utf8_array(data: list[bytes]) -> pa.Array:
 
 def _constant(text: str, n: int) -> pa.Array:
     """pa.repeat(text, n) without a pyarrow scalar (converting one imports pandas, see _strings)."""
-    data = text.encode("utf-8")
-    offsets = np.arange(n + 1, dtype=np.int64) * len(data)
-    if offsets[-1] >= 2**31:
-        raise ValueError(f"a constant column of {n} rows takes {offsets[-1]} bytes, past 2 GiB")
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data * n)])
+    return _utf8_array([text.encode("utf-8")] * n)
 
 
-def _int64s(values: Sequence[int] | np.ndarray) -> pa.Array:
-    """pa.array(values, pa.int64()) built from a numpy buffer (pa.array imports pandas for numpy input too)."""
-    arr = np.ascontiguousarray(values, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(arr), [None, pa.py_buffer(arr)])
+_ARROW_INTS = {np.dtype(np.int64): pa.int64(), np.dtype(np.int32): pa.int32()}
 
 
-def _int32s(values: np.ndarray) -> pa.Array:
-    """_int64s for int32 values (list offsets)."""
-    arr = np.ascontiguousarray(values, dtype=np.int32)
-    return pa.Array.from_buffers(pa.int32(), len(arr), [None, pa.py_buffer(arr)])
+def _int64s(values: Sequence[int] | np.ndarray, dtype: type = np.int64) -> pa.Array:
+    """pa.array(values, pa.int64()) (or int32 with dtype=np.int32) built from a numpy buffer: pa.array imports pandas
+    for numpy input too."""
+    arr = np.ascontiguousarray(values, dtype=dtype)
+    return pa.Array.from_buffers(_ARROW_INTS[arr.dtype], len(arr), [None, pa.py_buffer(arr)])
 
 
 class _Plan:
@@ -376,7 +370,7 @@ class RowBatch:
             fields=list(prompt_type.value_type),
         )
         offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
-        prompts = pa.ListArray.from_arrays(_int32s(offsets), messages, type=prompt_type)
+        prompts = pa.ListArray.from_arrays(_int64s(offsets, np.int32), messages, type=prompt_type)
 
         cases = self._cases
         verdicts = [c.verdict.encode("utf-8") for c in cases]  # the verdict task's gold and extra_info.verdict
@@ -393,7 +387,7 @@ class RowBatch:
             """A per-case list column (values: all lists' items end to end) repeated for each row of its case."""
             offsets = np.zeros(n_cases + 1, dtype=np.int32)
             np.cumsum([len(v) for v in lists], out=offsets[1:])
-            return pa.ListArray.from_arrays(_int32s(offsets), values).take(case_of_row)
+            return pa.ListArray.from_arrays(_int64s(offsets, np.int32), values).take(case_of_row)
 
         charges, articles = [c.charges for c in cases], [c.articles for c in cases]
         index = np.repeat(np.array(self._first_index, dtype=np.int64) - row_start, n_rows) + np.arange(self.rows)
