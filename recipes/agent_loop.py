@@ -38,6 +38,23 @@ __all__ = [
 _PINNED_HANDLES: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("pinned_reward_worker")
 
 
+# Ray ships the actor class by value, with the globals its methods name; a ContextVar does not pickle, a function of
+# this (importable) module pickles by reference. So the methods reach the ContextVar only through these three.
+def pinned_handles() -> list[Any] | None:
+    """The reward worker pinned for the current asyncio task, or None."""
+    return _PINNED_HANDLES.get(None)
+
+
+def pin_handles(handles: list[Any]) -> contextvars.Token:
+    """Pin handles for the current asyncio task."""
+    return _PINNED_HANDLES.set(handles)
+
+
+def unpin_handles(token: contextvars.Token) -> None:
+    """Undo pin_handles."""
+    _PINNED_HANDLES.reset(token)
+
+
 def affinity_key(kwargs: Mapping[str, Any]) -> str:
     """What identical judge questions share: the task and the gold answer of the sample."""
     reward_model = kwargs.get("reward_model")
@@ -57,13 +74,18 @@ def pick_worker(handles: Sequence[Any], key: str) -> Any:
     return handles[zlib.crc32(key.encode("utf-8")) % len(handles)]
 
 
+# Decorated here, at module level, like verl's own AgentLoopWorkerTQ: a Ray worker loads an actor class by its module
+# and name. A subclass wrapped in ray.remote() at run time (the manager used to do that) is rebuilt on the worker
+# around a different copy of verl's class, and verl's `super().__init__()` then fails on Ray 2.60 with
+# "TypeError: super(type, obj): obj must be an instance or subtype of type" (tests/test_agent_loop_ray.py).
+@ray.remote
 class GroupAffinityAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # the class under verl's @ray.remote
     """verl's v1 (TransferQueue) agent-loop worker whose reward worker is picked by affinity_key, not at random."""
 
     @property
     def reward_loop_worker_handles(self) -> list[Any] | None:
         """Inside _compute_score: the one pinned handle (verl then picks it); elsewhere all handles."""
-        pinned = _PINNED_HANDLES.get(None)
+        pinned = pinned_handles()
         return pinned if pinned is not None else self._all_reward_handles
 
     @reward_loop_worker_handles.setter
@@ -73,7 +95,7 @@ class GroupAffinityAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # th
     async def _compute_score(self, outputs: list[Any], kwargs: dict) -> None:
         """Pin the reward worker for this sample's task, run verl's own _compute_score; count a failure, re-raise."""
         handles = self._all_reward_handles
-        token = _PINNED_HANDLES.set([pick_worker(handles, affinity_key(kwargs))]) if handles else None
+        token = pin_handles([pick_worker(handles, affinity_key(kwargs))]) if handles else None
         try:
             return await super()._compute_score(outputs, kwargs)
         except Exception as exc:
@@ -81,7 +103,7 @@ class GroupAffinityAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # th
             raise
         finally:
             if token is not None:
-                _PINNED_HANDLES.reset(token)
+                unpin_handles(token)
 
     def _note_unscored(self, data_source: str, exc: BaseException) -> None:
         """Count one generated response whose reward could not be computed; keep the first error."""
@@ -104,4 +126,4 @@ class GroupAffinityAgentLoopManager(AgentLoopManagerTQ):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # sets verl's worker class; workers start later, in create()
-        self.agent_loop_workers_class = ray.remote(GroupAffinityAgentLoopWorker)
+        self.agent_loop_workers_class = GroupAffinityAgentLoopWorker

@@ -199,10 +199,11 @@ def _run(
     timeout_s: float,
     log_path: Path,
     on_output: Callable[[str], None] | None = None,
-) -> tuple[str, float]:
+) -> tuple[str, float, int]:
     """Run command in its own process group, output to log_path (on_output sees it as it grows); stop the group on
-    timeout or when done; (output, seconds)."""
+    timeout or when done; (output, seconds, exit status: 124 on timeout)."""
     start = time.monotonic()
+    returncode = 124
     with log_path.open("w", encoding="utf-8", errors="replace") as log:
         proc = subprocess.Popen(
             list(command), cwd=REPO_ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -216,9 +217,11 @@ def _run(
                 time.sleep(2.0)
                 if on_output is not None:
                     on_output(log_path.read_text(encoding="utf-8", errors="replace"))
+            else:
+                returncode = proc.returncode
         finally:
             _stop_group(proc.pid, grace_s=2.0)
-    return log_path.read_text(encoding="utf-8", errors="replace"), time.monotonic() - start
+    return log_path.read_text(encoding="utf-8", errors="replace"), time.monotonic() - start, returncode
 
 
 def stages_reached(output: str) -> list[str]:
@@ -288,7 +291,7 @@ def rehearse_single_node(
         plan = build_plan(config, overrides, _env())
         if plan.multi_node:
             raise ValueError(f"{config} is a multi-node config: rehearse it with --cluster")
-        output, seconds = _run(plan.trainer_cmd, _env(), timeout_s, tmp / "trainer.log", on_output)
+        output, seconds, _ = _run(plan.trainer_cmd, _env(), timeout_s, tmp / "trainer.log", on_output)
     return analyse(config, plan.trainer_cmd, output, seconds)
 
 
@@ -309,6 +312,61 @@ def _wait_for_nodes(address: str, count: int, env: Mapping[str, str], timeout_s:
     raise TimeoutError(f"the local Ray cluster did not reach {count} nodes in {timeout_s:.0f} s")
 
 
+@contextlib.contextmanager
+def local_cluster(tmp: Path, env: Mapping[str, str], gpus_per_node: int, cpus_per_node: int,
+                  ports: Ports | None = None) -> Iterator[Ports]:
+    """A head and a second raylet on this machine (private temp dir, ports of `ports`); stopped on exit."""
+    ports = ports or Ports()
+    node = [f"--num-cpus={cpus_per_node}", f"--num-gpus={gpus_per_node}"]
+    ray = str(Path(sys.executable).parent / "ray")
+    cluster_env = {k: v for k, v in env.items() if k != "RAY_ADDRESS"}
+    head = subprocess.Popen(
+        [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
+         "--include-dashboard=true", f"--temp-dir={tmp / 'ray'}", "--disable-usage-stats", *ports.head(), *node],
+        env=cluster_env, stdout=(tmp / "head.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    second = None
+    try:
+        _wait_for_nodes(ports.gcs, 1, cluster_env)
+        second = subprocess.Popen(
+            [ray, "start", "--block", f"--address={ports.gcs}", "--node-ip-address=127.0.0.1", *ports.worker(),
+             *node],
+            env=cluster_env, stdout=(tmp / "node2.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        _wait_for_nodes(ports.gcs, 2, cluster_env)
+        yield ports
+    finally:
+        for proc in (second, head):
+            if proc is not None:
+                _stop_group(proc.pid)
+
+
+def cluster_env(tmp: Path, ports: Ports, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The submitting shell's environment for a private local cluster (shared dir inside tmp, no token auth)."""
+    shared = tmp / "shared"
+    shared.mkdir(exist_ok=True)
+    # Token auth off for this throwaway cluster: its token file (~/.ray) would be shared with any other cluster of
+    # this user on the machine.
+    return _env({"LEGAL_SHARED_DIR": str(shared), "RAY_ADDRESS": ports.dashboard, "RAY_AUTH_MODE": "disabled",
+                 **(extra or {})})
+
+
+def write_runtime_env(plan: Any, env: Mapping[str, str], extra_env: Mapping[str, str] | None = None) -> Path:
+    """The plan's runtime-env file as `recipes.commands runtime-env` writes it, plus extra_env; the path."""
+    import yaml
+
+    from recipes.commands import RUNTIME_ENV_TEMPLATE, build_runtime_env
+
+    data = build_runtime_env(RUNTIME_ENV_TEMPLATE, env)
+    data["env_vars"].update(extra_env or {})
+    path = REPO_ROOT / plan.runtime_env_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(data, handle, sort_keys=False)
+    return path
+
+
 def rehearse_cluster(
     config: str,
     model: str,
@@ -320,47 +378,17 @@ def rehearse_cluster(
     """A head and a second raylet on this machine, then `ray job submit` exactly as train_grpo.sh builds it."""
     ports = ports or Ports()
     gpus = ray_gpus(config)
+    per_node_gpus = -(-gpus // 2)
     with private_temp_dir() as tmp:
-        shared = tmp / "shared"
-        shared.mkdir()
-        # Token auth off for this private cluster: its token file (~/.ray) would be shared with any other cluster of
-        # this user on the machine.
-        env = _env({"LEGAL_SHARED_DIR": str(shared), "RAY_ADDRESS": ports.dashboard, "RAY_AUTH_MODE": "disabled"})
-        per_node_gpus = -(-gpus // 2)
-        node = [f"--num-cpus={CPUS_PER_GPU * per_node_gpus + SPARE_CPUS // 2}", f"--num-gpus={per_node_gpus}"]
-        ray = str(Path(sys.executable).parent / "ray")
-        cluster_env = {k: v for k, v in env.items() if k != "RAY_ADDRESS"}
-        head = subprocess.Popen(
-            [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
-             "--include-dashboard=true", f"--temp-dir={tmp / 'ray'}", "--disable-usage-stats", *ports.head(), *node],
-            env=cluster_env, stdout=(tmp / "head.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        second = None
-        try:
-            _wait_for_nodes(ports.gcs, 1, cluster_env)
-            second = subprocess.Popen(
-                [ray, "start", "--block", f"--address={ports.gcs}", "--node-ip-address=127.0.0.1", *ports.worker(),
-                 *node],
-                env=cluster_env, stdout=(tmp / "node2.log").open("w"), stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-            _wait_for_nodes(ports.gcs, 2, cluster_env)
+        env = cluster_env(tmp, ports)
+        with local_cluster(tmp, env, per_node_gpus, CPUS_PER_GPU * per_node_gpus + SPARE_CPUS // 2, ports):
             overrides = rehearsal_overrides(model, data_dir, None, None)
             plan = build_plan(config, overrides, env)
-            runtime_env = REPO_ROOT / plan.runtime_env_path
-            subprocess.run(
-                [sys.executable, "-m", "recipes.commands", "runtime-env", "--config", plan.config_name,
-                 "--output", str(runtime_env), *plan.overrides],
-                cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True,
-            )  # fmt: skip
+            runtime_env = write_runtime_env(plan, env)
             try:
-                output, seconds = _run(plan.submit_cmd, env, timeout_s, tmp / "submit.log", on_output)
+                output, seconds, _ = _run(plan.submit_cmd, env, timeout_s, tmp / "submit.log", on_output)
             finally:
                 runtime_env.unlink(missing_ok=True)
-        finally:
-            for proc in (second, head):
-                if proc is not None:
-                    _stop_group(proc.pid)
     return analyse(config, plan.submit_cmd, output, seconds)
 
 
@@ -377,7 +405,7 @@ def prepare_sample(cfg: Any, out_dir: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: rehearse one config; one line per stage; exit 0 when it stopped at the GPU wall."""
+    """CLI: the CPU training loop (default) or, with --wall, the exact placement up to the GPU wall."""
     parser = argparse.ArgumentParser(prog="python -m recipes.rehearse", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="config name in configs/")
     parser.add_argument("--model", required=True, help="a local (tiny) model directory")
@@ -386,18 +414,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         required=True,
         help="directory with train.parquet and test.parquet (prepared from the config's shipped sample when missing)",
     )
+    parser.add_argument("--steps", type=int, default=2, help="training steps before the resumed one (default: 2)")
+    parser.add_argument("--out", help="output directory of the loop (default: outputs/rehearse/<config>)")
+    parser.add_argument(
+        "--wall",
+        action="store_true",
+        help="instead of the CPU loop: the config's exact GPU placement through Ray, up to the workers' model init",
+    )
     parser.add_argument(
         "--cluster",
         action="store_true",
-        help="a local two-raylet cluster + ray job submit (the default for a multi-node config)",
+        help="--wall: a local two-raylet cluster + ray job submit (the default for a multi-node config)",
     )
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds (default: %(default)s)")
-    parser.add_argument("--log", help="write the trainer's whole output here")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per trainer run (default: %(default)s)")
+    parser.add_argument("--log", help="--wall: write the trainer's whole output here")
+    parser.add_argument("overrides", nargs="*", help="hydra overrides, applied after the CPU changes")
     args = parser.parse_args(argv)
-    cfg = compose_config(args.config)
-    cluster = args.cluster or is_multi_node(cfg, {})
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
+    cfg = compose_config(args.config, args.overrides)
     if not (Path(args.data) / "test.parquet").exists():
         prepare_sample(cfg, args.data)
+    if not args.wall:
+        from recipes.rehearse_loop import main_loop
+
+        out = args.out or str(REPO_ROOT / "outputs" / "rehearse" / args.config)
+        return main_loop(args.config, args.model, args.data, out, args.steps, args.overrides, args.timeout)
+    if args.overrides:
+        parser.error("--wall rehearses the config as it is: it takes no hydra overrides")
+    cluster = args.cluster or is_multi_node(cfg, {})
     run = rehearse_cluster if cluster else rehearse_single_node
     printed: list[str] = []
 
