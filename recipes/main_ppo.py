@@ -22,7 +22,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import hydra
@@ -37,18 +37,38 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 REWARD_FIELDS = ["data_source", "extra_fields"]
 
 
-def fetch_reward_fields(batch: Any) -> tuple[list[Any], list[Any]]:
-    """data_source and extra_fields of the batch's non-padding samples, read from TransferQueue."""
+def fetch_reward_fields(batch: Any, keep_padding: bool = False) -> tuple[list[Any], list[Any]]:
+    """data_source and extra_fields of the batch's samples (non-padding ones unless keep_padding), from TransferQueue."""
     import transfer_queue as tq
 
     data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=REWARD_FIELDS)
     sources = list(data["data_source"])
     fields = data["extra_fields"]
     extra_fields = list(fields.tolist() if hasattr(fields, "tolist") else fields)
+    if keep_padding:
+        return sources, extra_fields
     keep = [not tag.get("is_padding", False) for tag in (batch.tags or [{}] * len(sources))]
     sources = [s for s, k in zip(sources, keep, strict=True) if k]
     extra_fields = [f for f, k in zip(extra_fields, keep, strict=True) if k]
     return sources, extra_fields
+
+
+def dump_columns(keys: list[str], sources: list[Any], extra_fields: list[Any], order: list[str]) -> dict[str, list]:
+    """data_source and every reward part per dumped sample, in the dump's order (verl dumps by its sorted keys)."""
+    by_key: dict[str, tuple[Any, Mapping[str, Any]]] = {}
+    for key, source, fields in zip(keys, sources, extra_fields, strict=True):
+        extras = fields.get("reward_extra_info") if isinstance(fields, Mapping) else None
+        by_key[key] = (source, extras if isinstance(extras, Mapping) else {})
+    names = sorted({name for _, extras in by_key.values() for name in extras})
+    columns: dict[str, list] = {"data_source": [by_key.get(key, (None, {}))[0] for key in order]}
+    for name in names:
+        columns[name] = [_plain_value(by_key.get(key, (None, {}))[1].get(name)) for key in order]
+    return columns
+
+
+def _plain_value(value: Any) -> Any:
+    """A JSON-friendly scalar (numpy scalars and 0-d arrays unwrapped)."""
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
 
 
 class RewardsUnavailableError(RuntimeError):
@@ -94,6 +114,45 @@ class RewardStepMetricsMixin:
             if tracking is not None:  # this step's metrics (with the unscored count) still reach the loggers
                 tracking.log(data=metrics, step=global_steps)
             raise RewardsUnavailableError(unscored_stop_line(f"at step {global_steps}", counts, error))
+
+    def step(self, metrics: dict, timing_raw: dict) -> Any:
+        """verl's step; when it fails after responses went unscored (verl then has no group left to train on and
+        raises), stop with the one line naming the judge error instead."""
+        try:
+            return super().step(metrics, timing_raw)  # type: ignore[misc]
+        except RewardsUnavailableError:
+            raise
+        except Exception as exc:
+            counts, error = self.take_unscored()
+            if not counts:
+                raise
+            raise RewardsUnavailableError(
+                unscored_stop_line(f"at step {getattr(self, 'global_steps', '?')}", counts, error)
+            ) from exc
+
+    def _dump_generations(self, inputs: list, outputs: list, gts: list, scores: list, reward_extra_infos_dict: dict,
+                          dump_path: str) -> None:
+        """verl's rollout dump, plus data_source and every reward part of each response (verl 0.9.1 dumps neither)."""
+        batch = getattr(self, "_dumping_batch", None)
+        order = list(reward_extra_infos_dict.get("uid") or [])
+        if batch is not None and len(order) == len(inputs):
+            try:
+                sources, extra_fields = fetch_reward_fields(batch, keep_padding=True)
+                columns = dump_columns(list(batch.keys), sources, extra_fields, order)
+                reward_extra_infos_dict = {**reward_extra_infos_dict, **columns}
+            except Exception as exc:  # the dump must not stop a run; say so once
+                if not self._reward_metrics_error_logged:
+                    logger.error("reward parts missing from the rollout dump (%s: %s)", type(exc).__name__, exc)
+                    self._reward_metrics_error_logged = True
+        super()._dump_generations(inputs, outputs, gts, scores, reward_extra_infos_dict, dump_path)  # type: ignore[misc]
+
+    def _log_rollout_data(self, batch: Any, timing_raw: dict, rollout_data_dir: str) -> None:
+        """verl's rollout dump of this batch (our _dump_generations adds the reward parts)."""
+        self._dumping_batch = batch
+        try:
+            super()._log_rollout_data(batch, timing_raw, rollout_data_dir)  # type: ignore[misc]
+        finally:
+            self._dumping_batch = None
 
     def _validate(self, *args: Any, **kwargs: Any) -> dict:
         """verl's validation; stop if any validation response could not be scored."""

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Train a GRPO recipe (legal, safety): set-up, data, preflight, judge, trainer — one command on a fresh GPU node.
 #
-# Usage: bash scripts/train_grpo.sh [--config NAME] [--dry-run | --rehearse] [--no-install] [hydra overrides...]
+# Usage: bash scripts/train_grpo.sh [--config NAME] [--dry-run | --rehearse [--steps N] | --wall] [--no-install]
+#                                    [hydra overrides...]
 #   --config NAME   a file in configs/ (default legal_grpo; safety_grpo for the safety recipe; README "Configs")
 #   --dry-run       CPU is enough: prepare data if missing, run the preflight, print every command, exit 0 if
 #                   all checks pass (needs only what `bash scripts/test.sh` installs; never installs the GPU stack)
-#   --rehearse      CPU is enough: run the exact trainer command (multi-node: `ray job submit` to a local two-raylet
-#                   cluster) through a real local Ray with a tiny random model and the sample data, up to the workers'
-#                   model init where a GPU is needed; one line per stage reached, exit 0 when it got there
-#   --no-install    never create .venv / install .[train]
+#   --rehearse      CPU is enough: the exact trainer command (multi-node: `ray job submit` to a local two-raylet
+#                   cluster) runs verl's own trainer for N real GRPO steps (--steps, default 2) of a tiny random
+#                   model on the config's shipped sample, checkpoints, then resumes for one more step; only model,
+#                   data, sizes, device, rollout backend and Ray resources change (each printed); metrics of every
+#                   step in outputs/rehearse/<config>/metrics.jsonl; last line `rehearsal passed: …`, exit 0
+#   --wall          CPU is enough: the config's exact multi-GPU placement through Ray, up to the workers' model init
+#                   (where a GPU is needed); one line per stage reached, exit 0 when it got there
+#   --no-install    never create .venv / install .[train] (or the CPU stack)
+# Without a GPU (and no RAY_ADDRESS / NNODES>1), a plain run says so and runs --rehearse instead, setting up the CPU
+# stack itself (a CPU torch, then the project) when it is missing.
 # Env: RUN_NAME (reuse to resume) or RUN_TAG (suffix after -MMDD); NNODES>1 or RAY_ADDRESS -> `ray job submit`;
 #      JUDGE_BASE_URL (comma list of judge endpoints: no local judge is started, each must answer /health; when none
 #      is loopback, the judge GPU trains too); JUDGE_STARTUP_TIMEOUT_S; WANDB_API_KEY or WANDB_MODE=offline;
@@ -21,18 +28,47 @@ takes_rehearse=1
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"  # options, repo root, venv on PATH, say/die, the stack install
 
+gpu_count() {
+  if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true; else echo 0; fi
+}
+
+# A machine without GPUs, and no cluster to submit to: the CPU rehearsal is what can run here (the embedded default).
+embedded=0
+if [ "$dry_run" -eq 0 ] && [ "$rehearse" -eq 0 ] && [ -z "${RAY_ADDRESS:-}" ] && [ "${NNODES:-1}" -le 1 ] \
+   && [ "$(gpu_count)" -eq 0 ]; then
+  say "no GPU on this machine (nvidia-smi lists none): running the CPU rehearsal of $config instead — real verl" \
+      "GRPO steps of a tiny random model on the shipped sample, a checkpoint and a resumed step"
+  rehearse=1
+  embedded=1
+fi
+
 if [ "$rehearse" -eq 1 ]; then
-  "$py" -c "import hydra, omegaconf, verl, ray, transformers" >/dev/null 2>&1 \
-    || die "the rehearsal needs the CPU stack in '$py' — run \`bash scripts/test.sh\` once (installs it)"
-  [ "${#overrides[@]}" -eq 0 ] || die "--rehearse takes no hydra overrides (it rehearses the config as it is)"
+  if ! "$py" -c "import hydra, omegaconf, verl, ray, transformers" >/dev/null 2>&1; then
+    [ "$install" -eq 1 ] || die "the rehearsal needs the CPU stack in '$py' and --no-install was given"
+    ensure_cpu_stack
+  fi
   work="$repo_root/outputs/rehearse"
   mkdir -p "$work"
-  say "rehearsal of $config: tiny random model and sample data in $work"
   "$py" tests/helpers/tiny_model.py "$work/tiny_qwen" >/dev/null 2>&1 \
     || die "could not build the tiny model (tests/helpers/tiny_model.py)"
   # the config's own shipped sample (recipe.sample_*), prepared by the rehearsal when missing
-  exec "$py" -m recipes.rehearse --config "$config" --model "$work/tiny_qwen" --data "$work/data-$config" \
-    --log "$work/$config.log"
+  args=(--config "$config" --model "$work/tiny_qwen" --data "$work/data-$config")
+  if [ "$wall" -eq 1 ]; then
+    say "rehearsal of $config up to the GPU wall: its exact placement through Ray, tiny model and sample data in $work"
+    args+=(--wall --log "$work/$config.log")
+  else
+    say "rehearsal of $config: $steps real GRPO step(s) on the CPU, then a resumed one; outputs in $work/$config"
+    args+=(--steps "$steps" --out "$work/$config")
+  fi
+  set +e
+  "$py" -m recipes.rehearse "${args[@]}" ${overrides[@]+"${overrides[@]}"}
+  status=$?
+  set -e
+  if [ "$embedded" -eq 1 ]; then
+    say "metrics of every step: $work/$config/metrics.jsonl (rollouts: $work/$config/rollouts/)." \
+        "To train for real, on a GPU node: bash scripts/train_grpo.sh --config $config"
+  fi
+  exit "$status"
 fi
 
 if [ "$dry_run" -eq 1 ]; then
