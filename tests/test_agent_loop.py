@@ -36,7 +36,8 @@ class FakeRewardWorker:
 
 def _worker(handles: list[FakeRewardWorker]) -> GroupAffinityAgentLoopWorker:
     """A worker with only what _compute_score reads (no model, no LLM server)."""
-    worker = GroupAffinityAgentLoopWorker.__new__(GroupAffinityAgentLoopWorker)
+    worker_cls = GroupAffinityAgentLoopWorker.__ray_actor_class__  # the plain class under @ray.remote
+    worker = worker_cls.__new__(worker_cls)
     worker.reward_loop_worker_handles = handles
     worker.processor = None
     worker.mm_processor_kwargs = {}
@@ -105,18 +106,49 @@ def test_classes_extend_verls_v1_transfer_queue_agent_loop():
     from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
 
     assert issubclass(GroupAffinityAgentLoopManager, AgentLoopManagerTQ)
-    assert issubclass(GroupAffinityAgentLoopWorker, AgentLoopWorkerTQ.__ray_actor_class__)
+    assert issubclass(GroupAffinityAgentLoopWorker.__ray_actor_class__, AgentLoopWorkerTQ.__ray_actor_class__)
 
 
 def test_manager_starts_affinity_workers(monkeypatch):
-    """The manager (loaded by verl from agent_loop_manager_class) swaps in our worker class before create()."""
-    import ray
+    """The manager (loaded by verl from agent_loop_manager_class) swaps in our module-level Ray actor class."""
     from verl.experimental.agent_loop.agent_loop import AgentLoopManager
 
-    monkeypatch.setattr(ray, "remote", lambda cls: ("remote", cls))
     monkeypatch.setattr(AgentLoopManager, "__init__", lambda self, *a, **k: None)
     manager = GroupAffinityAgentLoopManager()
-    assert manager.agent_loop_workers_class == ("remote", GroupAffinityAgentLoopWorker)
+    assert manager.agent_loop_workers_class is GroupAffinityAgentLoopWorker
+
+
+@pytest.mark.timeout(600)
+def test_affinity_worker_constructs_as_a_real_ray_actor(monkeypatch):
+    """Built through real Ray, unpatched: verl's __init__ chain runs on the worker and our methods answer there.
+
+    On Ray 2.60 a subclass wrapped in ray.remote() at run time died in verl's own __init__ with
+    "TypeError: super(type, obj): obj must be an instance or subtype of type".
+    """
+    import ray
+    from helpers.tiny_model import build_tiny_model
+
+    from recipes.commands import compose_config
+    from recipes.rehearse import private_temp_dir
+
+    from verl.experimental.agent_loop.agent_loop import AgentLoopManager
+
+    cfg = compose_config("legal_grpo_rules", [f"actor_rollout_ref.model.path={build_tiny_model()}"])
+    # The class exactly as the manager hands it to verl (verl's manager __init__ needs a whole trainer: skipped).
+    monkeypatch.setattr(AgentLoopManager, "__init__", lambda self, *a, **k: None)
+    worker_class = GroupAffinityAgentLoopManager().agent_loop_workers_class
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster (VERL_NOTES: token auth and ~/.ray)
+    with private_temp_dir() as tmp:  # Ray's socket paths must stay short
+        ray.init(num_cpus=32, include_dashboard=False, _temp_dir=str(tmp / "ray"), logging_level="ERROR")
+        try:
+            worker = worker_class.options(name="affinity-probe").remote(
+                config=cfg, llm_client=None, reward_loop_worker_handles=["a", "b"]
+            )
+            assert ray.get(worker.take_unscored.remote(), timeout=300) == {"by_source": {}, "error": ""}
+            handles = ray.get(worker.__ray_call__.remote(lambda self: self.reward_loop_worker_handles), timeout=60)
+            assert handles == ["a", "b"]
+        finally:
+            ray.shutdown()
 
 
 def test_base_config_enables_affinity_dispatch():

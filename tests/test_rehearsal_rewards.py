@@ -80,7 +80,8 @@ def _setup(tiny_model: str, judge_url: str, judge_model: str):
     manager = RewardLoopManager(config=cfg)
     handles = manager.reward_loop_worker_handles
     assert len(handles) == 2
-    worker = GroupAffinityAgentLoopWorker.__new__(GroupAffinityAgentLoopWorker)
+    worker_cls = GroupAffinityAgentLoopWorker.__ray_actor_class__
+    worker = worker_cls.__new__(worker_cls)
     AgentLoopWorker.__init__(worker, cfg, None, None, handles)  # verl's init; AgentLoopWorkerTQ adds only tq.init()
     return manager, worker
 
