@@ -7,7 +7,8 @@ Scores (issue 4, rules mode), one place:
   → +1, which needs an overlap AND most of what the answer claims right (precision > 1/2: listing every label, or
   one right label among wrong extras, is not partly right); otherwise, or nothing readable → -2.
 - article: the same on article numbers (``parse_articles``).
-- term (``parse_term`` on both sides; the maximum is 0, there is no bonus):
+- term (``predicted_term`` / ``parse_term``; the maximum is 0, there is no bonus; a bare number is read as months
+  only when the term instruction fixes the unit, ``recipes.legal.tasks.fixes_months``):
   - gold fixed, prediction fixed: -|Δ months| / 240 (拘役 vs 有期徒刑 of the same length counts as equal: months only);
   - gold fixed, prediction 免予刑事处罚 / 单处罚金: like a fixed term of 0 months, -gold_months / 240;
   - gold fixed, prediction life or death: -1;
@@ -36,7 +37,7 @@ from typing import Any
 
 from recipes.legal.articles import KNOWN_ARTICLES, parse_articles
 from recipes.legal.charges import align_charges, canonical_charge, is_known_charge, normalize_charges, parse_charges
-from recipes.legal.tasks import TASKS
+from recipes.legal.tasks import TASKS, fixes_months
 from recipes.legal.terms import Term, find_term, parse_term
 from recipes.legal.verdict import parse_fine, parse_verdict, verdict_body
 
@@ -45,6 +46,7 @@ __all__ = [
     "Gold",
     "RuleScore",
     "gold_from",
+    "predicted_term",
     "score_article",
     "score_charge",
     "score_rules",
@@ -212,9 +214,14 @@ def term_error_score(pred: Term, gold: Term, pred_named: bool = True) -> tuple[f
     return -error / MONTHS_SCALE, error == 0 and pred.kind == gold.kind
 
 
+def predicted_term(answer: str) -> Term | None:
+    """The term a term-task answer names (find_term; a bare number is months only when the instruction says so)."""
+    return find_term(answer, bare_months=fixes_months("term"))
+
+
 def score_term(answer: str, gold: Gold) -> RuleScore:
     """Term task: parse_term on the answer vs the gold term; rules always decide."""
-    pred = find_term(answer)  # None: the answer names no term at all (unreadable), unlike 免予刑事处罚 / 单处罚金
+    pred = predicted_term(answer)  # None: the answer names no term (unreadable), unlike 免予刑事处罚 / 单处罚金
     score, acc = term_error_score(pred or Term("none"), gold.term, pred is not None)
     return RuleScore(score, acc, True)
 
