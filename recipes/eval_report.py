@@ -292,7 +292,7 @@ def item_coverage(report_dirs: Sequence[Path], runs: Sequence[dict[str, Any]], n
     return coverage_of(names, keys, [o.get("n_items") for o in overall], data if differ else ())
 
 
-def _wrap(title: str, width: int = 30) -> str:
+def _wrap(title: str, width: int = 40) -> str:
     return "\n".join(textwrap.wrap(title, width)) or title
 
 
