@@ -19,8 +19,9 @@ A recipe's evaluation module provides (module attributes):
   ``COMPARE_PLOTS`` (what compare draws, for the line it prints);
 - ``check_row(row)``: raise ValueError for a row it cannot score; ``add_arguments(parser)``: its own flags;
 - ``score(args, data, loaded) -> Scored``: metrics (``overall`` plus its own blocks) and per-response records;
-- ``write_report(out_dir, metrics, records)``, ``compare_sections(runs, names, out_dir) -> lines`` and
-  ``headline_table(runs) -> str`` (what compare prints).
+- ``write_report(out_dir, metrics, records)``, ``compare_sections(runs, names, out_dir, coverage) -> lines`` and
+  ``headline_table(runs) -> str`` (what compare prints, under a line with each run's item count that says whether the
+  runs scored the same items: recipes.eval_report.item_coverage).
 
 Exit codes: 0 done, 2 bad input (the message names file, line or flag), 3 scoring stopped part-way (the judge is
 gone): the scored responses are written anyway, with ``overall.complete`` false and ``overall.stopped``.
@@ -238,11 +239,11 @@ def _data_flag(argv: Sequence[str]) -> str | None:
 
 
 def compare(report_dirs: Sequence[Path], out_dir: Path, recipe: Recipe) -> str:
-    """Write compare.md/compare.json and the recipe's plots; return what compare prints."""
+    """Write compare.md/compare.json and the recipe's plots; return what compare prints (items line, then table)."""
     ev = evaluation_of(recipe)
-    path = write_compare(report_dirs, out_dir, ev.compare_sections)
+    path, coverage = write_compare(report_dirs, out_dir, ev.compare_sections)
     runs = json.loads(path.with_name("compare.json").read_text(encoding="utf-8"))
-    return f"wrote {path} (+ compare.json, {ev.COMPARE_PLOTS})\n" + ev.headline_table(runs) + "\n"
+    return f"wrote {path} (+ compare.json, {ev.COMPARE_PLOTS})\n{coverage.line()}\n" + ev.headline_table(runs) + "\n"
 
 
 def main(argv: Sequence[str] | None = None, recipe_name: str | None = None, prog: str = PROG) -> int:

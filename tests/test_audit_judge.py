@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.figures import bar_texts, capture_figures, panel_titles
 from helpers.judge_server import ScriptedJudgeServer
+from matplotlib.collections import PathCollection
 
 from judge.client import JudgeConfig, close_judge_clients
 from judge.prompts import fence_prediction, neutralize
-from recipes.legal.audit_judge import ask_all, main
+from recipes.judge_audit import AuditPair, AuditRecord
+from recipes.judge_audit_report import compute_audit, write_outputs
+from recipes.legal.audit_judge import SPEC, ask_all, main
 from recipes.legal.audit_pairs import DEFAULT_PROBES_PATH, build_pairs, load_probes, probe_pairs, select_pairs
 from recipes.legal.audit_report import advice
 from recipes.legal.terms import parse_term
@@ -288,6 +293,70 @@ def test_advice(acc, fp, failure_rate, expected):
     line = advice(_audit_dict(acc, fp, failure_rate))
     assert line.startswith("Advice: ") and "\n" not in line
     assert expected in line
+
+
+# Hand-made records: (task, kind, right grade or true difference, judged values; None unreadable, "fail" failed)
+PLOTTED = [
+    ("charge", "exact", 2, [2, 2, 2, 2, 2]),
+    ("charge", "superset", 1, [2, 2, 0]),  # 0%
+    ("charge", "subset", 1, ["fail", "fail"]),  # nothing answered: n/a, not a 0% bar
+    *[("term", f"diff_{d}", d, [d] * 12 + [d - 3, None]) for d in (0, 3, 12, 36)],  # 12 equal errors per difference
+]
+
+
+def plotted_records() -> list[AuditRecord]:
+    """PLOTTED as audit records (the gold is never read by the figures)."""
+    records = []
+    for task, kind, right, judged in PLOTTED:
+        for i, value in enumerate(judged):
+            expected = {"expected_error": right} if task == "term" else {"expected_grade": right}
+            pair = AuditPair(task, kind, i, SimpleNamespace(text="盗窃罪"), "x", **expected)
+            failed = value == "fail"
+            records.append(AuditRecord(pair, None if failed else value, "", 100.0 + i, failed, "", False))
+    return records
+
+
+def test_audit_plots_say_what_they_show(tmp_path, monkeypatch):
+    """Titles on every plot; 0% and n/a bars carry their value; term errors never drawn on top of each other."""
+    records = plotted_records()
+    figures = capture_figures(monkeypatch)
+    audit = compute_audit(records, SPEC)
+    write_outputs(audit, records, tmp_path, SPEC)
+    assert set(figures) == {"accuracy.png", "confusion.png", "term_error.png", "latency.png"}  # no probe, no probes.png
+    assert all(panel_titles(fig) for fig in figures.values())
+    acc = figures["accuracy.png"].axes[0]
+    assert acc.get_title() == "judge accuracy per task / kind of pair (n: answered pairs)"
+    shown = dict(zip([t.get_text() for t in acc.get_yticklabels()], bar_texts(acc), strict=False))
+    assert shown["charge/exact (n=5)"] == "100%"
+    assert shown["charge/superset (n=3)"] == "0%"  # a bar of width 0, shown by its value
+    assert shown["charge/subset (n=0)"] == "n/a"  # every call failed: no accuracy, not 0%
+    latency = figures["latency.png"].axes[0].get_title()
+    assert latency.startswith(f"judge latency, answered uncached calls (n={audit['latency']['n']})")
+    assert "p50" in latency and "p95" in latency
+    # term_error.png: one column per true difference, every readable error a point, no two points at one place
+    term = figures["term_error.png"].axes[0]
+    points = [tuple(xy) for c in term.collections if isinstance(c, PathCollection) for xy in c.get_offsets().tolist()]
+    truths = (0, 3, 12, 36)
+    assert len(points) == len(truths) * 13 and len(set(points)) == len(points)
+    for i, d in enumerate(truths):
+        column = sorted(y for x, y in points if abs(x - i) < 0.5)
+        assert column == sorted([d] * 12 + [d - 3])
+    ticks = [t.get_text() for t in term.get_xticklabels()]
+    assert ticks == [f"{d} months\n(n=13, 1 unreadable)" for d in truths]
+    # audit.md: the confusion as a Markdown table, each kind's cells in words
+    md = (tmp_path / "audit.md").read_text(encoding="utf-8")
+    assert "| charge | superset | 3 | 0 | 0% | right 1 → judged 0: 1, judged 2: 2 |" in md
+    table = [
+        "### Confusion: charge",
+        "",
+        "| right grade ↓ / judged → | 0 | 1 | 2 | unreadable |",
+        "| --- | --- | --- | --- | --- |",
+        "| 0 | 0 | 0 | 0 | 0 |",
+        "| 1 | 1 | 0 | 2 | 0 |",
+        "| 2 | 0 | 0 | 5 | 0 |",
+    ]
+    assert "\n".join(table) in md
+    assert "[[" not in md
 
 
 def test_gone_judge_stops_with_one_line(data, tmp_path, monkeypatch, caplog):

@@ -224,7 +224,17 @@ def test_audit_figures_match_hand_computation(data, tmp_path):
     record = next(r for r in audit["records"] if r["kind"] == "superset")
     assert record["gold"] in {r for _t, _l, r in ROWS} and record["expected_grade"] == 1 and record["judged"] == 2
     md = (out / "audit.md").read_text(encoding="utf-8")
-    assert audit["advice"] in md and "| reasoning | superset | 3 | 0 | 0% | confusion [[0, 0, 0, 0], [0, 0, 3, 0]" in md
+    assert audit["advice"] in md and "| reasoning | superset | 3 | 0 | 0% | right 1 → judged 2: 3 |" in md
+    # the confusion as a Markdown table, not a nested list (issue 29 item 11)
+    table = md.split("### Confusion: reasoning\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert table == [
+        "| right grade ↓ / judged → | 0 | 1 | 2 | unreadable |",
+        "| --- | --- | --- | --- | --- |",
+        "| 0 | 2 | 0 | 0 | 3 |",
+        "| 1 | 0 | 0 | 3 | 0 |",
+        "| 2 | 0 | 5 | 6 | 0 |",
+    ]
+    assert "[[" not in md
     assert audit["plots"] == ["accuracy.png", "confusion.png", "probes.png", "latency.png"]
     for plot in audit["plots"]:
         assert (out / plot).stat().st_size > 1000
