@@ -121,6 +121,7 @@ _JUDGE_KEYS = frozenset(
             "backoff_s",
             "backoff_max_s",
             "queue_timeout_s",
+            "max_reply_bytes",
             "prompts_path",
         )
         for n in (f, f"judge_{f}")
