@@ -23,7 +23,7 @@ from recipes.safety.round_report import (
     round_summary,
     total_variation,
 )
-from recipes.safety.selection import Scored, answer_key, saturated_texts, select
+from recipes.safety.selection import Scored, answer_key, meaning_key, saturated_texts, select
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,6 +125,15 @@ def test_answer_key_is_bounded_and_total() -> None:
     assert len(answer_key("x" * 1_000_000)) <= 20_000
     key = answer_key("a\ud800b")
     assert key.encode("utf-8") and key.startswith("a\ufffd") and key.endswith("b")
+
+
+def test_meaning_key_is_bounded_and_total() -> None:
+    """1 MB answers, lone surrogates and a block-less text give a key quickly and never raise."""
+    huge = "<reasoning>" + "理由。" * 400_000 + "</reasoning><answer>" + "{" * 100_000 + "</answer>"
+    for text in (huge, "a\ud800b", "", "<answer>" * 50_000, "x" * 1_000_000):
+        key = meaning_key(text)
+        assert isinstance(key, tuple) and hash(key) is not None
+    assert meaning_key("乱 码") == meaning_key("乱码。") != meaning_key("其他")
 
 
 def test_saturated_texts() -> None:

@@ -222,6 +222,33 @@ def test_bounded_time_and_range_on_hostile_input() -> None:
     assert time.perf_counter() - start < 20.0
 
 
+def test_the_reward_with_a_reference_stays_bounded_on_hostile_responses() -> None:
+    """compute_score with the n-gram scorer and a reference: 1 MB reasonings, surrogates, tag floods score in
+    bounded time, with the same float keys and a score within [-5, 5]."""
+    from rewards.safety import RESULT_KEYS
+
+    row = records(DATA_SETS[0])[30]
+    gt = ground_truth_json(check_gold(row["scores"], row["reasoning"]))
+    kwargs = {"reasoning_scorer": "ngram", "ngram_reference": DATA_SETS[0]}
+    everything = "".join(r["reasoning"] for r in records(DATA_SETS[0]))
+    hostile = [
+        f"<reasoning>{everything * 100}</reasoning><answer>{{}}</answer>",
+        "<reasoning>" + "\ud800" * 300_000 + "</reasoning>",
+        "<reasoning>" * 100_000,
+        gold_response(row["scores"], row["reasoning"]) * 500,
+    ]
+
+    async def run() -> list[dict]:
+        return [await compute_score("safety", text, gt, None, **kwargs) for text in hostile]
+
+    start = time.perf_counter()
+    outs = asyncio.run(run())
+    assert time.perf_counter() - start < 10.0
+    for out in outs:
+        assert tuple(out) == RESULT_KEYS and all(type(v) is float for v in out.values())
+        assert -5.0 <= out["score"] <= 5.0
+
+
 def test_reference_files_read_and_errors_name_the_place(tmp_path: Path) -> None:
     """JSONL records and prepared parquet files are read; a bad line or row is named; a missing file too."""
     good = tmp_path / "good.jsonl"
