@@ -355,7 +355,9 @@ def test_each_recipes_offline_reward_kwargs_call_no_judge(name: str) -> None:
             "safety_grpo",
             "safety_data",
             "reward.custom_reward_function.reward_kwargs.exact_bonus=0.5",
-            "safety: gold answer scores 4",  # 1 + 1 + 2 x 0.5 + 1 = 4 = max_score: still the best
+            # 1 + 1 + 1 x (1 + 0.5) + 1 + 1 = 5.5 = max_score: still the best (issue 23: closeness weight 1, a
+            # detection part, exact_bonus added to an exact key's 1)
+            "safety: gold answer scores 5.5",
             id="safety-weights-changed-best-follows",
         ),
         pytest.param(
