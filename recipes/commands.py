@@ -35,10 +35,12 @@ import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, 
 import argparse
 import datetime as _dt
 import importlib.util
+import ipaddress
 import logging
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -249,6 +251,27 @@ class JudgeSpec:
     def base_url(self) -> str:
         """OpenAI base URL of the server this section describes."""
         return f"http://{self.client_host}:{self.port}/v1"
+
+    @property
+    def binds_loopback(self) -> bool:
+        """True when the server listens on this machine only (127.x, ::1, localhost): no other machine reaches it."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:  # a host name, or "" (every interface)
+            return False
+
+    def address(self, hostname: str | None = None) -> str:
+        """Where the server can be reached, as a person needs it: its URL; for a wildcard bind also the URL other
+        machines use (this machine's name) and the bind address itself."""
+        if self.host not in ("", "0.0.0.0", "::"):
+            return self.base_url
+        name = hostname or socket.gethostname()
+        return (
+            f"http://{name}:{self.port}/v1 (listening on every interface, {self.host or '0.0.0.0'}:{self.port}; "
+            f"{self.base_url} on this machine)"
+        )
 
 
 def health_url(base_url: str) -> str:
@@ -651,6 +674,8 @@ def plan_to_bash(plan: Plan, environ: Mapping[str, str] | None = None, gpu_count
         scalar("PLAN_JUDGE_HOST", judge.host),
         scalar("PLAN_JUDGE_PORT", judge.port),
         scalar("PLAN_JUDGE_BASE_URL", judge.base_url),
+        scalar("PLAN_JUDGE_ADDRESS", judge.address()),
+        scalar("PLAN_JUDGE_LOOPBACK", int(judge.binds_loopback)),
         scalar("PLAN_JUDGE_HEALTH_URL", health_url(judge.base_url)),
         scalar("PLAN_JUDGE_LOG", judge.log_file),
         scalar("PLAN_JUDGE_TIMEOUT_S", judge.startup_timeout_s),

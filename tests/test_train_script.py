@@ -182,6 +182,40 @@ def test_serve_judge_dry_run_prints_vllm_serve() -> None:
     assert f"http://127.0.0.1:{port}/health" in result.stdout
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7"])
+def test_serve_judge_refuses_an_open_judge(host: str) -> None:
+    """A host other than loopback and no API key: refused with one line naming the fixes, nothing printed to run
+    (issue 24 item 13)."""
+    port = _free_port()
+    result = _run(["scripts/serve_judge.sh", "--dry-run", "--host", host, "--port", str(port), "--gpus", "6"])
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"[serve_judge] refusing to serve on {host}:{port} without an API key: anyone who reaches the port could use "
+        "the judge. Set JUDGE_API_KEY (the reward sends it), bind to 127.0.0.1 (--host / JUDGE_HOST), or pass "
+        "--allow-no-key (JUDGE_ALLOW_NO_KEY=1) on a network you trust"
+    ]
+    assert "vllm serve" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "warned"),
+    [([], {"JUDGE_API_KEY": "k"}, False), (["--allow-no-key"], {}, True), ([], {"JUDGE_ALLOW_NO_KEY": "1"}, True)],
+    ids=["with-key", "allow-no-key", "allow-no-key-env"],
+)
+def test_serve_judge_on_every_interface_says_where_it_is_reached(flags: list[str], env: dict, warned: bool) -> None:
+    """With a key (or the explicit flag, with a warning) a wildcard bind starts, announced at the address other
+    machines use, this machine's name, not only 127.0.0.1."""
+    port = _free_port()
+    result = _run(["scripts/serve_judge.sh", "--dry-run", "--host", "0.0.0.0", "--port", str(port), *flags], **env)
+    assert result.returncode == 0, result.stderr
+    address = (
+        f"http://{socket.gethostname()}:{port}/v1 (listening on every interface, 0.0.0.0:{port}; "
+        f"http://127.0.0.1:{port}/v1 on this machine)"
+    )
+    assert f"would start the judge at {address} on GPU(s)" in result.stdout
+    assert ("WARNING: serving on 0.0.0.0" in result.stderr) is warned
+
+
 def test_serve_judge_does_nothing_when_a_healthy_judge_answers(judge_server) -> None:  # noqa: F811
     """A judge already answering /health: exit 0, say so, start nothing (vllm is not even installed here)."""
     server = judge_server()
@@ -290,6 +324,13 @@ def test_serve_judge_interrupted_while_waiting_stops_the_server(
     assert proc.returncode == 128 + sig, out + err
     assert _wait_gone(pids), pids
     assert not (tmp_path / "judge.log.pid").exists()
+
+
+def test_serve_judge_starts_no_open_judge(fakes: dict[str, str], tmp_path: Path) -> None:
+    """A real start on 0.0.0.0 without a key stops before the server is started."""
+    result = _run(["scripts/serve_judge.sh", "--host", "0.0.0.0", *_judge_overrides(tmp_path)], **fakes)
+    assert result.returncode == 1 and "refusing to serve on 0.0.0.0" in result.stderr
+    assert not Path(fakes["FAKE_VLLM_PIDS"]).exists() and not (tmp_path / "judge.log.pid").exists()
 
 
 def _train(fakes: dict[str, str], tmp_path: Path, data_dir: Path, timeout_s: str) -> subprocess.Popen:
