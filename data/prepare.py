@@ -616,9 +616,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived (raised by _exit_on_term, so cleanup code runs as for Ctrl-C)."""
+
+
 def _exit_on_term(signum: int, frame: Any) -> None:
-    """SIGTERM handler: leave through SystemExit (exit status 143), so cleanup code runs."""
-    raise SystemExit(128 + signum)
+    """SIGTERM handler: unwind like Ctrl-C."""
+    raise _Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -654,6 +658,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BadRecordError, NoUsableDataError, FileNotFoundError, InputError, RecordError, OutputError) as exc:
         logger.error("%s", exc)
         return 1
+    except (KeyboardInterrupt, _Terminated) as exc:
+        stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
+        logger.error("%s: nothing written, %s is left as it was", stopped, args.output)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
     print(summary(stats, args.output))
     return 0
 

@@ -81,7 +81,8 @@ def test_a_rerun_without_sft_fraction_leaves_no_stale_sft_parquet(tmp_path: Path
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
 def test_a_killed_rerun_leaves_the_old_output_whole(tmp_path: Path, sig: signal.Signals) -> None:
     """Killed in pass 2 (label_sets.json written, parquet files open): the old output is unchanged, file for file;
-    TERM and Ctrl-C also remove the staging directory (only SIGKILL can leave it, hidden beside the output)."""
+    TERM and Ctrl-C also remove the staging directory and end with one line (only SIGKILL can leave the staging
+    directory, hidden beside the output)."""
     out = tmp_path / "legal"
     prepare(PrepareConfig(source="cail2018", inputs=(CAIL,), output=str(out)))
     before = _tree(out)
@@ -91,11 +92,16 @@ def test_a_killed_rerun_leaves_the_old_output_whole(tmp_path: Path, sig: signal.
          "--output", str(out), "--seed", "5", "--test-size", "8"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert proc.returncode != 0, proc.stderr
     assert _tree(out) == before
-    if sig != signal.SIGKILL:
-        assert _leftovers(out) == []
-        assert "Traceback" not in proc.stderr or sig == signal.SIGINT  # Ctrl-C keeps Python's KeyboardInterrupt
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+        return
+    assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig], proc.stderr
+    assert _leftovers(out) == [] and "Traceback" not in proc.stderr
+    stopped = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupted"}[sig]
+    assert [line for line in proc.stderr.splitlines() if line.startswith("ERROR")] == [
+        f"ERROR __main__: {stopped}: nothing written, {out} is left as it was"
+    ]
 
 
 @pytest.mark.parametrize(
