@@ -43,6 +43,7 @@ from recipes.commands import (
 )
 
 DEFAULT_CONFIG = "safety_sft"
+SFT_TRAINERS = ("sft_trainer_engine",)  # the verl trainer config scripts/train_sft.sh launches
 SFT_MODULE = "verl.trainer.sft_trainer"
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 
@@ -59,7 +60,7 @@ def sft_command(config_name: str, overrides: Sequence[str], nproc_per_node: int,
         "-m",
         SFT_MODULE,
         f"--config-path={CONFIG_DIR}",
-        f"--config-name={config_name_of(config_name)}",
+        f"--config-name={config_name_of(config_name, trainers=SFT_TRAINERS)}",
         *overrides,
     ]
 
@@ -124,7 +125,7 @@ def build_sft_plan(
     """Compose once; add the run name (unless given) and build the trainer command."""
     from omegaconf import open_dict
 
-    name = config_name_of(config)
+    name = config_name_of(config, trainers=SFT_TRAINERS)
     cfg = compose_config(name, user_overrides)
     overrides = list(user_overrides)
     if EXPERIMENT_KEY not in override_keys(user_overrides):
