@@ -273,6 +273,19 @@ def test_serve_judge_timeout_stops_the_server_it_started(fakes: dict[str, str], 
     assert not (tmp_path / "judge.log.pid").exists()
 
 
+def test_serve_judge_says_it_is_still_waiting_in_plain_lines(fakes: dict[str, str], tmp_path: Path) -> None:
+    """While the judge loads, one plain line per progress interval (LEGAL_PROGRESS_INTERVAL_S; 30 s by default)."""
+    result = _run(
+        ["scripts/serve_judge.sh", *_judge_overrides(tmp_path)], **fakes, JUDGE_STARTUP_TIMEOUT_S="4",
+        LEGAL_PROGRESS_INTERVAL_S="1",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    waiting = [line for line in result.stdout.splitlines() if line.startswith("[serve_judge] waiting for ")]
+    assert len(waiting) >= 2, result.stdout
+    assert all(line.endswith(f"s of 4 s (log: {tmp_path}/judge.log)") for line in waiting), waiting
+    assert _wait_gone(_fake_vllm_pids(fakes, timeout_s=1), timeout_s=5)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
 def test_serve_judge_interrupted_while_waiting_stops_the_server(
     fakes: dict[str, str], tmp_path: Path, sig: signal.Signals
