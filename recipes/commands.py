@@ -94,8 +94,10 @@ MODEL_PLACEHOLDER = "{model}"
 LOOPBACK_HOSTS = ("127.", "localhost", "[::1]", "0.0.0.0")
 
 
-# verl trainer configs a launch config extends: GRPO (scripts/train_grpo.sh) and SFT (scripts/train_sft.sh).
-LAUNCH_TRAINERS: tuple[str, ...] = ("ppo_trainer", "sft_trainer_engine")
+# verl trainer config a launch config extends -> the script that launches it (`--config NAME` lists only its own).
+TRAINER_SCRIPTS: dict[str, str] = {"ppo_trainer": "scripts/train_grpo.sh", "sft_trainer_engine": "scripts/train_sft.sh"}
+LAUNCH_TRAINERS: tuple[str, ...] = tuple(TRAINER_SCRIPTS)
+GRPO_TRAINERS: tuple[str, ...] = ("ppo_trainer",)
 
 
 class ConfigError(ValueError):
@@ -137,30 +139,53 @@ def hide_known_verl_noise() -> None:
         logging.getLogger(name).addFilter(_DropLines(texts))
 
 
-def launchable_configs(config_dir: Path = CONFIG_DIR, trainers: Sequence[str] = ("ppo_trainer",)) -> list[str]:
-    """Names of the trainer configs in configs/ (top level, with one of trainers in their defaults), sorted."""
+_BROKEN = "<not YAML>"
+
+
+def _trainer_of(path: Path) -> str | None:
+    """The verl trainer config (a LAUNCH_TRAINERS name) in a config file's defaults; None when it names none."""
     import yaml
 
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return _BROKEN
+    defaults = data.get("defaults") if isinstance(data, dict) else None
+    if not isinstance(defaults, list):
+        return None
+    return next((name for name in LAUNCH_TRAINERS if name in defaults), None)
+
+
+def launchable_configs(config_dir: Path = CONFIG_DIR, trainers: Sequence[str] = GRPO_TRAINERS) -> list[str]:
+    """Names of the trainer configs in configs/ (top level, with one of trainers in their defaults), sorted."""
     names = []
     for path in sorted(config_dir.glob("*.yaml")):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            names.append(path.stem)  # a broken trainer config must fail its tests, not vanish from them
-            continue
-        defaults = data.get("defaults") if isinstance(data, dict) else None
-        if isinstance(defaults, list) and any(name in defaults for name in trainers):
+        trainer = _trainer_of(path)
+        # a broken trainer config must fail its tests, not vanish from them
+        if trainer == _BROKEN or (trainer is not None and trainer in trainers):
             names.append(path.stem)
     return names
 
 
-def config_name_of(name: str) -> str:
-    """Normalize 'legal_grpo', 'legal_grpo.yaml' or 'configs/legal_grpo.yaml' to the config name."""
+def config_name_of(name: str, trainers: Sequence[str] | None = GRPO_TRAINERS) -> str:
+    """Normalize 'legal_grpo', 'legal_grpo.yaml' or 'configs/legal_grpo.yaml' to the config name.
+
+    trainers: the verl trainer configs the calling launch runs (GRPO by default); a config over another trainer is
+    refused with the script that launches it. None: any existing config (composition only).
+    """
     stem = Path(name).name
     stem = stem[: -len(".yaml")] if stem.endswith(".yaml") else stem
-    if not (CONFIG_DIR / f"{stem}.yaml").is_file():
-        known = ", ".join(launchable_configs(trainers=LAUNCH_TRAINERS))
+    path = CONFIG_DIR / f"{stem}.yaml"
+    listed = LAUNCH_TRAINERS if trainers is None else tuple(trainers)
+    if not path.is_file():
+        known = ", ".join(launchable_configs(trainers=listed))
         raise ConfigError(f"config {name!r} not found in {CONFIG_DIR} — use one of: {known}")
+    trainer = _trainer_of(path)
+    if trainers is not None and trainer in TRAINER_SCRIPTS and trainer not in trainers:
+        raise ConfigError(
+            f"config {stem!r} extends verl's {trainer}: launch it with `bash {TRAINER_SCRIPTS[trainer]} --config "
+            f"{stem}` (this command takes: {', '.join(launchable_configs(trainers=listed))})"
+        )
     return stem
 
 
@@ -172,12 +197,15 @@ def verl_config_dir() -> Path:
     return Path(spec.origin).parent / "trainer" / "config"
 
 
-def compose_config(name: str, overrides: Sequence[str] = ()) -> Any:
-    """Compose configs/<name>.yaml with hydra overrides, exactly as the trainer's Hydra main would."""
+def compose_config(name: str, overrides: Sequence[str] = (), trainers: Sequence[str] | None = None) -> Any:
+    """Compose configs/<name>.yaml with hydra overrides, exactly as the trainer's Hydra main would.
+
+    trainers: as for config_name_of (None: any config; the GRPO tools pass GRPO_TRAINERS).
+    """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    stem = config_name_of(name)
+    stem = config_name_of(name, trainers=trainers)
     # Same search path as the YAML's pkg://verl.trainer.config, as a file path: no verl import.
     fast = [f"hydra.searchpath=[file://{verl_config_dir()}]"]
     GlobalHydra.instance().clear()

@@ -45,8 +45,11 @@ from recipes.eval_inputs import (
     EvaluationInputError,
     LoadResult,
     ScoringStoppedError,
+    data_file,
     load_predictions,
     load_rows,
+    read_table,
+    skipped_summary,
     stopped_block,
 )
 from recipes.eval_report import clean, write_compare
@@ -77,12 +80,8 @@ def evaluation_of(recipe: Recipe) -> ModuleType:
 
 def recipe_of_data(path: str | Path) -> Recipe:
     """The one recipe the rows of a prepared parquet belong to (by data_source); errors name the row."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.exists():
-        raise EvaluationInputError(f"--data {path}: file not found (run `python -m data.prepare` first)")
-    sources = pq.read_table(path, columns=["data_source"]).column("data_source").to_pylist()
+    path = data_file(path)
+    sources = read_table(path, columns=["data_source"]).column("data_source").to_pylist()
     if not sources:
         raise EvaluationInputError(f"--data {path}: no rows")
     recipes: dict[str, int] = {}
@@ -139,6 +138,9 @@ def run(args: argparse.Namespace, recipe: Recipe) -> dict[str, Any]:
         run_description(args, recipe, predictions_path, loaded, scored.stopped)
     )
     write_outputs(out_dir, scored.metrics, scored.records, ev.write_report)
+    if loaded.skipped:  # the console's one word on bad lines; the report has every line and reason
+        listed_in = f"{out_dir / 'metrics.json'} (overall.issues) and {out_dir / 'report.md'} (Input problems)"
+        logger.warning("%s", skipped_summary(loaded.skipped, loaded.lines_read, listed_in))
     if scored.stopped is not None:
         raise scored.stopped
     return scored.metrics
@@ -199,7 +201,7 @@ def positive_int(text: str) -> int:
 def build_parser(prog: str = PROG, ev: ModuleType | None = None) -> argparse.ArgumentParser:
     """The evaluate parser: the shared flags, plus the recipe's own when its evaluation module is known."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="prepared test parquet (DIR/test.parquet)")
+    parser.add_argument("--data", required=True, help="prepared test parquet (DIR/test.parquet; DIR stands for it)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="JSONL of {index, data_source, response[, sample]}")
     source.add_argument("--model", help="model path or name: generate with vLLM first (GPU)")
@@ -264,6 +266,7 @@ def main(argv: Sequence[str] | None = None, recipe_name: str | None = None, prog
         data = _data_flag(argv)
         recipe = fixed or (recipe_of_data(data) if data else None)
         args = build_parser(prog, evaluation_of(recipe) if recipe else None).parse_args(argv)
+        args.data = str(data_file(args.data))  # a directory: its test.parquet
         out = args.out
         assert recipe is not None  # --data is required: parse_args has exited without it
         run(args, recipe)

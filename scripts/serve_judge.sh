@@ -126,7 +126,13 @@ else
 fi
 
 pid="$(cat "$pid_file")"
-deadline=$(( $(date +%s) + PLAN_JUDGE_TIMEOUT_S ))
+waited_from=$(date +%s)
+deadline=$(( waited_from + PLAN_JUDGE_TIMEOUT_S ))
+# A plain line every LEGAL_PROGRESS_INTERVAL_S seconds (30; whole seconds here) while it loads (recipes/progress.py).
+every="${LEGAL_PROGRESS_INTERVAL_S:-30}"
+every="${every%%.*}"
+[[ "$every" =~ ^[0-9]+$ ]] && [ "$every" -ge 1 ] || every=1
+next_line=$(( waited_from + every ))
 until health; do
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "[serve_judge] the judge exited before answering /health — last lines of $log:" >&2
@@ -135,6 +141,11 @@ until health; do
     exit 1  # (the exit trap still stops any worker of its process group left behind)
   fi
   now=$(date +%s)
+  if [ "$now" -ge "$next_line" ] && [ "$now" -lt "$deadline" ]; then
+    echo "[serve_judge] waiting for $PLAN_JUDGE_HEALTH_URL: $(( now - waited_from )) s of ${PLAN_JUDGE_TIMEOUT_S} s" \
+         "(log: $log)"
+    next_line=$(( now + every ))
+  fi
   if [ "$now" -ge "$deadline" ]; then
     if [ -n "$started_pid" ]; then
       echo "[serve_judge] no /health answer after ${PLAN_JUDGE_TIMEOUT_S}s — stopping it (log $log)." \
@@ -146,7 +157,8 @@ until health; do
     exit 1
   fi
   # In the background + wait: a TERM/INT trap runs at once instead of after the sleep.
-  sleep "$(( deadline - now < 5 ? deadline - now : 5 ))" & wait $!
+  pause=$(( deadline - now < 5 ? deadline - now : 5 ))
+  sleep "$(( every < pause ? every : pause ))" & wait $!
 done
 started_pid=""  # healthy: it keeps running after this script exits
 echo "[serve_judge] judge ready: $PLAN_JUDGE_ADDRESS (model $PLAN_JUDGE_MODEL, GPU(s) $PLAN_JUDGE_GPUS, pid $pid," \

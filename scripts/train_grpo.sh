@@ -52,7 +52,7 @@ fi
 
 # ---- one composition -> every command (recipes/commands.py).
 plan="$("$py" -m recipes.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" \
-  || die "config '$config' does not compose with the given overrides (error above)"
+  || die "cannot launch config '$config' with the given overrides (error above)"
 eval "$plan"
 
 # ---- data: prepare the shipped sample when the configured set is missing.

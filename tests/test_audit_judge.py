@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import socket
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pyarrow as pa
@@ -374,6 +379,62 @@ def test_gone_judge_stops_with_one_line(data, tmp_path, monkeypatch, caplog):
     client_errors = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "judge.client"]
     assert len(client_errors) == 1  # the client says it once when it stops; nothing is sent after that
     assert not (tmp_path / "a" / "audit.json").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("flags", "server_kw", "needle"),
+    [
+        pytest.param(["--judge-model", "wrong", "--config", ""], {}, "does not serve model 'wrong'; it serves: "
+                     "judge-model — pass --judge-model judge-model", id="wrong-model"),
+        pytest.param(["--config", "legal_grpo"], {}, "does not serve model 'Qwen/Qwen2.5-7B-Instruct'; it serves: "
+                     "judge-model", id="config-model-not-served"),
+        pytest.param(["--judge-model", "judge-model", "--config", ""], {"api_key": "secret"},
+                     "answered HTTP 401 — check the API key (JUDGE_API_KEY)", id="api-key-refused"),
+        pytest.param(["--judge-model", "judge-model", "--config", ""], None,
+                     "judge unavailable: nothing answers GET http://127.0.0.1:{port}/v1/models", id="down"),
+    ],
+)  # fmt: skip
+def test_judge_checked_once_before_any_question(data, tmp_path, monkeypatch, caplog, flags, server_kw, needle):
+    """One GET /v1/models first: a wrong or missing model, a refused key or a dead endpoint is exit 1 and one line
+    (naming the models it serves), with no question sent and no warning before it (issue 29: ~95 WARNING lines)."""
+    monkeypatch.delenv("JUDGE_BASE_URL", raising=False)
+    monkeypatch.delenv("JUDGE_MODEL", raising=False)
+    monkeypatch.delenv("JUDGE_API_KEY", raising=False)
+    server = ScriptedJudgeServer(reply="2", model="judge-model", **server_kw) if server_kw is not None else None
+    port = server.start().port if server else _free_port()
+    try:
+        rc = main(["--data", data, "--judge-base-url", f"http://127.0.0.1:{port}/v1", *flags, "--out", str(tmp_path)])
+    finally:
+        if server:
+            server.stop()
+    assert rc == 1
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelname for r in loud] == ["ERROR"], [r.getMessage() for r in loud]
+    assert needle.format(port=port) in loud[0].getMessage() and "\n" not in loud[0].getMessage()
+    if server:
+        assert [(r.method, r.path) for r in server.all_requests] == [("GET", "/v1/models")]
+    assert not (tmp_path / "audit.json").exists()
+
+
+def test_wrong_model_is_one_line_on_the_console(data, tmp_path):
+    """The command as a user runs it: exit 1, one ERROR line on stderr, no traceback, no progress bar, no warning."""
+    with ScriptedJudgeServer(reply="2", model="judge-model") as server:
+        proc = subprocess.run(
+            [sys.executable, "-m", "recipes.legal.audit_judge", "--data", data, "--judge-base-url", server.base_url,
+             "--judge-model", "wrong", "--config", "", "--out", str(tmp_path / "a")],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "JUDGE_BASE_URL": "", "JUDGE_MODEL": ""},
+        )  # fmt: skip
+        chat = server.requests
+    assert proc.returncode == 1, proc.stderr
+    loud = [line for line in proc.stderr.splitlines() if " INFO " not in line]
+    assert len(loud) == 1 and " ERROR recipes.legal.audit_judge: " in loud[0], proc.stderr
+    assert "it serves: judge-model" in loud[0] and not chat
 
 
 def test_bad_data_exits_2(tmp_path, monkeypatch):

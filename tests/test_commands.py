@@ -289,9 +289,17 @@ def test_cli_unknown_config_is_one_line_error(capsys: pytest.CaptureFixture) -> 
     assert main(["trainer", "--config", "nope"], environ={}) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "nope" in err and "legal_grpo_smoke" in err
-    # every recipe's launch configs (GRPO and SFT), not only legal_grpo*
-    assert {"safety_grpo", "safety_grpo_ngram", "safety_sft"} <= set(launchable_configs(trainers=LAUNCH_TRAINERS))
-    assert err.endswith("use one of: " + ", ".join(launchable_configs(trainers=LAUNCH_TRAINERS)))
+    # every recipe's GRPO configs, not only legal_grpo*, and no SFT config (scripts/train_sft.sh launches those)
+    assert {"safety_grpo", "safety_grpo_ngram"} <= set(launchable_configs())
+    assert "safety_sft" in launchable_configs(trainers=LAUNCH_TRAINERS) and "safety_sft" not in launchable_configs()
+    assert err.endswith("use one of: " + ", ".join(launchable_configs()))
+
+
+def test_cli_sft_config_names_the_sft_script(capsys: pytest.CaptureFixture) -> None:
+    """The SFT config is not a GRPO launch: one line naming scripts/train_sft.sh."""
+    assert main(["trainer", "--config", "safety_sft"], environ={}) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "launch it with `bash scripts/train_sft.sh --config safety_sft`" in err
 
 
 @pytest.mark.parametrize(

@@ -997,3 +997,87 @@ def test_official_score_is_null_with_a_reason(data_path, tmp_path):
     assert metrics["article"]["cail_official_labels"] == 3 and metrics["article"]["cail_official_pred_outside"] == 1
     labels.write_text('{"charges": []}')
     assert _run_main(data_path, pred, tmp_path / "bad", "--labels", str(labels)) == 2
+
+
+# ------------------------------------------------------------------ issue 29: --data DIR, wrong types, the summary
+
+
+def test_data_directory_is_read_as_its_test_parquet(sample_test_parquet, tmp_path):
+    """--data DIR (what data.prepare --output names) scores DIR/test.parquet, with the lists beside it."""
+    sample_predictions(sample_test_parquet, tmp_path / "pred.jsonl")
+    common = ["--predictions", str(tmp_path / "pred.jsonl"), "--mode", "rules", "--name", "run"]
+    assert E.main(["--data", str(sample_test_parquet), *common, "--out", str(tmp_path / "file")]) == 0
+    assert E.main(["--data", str(sample_test_parquet.parent), *common, "--out", str(tmp_path / "dir")]) == 0
+    by_file, by_dir = (json.loads((tmp_path / d / "metrics.json").read_text("utf-8")) for d in ("file", "dir"))
+    assert by_dir["overall"]["data"] == str(sample_test_parquet)
+    assert by_dir == by_file
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("empty_dir", "is a directory without test.parquet — give the prepared test file"),
+        ("label_sets.json", "not a readable parquet file"),
+    ],
+)
+def test_data_that_is_not_a_test_file_is_one_line_and_exit_2(sample_test_parquet, tmp_path, data, message):
+    """A directory without test.parquet, or a file that is not parquet: one line on stderr, exit 2, no traceback."""
+    if data == "empty_dir":
+        target = tmp_path / "empty"
+        target.mkdir()
+    else:
+        target = sample_test_parquet.parent / data
+    pred = write_predictions(tmp_path / "p.jsonl")
+    proc = subprocess.run(
+        [sys.executable, "-m", "recipes.evaluate", "--data", str(target), "--predictions", str(pred),
+         "--out", str(tmp_path / "out")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert " ERROR " in line and message in line and str(target) in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason", "detail"),
+    [
+        ({"index": "4", "response": "x"}, "wrong_type", "'index' must be an int, got '4' — write \"index\": 4"),
+        ({"index": 4.0, "response": "x"}, "wrong_type", "'index' must be an int, got 4.0"),
+        ({"index": True, "response": "x"}, "wrong_type", "'index' must be an int, got True"),
+        ({"index": [4], "response": "x"}, "wrong_type", "'index' must be an int, got [4]"),
+        ({"index": 4, "response": 7}, "wrong_type", "'response' must be a string, got int"),
+        ({"index": 4, "response": ["x"]}, "wrong_type", "'response' must be a string, got list"),
+        ({"response": "x"}, "missing_field", "no 'index' (required: int)"),
+        ({"index": None, "response": "x"}, "missing_field", "no 'index' (required: int)"),
+        ({"index": 4}, "missing_field", "no 'response' (required: str)"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_wrong_type_not_missing(data_path, tmp_path, obj, reason, detail):
+    """A string index ("4") is a wrong type, said so with the fix; only an absent or null field is missing_field."""
+    pred = tmp_path / "p.jsonl"
+    pred.write_text(_line(0, ans("盗窃罪")) + "\n" + json.dumps(obj) + "\n", encoding="utf-8")
+    loaded = E.load_predictions(pred, E.load_data(data_path))
+    assert dict(loaded.skipped) == {reason: 1}
+    assert loaded.issues == [{"line": 2, "reason": reason, "detail": detail}]
+    with pytest.raises(E.EvaluationInputError, match=rf"line 2: {reason}: "):
+        E.load_predictions(pred, E.load_data(data_path), strict=True)
+
+
+def test_skipped_lines_are_one_warning_line_naming_where_they_are_listed(data_path, tmp_path, caplog):
+    """The console gets one WARNING: how many lines were skipped, for which reasons, and where the report lists them."""
+    pred = write_predictions(tmp_path / "p.jsonl", [*BAD_LINES, json.dumps({"index": "4", "response": "x"})])
+    out = tmp_path / "out"
+    with caplog.at_level("INFO"):
+        assert _run_main(data_path, pred, out) == 0
+    warnings = [r for r in caplog.records if r.levelno >= 30]
+    assert [(r.levelname, r.name) for r in warnings] == [("WARNING", "recipes.evaluate")], [
+        r.getMessage() for r in warnings
+    ]
+    assert warnings[0].getMessage() == (
+        "skipped 6 of 21 predictions line(s) (data_source_mismatch=1, malformed_json=2, missing_field=1, "
+        f"unknown_index=1, wrong_type=1); listed by line in {out / 'metrics.json'} (overall.issues) and "
+        f"{out / 'report.md'} (Input problems)"
+    )
+    overall = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["overall"]
+    assert overall["skipped_total"] == 6 and {i["line"] for i in overall["issues"]} >= {13, 15, 16, 18, 19, 21}

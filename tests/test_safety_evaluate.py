@@ -227,7 +227,7 @@ def test_skip_accounting_and_strict(sample_test, tmp_path):
         {"index": i0, "data_source": "safety", "sample": 0, "response": ok},  # 1 scored
         "{not json",  # 2 malformed_json
         b'{"index": 1, "response": "\xff\xfe"}',  # 3 bad_encoding
-        {"index": i0, "data_source": "safety", "response": 7},  # 4 missing_field
+        {"index": i0, "data_source": "safety", "response": 7},  # 4 wrong_type (a number, not a string: issue 29)
         {"index": 10_000, "data_source": "safety", "response": ok},  # 5 unknown_index
         {"index": i1, "data_source": "legal/charge", "response": ok},  # 6 data_source_mismatch
         {"index": i0, "data_source": "safety", "sample": 0, "response": ok},  # 7 duplicate
@@ -240,7 +240,7 @@ def test_skip_accounting_and_strict(sample_test, tmp_path):
     assert G.main(["--data", str(sample_test), "--predictions", str(pred), "--out", str(out)]) == 0
     ov = metrics_of(out)["overall"]
     assert ov["skipped"] == {"bad_encoding": 1, "data_source_mismatch": 1, "duplicate": 1, "malformed_json": 1,
-                             "missing_field": 1, "sample_conflict": 1, "unknown_index": 1}  # fmt: skip
+                             "wrong_type": 1, "sample_conflict": 1, "unknown_index": 1}  # fmt: skip
     assert ov["skipped_total"] == 7 and ov["n_responses"] == 2 and ov["empty_responses"] == 1
     assert ov["items_without_prediction"] == len(rows) - 2
     assert [i["line"] for i in ov["issues"]] == [2, 3, 4, 5, 6, 7, 8, 9]

@@ -307,6 +307,19 @@ def test_serve_judge_timeout_stops_the_server_it_started(fakes: dict[str, str], 
     assert not (tmp_path / "judge.log.pid").exists()
 
 
+def test_serve_judge_says_it_is_still_waiting_in_plain_lines(fakes: dict[str, str], tmp_path: Path) -> None:
+    """While the judge loads, one plain line per progress interval (LEGAL_PROGRESS_INTERVAL_S; 30 s by default)."""
+    result = _run(
+        ["scripts/serve_judge.sh", *_judge_overrides(tmp_path)], **fakes, JUDGE_STARTUP_TIMEOUT_S="4",
+        LEGAL_PROGRESS_INTERVAL_S="1",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    waiting = [line for line in result.stdout.splitlines() if line.startswith("[serve_judge] waiting for ")]
+    assert len(waiting) >= 2, result.stdout
+    assert all(line.endswith(f"s of 4 s (log: {tmp_path}/judge.log)") for line in waiting), waiting
+    assert _wait_gone(_fake_vllm_pids(fakes, timeout_s=1), timeout_s=5)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
 def test_serve_judge_interrupted_while_waiting_stops_the_server(
     fakes: dict[str, str], tmp_path: Path, sig: signal.Signals
@@ -420,13 +433,31 @@ def test_safety_dry_run_prepares_its_sample_and_scores_gold_at_the_maximum(tmp_p
 
 
 def test_unknown_config_lists_every_launchable_config() -> None:
-    """A mistyped --config names the GRPO and SFT configs of both recipes."""
+    """A mistyped --config names the GRPO configs of both recipes, and only those (issue 29: no SFT config)."""
     result = _run(["scripts/train_grpo.sh", "--dry-run", "--config", "safety_grp"])
     assert result.returncode == 1
     (line,) = [line for line in result.stderr.splitlines() if "not found in" in line]
     known = line.split("use one of: ", 1)[1].split(", ")
-    assert {"legal_grpo", "legal_grpo_drgrpo", "safety_grpo", "safety_grpo_ngram", "safety_sft"} <= set(known)
-    assert known == launchable_configs(trainers=LAUNCH_TRAINERS)
+    assert {"legal_grpo", "legal_grpo_drgrpo", "safety_grpo", "safety_grpo_ngram"} <= set(known)
+    assert "safety_sft" not in known
+    assert known == launchable_configs()
+    assert set(known) < set(launchable_configs(trainers=LAUNCH_TRAINERS))
+
+
+@pytest.mark.parametrize(
+    ("script", "config", "other"),
+    [
+        ("scripts/train_grpo.sh", "safety_sft", "scripts/train_sft.sh"),
+        ("scripts/train_sft.sh", "safety_grpo", "scripts/train_grpo.sh"),
+    ],
+)
+def test_a_config_of_the_other_stage_names_its_script(script: str, config: str, other: str) -> None:
+    """An SFT config given to train_grpo.sh (and the reverse) stops before any check, naming the script to use."""
+    result = _run([script, "--dry-run", "--config", config])
+    assert result.returncode == 1
+    assert "FAIL" not in result.stdout + result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"launch it with `bash {other} --config {config}`" in line
 
 
 def test_rehearse_takes_no_overrides() -> None:
