@@ -52,19 +52,17 @@ def _prepare(path: Path, out: Path, seed: int, extra: list[str]) -> dict[str, An
     """Run data.prepare in a child pinned to one core; wall, CPU and peak RSS of that child."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [sys.executable, "-m", "data.prepare", "--source", "cail2018", "--input", str(path), "--output", str(out)]
-    env = {**os.environ, "TQDM_DISABLE": "1"}
     wall0 = time.perf_counter()
+    # The child's progress (recipes/progress.py: plain lines in a pipe) goes to our stderr; its summary is dropped.
     proc = subprocess.run(
         [*cmd, "--seed", str(seed), *extra],
         cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
+        stdout=subprocess.DEVNULL,
         preexec_fn=_one_core,
     )
     wall = time.perf_counter() - wall0
     if proc.returncode != 0:
-        raise RuntimeError(f"data.prepare failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raise RuntimeError(f"data.prepare failed ({proc.returncode}): its error is above")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     digest = hashlib.sha256()
@@ -94,12 +92,23 @@ def _startup(path: Path, workdir: Path) -> float:
     return _prepare(head, workdir / "out_head", 0, [])["cpu_s"]
 
 
+def _stage(what: str) -> None:
+    """One plain line on stderr as a stage starts (the result table goes to stdout at the end)."""
+    print(f"[data_prepare] {what}", file=sys.stderr, flush=True)
+
+
 def run(records: int, seed: int, workdir: Path, extra: list[str]) -> dict[str, Any]:
     """The whole benchmark: file, floors, two prepare runs; the report."""
+    _stage(f"writing {records} fictional records")
     path = write_cail(workdir / "cail_synth.jsonl", records, seed)
+    _stage("the floor: json.loads and msgspec over every line")
     floor_json = _floor(path, json.loads)
     floor_msgspec = _floor(path, msgspec.json.Decoder().decode)
-    runs = [_prepare(path, workdir / f"out{i}", seed, extra) for i in range(2)]
+    runs = []
+    for i in range(2):
+        _stage(f"data.prepare run {i + 1} of 2 (one core)")
+        runs.append(_prepare(path, workdir / f"out{i}", seed, extra))
+    _stage("start-up cost: data.prepare on 10 lines, 3 times")
     startup = min(_startup(path, workdir) for _ in range(3))
     best = min(runs, key=lambda r: r["wall_s"])
     per_s = records / best["wall_s"]

@@ -546,7 +546,7 @@ class WorkerPool:
 
     def __init__(self, count: int, configs: dict[str, Any], start_method: str, progress: bool) -> None:
         """Start the processes and wait until every worker built its reward managers."""
-        from tqdm import tqdm
+        from recipes.progress import tqdm
 
         ctx = mp.get_context(start_method)
         if start_method == "forkserver":
@@ -589,7 +589,7 @@ class WorkerPool:
         """Send parts[w] to worker w, wait for all; outputs come back keyed by the batch rows in rows[w]."""
         from multiprocessing.connection import wait
 
-        from tqdm import tqdm
+        from recipes.progress import tqdm
 
         t_send = time.monotonic()
         for wid, (conn, part) in enumerate(zip(self.conns, parts, strict=True)):
@@ -664,10 +664,10 @@ def run_naive(
 ) -> float:
     """The original recipe: one synchronous request per response, one at a time, no cache, no dedup; seconds."""
     import openai
-    from tqdm import tqdm
 
     from judge.prompts import build_grade_messages, build_term_error_messages
     from recipes.legal.tasks import TASK_LABELS
+    from recipes.progress import tqdm
 
     client = openai.OpenAI(base_url=base_url, api_key="EMPTY", max_retries=3, timeout=60.0)
     t0 = time.monotonic()

@@ -22,15 +22,23 @@ removed. The safety source brings its own rows and schema (data/sources/safety.p
 --sft-fraction F (sources with an SFT response: safety) takes round(F x unique cases) more cases after the test split
 and before train, and writes them to sft.parquet (data/sft.py: the GRPO prompt + the gold response) instead of a
 GRPO split; stats.json counts them under "sft" like the other splits.
+
+Whole or nothing (data/output.py): every file is written into a fresh directory beside --output, which takes the
+output's place in one rename when the run succeeds; a failed, interrupted or killed run leaves the old output as it
+was, and a re-run never mixes files of two runs (a run without --sft-fraction leaves no sft.parquet). An output
+directory holding files data.prepare does not write is refused unless --overwrite. A write error (a full disk) is one
+line naming the file.
 """
 
 from __future__ import annotations
 
 import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from array import array
 from bisect import bisect_right
@@ -43,21 +51,24 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from data.output import OutputError, StagedDir, check_output
 from data.reader import MAX_RECORD_BYTES, TOO_LARGE, InputError, decode_record, iter_lines, lines_at
 from data.sft import SftParquetWriter, SftRow
 from data.sources import SOURCES, SkipRecord, get_parser, get_source
 from data.split import PLAN_SPLITS, SFT_SPLIT, SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
 from data.tokens import PromptCounter, default_max_prompt_tokens, token_distribution
-from recipes.legal.label_sets import LabelSetRecorder
+from recipes.legal.label_sets import LABEL_SETS_FILE, LabelSetRecorder
 from recipes.progress import tqdm
 
-__all__ = ["BadRecordError", "NoUsableDataError", "PrepareConfig", "RecordError", "main", "prepare"]
+__all__ = ["BadRecordError", "NoUsableDataError", "OutputError", "PrepareConfig", "RecordError", "main", "prepare"]
 
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 4096
 TOKEN_BATCH = 256  # records per tokenizer call with --tokenizer
+OUTPUT_FILES = frozenset({*(f"{s}.parquet" for s in (*SPLITS, SFT_SPLIT)), "stats.json", LABEL_SETS_FILE})
+"""What data.prepare writes into --output: a directory holding only these is replaced without --overwrite."""
 
 
 class BadRecordError(ValueError):
@@ -94,6 +105,7 @@ class PrepareConfig:
     tokenizer: str | None = None
     max_prompt_tokens: int | None = None
     sft_fraction: float = 0.0
+    overwrite: bool = False  # replace an --output that holds files data.prepare does not write (not recorded)
 
     def __post_init__(self) -> None:
         """Reject bad values with a message saying which option is wrong."""
@@ -277,24 +289,30 @@ def _write(
     files: np.ndarray,
     lines: np.ndarray,
     starts: np.ndarray,
+    stage: StagedDir,
 ) -> dict[str, int]:
     """Pass 2: re-read the chosen lines (cases[i] at files[i]:lines[i], byte offset starts[i], input order) and write
-    their rows."""
+    their rows into the staging directory."""
     source = get_source(config.source)
     parse, parse_rows_line = source.parse_record, source.parse_rows_line
     names = [Path(p).name for p in config.inputs]
-    out = Path(config.output)
-    partial = {s: out / f"{s}.parquet.partial" for s in SPLITS}
-    writers = {s: pq.ParquetWriter(str(partial[s]), source.row_schema) for s in SPLITS}
+    writers: dict[str, pq.ParquetWriter] = {}
+    for s in SPLITS:
+        with stage.writing(f"{s}.parquet") as path:
+            writers[s] = pq.ParquetWriter(str(path), source.row_schema)
     batches = {s: source.row_batch(config.template) for s in SPLITS}
     counts = dict.fromkeys(SPLITS, 0)
-    sft = SftParquetWriter(out / "sft.parquet") if config.sft_fraction else None
+    sft = None
+    if config.sft_fraction:
+        with stage.writing(f"{SFT_SPLIT}.parquet") as path:
+            sft = SftParquetWriter(path)
     counts[SFT_SPLIT] = 0
 
     def flush(split: str) -> None:
         """Write the collected rows of one split."""
         if batches[split].rows:
-            writers[split].write_table(batches[split].table())
+            with stage.writing(f"{split}.parquet"):
+                writers[split].write_table(batches[split].table())
             batches[split].clear()
 
     # plain int arrays: indexing them is cheaper than numpy scalars, at the same 8 bytes per case
@@ -322,13 +340,16 @@ def _write(
                 fast = parse_rows_line(raw, origin) if parse_rows_line is not None and split != SFT_SPLIT else None
                 case, fact = fast if fast is not None else (parse(decode_record(raw), origin), None)
                 if split == SFT_SPLIT:
-                    _add_sft(sft, source, case, tasks, config.template, counts[split])
+                    with stage.writing(f"{SFT_SPLIT}.parquet"):  # the SFT writer writes a batch every so often
+                        _add_sft(sft, source, case, tasks, config.template, counts[split])
                 elif fact is None:
                     batches[split].add(case, tasks, split, counts[split])
                 else:  # only sources with parse_rows_line (RowBatch) get the fact's bytes
                     batches[split].add(case, tasks, split, counts[split], fact)
             except SkipRecord as exc:  # the file changed between the passes
                 raise RecordError(f"{path}:{line_no} was valid in pass 1 but not in pass 2 ({exc})") from exc
+            except OutputError:
+                raise
             except Exception as exc:  # a gap in pass-1 validation: name the record instead of a bare traceback
                 raise RecordError(
                     f"{path}:{line_no}: cannot build rows ({type(exc).__name__}: {exc}); "
@@ -342,18 +363,19 @@ def _write(
             raise RecordError(f"inputs ended before all chosen records were read again ({pos}/{n})")
         for split in SPLITS:
             flush(split)
-    except BaseException:
-        for split in SPLITS:
-            writers[split].close()
-            partial[split].unlink(missing_ok=True)
+            with stage.writing(f"{split}.parquet"):
+                writers[split].close()
         if sft is not None:
-            sft.abort()
+            with stage.writing(f"{SFT_SPLIT}.parquet"):
+                sft.close()
+    except BaseException:
+        for writer in writers.values():  # their files go with the staging directory (StagedDir)
+            with contextlib.suppress(Exception):
+                writer.close()
+        if sft is not None:
+            with contextlib.suppress(Exception):
+                sft.abort()
         raise
-    for split in SPLITS:  # only complete files get the final names
-        writers[split].close()
-        partial[split].replace(out / f"{split}.parquet")
-    if sft is not None:
-        sft.close()
     return counts
 
 
@@ -392,12 +414,15 @@ def _add_sft(sft: SftParquetWriter | None, source: Any, case: Any, tasks: list[s
 
 
 def prepare(config: PrepareConfig) -> dict[str, Any]:
-    """Run both passes, write train.parquet, test.parquet and stats.json into config.output; return the stats."""
+    """Run both passes, write train.parquet, test.parquet and stats.json into config.output; return the stats.
+
+    The files go into a staging directory that replaces config.output whole at the end (data/output.py).
+    """
     for path in config.inputs:
         if not Path(path).is_file():
             raise FileNotFoundError(f"--input {path}: no such file")
     out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output(out, OUTPUT_FILES, config.overwrite, config.inputs)
     stats = PrepareStats()
     if config.sft_fraction:
         stats.splits = (*SPLITS, SFT_SPLIT)
@@ -414,11 +439,28 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
                 f"--tokenizer {config.tokenizer}: no tokenizer can be loaded there ({exc})"
             ) from exc
         budget = config.max_prompt_tokens or default_max_prompt_tokens()
+    with StagedDir(out) as stage:
+        result = _prepare_into(config, stats, counter, budget, stage)
+    return result
+
+
+def _write_stats(stage: StagedDir, result: dict[str, Any]) -> None:
+    """stats.json into the staging directory."""
+    with stage.writing("stats.json") as path:
+        path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def _prepare_into(
+    config: PrepareConfig, stats: PrepareStats, counter: PromptCounter | None, budget: int | None, stage: StagedDir
+) -> dict[str, Any]:
+    """Both passes, every file into the staging directory; commit it when the run has written everything."""
+    out = Path(config.output)
     labels = LabelSetRecorder() if config.source == "cail2018" else None
     signatures = [_signature(p) for p in config.inputs]
     keys, files, lines, starts = _scan(config, stats, counter, budget, labels)
     if labels is not None:
-        labels.write(out, config.inputs)
+        with stage.writing(LABEL_SETS_FILE):
+            labels.write(stage.path, config.inputs)
     unique = _dedup(config, stats, keys, files, lines)
     stats.unique_cases = len(unique)
     plan = plan_split(
@@ -430,24 +472,30 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
         config.test_fraction,
         config.sft_fraction,
     )
-    recorded = {k: v for k, v in asdict(config).items() if k != "output"}
+    recorded = {k: v for k, v in asdict(config).items() if k not in ("output", "overwrite")}
     recorded["inputs"] = [Path(p).name for p in config.inputs]
     if not len(unique):
         result = stats.to_dict(recorded, config.tasks, plan.quotas)
-        (out / "stats.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        _write_stats(stage, result)
+        if stage.is_fresh():  # nothing to lose: the stats that explain every line become the output
+            stage.commit()
+            where = f"see {out / 'stats.json'}"
+        else:  # a failed run leaves an earlier output as it was
+            where = f"{out} keeps its earlier output; prepare into a new directory to get this run's stats.json"
         raise NoUsableDataError(
             f"no usable record in {', '.join(config.inputs)} (read {stats.read}, skipped "
             + ", ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items()))
-            + f"); see {out / 'stats.json'}"
+            + f"); {where}"
         )
     chosen = np.flatnonzero(plan.used())  # case indices in input order
     del keys
     _check_unchanged(config.inputs, signatures)
     where = unique[chosen]
-    _write(config, stats, plan, chosen, files[where], lines[where], starts[where])
+    _write(config, stats, plan, chosen, files[where], lines[where], starts[where], stage)
     _check_unchanged(config.inputs, signatures)
     result = stats.to_dict(recorded, config.tasks, plan.quotas)
-    (out / "stats.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    _write_stats(stage, result)
+    stage.commit()
     for split, requested in plan.requested.items():
         written = result["items_total"][split]
         if requested is not None and written < requested:
@@ -507,7 +555,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.splitlines()[0])
     p.add_argument("--source", required=True, choices=SOURCES, help="input format")
     p.add_argument("--input", required=True, nargs="+", metavar="PATH", help="JSON-lines file(s); .gz is read too")
-    p.add_argument("--output", required=True, metavar="DIR", help="writes DIR/{train,test}.parquet and stats.json")
+    p.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="writes DIR/{train,test}.parquet and stats.json; DIR is replaced whole when the run succeeds",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace DIR even when it holds files data.prepare does not write (they are deleted)",
+    )
     p.add_argument("--tasks", type=_tasks, default=None, help="comma list (default: every task of the source)")
     p.add_argument("--train-size", type=_size, default=None, help="train items, evenly over tasks (default: all)")
     p.add_argument(
@@ -558,6 +616,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived (raised by _exit_on_term, so cleanup code runs as for Ctrl-C)."""
+
+
+def _exit_on_term(signum: int, frame: Any) -> None:
+    """SIGTERM handler: unwind like Ctrl-C."""
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry: 0 on success, 1 when a record is bad under --strict or nothing usable was read."""
     args = build_parser().parse_args(argv)
@@ -582,17 +649,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             tokenizer=args.tokenizer,
             max_prompt_tokens=args.max_prompt_tokens,
             sft_fraction=args.sft_fraction,
+            overwrite=args.overwrite,
         )
     except ValueError as exc:
         build_parser().error(str(exc))
     try:
         stats = prepare(config)
-    except (BadRecordError, NoUsableDataError, FileNotFoundError, InputError, RecordError) as exc:
+    except (BadRecordError, NoUsableDataError, FileNotFoundError, InputError, RecordError, OutputError) as exc:
         logger.error("%s", exc)
         return 1
+    except (KeyboardInterrupt, _Terminated) as exc:
+        stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
+        logger.error("%s: nothing written, %s is left as it was", stopped, args.output)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
     print(summary(stats, args.output))
     return 0
 
 
 if __name__ == "__main__":
+    # TERM (kill, a batch system's stop) unwinds like Ctrl-C: the staging directory is removed, the output untouched
+    signal.signal(signal.SIGTERM, _exit_on_term)
     sys.exit(main())

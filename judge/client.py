@@ -10,21 +10,29 @@ worker's loop is busy with verl's per-response work when a step's responses arri
 through the loop before aiohttp has its body on the socket, so on the caller's loop the judge's time came on top of
 that work (benchmarks/README.md). The caller hands the request over in one step and waits for its outcome; its
 timeout still bounds the call, and cancelling the caller cancels the request on the transport loop. The exceptions
-(openai's, aiohttp's, timeouts) reach the error classification unchanged.
+(openai's, aiohttp's, timeouts) reach the error classification unchanged. A reply body is read, decoded, up to
+max_reply_bytes (judge/reply.py); a longer one is a retried failure, like a 200 that is not a chat.completion (a
+body nested too deep for the JSON parser included).
 
 Per call: LRU cache (prompt → parsed result) → in-flight dedup (identical requests share one HTTP call) → global
-semaphore (max_concurrency across all endpoints, waited for at most queue_timeout_s) → attempts, each on the
-healthiest endpoint (judge/breaker.py: fewest outstanding requests, open endpoints skipped, ties round-robin).
-Once it holds a slot a call never runs past ``call_budget_s`` (every attempt's timeout plus every nominal backoff).
+semaphore (max_concurrency across all endpoints, waited for at most queue_timeout_s; a wait that runs out is a failed
+call like any other) → attempts, each on the healthiest endpoint (judge/breaker.py: fewest outstanding requests,
+open endpoints skipped, ties round-robin). Once it holds a slot a call's attempts never run past ``call_budget_s``
+(every attempt's timeout plus every nominal backoff). From the caller's side a call never runs past its deadline,
+``JudgeConfig.worst_case_s`` = queue_timeout_s + call_budget_s + the stop's re-probe (probe_after_s + timeout_s):
+every wait inside it (a re-probe in progress, the slot, the attempts, the verdict of the re-probe it triggered) ends
+by then, and a call still running at the deadline is cut and returned as failed (counted, ``deadline_cuts``).
 Connection errors, timeouts, 5xx and malformed 200s are retried with backoff (judge/retry.py); a 429 pauses its
 endpoint for the server's Retry-After (capped at retry_after_max_s), counted in ``rate_limited``; other 4xx fail at
 once. A 200 whose text gives no grade (or null content) is ``unreadable``: counted, never cached. A reply outside
 the requested structured-output choice set / regex is counted as ``off_choice`` (warned once per endpoint).
 
 Stop: after max_consecutive_failures failed *or unreadable* calls in a row, new requests wait while every endpoint
-gets one half-open probe (a fixed question, after probe_after_s). A readable answer resumes; otherwise the client
-stops for good: every waiting, queued and later call raises JudgeUnavailableError with one line naming the
-endpoints, the failures and what to check, and no request is sent after that. ``reset_failures()`` re-arms it.
+gets one half-open probe (a fixed question, after probe_after_s, all endpoints at once within timeout_s; the probe is
+the client's own task, so a caller that gives up waiting for its verdict does not abort it). A readable answer
+resumes; otherwise the client stops for good: every waiting, queued and later call raises JudgeUnavailableError with
+one line naming the endpoints, the failures and what to check, and no request is sent after that.
+``reset_failures()`` re-arms it.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from judge.breaker import EndpointHealth
 from judge.config import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, JudgeConfig
 from judge.parse import MAX_REPLY_CHARS, is_declined, parse_error_months, parse_grade
 from judge.prompts import build_grade_messages, build_term_error_messages, load_prompts, structured_output_spec
+from judge.reply import ACCEPT_ENCODING, ReplyBodyError, limit_reply_bodies
 from judge.retry import Deadline, backoff_s, retry_after_s
 
 __all__ = [
@@ -219,6 +228,26 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
         return None
 
 
+def _holds_slot(acquire: asyncio.Future[Any]) -> bool:
+    """Whether a semaphore acquire finished with the slot taken."""
+    return acquire.done() and not acquire.cancelled() and acquire.exception() is None
+
+
+def _reply_content(raw: bytes) -> str:
+    """The assistant text of a chat.completion body, cut to MAX_REPLY_CHARS; a body that is none is a retried fault.
+
+    RecursionError is the JSON parser's answer to a body nested too deep (100k levels fit in a 256 KiB reply).
+    """
+    try:
+        content = json.loads(raw)["choices"][0]["message"]["content"]
+        if content is not None and not isinstance(content, str):
+            raise TypeError(f"content is {type(content).__name__}")
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+        # A 200 that is not a chat.completion (a proxy's error page, a cut body): a server fault, retried.
+        raise _CallError(f"malformed chat.completion response ({type(exc).__name__})", retryable=True) from exc
+    return (content or "")[:MAX_REPLY_CHARS]
+
+
 def _outside_spec(spec: dict[str, Any], text: str) -> bool:
     """Whether a reply breaks the structured-output constraint it was asked for (choice set or regex)."""
     if "choice" in spec:
@@ -244,6 +273,14 @@ class _CallError(Exception):
         self.status = status
         self.retry_after = retry_after  # seconds from a 429's Retry-After header
         self.endpoint: _Endpoint | None = None  # set by _attempt
+
+
+def _time_left(deadline: Deadline) -> float:
+    """Seconds left for one request; a spent budget fails the attempt (not retried: nothing is left to retry in)."""
+    left = deadline.left()
+    if left <= 0:
+        raise _CallError("the call's time budget is spent", retryable=False)
+    return left
 
 
 @dataclass
@@ -273,6 +310,8 @@ class _Stats:
     rate_limited: int = 0  # 429 answers
     probes: int = 0  # half-open probe requests
     fast_failed: int = 0  # calls refused without a request because the judge was stopped
+    queue_timeouts: int = 0  # calls that found no slot within queue_timeout_s (counted in failures too)
+    deadline_cuts: int = 0  # calls cut at their deadline, worst_case_s (counted in failures too)
     longest_call_s: float = 0.0  # longest time one call spent in its attempts (bounded by call_budget_s)
 
 
@@ -297,7 +336,12 @@ class JudgeClient:
                     timeout=config.timeout_s + 5.0,
                     # aiohttp transport: about half the client CPU per request of the default httpx pool
                     # (benchmarks/README.md); the reward workers share their cores with verl's own work.
-                    http_client=openai.DefaultAioHttpClient(timeout=config.timeout_s + 5.0),
+                    # Every reply body is read through a decoder capped at max_reply_bytes (judge/reply.py).
+                    http_client=openai.DefaultAioHttpClient(
+                        timeout=config.timeout_s + 5.0,
+                        headers={"Accept-Encoding": ACCEPT_ENCODING},
+                        event_hooks={"response": [limit_reply_bodies(config.max_reply_bytes)]},
+                    ),
                 ),
                 structured_output=config.structured_output,
             )
@@ -319,7 +363,7 @@ class JudgeClient:
         self._stop_reason = ""  # set once the judge is stopped: the JudgeUnavailableError message
         self._stopped_at = 0.0  # time.monotonic() of the stop
         self._stopped: asyncio.Event | None = None  # created on the loop at first use
-        self._probe: asyncio.Future[bool] | None = None  # the half-open probe in progress
+        self._probe: asyncio.Task[None] | None = None  # the half-open re-probe in progress (the client's own task)
         self._changed: asyncio.Event | None = None  # endpoint health changed (wakes calls waiting for one)
 
     def __repr__(self) -> str:
@@ -366,6 +410,8 @@ class JudgeClient:
             "rate_limited": s.rate_limited,
             "probes": s.probes,
             "fast_failed": s.fast_failed,
+            "queue_timeouts": s.queue_timeouts,
+            "deadline_cuts": s.deadline_cuts,
             "longest_call_s": s.longest_call_s,
             "stopped": self.stopped,
             "stopped_at": self._stopped_at,
@@ -396,6 +442,8 @@ class JudgeClient:
     async def aclose(self) -> None:
         """Close the HTTP connections of every endpoint (on the transport loop, where they live)."""
         self._closed = True
+        if self._probe is not None:
+            self._probe.cancel()
         await _on_transport(_close_clients([ep.client for ep in self._endpoints]))
 
     def _close_soon(self) -> None:
@@ -457,20 +505,31 @@ class JudgeClient:
             return False
         return True
 
-    async def _hold_for_probe(self) -> None:
-        """While the judge is being re-probed, wait for the verdict; raise when it stopped the judge."""
-        while self._probe is not None and not self._stop_reason:
-            await asyncio.shield(self._probe)
+    async def _hold_for_probe(self, deadline: Deadline) -> None:
+        """While the judge is being re-probed, wait for the verdict (until the deadline); raise when it stopped."""
+        while self._probe is not None and not self._stop_reason and deadline.left() > 0:
+            await asyncio.wait({self._probe}, timeout=deadline.left())  # never cancels the probe itself
         if self._stop_reason:
             raise self._refuse()
 
+    def _failed(self, error: str, endpoint: str = "") -> JudgeResult:
+        """A failed result for a call that got no answer (counted in failures)."""
+        self._stats.failures += 1
+        return JudgeResult(None, "", 0.0, cache_hit=False, failed=True, error=error, endpoint=endpoint)
+
     async def _ask(
-        self, kind: str, key: bytes, messages: list[dict[str, str]], parse: Callable[[str], int | None]
+        self,
+        kind: str,
+        key: bytes,
+        messages: list[dict[str, str]],
+        parse: Callable[[str], int | None],
+        deadline: Deadline | None = None,
     ) -> JudgeResult:
         self._check_loop()
         if self._stop_reason:
             raise self._refuse()
         t0 = time.perf_counter()
+        deadline = deadline or Deadline.after(self.config.worst_case_s)
         cached = self._cache.get(key) if self._cache is not None else None
         if cached is not None:
             self._stats.cache_hits += 1
@@ -480,18 +539,24 @@ class JudgeClient:
         if shared is not None:
             self._stats.dedup_hits += 1
             try:
-                # shield: a cancelled waiter must not cancel the call others wait for. The call itself is bounded.
+                # shield: a cancelled waiter must not cancel the call others wait for. The call started earlier, so
+                # its deadline comes before this caller's.
                 res = await asyncio.shield(shared)
             except _CallAbandonedError:  # the caller making the call was cancelled first: ask again
                 self._stats.dedup_hits -= 1
-                return await self._ask(kind, key, messages, parse)
+                return await self._ask(kind, key, messages, parse, deadline)
             return replace(res, latency_ms=(time.perf_counter() - t0) * 1000, cache_hit=False, deduped=True)
-        res = await self._own_call(kind, key, messages, parse)
+        res = await self._own_call(kind, key, messages, parse, deadline)
         res.latency_ms = (time.perf_counter() - t0) * 1000
         return res
 
     async def _own_call(
-        self, kind: str, key: bytes, messages: list[dict[str, str]], parse: Callable[[str], int | None]
+        self,
+        kind: str,
+        key: bytes,
+        messages: list[dict[str, str]],
+        parse: Callable[[str], int | None],
+        deadline: Deadline,
     ) -> JudgeResult:
         """Make the call in the calling task; identical questions asked meanwhile wait for its outcome.
 
@@ -501,7 +566,7 @@ class JudgeClient:
         shared: asyncio.Future[JudgeResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = shared
         try:
-            outcome = await self._call(kind, messages, parse, key)
+            outcome = await self._call(kind, messages, parse, key, deadline)
         except BaseException as exc:
             # Waiters must not inherit this caller's cancellation: they get _CallAbandonedError and ask again.
             shared.set_exception(_CallAbandonedError() if isinstance(exc, asyncio.CancelledError) else exc)
@@ -514,52 +579,86 @@ class JudgeClient:
             if self._inflight.get(key) is shared:
                 del self._inflight[key]
 
-    async def _acquire_slot(self) -> None:
-        """A concurrency slot, waited for at most queue_timeout_s; a stop ends the wait at once (no request)."""
+    async def _acquire_slot(self, deadline: Deadline) -> str:
+        """A concurrency slot within queue_timeout_s and the call's deadline: "" once held, else why there is none.
+
+        A stop ends the wait at once (JudgeUnavailableError, no request). A caller cancelled while it waits holds no
+        slot afterwards, even when the slot was handed to it in the same moment.
+        """
+        wait = min(self.config.queue_timeout_s, deadline.left())
+        if wait <= 0:
+            return "the call's deadline passed before a judge slot was free"
         if not self._semaphore.locked():
             await self._semaphore.acquire()  # a free slot: returns at once
-            return
+            return ""
         assert self._stopped is not None
         acquire = asyncio.ensure_future(self._semaphore.acquire())
         stop = asyncio.ensure_future(self._stopped.wait())
+        got = False
         try:
-            await asyncio.wait({acquire, stop}, timeout=self.config.queue_timeout_s, return_when="FIRST_COMPLETED")
+            await asyncio.wait({acquire, stop}, timeout=wait, return_when="FIRST_COMPLETED")
+            got = _holds_slot(acquire)
         finally:
             stop.cancel()
             if not acquire.done():
-                acquire.cancel()
-        got = acquire.done() and not acquire.cancelled() and acquire.exception() is None
+                acquire.cancel()  # Semaphore.acquire gives back a slot it was handed before the cancel arrived
+            elif not got and _holds_slot(acquire):
+                self._semaphore.release()  # this caller was cancelled just as the slot was handed to it
         if self._stop_reason:
             if got:
                 self._semaphore.release()
             raise self._refuse()
         if not got:
-            raise _CallError(
-                f"no judge slot free within queue_timeout_s={self.config.queue_timeout_s}s", retryable=False
-            )
+            self._stats.queue_timeouts += 1
+            return f"no judge slot free within {wait:.3g}s (queue_timeout_s={self.config.queue_timeout_s:g})"
+        return ""
 
     async def _call(
-        self, kind: str, messages: list[dict[str, str]], parse: Callable[[str], int | None], key: bytes
+        self,
+        kind: str,
+        messages: list[dict[str, str]],
+        parse: Callable[[str], int | None],
+        key: bytes,
+        deadline: Deadline,
     ) -> JudgeResult:
-        """One judge question over the network, with retries; updates cache and failure counters.
+        """One judge question over the network, with retries, ended by the deadline; updates cache and counters.
 
-        The slot is held for the attempts only: counting a failure may wait for the re-probe, outside the slot.
+        Everything up to the end of the attempts runs under the deadline (cut there: a failed result, counted);
+        counting a failure may then wait for the re-probe's verdict, outside the slot and until the deadline too.
         """
+        try:
+            res, failure = await _bounded(self._queued_attempts(kind, messages, parse, key, deadline), deadline.left())
+        except asyncio.TimeoutError:
+            self._stats.deadline_cuts += 1
+            failure = f"the call ran into its deadline (worst_case_s={self.config.worst_case_s:g}s)"
+            res = self._failed(failure)
+        if failure:
+            await self._count_failure(res.endpoint, failure, deadline)
+        return res
+
+    async def _queued_attempts(
+        self,
+        kind: str,
+        messages: list[dict[str, str]],
+        parse: Callable[[str], int | None],
+        key: bytes,
+        deadline: Deadline,
+    ) -> tuple[JudgeResult, str]:
+        """Wait out a re-probe, take a slot, make the attempts; the slot is held for the attempts only."""
         while True:  # a call queued for a slot while the judge is being re-probed holds again: nothing is sent
-            await self._hold_for_probe()
-            await self._acquire_slot()
+            await self._hold_for_probe(deadline)
+            why = await self._acquire_slot(deadline)
+            if why:
+                return self._failed(why), why
             if self._probe is None:
                 break
             self._semaphore.release()
         start = time.monotonic()
         try:
-            res, failure = await self._attempts(kind, messages, parse, key, Deadline.after(self.config.call_budget_s))
+            return await self._attempts(kind, messages, parse, key, deadline.sooner(self.config.call_budget_s))
         finally:
             self._semaphore.release()
             self._stats.longest_call_s = max(self._stats.longest_call_s, time.monotonic() - start)
-        if failure:
-            await self._count_failure(res.endpoint, failure)
-        return res
 
     async def _attempts(
         self,
@@ -620,40 +719,42 @@ class JudgeClient:
             if self._cache is not None:
                 self._cache[key] = (text, value)
             return res, ""
-        self._stats.failures += 1
         error = str(last) if last else "unknown error"
         logger.warning("judge call failed after %d attempt(s) at %s: %s", attempt + 1, endpoint, error)
-        res = JudgeResult(
-            None, "", 0.0, cache_hit=False, failed=True, error=error, endpoint=endpoint, rate_limited=rate_limited
-        )
+        res = self._failed(error, endpoint)
+        res.rate_limited = rate_limited
         return res, error
 
-    async def _count_failure(self, endpoint: str, error: str) -> None:
-        """One more failed (or unreadable) call in a row; at the limit, re-probe and maybe stop (then raise)."""
+    async def _count_failure(self, endpoint: str, error: str, deadline: Deadline) -> None:
+        """One more failed (or unreadable) call in a row; at the limit, start the re-probe; wait for its verdict.
+
+        The wait ends at the call's deadline (the probe goes on without this caller); a stop raises.
+        """
         self._consecutive_failures += 1
         self._last_failure = (endpoint, error)
         if self._consecutive_failures < self.config.max_consecutive_failures:
             return
         if self._probe is None and not self._stop_reason:
-            count = self._consecutive_failures
-            self._probe = asyncio.get_running_loop().create_future()
-            try:
-                healthy, probe_error = await self._reprobe()
-            except BaseException:
-                self._probe.set_result(False)
-                self._probe = None
-                raise
+            self._probe = asyncio.get_running_loop().create_task(self._run_probe(self._consecutive_failures))
+        await self._hold_for_probe(deadline)
+
+    async def _run_probe(self, count: int) -> None:
+        """The half-open re-probe as the client's own task: resume, or stop the judge for good."""
+        try:
+            healthy, probe_error = await self._reprobe()
             if healthy:
                 logger.warning("judge: %d calls failed in a row; the re-probe answered: going on", count)
                 self._consecutive_failures = 0
             else:
                 self._stop(probe_error)
-            self._probe.set_result(healthy)
+        except Exception:  # noqa: BLE001 - a fault in the probe itself gives no verdict; the next failure re-probes
+            logger.exception("judge: the re-probe failed unexpectedly")
+        finally:
             self._probe = None
-        await self._hold_for_probe()
+            self._notify()
 
     async def _reprobe(self) -> tuple[bool, str]:
-        """Half-open: after probe_after_s, one fixed question to each endpoint; whether one answered readably."""
+        """Half-open: after probe_after_s, one fixed question to all endpoints at once; whether one answers."""
         cfg = self.config
         count = self._consecutive_failures
         deadline = time.monotonic() + cfg.probe_after_s
@@ -663,22 +764,34 @@ class JudgeClient:
             await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         if self._consecutive_failures < count:
             return True, ""
-        key, messages = _question("grade", *_PROBE_QUESTION, cfg.max_pred_chars, cfg.model, cfg.max_tokens)
-        errors = []
-        for ep in self._endpoints:
-            self._stats.probes += 1
-            try:
-                model = await self._model_for(ep, cfg.timeout_s)
-                text, _so = await self._request_structured(ep, model, "grade", messages, cfg.timeout_s)
-            except _CallError as err:
-                errors.append(f"{ep.url}: {err}")
-                continue
-            if parse_grade(text) is not None:
-                ep.health.on_success()
-                self._notify()
-                return True, ""
-            errors.append(f"{ep.url}: no readable grade in {text[:80]!r}")
-        return False, "; ".join(errors)
+        _key, messages = _question("grade", *_PROBE_QUESTION, cfg.max_pred_chars, cfg.model, cfg.max_tokens)
+        probes = {asyncio.ensure_future(self._probe_endpoint(ep, messages)): ep.url for ep in self._endpoints}
+        errors: dict[str, str] = {}
+        try:
+            for done in asyncio.as_completed(probes):
+                url, error = await done
+                if not error:
+                    return True, ""
+                errors[url] = error
+        finally:
+            for task in probes:
+                task.cancel()
+        return False, "; ".join(f"{ep.url}: {errors[ep.url]}" for ep in self._endpoints if ep.url in errors)
+
+    async def _probe_endpoint(self, ep: _Endpoint, messages: list[dict[str, str]]) -> tuple[str, str]:
+        """One probe question to one endpoint within timeout_s: (url, "" for a readable grade, else why not)."""
+        self._stats.probes += 1
+        deadline = Deadline.after(self.config.timeout_s)
+        try:
+            model = await self._model_for(ep, deadline)
+            text, _so = await self._request_structured(ep, model, "grade", messages, deadline)
+        except _CallError as err:
+            return ep.url, str(err)
+        if parse_grade(text) is None:
+            return ep.url, f"no readable grade in {text[:80]!r}"
+        ep.health.on_success()
+        self._notify()
+        return ep.url, ""
 
     def _ready_endpoint(self, avoid: _Endpoint | None, now: float) -> _Endpoint | None:
         """Usable endpoint with the fewest outstanding requests; ties round-robin, avoiding the one that just failed."""
@@ -718,15 +831,13 @@ class JudgeClient:
     async def _attempt(
         self, kind: str, messages: list[dict[str, str]], avoid: _Endpoint | None, deadline: Deadline
     ) -> tuple[str, str, bool]:
-        """One endpoint, one request (plus one retry without structured outputs after a 400)."""
+        """One endpoint, one request (plus one retry without structured outputs after a 400), within timeout_s."""
         ep = await self._pick(avoid, deadline)
         ep.outstanding += 1
         try:
-            timeout = min(self.config.timeout_s, deadline.left())
-            if timeout <= 0:
-                raise _CallError("the call's time budget is spent", retryable=False)
-            model = await self._model_for(ep, timeout)
-            text, off_choice = await self._request_structured(ep, model, kind, messages, timeout)
+            within = deadline.sooner(self.config.timeout_s)  # the model lookup and the request(s) of this attempt
+            model = await self._model_for(ep, within)
+            text, off_choice = await self._request_structured(ep, model, kind, messages, within)
         except _CallError as err:
             err.endpoint = ep
             ep.failures += 1
@@ -752,19 +863,19 @@ class JudgeClient:
         return text, ep.url, off_choice
 
     async def _request_structured(
-        self, ep: _Endpoint, model: str, kind: str, messages: list[dict[str, str]], timeout: float
+        self, ep: _Endpoint, model: str, kind: str, messages: list[dict[str, str]], deadline: Deadline
     ) -> tuple[str, bool]:
         """The request with this endpoint's structured-output setting; (text, whether it broke the constraint)."""
         use_so = ep.structured_output
         spec = structured_output_spec(kind, load_prompts(self.config.prompts_path or None)) if use_so else None
         try:
-            text = await self._request(ep, model, messages, spec, timeout)
+            text = await self._request(ep, model, messages, spec, deadline)
         except _CallError as err:
             if not (spec and err.status == 400) or _CONTEXT_TOO_LONG in str(err).lower():
                 raise  # a prompt past max_model_len fails the same without structured outputs: don't resend
             # The server rejected structured outputs (older vLLM, other server): retry once without.
             try:
-                text = await self._request(ep, model, messages, None, timeout)
+                text = await self._request(ep, model, messages, None, deadline)
             except _CallError:
                 raise err from None  # the 400 was not about structured outputs: report the original
             if ep.structured_output:
@@ -793,7 +904,7 @@ class JudgeClient:
                 )
         return text, off_choice
 
-    async def _model_for(self, ep: _Endpoint, timeout: float) -> str:
+    async def _model_for(self, ep: _Endpoint, deadline: Deadline) -> str:
         """The configured model, else the first id served at this endpoint (looked up once per process)."""
         if self.config.model:
             return self.config.model
@@ -801,6 +912,7 @@ class JudgeClient:
             known = _DISCOVERED_MODELS.get(ep.url)
         if known:
             return known
+        timeout = _time_left(deadline)
         try:
             page = await _bounded(_on_transport(_list_models(ep.client)), timeout)
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised as _CallError
@@ -819,8 +931,9 @@ class JudgeClient:
         model: str,
         messages: list[dict[str, str]],
         spec: dict[str, Any] | None,
-        timeout: float,
+        deadline: Deadline,
     ) -> str:
+        timeout = _time_left(deadline)
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,
@@ -858,17 +971,12 @@ class JudgeClient:
                 with _DISCOVERED_LOCK:  # the server may have been restarted with another model: look it up again
                     _DISCOVERED_MODELS.pop(ep.url, None)
             raise err from exc
-        try:
-            content = json.loads(raw)["choices"][0]["message"]["content"]
-            if content is not None and not isinstance(content, str):
-                raise TypeError(f"content is {type(content).__name__}")
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            # A 200 that is not a chat.completion (a proxy's error page, a cut body): a server fault, retried.
-            raise _CallError(f"malformed chat.completion response ({type(exc).__name__})", retryable=True) from exc
-        return (content or "")[:MAX_REPLY_CHARS]
+        return _reply_content(raw)
 
     def _classify(self, exc: BaseException, what: str, timeout: float) -> _CallError:
         """Map an exception to a retryable/non-retryable _CallError with a short message (never the API key)."""
+        if isinstance(exc, ReplyBodyError):  # a server fault, like a malformed 200: retried
+            return _CallError(f"{what}: {exc}", retryable=True)
         refused = _connection_failure(exc)
         if refused is not None:  # the aiohttp transport reports a refused connect as a connect *timeout*
             return _CallError(f"{what}: connection error ({type(refused).__name__})", retryable=True)
@@ -915,17 +1023,24 @@ def _short_error_message(exc: Any) -> str:
 
 _REGISTRY: dict[tuple[JudgeConfig, int, int], tuple[weakref.ref[asyncio.AbstractEventLoop], JudgeClient]] = {}
 _REGISTRY_LOCK = threading.Lock()
+# Clients a forked child inherited from its parent: never used, never closed and never collected here. Their
+# connections' sockets are registered in the epoll instance the child shares with the parent (the parent's transport
+# loop, copied by the fork); closing them here — which aiohttp's connector does when it is collected — would remove
+# the parent's keep-alive sockets from that epoll, and the parent's next requests on them would hang.
+_INHERITED_CLIENTS: list[JudgeClient] = []
 
 
 def _purge_locked() -> None:
-    """Drop clients whose loop is gone or closed (closing their connections), and entries inherited from a parent."""
+    """Drop clients whose loop is gone or closed (closing their connections), and set aside those of a parent."""
     pid = os.getpid()
     for key, (loop_ref, client) in list(_REGISTRY.items()):
         loop = loop_ref()
-        if key[1] != pid or loop is None or loop.is_closed():
+        if key[1] != pid:
             del _REGISTRY[key]
-            if key[1] == pid:
-                client._close_soon()
+            _INHERITED_CLIENTS.append(client)
+        elif loop is None or loop.is_closed():
+            del _REGISTRY[key]
+            client._close_soon()
 
 
 def get_judge_client(config: JudgeConfig) -> JudgeClient:

@@ -92,7 +92,7 @@ class JudgeConfig:
     base_urls: tuple[str, ...]
     model: str  # "" → the first id from GET /v1/models of each endpoint (looked up once per process)
     api_key: str | None = None
-    timeout_s: float = 60.0  # bound on one HTTP request (connect + generation)
+    timeout_s: float = 60.0  # bound on one attempt (connect + generation; a model lookup or a resend included)
     max_concurrency: int = 64  # requests in flight at once, over all endpoints
     max_retries: int = 3  # extra attempts after connection errors, timeouts, 429 and 5xx
     structured_output: bool = True  # send vLLM structured_outputs (choice / regex); auto-off on a 400
@@ -105,6 +105,7 @@ class JudgeConfig:
     queue_timeout_s: float = 600.0  # bound on waiting for a concurrency slot
     retry_after_max_s: float = 30.0  # cap on a server's Retry-After (429) that the client honours
     probe_after_s: float = 10.0  # wait before the half-open re-probe of a tripped judge / a sick endpoint
+    max_reply_bytes: int = 262144  # a reply body is read (decoded) up to this many bytes; a longer one is a failure
     # Prompts YAML overriding sections of judge/prompts.yaml (a recipe's grade wording); "" = judge/prompts.yaml.
     # Relative paths are read from the repository root. The messages it builds key the client's cache.
     prompts_path: str = ""
@@ -114,6 +115,16 @@ class JudgeConfig:
         """Longest one call may take once it holds a slot: every attempt's timeout plus every nominal backoff."""
         backoffs = sum(min(self.backoff_max_s, self.backoff_s * 2**i) for i in range(self.max_retries))
         return (self.max_retries + 1) * self.timeout_s + backoffs
+
+    @property
+    def probe_budget_s(self) -> float:
+        """Longest a half-open re-probe takes: its quiet wait, then every endpoint at once within timeout_s."""
+        return self.probe_after_s + self.timeout_s
+
+    @property
+    def worst_case_s(self) -> float:
+        """Longest one call takes from the caller's side (its deadline): slot wait + attempts + the stop's re-probe."""
+        return self.queue_timeout_s + self.call_budget_s + self.probe_budget_s
 
     def __post_init__(self) -> None:
         """Normalise URLs and check ranges; errors name the bad field."""
@@ -138,6 +149,7 @@ class JudgeConfig:
             "queue_timeout_s": self.queue_timeout_s > 0,
             "retry_after_max_s": self.retry_after_max_s >= 0,
             "probe_after_s": self.probe_after_s >= 0,
+            "max_reply_bytes": self.max_reply_bytes >= 1024,
         }
         for name, ok in checks.items():
             if not ok:
@@ -188,6 +200,7 @@ class JudgeConfig:
             "queue_timeout_s": float,
             "retry_after_max_s": float,
             "probe_after_s": float,
+            "max_reply_bytes": int,
             "prompts_path": str,
         }
         for name, conv in converters.items():

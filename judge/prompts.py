@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import html
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,17 @@ DEFAULT_PROMPTS_PATH = Path(__file__).with_name("prompts.yaml")
 DEFAULT_MAX_PRED_CHARS = 1000
 
 _PLACEHOLDER = re.compile(r"\{(label|gold|pred)\}")
-# Runs of 3+ angle brackets (ASCII, full-width, CJK) inside an answer are shortened to 2, so no fence can form.
-_BRACKET_RUN = re.compile(r"([<>＜＞〈〉《》])\1{2,}")
+# What a fence marker inside an answer becomes.
+MARKER_REMOVED = "[分隔标记已移除]"
+# Characters a reader takes for an angle bracket that NFKC leaves alone (it already folds ＜ ﹤ ＞ ﹥ and 〈 〉).
+_READS_AS_OPEN = "‹«〈《⟨⟪❬❮❰⧼≪⋘ᐸ\u2329"
+_READS_AS_CLOSE = "›»〉》⟩⟫❭❯❱⧽≫⋙ᐳ\u232a"
+# Letters that show nothing (Hangul fillers, the braille blank): dropped like invisible characters.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# One token as a reader takes it in: an HTML character reference (an LLM reads &lt; as <), else one character.
+_TOKEN = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?|.", re.DOTALL)
+# Runs of 3+ of one angle bracket (any width or lookalike) inside an answer are shortened to 2.
+_BRACKET_RUN = re.compile(f"([<>＜＞﹤﹥{_READS_AS_OPEN}{_READS_AS_CLOSE}])\\1{{2,}}")
 # Lone surrogates (a str can hold them, UTF-8 cannot encode them) become U+FFFD before anything is sent or hashed.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -40,6 +51,8 @@ class Prompts:
     empty_pred: str
     structured_outputs: dict[str, dict[str, Any]]
     path: str
+    # (character, what a reader takes it for): variant forms of the fence markers' characters (traditional ...)
+    fence_lookalikes: tuple[tuple[str, str], ...] = ()
 
 
 def _require_str(data: dict[str, Any], key: str, where: str) -> str:
@@ -71,6 +84,22 @@ def _template(
     return PromptTemplate(system=system.strip(), user=user.strip())
 
 
+def _lookalikes(data: dict[str, Any], path: str) -> tuple[tuple[str, str], ...]:
+    """fence_lookalikes: a mapping from one character to the characters read as it; errors name the file."""
+    raw = data.get("fence_lookalikes") or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: 'fence_lookalikes' must map a character to its lookalikes, e.g. {{预: 預}}")
+    pairs = []
+    for char, variants in raw.items():
+        if not (isinstance(char, str) and len(char) == 1 and isinstance(variants, str) and variants):
+            raise ValueError(
+                f"{path}: fence_lookalikes entry {char!r}: {variants!r} must map one character to a string of "
+                "the characters a reader takes for it"
+            )
+        pairs.extend((v, char) for v in variants)
+    return tuple(pairs)
+
+
 def parse_prompts(data: Any, path: str = "<prompts>") -> Prompts:
     """Validate a loaded prompts mapping; errors name the file and field."""
     if not isinstance(data, dict):
@@ -90,11 +119,21 @@ def parse_prompts(data: Any, path: str = "<prompts>") -> Prompts:
         empty_pred=str(data.get("empty_pred") or ""),
         structured_outputs={str(k): dict(v) for k, v in so.items()},
         path=path,
+        fence_lookalikes=_lookalikes(data, path),
     )
 
 
 _SECTIONS = frozenset(
-    {"fence_start", "fence_end", "truncation_note", "empty_pred", "grade", "term_error", "structured_outputs"}
+    {
+        "fence_start",
+        "fence_end",
+        "fence_lookalikes",
+        "truncation_note",
+        "empty_pred",
+        "grade",
+        "term_error",
+        "structured_outputs",
+    }
 )
 
 
@@ -138,32 +177,76 @@ def encodable(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
-@functools.lru_cache(maxsize=8)
-def _marker_patterns(markers: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    """Fence-marker variants with spaces or full-width brackets around the marker's words.
+class _FenceReader:
+    """Text as a reader sees it, for finding fence markers: letters, digits and angle brackets only.
 
-    The look-behind anchors a match at the first bracket of a run: without it every position inside a run of
-    brackets starts a new attempt that scans the rest of the run, quadratic in the run's length.
+    A token (a character, or an HTML character reference read as what it stands for) is NFKC-folded (width,
+    compatibility forms), case-folded, its bracket lookalikes read as < and >, the markers' variant characters
+    (fence_lookalikes) read as the markers' own; what is left that is not a letter, a digit or a bracket (spaces,
+    invisible and format characters, combining marks, punctuation) is not seen.
     """
-    patterns = []
-    for marker in markers:
-        core = marker.strip("<>＜＞ ")
-        if core:
-            patterns.append(re.compile(r"(?<![<＜])[<＜]+\s*" + re.escape(core) + r"\s*[>＞]+"))
-    return tuple(patterns)
+
+    def __init__(self, markers: tuple[str, ...], lookalikes: tuple[tuple[str, str], ...]) -> None:
+        self._table = {ord(c): "<" for c in _READS_AS_OPEN} | {ord(c): ">" for c in _READS_AS_CLOSE}
+        self._table |= {ord(variant): char for variant, char in lookalikes}
+        self._seen: dict[str, str] = {}
+        cores = sorted({self.view(m).strip("<>") for m in markers} - {""}, key=len, reverse=True)
+        # The look-behind anchors a match at the first bracket of a run: without it every position inside a run of
+        # brackets starts a new attempt that scans the rest of the run, quadratic in the run's length.
+        self.pattern = re.compile(r"(?<!<)<*(?:" + "|".join(map(re.escape, cores)) + r")>*") if cores else None
+
+    def view(self, token: str) -> str:
+        """What a reader sees of one token (memoised: answers repeat few distinct characters)."""
+        seen = self._seen.get(token)
+        if seen is None:
+            text = html.unescape(token) if token.startswith("&") else token
+            folded = unicodedata.normalize("NFKC", text).casefold().translate(self._table)
+            seen = "".join(
+                ch for ch in folded if ch in "<>" or (ch not in _BLANK_LETTERS and unicodedata.category(ch)[0] in "LN")
+            )
+            if len(self._seen) < 65536:
+                self._seen[token] = seen
+        return seen
+
+    def remove_markers(self, text: str) -> str:
+        """text with every stretch that reads as a fence marker (with its brackets) replaced by MARKER_REMOVED."""
+        if self.pattern is None:
+            return text
+        tokens: list[str] | str = _TOKEN.findall(text) if "&" in text else text
+        views = [self.view(token) for token in tokens]
+        seen = "".join(views)
+        if self.pattern.search(seen) is None:
+            return text  # the common case: one pass over the text, nothing to map back
+        spans: list[tuple[int, int]] = []  # for each seen character, the stretch of text it came from
+        at = 0
+        for token, view in zip(tokens, views, strict=True):
+            spans += [(at, at + len(token))] * len(view)
+            at += len(token)
+        pieces = []
+        last = 0
+        for m in self.pattern.finditer(seen):
+            start, end = max(spans[m.start()][0], last), spans[m.end() - 1][1]
+            pieces += [text[last:start], MARKER_REMOVED]
+            last = end
+        pieces.append(text[last:])
+        return "".join(pieces)
+
+
+@functools.lru_cache(maxsize=8)
+def _fence_reader(markers: tuple[str, ...], lookalikes: tuple[tuple[str, str], ...]) -> _FenceReader:
+    return _FenceReader(markers, lookalikes)
 
 
 def neutralize(text: str, prompts: Prompts | None = None) -> str:
-    """Remove fence markers from an answer and shorten runs of 3+ angle brackets, so it cannot close the fence.
+    """Remove what reads as a fence marker from an answer and shorten bracket runs, so it cannot close the fence.
 
-    Linear in len(text); callers still cap model text first (fence_prediction does).
+    A marker is found by what a reader sees (_FenceReader): spaced, zero-width-joined, soft-hyphenated, full-width,
+    traditional, HTML-escaped or lookalike-bracketed forms are markers too. Linear in len(text); callers still cap
+    model text first (fence_prediction does).
     """
     p = prompts or load_prompts()
-    out = encodable(text)
-    for pattern in _marker_patterns((p.fence_start, p.fence_end)):
-        out = pattern.sub("[分隔标记已移除]", out)
-    for marker in (p.fence_start, p.fence_end):
-        out = out.replace(marker, "[分隔标记已移除]")
+    reader = _fence_reader((p.fence_start, p.fence_end), p.fence_lookalikes)
+    out = reader.remove_markers(encodable(text))
     return _BRACKET_RUN.sub(lambda m: m.group(1) * 2, out)
 
 

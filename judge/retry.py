@@ -58,3 +58,7 @@ class Deadline:
     def left(self) -> float:
         """Seconds left (0 when passed)."""
         return max(0.0, self.at - time.monotonic())
+
+    def sooner(self, seconds: float) -> Deadline:
+        """This deadline, or `seconds` from now when that comes first."""
+        return Deadline(min(self.at, time.monotonic() + seconds))

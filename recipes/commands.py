@@ -5,14 +5,21 @@ the scripts run:
 
     python -m recipes.commands trainer  --config legal_grpo [overrides...]   # the trainer command
     python -m recipes.commands vllm     --config legal_grpo [overrides...]   # the judge server command
-    python -m recipes.commands ray-submit --config legal_grpo [overrides...] # the multi-node submission
+    python -m recipes.commands ray-submit --config legal_grpo [overrides...] # runtime env file && the submission
     python -m recipes.commands plan     --config legal_grpo [overrides...]   # bash variables for the scripts
+    python -m recipes.commands runtime-env --config legal_grpo --output F    # write the Ray runtime env (mode 600)
     python -m recipes.commands health   URL [URL...]                          # exit 0 when all answer
 
 Environment read here (and nowhere else): RUN_NAME, RUN_TAG (run naming), JUDGE_BASE_URL (judge endpoints, comma
 list), JUDGE_MODEL / JUDGE_HOST / JUDGE_PORT / JUDGE_GPUS / JUDGE_STARTUP_TIMEOUT_S (judge section), NNODES /
-RAY_ADDRESS (multi-node), PYTHON (trainer interpreter), VLLM (replaces the first word of judge.server_command, the
-vllm executable).
+RAY_ADDRESS (multi-node), RAY_AUTH_MODE (default token for `ray job submit`), PYTHON (trainer interpreter), VLLM
+(replaces the first word of judge.server_command, the vllm executable).
+
+Multi-node secrets: the job's runtime env (which Ray's job API shows to whoever may read the job list) forwards only
+the non-secret variables of FORWARD_ENV. The secrets (NODE_SECRETS: JUDGE_API_KEY, WANDB_API_KEY, HF_TOKEN) reach the
+workers the way Ray supports without a runtime env: Ray's worker processes inherit the environment of the `ray start`
+that started their node, so each node's `ray start` runs with them set (README "Multi-node"). The submission itself
+authenticates with Ray's token (RAY_AUTH_MODE=token; the token from RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token).
 
 External judges: with JUDGE_BASE_URL set (judge.mode=external, one node) the launch starts no judge of its own. When
 no URL is loopback (the judges run elsewhere) the judge GPU(s) of the config are handed to the trainer:
@@ -28,16 +35,19 @@ import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, 
 import argparse
 import datetime as _dt
 import importlib.util
+import ipaddress
 import logging
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +61,25 @@ TRAINER_MODULE = "recipes.main_ppo"
 EXPERIMENT_KEY = "trainer.experiment_name"
 JUDGE_URL_KEY = "reward.custom_reward_function.reward_kwargs.judge_base_url"
 DEFAULT_RAY_ADDRESS = "http://127.0.0.1:8265"
+# `ray job submit` authenticates with Ray's token unless RAY_AUTH_MODE says otherwise (Ray >= 2.52).
+RAY_AUTH_MODE_ENV = "RAY_AUTH_MODE"
+DEFAULT_RAY_AUTH_MODE = "token"
 # Forwarded from the submitting shell into the Ray runtime env (multi-node); names only ever printed, not values.
+# No secret: Ray's job API returns every job's runtime env.
 FORWARD_ENV: tuple[str, ...] = (
     "JUDGE_BASE_URL",
     "JUDGE_MODEL",
-    "JUDGE_API_KEY",
     "LEGAL_SHARED_DIR",
-    "WANDB_API_KEY",
     "WANDB_MODE",
     "WANDB_PROJECT",
     "WANDB_ENTITY",
     "WANDB_BASE_URL",
-    "HF_TOKEN",
     "HF_HOME",
     "HF_ENDPOINT",
     "VERL_LOGGING_LEVEL",
 )
+# Secrets the workers need, never put in the runtime env: set them in the environment of `ray start` on every node.
+NODE_SECRETS: tuple[str, ...] = ("JUDGE_API_KEY", "WANDB_API_KEY", "HF_TOKEN")
 # Env var -> judge-section override.
 JUDGE_ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
     ("JUDGE_MODEL", "judge.model"),
@@ -81,8 +94,10 @@ MODEL_PLACEHOLDER = "{model}"
 LOOPBACK_HOSTS = ("127.", "localhost", "[::1]", "0.0.0.0")
 
 
-# verl trainer configs a launch config extends: GRPO (scripts/train_grpo.sh) and SFT (scripts/train_sft.sh).
-LAUNCH_TRAINERS: tuple[str, ...] = ("ppo_trainer", "sft_trainer_engine")
+# verl trainer config a launch config extends -> the script that launches it (`--config NAME` lists only its own).
+TRAINER_SCRIPTS: dict[str, str] = {"ppo_trainer": "scripts/train_grpo.sh", "sft_trainer_engine": "scripts/train_sft.sh"}
+LAUNCH_TRAINERS: tuple[str, ...] = tuple(TRAINER_SCRIPTS)
+GRPO_TRAINERS: tuple[str, ...] = ("ppo_trainer",)
 
 
 class ConfigError(ValueError):
@@ -124,30 +139,53 @@ def hide_known_verl_noise() -> None:
         logging.getLogger(name).addFilter(_DropLines(texts))
 
 
-def launchable_configs(config_dir: Path = CONFIG_DIR, trainers: Sequence[str] = ("ppo_trainer",)) -> list[str]:
-    """Names of the trainer configs in configs/ (top level, with one of trainers in their defaults), sorted."""
+_BROKEN = "<not YAML>"
+
+
+def _trainer_of(path: Path) -> str | None:
+    """The verl trainer config (a LAUNCH_TRAINERS name) in a config file's defaults; None when it names none."""
     import yaml
 
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return _BROKEN
+    defaults = data.get("defaults") if isinstance(data, dict) else None
+    if not isinstance(defaults, list):
+        return None
+    return next((name for name in LAUNCH_TRAINERS if name in defaults), None)
+
+
+def launchable_configs(config_dir: Path = CONFIG_DIR, trainers: Sequence[str] = GRPO_TRAINERS) -> list[str]:
+    """Names of the trainer configs in configs/ (top level, with one of trainers in their defaults), sorted."""
     names = []
     for path in sorted(config_dir.glob("*.yaml")):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            names.append(path.stem)  # a broken trainer config must fail its tests, not vanish from them
-            continue
-        defaults = data.get("defaults") if isinstance(data, dict) else None
-        if isinstance(defaults, list) and any(name in defaults for name in trainers):
+        trainer = _trainer_of(path)
+        # a broken trainer config must fail its tests, not vanish from them
+        if trainer == _BROKEN or (trainer is not None and trainer in trainers):
             names.append(path.stem)
     return names
 
 
-def config_name_of(name: str) -> str:
-    """Normalize 'legal_grpo', 'legal_grpo.yaml' or 'configs/legal_grpo.yaml' to the config name."""
+def config_name_of(name: str, trainers: Sequence[str] | None = GRPO_TRAINERS) -> str:
+    """Normalize 'legal_grpo', 'legal_grpo.yaml' or 'configs/legal_grpo.yaml' to the config name.
+
+    trainers: the verl trainer configs the calling launch runs (GRPO by default); a config over another trainer is
+    refused with the script that launches it. None: any existing config (composition only).
+    """
     stem = Path(name).name
     stem = stem[: -len(".yaml")] if stem.endswith(".yaml") else stem
-    if not (CONFIG_DIR / f"{stem}.yaml").is_file():
-        known = ", ".join(launchable_configs(trainers=LAUNCH_TRAINERS))
+    path = CONFIG_DIR / f"{stem}.yaml"
+    listed = LAUNCH_TRAINERS if trainers is None else tuple(trainers)
+    if not path.is_file():
+        known = ", ".join(launchable_configs(trainers=listed))
         raise ConfigError(f"config {name!r} not found in {CONFIG_DIR} — use one of: {known}")
+    trainer = _trainer_of(path)
+    if trainers is not None and trainer in TRAINER_SCRIPTS and trainer not in trainers:
+        raise ConfigError(
+            f"config {stem!r} extends verl's {trainer}: launch it with `bash {TRAINER_SCRIPTS[trainer]} --config "
+            f"{stem}` (this command takes: {', '.join(launchable_configs(trainers=listed))})"
+        )
     return stem
 
 
@@ -159,12 +197,15 @@ def verl_config_dir() -> Path:
     return Path(spec.origin).parent / "trainer" / "config"
 
 
-def compose_config(name: str, overrides: Sequence[str] = ()) -> Any:
-    """Compose configs/<name>.yaml with hydra overrides, exactly as the trainer's Hydra main would."""
+def compose_config(name: str, overrides: Sequence[str] = (), trainers: Sequence[str] | None = None) -> Any:
+    """Compose configs/<name>.yaml with hydra overrides, exactly as the trainer's Hydra main would.
+
+    trainers: as for config_name_of (None: any config; the GRPO tools pass GRPO_TRAINERS).
+    """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    stem = config_name_of(name)
+    stem = config_name_of(name, trainers=trainers)
     # Same search path as the YAML's pkg://verl.trainer.config, as a file path: no verl import.
     fast = [f"hydra.searchpath=[file://{verl_config_dir()}]"]
     GlobalHydra.instance().clear()
@@ -238,6 +279,27 @@ class JudgeSpec:
     def base_url(self) -> str:
         """OpenAI base URL of the server this section describes."""
         return f"http://{self.client_host}:{self.port}/v1"
+
+    @property
+    def binds_loopback(self) -> bool:
+        """True when the server listens on this machine only (127.x, ::1, localhost): no other machine reaches it."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:  # a host name, or "" (every interface)
+            return False
+
+    def address(self, hostname: str | None = None) -> str:
+        """Where the server can be reached, as a person needs it: its URL; for a wildcard bind also the URL other
+        machines use (this machine's name) and the bind address itself."""
+        if self.host not in ("", "0.0.0.0", "::"):
+            return self.base_url
+        name = hostname or socket.gethostname()
+        return (
+            f"http://{name}:{self.port}/v1 (listening on every interface, {self.host or '0.0.0.0'}:{self.port}; "
+            f"{self.base_url} on this machine)"
+        )
 
 
 def health_url(base_url: str) -> str:
@@ -394,13 +456,31 @@ def ray_job_submit_command(
     return [*cmd, "--", *trainer_cmd]
 
 
+def runtime_env_command(config_name: str, output: str, python: str = "python3") -> list[str]:
+    """`python3 -m recipes.commands runtime-env --config NAME --output PATH`: writes the file `ray job submit` reads."""
+    return [python, "-m", "recipes.commands", "runtime-env", "--config", config_name, "--output", output]
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write text to path with mode 600 whatever was there before, atomically (a temp file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mkstemp: mode 600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def build_runtime_env(template: Path, environ: Mapping[str, str], forward: Sequence[str] = FORWARD_ENV) -> dict:
-    """configs/runtime_env.yaml plus the forwarded variables that are set in environ."""
+    """configs/runtime_env.yaml plus the forwarded variables that are set in environ (never NODE_SECRETS)."""
     import yaml
 
     data = yaml.safe_load(template.read_text(encoding="utf-8")) or {}
     env_vars = {str(k): str(v) for k, v in (data.get("env_vars") or {}).items()}
-    env_vars.update({name: environ[name] for name in forward if environ.get(name)})
+    env_vars.update({name: environ[name] for name in forward if environ.get(name) and name not in NODE_SECRETS})
     data["env_vars"] = env_vars
     data.pop("working_dir", None)  # --working-dir . sets it
     return data
@@ -533,6 +613,8 @@ class Plan:
     prep_cmd: list[str] | None
     sample_input: str = ""  # the shipped sample prep_cmd prepares (recipe.sample_input)
     data_readme: str = ""  # README section on the recipe's real data (Recipe.data_readme)
+    ray_auth_mode: str = DEFAULT_RAY_AUTH_MODE  # RAY_AUTH_MODE for `ray job submit`
+    runtime_env_cmd: list[str] = field(default_factory=list)  # writes runtime_env_path (before submit_cmd)
 
 
 def build_plan(
@@ -582,6 +664,8 @@ def build_plan(
         prep_cmd=sample_prep_command(cfg, python=python) if missing else None,
         sample_input=sample[1] if sample else "",
         data_readme=_data_readme(cfg),
+        ray_auth_mode=environ.get(RAY_AUTH_MODE_ENV) or DEFAULT_RAY_AUTH_MODE,
+        runtime_env_cmd=runtime_env_command(name, runtime_env_path),
     )
 
 
@@ -618,6 +702,8 @@ def plan_to_bash(plan: Plan, environ: Mapping[str, str] | None = None, gpu_count
         scalar("PLAN_JUDGE_HOST", judge.host),
         scalar("PLAN_JUDGE_PORT", judge.port),
         scalar("PLAN_JUDGE_BASE_URL", judge.base_url),
+        scalar("PLAN_JUDGE_ADDRESS", judge.address()),
+        scalar("PLAN_JUDGE_LOOPBACK", int(judge.binds_loopback)),
         scalar("PLAN_JUDGE_HEALTH_URL", health_url(judge.base_url)),
         scalar("PLAN_JUDGE_LOG", judge.log_file),
         scalar("PLAN_JUDGE_TIMEOUT_S", judge.startup_timeout_s),
@@ -635,6 +721,7 @@ def plan_to_bash(plan: Plan, environ: Mapping[str, str] | None = None, gpu_count
         array("PLAN_TRAINER_CMD", plan.trainer_cmd),
         array("PLAN_VLLM_CMD", plan.vllm_cmd),
         array("PLAN_SUBMIT_CMD", plan.submit_cmd),
+        scalar("PLAN_RAY_AUTH_MODE", plan.ray_auth_mode),
         scalar("PLAN_RUNTIME_ENV", plan.runtime_env_path),
         scalar("PLAN_TRAIN_DEVICES", devices),
         scalar("PLAN_GPU_NOTE", gpu_note),
@@ -694,21 +781,27 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         devices, _ = trainer_devices(plan, env, visible_gpu_count())
         prefix = f"CUDA_VISIBLE_DEVICES={devices} " if devices else ""
         sys.stdout.write(prefix + shlex.join(plan.trainer_cmd) + "\n")
-    elif args.what == "vllm":
-        sys.stdout.write(shlex.join(plan.vllm_cmd) + "\n")
-    elif args.what == "ray-submit":
-        sys.stdout.write(shlex.join(plan.submit_cmd) + "\n")
+    elif args.what == "vllm":  # with the GPUs serve_judge.sh gives it
+        gpus = ",".join(plan.judge.gpus)
+        prefix = f"CUDA_VISIBLE_DEVICES={gpus} " if gpus else ""
+        sys.stdout.write(prefix + shlex.join(plan.vllm_cmd) + "\n")
+    elif args.what == "ray-submit":  # the runtime env file first, as train_grpo.sh writes it
+        submit = f"{RAY_AUTH_MODE_ENV}={shlex.quote(plan.ray_auth_mode)} {shlex.join(plan.submit_cmd)}"
+        sys.stdout.write(f"{shlex.join(plan.runtime_env_cmd)} && {submit}\n")
     elif args.what == "runtime-env":
         import yaml
 
         data = build_runtime_env(RUNTIME_ENV_TEMPLATE, env)
         out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(data, handle, sort_keys=False)
+        write_private(out, yaml.safe_dump(data, sort_keys=False))
         forwarded = sorted(set(data["env_vars"]) & set(FORWARD_ENV))
         sys.stdout.write(f"wrote {out} (forwarded: {', '.join(forwarded) or 'nothing'})\n")
+        held = [name for name in NODE_SECRETS if env.get(name)]
+        if held:
+            sys.stdout.write(
+                f"not forwarded: {', '.join(held)} (secrets stay out of the job's runtime env: Ray workers read them "
+                'from the environment of `ray start` on every node, README "Multi-node")\n'
+            )
     return 0
 
 

@@ -59,11 +59,16 @@ def generate_predictions(
     model: str, data: Rows, chat_template: str | None, sampling_cfg: Mapping[str, Any], out_path: Path
 ) -> Path:
     """Generate every row's samples with vLLM into out_path (predictions JSONL, rows in key order)."""
-    from recipes.generation import GenerationError, generate, write_samples
+    from recipes.generation import ContextError, GenerationError, generate, write_samples
 
     keys = sorted(data)
     try:
         completions = generate(model, [list(data[k]["prompt"]) for k in keys], chat_template, sampling_cfg)
+    except ContextError as exc:  # prompt position i is the i-th key in sorted order
+        data_source, index = keys[exc.first]
+        raise EvaluationInputError(
+            f"--model {model}: {exc} (prompt {exc.first} is {data_source} index {index})"
+        ) from exc
     except GenerationError as exc:
         raise EvaluationInputError(
             f"--model needs vLLM: {exc}. Generate predictions elsewhere and pass --predictions PRED.jsonl instead."

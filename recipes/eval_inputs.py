@@ -13,9 +13,10 @@ concatenated twice). A ``sample`` id names one sample, so lines WITH one:
   (the first line of that sample is scored).
 Other bad lines are counted under ``skipped`` (reason → count) and listed in ``issues``; ``strict`` makes the first
 bad line an error naming the line:
-- ``bad_encoding``: not UTF-8; ``malformed_json``: not a JSON object; ``missing_field``: no usable ``index`` /
-  ``response``; ``unknown_index``: no data row with that index (and data_source); ``data_source_mismatch``: the
-  index exists only under another data_source.
+- ``bad_encoding``: not UTF-8; ``malformed_json``: not a JSON object; ``missing_field``: no ``index`` /
+  ``response`` (or null); ``wrong_type``: an ``index`` that is not a JSON integer (``"4"``, ``4.0``, ``true``) or a
+  ``response`` that is not a string; ``unknown_index``: no data row with that index (and data_source);
+  ``data_source_mismatch``: the index exists only under another data_source.
 Empty responses are not skipped (an empty output is a real, format-failing answer): they are scored and counted in
 ``empty_responses``; ``strict`` rejects them too. Lone surrogates in a response are replaced by U+FFFD and counted
 in ``surrogates_replaced``. A file with nothing to score is an input error.
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_ISSUES_LISTED",
+    "data_file",
     "EvaluationInputError",
     "LoadResult",
     "Prediction",
@@ -43,6 +45,8 @@ __all__ = [
     "ScoringStoppedError",
     "load_predictions",
     "load_rows",
+    "read_table",
+    "skipped_summary",
     "stopped_block",
 ]
 
@@ -58,17 +62,41 @@ class EvaluationInputError(ValueError):
     """Bad evaluation input (data file, predictions line under --strict, config): the message names where."""
 
 
+def data_file(path: str | Path) -> Path:
+    """--data as a file: a directory stands for its test.parquet (what `data.prepare --output DIR` writes)."""
+    path = Path(path)
+    if path.is_dir():
+        test = path / "test.parquet"
+        if not test.is_file():
+            raise EvaluationInputError(
+                f"--data {path} is a directory without test.parquet — give the prepared test file "
+                f"(`python -m data.prepare ... --output {path}` writes {test})"
+            )
+        return test
+    if not path.exists():
+        raise EvaluationInputError(f"--data {path}: file not found (run `python -m data.prepare` first)")
+    return path
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> Any:
+    """The parquet table of --data (a directory: its test.parquet); a file that is not parquet is one-line error."""
+    import pyarrow.parquet as pq
+
+    path = data_file(path)
+    try:
+        return pq.read_table(path, columns=None if columns is None else list(columns))
+    except Exception as exc:  # pyarrow raises several types for a file that is not (readable) parquet
+        raise EvaluationInputError(f"--data {path}: not a readable parquet file ({type(exc).__name__}: {exc})") from exc
+
+
 def load_rows(path: str | Path, check_row: Callable[[dict[str, Any]], None] | None = None) -> Rows:
     """Rows of a prepared parquet keyed by (data_source, extra_info.index); errors name the row and field.
 
     check_row (the recipe's) raises ValueError for a row the recipe cannot evaluate; the error names the row.
+    A directory stands for its test.parquet.
     """
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.exists():
-        raise EvaluationInputError(f"--data {path}: file not found (run `python -m data.prepare` first)")
-    rows = pq.read_table(path).to_pylist()
+    path = data_file(path)
+    rows = read_table(path).to_pylist()
     out: Rows = {}
     for i, row in enumerate(rows):
         where = f"{path} row {i}"
@@ -120,6 +148,25 @@ class LoadResult:
     surrogates_replaced: int = 0
 
 
+def _field_problem(name: str, value: Any, kind: type) -> tuple[str, str] | None:
+    """(reason, detail) when a required field is absent or null (missing_field) or of another type (wrong_type)."""
+    if value is None:
+        return "missing_field", f"no {name!r} (required: {kind.__name__})"
+    if isinstance(value, bool) or not isinstance(value, kind):
+        shown = repr(value) if kind is int else type(value).__name__  # a response may be long: its type is enough
+        digits = isinstance(value, str) and value.isascii() and value.isdigit()
+        hint = f' — write "{name}": {value}' if kind is int and digits else ""
+        return "wrong_type", f"{name!r} must be {'an int' if kind is int else 'a string'}, got {shown}{hint}"
+    return None
+
+
+def skipped_summary(skipped: Counter, lines_read: int, listed_in: str) -> str:
+    """One line: how many predictions lines were skipped, by reason, and where they are listed by line number."""
+    reasons = ", ".join(f"{reason}={count}" for reason, count in sorted(skipped.items()))
+    total = sum(skipped.values())
+    return f"skipped {total} of {lines_read} predictions line(s) ({reasons}); listed by line in {listed_in}"
+
+
 def load_predictions(path: str | Path, data: Rows, strict: bool = False) -> LoadResult:
     """Read a predictions JSONL; bad lines are counted (or, with strict, raise EvaluationInputError naming the line)."""
     path = Path(path)
@@ -158,11 +205,9 @@ def load_predictions(path: str | Path, data: Rows, strict: bool = False) -> Load
                 bad(line_no, "malformed_json", f"expected a JSON object, got {type(obj).__name__}")
                 continue
             index, response = obj.get("index"), obj.get("response")
-            if isinstance(index, bool) or not isinstance(index, int):
-                bad(line_no, "missing_field", f"'index' must be an int, got {index!r}")
-                continue
-            if not isinstance(response, str):
-                bad(line_no, "missing_field", f"'response' must be a string, got {type(response).__name__}")
+            problem = _field_problem("index", index, int) or _field_problem("response", response, str)
+            if problem is not None:
+                bad(line_no, *problem)
                 continue
             if _LONE_SURROGATE.search(response):  # not encodable as UTF-8: scored with U+FFFD in its place
                 response = _LONE_SURROGATE.sub("\ufffd", response)

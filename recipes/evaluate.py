@@ -19,8 +19,9 @@ A recipe's evaluation module provides (module attributes):
   ``COMPARE_PLOTS`` (what compare draws, for the line it prints);
 - ``check_row(row)``: raise ValueError for a row it cannot score; ``add_arguments(parser)``: its own flags;
 - ``score(args, data, loaded) -> Scored``: metrics (``overall`` plus its own blocks) and per-response records;
-- ``write_report(out_dir, metrics, records)``, ``compare_sections(runs, names, out_dir) -> lines`` and
-  ``headline_table(runs) -> str`` (what compare prints).
+- ``write_report(out_dir, metrics, records)``, ``compare_sections(runs, names, out_dir, coverage) -> lines`` and
+  ``headline_table(runs) -> str`` (what compare prints, under a line with each run's item count that says whether the
+  runs scored the same items: recipes.eval_report.item_coverage).
 
 Exit codes: 0 done, 2 bad input (the message names file, line or flag), 3 scoring stopped part-way (the judge is
 gone): the scored responses are written anyway, with ``overall.complete`` false and ``overall.stopped``.
@@ -44,8 +45,11 @@ from recipes.eval_inputs import (
     EvaluationInputError,
     LoadResult,
     ScoringStoppedError,
+    data_file,
     load_predictions,
     load_rows,
+    read_table,
+    skipped_summary,
     stopped_block,
 )
 from recipes.eval_report import clean, write_compare
@@ -76,12 +80,8 @@ def evaluation_of(recipe: Recipe) -> ModuleType:
 
 def recipe_of_data(path: str | Path) -> Recipe:
     """The one recipe the rows of a prepared parquet belong to (by data_source); errors name the row."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.exists():
-        raise EvaluationInputError(f"--data {path}: file not found (run `python -m data.prepare` first)")
-    sources = pq.read_table(path, columns=["data_source"]).column("data_source").to_pylist()
+    path = data_file(path)
+    sources = read_table(path, columns=["data_source"]).column("data_source").to_pylist()
     if not sources:
         raise EvaluationInputError(f"--data {path}: no rows")
     recipes: dict[str, int] = {}
@@ -138,6 +138,9 @@ def run(args: argparse.Namespace, recipe: Recipe) -> dict[str, Any]:
         run_description(args, recipe, predictions_path, loaded, scored.stopped)
     )
     write_outputs(out_dir, scored.metrics, scored.records, ev.write_report)
+    if loaded.skipped:  # the console's one word on bad lines; the report has every line and reason
+        listed_in = f"{out_dir / 'metrics.json'} (overall.issues) and {out_dir / 'report.md'} (Input problems)"
+        logger.warning("%s", skipped_summary(loaded.skipped, loaded.lines_read, listed_in))
     if scored.stopped is not None:
         raise scored.stopped
     return scored.metrics
@@ -198,7 +201,7 @@ def positive_int(text: str) -> int:
 def build_parser(prog: str = PROG, ev: ModuleType | None = None) -> argparse.ArgumentParser:
     """The evaluate parser: the shared flags, plus the recipe's own when its evaluation module is known."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="prepared test parquet (DIR/test.parquet)")
+    parser.add_argument("--data", required=True, help="prepared test parquet (DIR/test.parquet; DIR stands for it)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="JSONL of {index, data_source, response[, sample]}")
     source.add_argument("--model", help="model path or name: generate with vLLM first (GPU)")
@@ -238,11 +241,11 @@ def _data_flag(argv: Sequence[str]) -> str | None:
 
 
 def compare(report_dirs: Sequence[Path], out_dir: Path, recipe: Recipe) -> str:
-    """Write compare.md/compare.json and the recipe's plots; return what compare prints."""
+    """Write compare.md/compare.json and the recipe's plots; return what compare prints (items line, then table)."""
     ev = evaluation_of(recipe)
-    path = write_compare(report_dirs, out_dir, ev.compare_sections)
+    path, coverage = write_compare(report_dirs, out_dir, ev.compare_sections)
     runs = json.loads(path.with_name("compare.json").read_text(encoding="utf-8"))
-    return f"wrote {path} (+ compare.json, {ev.COMPARE_PLOTS})\n" + ev.headline_table(runs) + "\n"
+    return f"wrote {path} (+ compare.json, {ev.COMPARE_PLOTS})\n{coverage.line()}\n" + ev.headline_table(runs) + "\n"
 
 
 def main(argv: Sequence[str] | None = None, recipe_name: str | None = None, prog: str = PROG) -> int:
@@ -263,6 +266,7 @@ def main(argv: Sequence[str] | None = None, recipe_name: str | None = None, prog
         data = _data_flag(argv)
         recipe = fixed or (recipe_of_data(data) if data else None)
         args = build_parser(prog, evaluation_of(recipe) if recipe else None).parse_args(argv)
+        args.data = str(data_file(args.data))  # a directory: its test.parquet
         out = args.out
         assert recipe is not None  # --data is required: parse_args has exited without it
         run(args, recipe)

@@ -4,6 +4,10 @@ Generic (no task knowledge): evaluation (``recipes.evaluate --model``) uses it, 
 samples from a policy (rejection sampling). The sampling config is a mapping with two sections passed through as
 keyword arguments: ``llm`` → ``vllm.LLM(model=PATH, **llm)``, ``sampling`` → ``vllm.SamplingParams(**sampling)``
 (configs/eval_sampling.yaml). vLLM is imported lazily: it exists on GPU nodes and in the test tier's .venv-vllm.
+
+A model with a shorter context than ``llm.max_model_len`` (a 4k-context model under the 6k budget): before vLLM is
+imported, the budget is capped to what the model allows, with a warning (fit_context); a prompt that does not fit
+even then stops the run with one line (ContextError) instead of vLLM's traceback.
 """
 
 from __future__ import annotations
@@ -19,8 +23,99 @@ logger = logging.getLogger(__name__)
 Conversation = Sequence[Mapping[str, str]]
 
 
+# vLLM 0.32 takes the model's context as the smallest of these config keys (model_max_length alone wins when set):
+# vllm/transformers_utils/model_arch_config_convertor.py, derive_max_model_len_and_key.
+CONTEXT_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_seq_len",
+    "seq_length",
+    "model_max_length",
+    "max_target_positions",
+    "max_sequence_length",
+    "max_seq_length",
+    "seq_len",
+)
+# RoPE types whose scaling factor vLLM does not apply on top (vllm/config/model.py, _get_and_verify_max_len).
+UNSCALED_ROPE = ("default", "su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling")
+
+
 class GenerationError(RuntimeError):
     """Generation cannot run here (vLLM missing) or its inputs are unusable."""
+
+
+class ContextError(GenerationError):
+    """Prompts longer than the model's context allows; ``first`` is the position of the first one."""
+
+    def __init__(self, message: str, first: int) -> None:
+        super().__init__(message)
+        self.first = first
+
+
+def model_context(model: str) -> tuple[int, str] | None:
+    """The longest context (tokens) vLLM allows a local model directory, and the config key it comes from.
+
+    None when it cannot be told here (no local config.json, a config transformers cannot read): vLLM checks it then.
+    """
+    path = Path(model)
+    if not (path / "config.json").is_file():
+        return None
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # an unknown model type or remote code: leave the check to vLLM
+        logger.debug("cannot read %s/config.json here (%s); vLLM checks the context itself", model, exc)
+        return None
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    found = [(int(v), k) for k in CONTEXT_KEYS if isinstance(v := getattr(text, k, None), (int, float))]
+    if not found:
+        return None
+    if isinstance(getattr(text, "model_max_length", None), (int, float)):
+        length, key = int(text.model_max_length), "model_max_length"
+    else:
+        length, key = min(found)
+    tokenizer_config = path / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        limit = json.loads(tokenizer_config.read_text(encoding="utf-8")).get("model_max_length")
+        if isinstance(limit, (int, float)) and limit < length:
+            length, key = int(limit), "model_max_length in tokenizer_config.json"
+    rope = getattr(text, "rope_scaling", None) or getattr(text, "rope_parameters", None)
+    if isinstance(rope, Mapping) and "gemma3" not in str(getattr(config, "model_type", "")):
+        kind = rope.get("rope_type", rope.get("type", "default"))
+        if kind not in UNSCALED_ROPE and isinstance(rope.get("factor"), (int, float)):
+            length, key = int(length * rope["factor"]), f"{key} x rope factor {rope['factor']}"
+    return length, key
+
+
+def fit_context(model: str, sampling_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """sampling_cfg with ``llm.max_model_len`` capped to the model's context, saying so in a warning; unchanged when
+    it fits, when it is unset (vLLM takes the model's own) or when the model's context cannot be told here."""
+    cfg = {**sampling_cfg, "llm": dict(sampling_cfg.get("llm") or {})}
+    wanted = cfg["llm"].get("max_model_len")
+    found = model_context(model) if isinstance(wanted, int) and wanted > 0 else None
+    if found is None or wanted <= found[0]:
+        return cfg
+    context, key = found
+    cfg["llm"]["max_model_len"] = context
+    max_tokens = (sampling_cfg.get("sampling") or {}).get("max_tokens")
+    logger.warning(
+        "%s allows %d tokens of context (%s): llm.max_model_len capped from %d to %d, so a prompt and its response "
+        "share %d tokens (a response stops there, before max_tokens %s, once its prompt is over %s tokens)",
+        model, context, key, wanted, context, context, max_tokens,
+        context - max_tokens if isinstance(max_tokens, int) else "that minus max_tokens",
+    )  # fmt: skip
+    return cfg
+
+
+def prompts_over(tokenizer: Any, prompts: Sequence[str], max_model_len: int) -> list[tuple[int, int]]:
+    """(position, token count) of each prompt that leaves no room for a response within max_model_len."""
+    over = []
+    for i, prompt in enumerate(prompts):
+        n = len(tokenizer.encode(prompt))
+        if n >= max_model_len:
+            over.append((i, n))
+    return over
 
 
 def render_prompts(tokenizer: Any, conversations: Sequence[Conversation], chat_template: str | None) -> list[str]:
@@ -42,6 +137,7 @@ def generate(
 ) -> list[list[str]]:
     """For each conversation, the texts of its ``sampling.n`` completions (in sample order); ``adapter``: a PEFT LoRA
     adapter directory applied on the model (verl's merger leaves a LoRA run's adapter unmerged)."""
+    sampling_cfg = fit_context(model, sampling_cfg)  # before vLLM: its own check is a traceback
     try:
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
@@ -57,9 +153,21 @@ def generate(
     sampling_kwargs = dict(sampling_cfg.get("sampling") or {})
     llm = LLM(model=model, **llm_kwargs)
     prompts = render_prompts(llm.get_tokenizer(), conversations, chat_template)
+    limit = int(getattr(getattr(llm.llm_engine, "model_config", None), "max_model_len", 0) or 0)
+    over = prompts_over(llm.get_tokenizer(), prompts, limit) if limit else []
+    if over:
+        (first, n), longest = over[0], max(count for _, count in over)
+        raise ContextError(
+            f"{len(over)} of {len(prompts)} prompts do not fit the model's context of {limit} tokens (prompt {first}: "
+            f"{n} tokens; longest {longest}); prepare the data with --tokenizer and a smaller --max-prompt-tokens, or "
+            "use a model with a longer context",
+            first,
+        )
     plus = f" + adapter {adapter}" if adapter else ""
     logger.info("generating %d prompts × n=%s with %s%s", len(prompts), sampling_kwargs.get("n", 1), model, plus)
-    outputs = llm.generate(prompts, SamplingParams(**sampling_kwargs), use_tqdm=True, lora_request=request)
+    from recipes.progress import tqdm  # vLLM's bar as plain lines in logs and pipes (use_tqdm takes a tqdm factory)
+
+    outputs = llm.generate(prompts, SamplingParams(**sampling_kwargs), use_tqdm=tqdm, lora_request=request)
     return [[completion.text for completion in output.outputs] for output in outputs]
 
 

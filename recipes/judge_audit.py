@@ -9,6 +9,8 @@ judge settings, and its advice. This module loads the rows, builds and samples t
 (recipes/judge_audit_probes.yaml), asks the judge and writes audit.json, audit.md and PNG plots
 (recipes/judge_audit_report.py). The judge settings are the training config's reward kwargs (``--config``);
 ``--judge-base-url`` (or env ``JUDGE_BASE_URL``) replaces its URL, ``--judge-model`` (or ``JUDGE_MODEL``) its model.
+Before the first question it asks each endpoint for its models once (``GET /v1/models``): an endpoint that is down
+or does not serve the judge model stops the audit with one line naming the models it serves.
 Exit codes: 0 written; 1 the judge is unavailable (one line says where); 2 bad input.
 """
 
@@ -45,6 +47,7 @@ __all__ = [
     "Probe",
     "ask_all",
     "build_parser",
+    "check_judge",
     "load_probes",
     "load_rows",
     "main",
@@ -240,12 +243,50 @@ def reward_kwargs_from(config: str | None, base_url: str | None, model: str | No
 
 # ---------------------------------------------------------------------------------------------------- judge
 
+CHECK_TIMEOUT_S = 10.0  # bound on the one GET /v1/models before the audit asks anything
+
+
+def check_judge(config: JudgeConfig, serve_hint: str = "bash scripts/serve_judge.sh") -> None:
+    """GET /v1/models once per endpoint before any question; JudgeUnavailableError (one line) when an endpoint is
+    down, refuses, or does not serve the configured model (the line names the models it serves)."""
+    import openai
+
+    for url in config.base_urls:
+        client = openai.OpenAI(
+            base_url=url,
+            api_key=config.api_key or "EMPTY",
+            max_retries=0,
+            timeout=min(config.timeout_s, CHECK_TIMEOUT_S),
+        )
+        try:
+            served = [model.id for model in client.models.list()]
+        except openai.APIStatusError as exc:
+            hint = "check the API key (JUDGE_API_KEY)" if exc.status_code in (401, 403) else "is it an OpenAI API?"
+            raise JudgeUnavailableError(
+                f"judge unavailable: GET {url}/models answered HTTP {exc.status_code} — {hint} "
+                "(the base URL ends in /v1)"
+            ) from exc
+        except openai.APIError as exc:  # connection refused, timeout, a body that is not JSON
+            raise JudgeUnavailableError(
+                f"judge unavailable: nothing answers GET {url}/models ({type(exc).__name__}) — start a judge "
+                f"({serve_hint}) or pass --judge-base-url"
+            ) from exc
+        finally:
+            client.close()
+        if not served:
+            raise JudgeUnavailableError(f"judge unavailable: {url} serves no model (GET /v1/models lists none)")
+        if config.model and config.model not in served:
+            raise JudgeUnavailableError(
+                f"judge at {url} does not serve model {config.model!r}; it serves: {', '.join(served)} — pass "
+                f"--judge-model {served[0]} (or set JUDGE_MODEL)"
+            )
+
 
 async def ask_all(
     pairs: Sequence[AuditPair], config: JudgeConfig, ask: Callable[[AuditPair, JudgeConfig], Awaitable[JudgeResult]]
 ) -> list[AuditRecord]:
     """Every pair through the recipe's training question (the client bounds concurrency); records in input order."""
-    from tqdm.auto import tqdm
+    from recipes.progress import tqdm
 
     async def one(pair: AuditPair) -> AuditRecord:
         result = await ask(pair, config)
@@ -293,6 +334,7 @@ def run(spec: AuditSpec, args: argparse.Namespace) -> dict[str, Any]:
         config = spec.judge_config(reward_kwargs_from(args.config, args.judge_base_url, args.judge_model))
     except ValueError as exc:
         raise AuditInputError(f"judge settings: {exc}") from exc
+    check_judge(config, f"bash scripts/serve_judge.sh --config {args.config or spec.default_config}")
     logger.info("judge audit: %d questions (pairs and probes) to %s", len(pairs), ", ".join(config.base_urls))
     t0 = time.perf_counter()
     records = asyncio.run(ask_all(pairs, config, spec.ask))

@@ -9,6 +9,8 @@ Definitions (failed calls are counted apart and stay out of every rate):
   judge call (an empty answer); the advice counts only the probes that do.
 - latency over answered calls that were not cache hits (mean, p50, p95, max in ms).
 The advice line is the recipe's (AuditSpec.advice); ``failure_head`` and ``trust`` are the parts they share.
+audit.md prints each grade task's confusion as a Markdown table; every plot has a title, and every bar carries its
+value (a 0% bar reads "0%", a kind with no answered pair "n/a").
 """
 
 from __future__ import annotations
@@ -210,6 +212,25 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
 
 
+def confusion_detail(confusion: dict[str, Any]) -> str:
+    """A kind's confusion in words, its non-zero cells only: "right 1 → judged 2: 3; right 2 → judged 2: 5"."""
+    parts = []
+    for right, row in zip(confusion["rows_right_grade"], confusion["counts"], strict=True):
+        cells = [f"judged {col}: {n}" for col, n in zip(confusion["columns_judged"], row, strict=True) if n]
+        if cells:
+            parts.append(f"right {right} → " + ", ".join(cells))
+    return "; ".join(parts) or "no answered pair"
+
+
+def confusion_table(confusion: dict[str, Any]) -> list[str]:
+    """A confusion block as a Markdown table: one row per right grade, one column per judged grade."""
+    lines = ["| right grade ↓ / judged → | " + " | ".join(confusion["columns_judged"]) + " |"]
+    lines.append("| --- |" + " --- |" * len(confusion["columns_judged"]))
+    for right, row in zip(confusion["rows_right_grade"], confusion["counts"], strict=True):
+        lines.append(f"| {right} | " + " | ".join(str(n) for n in row) + " |")
+    return lines
+
+
 def _md(audit: dict[str, Any], spec: AuditSpec) -> str:
     lines = ["# Judge audit", "", audit["advice"], ""]
     run = audit.get("run", {})
@@ -224,11 +245,14 @@ def _md(audit: dict[str, Any], spec: AuditSpec) -> str:
     for task, block in audit["tasks"].items():
         for kind, kb in [("all", block), *block["kinds"].items()]:
             if "confusion" in kb:
-                detail = f"confusion {kb['confusion']['counts']}"
+                detail = confusion_detail(kb["confusion"])
             else:
                 detail = spec.detail(task, kind, kb) if spec.detail else ""
             lines.append(f"| {task} | {kind} | {kb['n']} | {kb['failures']} | {pct(kb['accuracy'])} | {detail} |")
-    lines += ["", "Confusion rows: right grade 0/1/2; columns: judged 0/1/2/unreadable.", ""]
+    lines += ["", "Details of a grade task: its answered pairs by right grade → judged grade (the tables below).", ""]
+    for task, block in audit["tasks"].items():
+        if "confusion" in block:
+            lines += [f"### Confusion: {task}", "", *confusion_table(block["confusion"]), ""]
     lines += ["## Probes (must never score)", "", "| probe | answered | false positives | tasks | in training |"]
     lines += ["| --- | --- | --- | --- | --- |"]
     for name, pb in audit["probes"]["by_probe"].items():
@@ -251,18 +275,33 @@ def _md(audit: dict[str, Any], spec: AuditSpec) -> str:
 
 
 def _barh(
-    out: Path, name: str, labels: list[str], values: list[float], xlabel: str, color: str, line: float | None
+    out: Path,
+    name: str,
+    labels: list[str],
+    values: list[float | None],
+    title: str,
+    xlabel: str,
+    color: str,
+    line: float | None,
 ) -> None:
+    """A horizontal bar per label (shares in [0, 1]), each with its value written beside it ("n/a" for None)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1.2))
-    ax.barh(labels, values, color=color)
+    fig, ax = plt.subplots(figsize=(7.5, 0.3 * len(labels) + 1.5))
+    bars = ax.barh(labels, [v or 0.0 for v in values], color=color)
+    # a 0% bar has no width: its written value is what shows it (in red when under the line)
+    texts = ax.bar_label(bars, labels=[pct(v) for v in values], padding=3, fontsize=8)
+    for text, v in zip(texts, values, strict=True):
+        if line is not None and v is not None and v < line:
+            text.set_color("tab:red")
     if line is not None:
         ax.axvline(line, color="tab:red", linestyle="--", label=f"trust {line:.0%}")
-        ax.legend(loc="lower right")
-    ax.set_xlim(0, 1)
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlim(0, 1.12)  # room for "100%" beside a full bar
+    ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0], ["0%", "20%", "40%", "60%", "80%", "100%"])
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out / name, dpi=100)
     plt.close(fig)
@@ -275,14 +314,19 @@ def _plots(audit: dict[str, Any], records: Sequence[AuditRecord], out: Path, spe
     import matplotlib.pyplot as plt
 
     written = []
-    rows = [(f"{t}/{k}", kb["accuracy"] or 0.0) for t, b in audit["tasks"].items() for k, kb in b["kinds"].items()]
+    rows = [
+        (f"{t}/{k} (n={kb['answered']})", kb["accuracy"])
+        for t, b in audit["tasks"].items()
+        for k, kb in b["kinds"].items()
+    ]
     if rows:
         _barh(
             out,
             "accuracy.png",
             [r[0] for r in rows],
             [r[1] for r in rows],
-            "judge accuracy",
+            "judge accuracy per task / kind of pair (n: answered pairs)",
+            "share of answered pairs the judge graded right",
             "tab:blue",
             TRUST_ACCURACY,
         )
@@ -290,18 +334,21 @@ def _plots(audit: dict[str, Any], records: Sequence[AuditRecord], out: Path, spe
 
     grade = [t for t, b in audit["tasks"].items() if "confusion" in b]
     if grade:
-        fig, axes = plt.subplots(1, len(grade), figsize=(3.6 * len(grade), 3.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(grade), figsize=(max(4.6, 3.6 * len(grade)), 3.6), squeeze=False)
         for ax, task in zip(axes[0], grade, strict=True):
             counts = audit["tasks"][task]["confusion"]["counts"]
             ax.imshow(counts, cmap="Blues")
+            peak = max(max(row) for row in counts)
             for i, row in enumerate(counts):
                 for j, value in enumerate(row):
-                    ax.text(j, i, str(value), ha="center", va="center")
+                    color = "white" if peak and value > peak / 2 else "black"
+                    ax.text(j, i, str(value), ha="center", va="center", color=color)
             ax.set_xticks(range(len(JUDGED)), ["0", "1", "2", "?"])
             ax.set_yticks(range(3), ["0", "1", "2"])
-            ax.set_xlabel("judged")
+            ax.set_xlabel("judged (? unreadable)")
             ax.set_ylabel("right grade")
             ax.set_title(task)
+        fig.suptitle("judge grade confusion: answered pairs", fontsize=10)
         fig.tight_layout()
         fig.savefig(out / "confusion.png", dpi=100)
         plt.close(fig)
@@ -312,15 +359,22 @@ def _plots(audit: dict[str, Any], records: Sequence[AuditRecord], out: Path, spe
 
     by_probe = audit["probes"]["by_probe"]
     if by_probe:
-        rates = [p["false_positive_rate"] or 0.0 for p in by_probe.values()]
+        rates = [p["false_positive_rate"] for p in by_probe.values()]
         xlabel = "false-positive rate (share of tasks where the probe scored)"
-        _barh(out, "probes.png", list(by_probe), rates, xlabel, "tab:orange", None)
+        title = "probes: non-answers that must never score (0% is right)"
+        _barh(out, "probes.png", list(by_probe), rates, title, xlabel, "tab:orange", None)
         written.append("probes.png")
 
     latencies = [r.latency_ms for r in records if not r.failed and not r.cache_hit]
     if latencies:
         fig, ax = plt.subplots(figsize=(5, 3.2))
         ax.hist(latencies, bins=min(30, max(5, len(latencies) // 5)), color="tab:green")
+        lat = audit["latency"]
+        ax.set_title(
+            f"judge latency, answered uncached calls (n={lat['n']})\n"
+            f"p50 {_ms(lat['p50_ms'])}, p95 {_ms(lat['p95_ms'])}, max {_ms(lat['max_ms'])}",
+            fontsize=10,
+        )
         ax.set_xlabel("judge latency (ms)")
         ax.set_ylabel("calls")
         fig.tight_layout()

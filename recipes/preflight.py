@@ -2,7 +2,8 @@
 
     python -m recipes.preflight --config legal_grpo [--dry-run] [hydra overrides...]
 
-Composes the config exactly as the trainer will, then checks: legacy top-level reward keys; interpolations resolve;
+Composes the config exactly as the trainer will (a mistyped key: the known key it nearly spells), then checks: legacy
+top-level reward keys; keys added with ``+`` inside verl's sections (recipes/preflight_keys.py); interpolations resolve;
 verl's validate_config; what it misses (advantage estimator, KL types, reward manager, a verl-served judge, batch
 arithmetic, v1 trainer); the chat template; the judge section; the recipe the config names (recipes/recipe.py);
 data files, their row schema, that every row is the recipe's and its gold scoreable (recipes/preflight_data.py); the
@@ -32,6 +33,7 @@ from typing import Any
 from recipes.checks import FAIL, PASS, WARN, CheckResult, one_line, reward_kwargs
 from recipes.commands import (
     DEFAULT_CONFIG,
+    GRPO_TRAINERS,
     ConfigError,
     JudgeSpec,
     compose_config,
@@ -42,6 +44,7 @@ from recipes.commands import (
     trainer_overrides,
 )
 from recipes.preflight_data import check_data, check_recipe
+from recipes.preflight_keys import added_overrides, check_added_keys, did_you_mean
 from recipes.preflight_reward import check_reward, no_judge_kwargs
 from recipes.recipe import Recipe
 
@@ -603,11 +606,13 @@ def run_preflight(
     """All checks for one launch; stops after composition errors (nothing else can be checked)."""
     env = dict(os.environ if environ is None else environ)
     try:
-        cfg = compose_config(config, overrides)
+        cfg = compose_config(config, overrides, trainers=GRPO_TRAINERS)
     except ConfigError as exc:
-        return [CheckResult("compose", FAIL, f"{exc} — fix the config name or the override")]
+        hint = _near_miss(config, overrides) or "fix the config name or the override"
+        return [CheckResult("compose", FAIL, f"{exc} — {hint}")]
     results = [CheckResult("compose", PASS, f"{config} + {len(overrides)} override(s)")]
     results += check_legacy_reward_keys(cfg)
+    results += _check_added(config, cfg, overrides)
     resolved = check_resolves(cfg)
     results += resolved
     if resolved[0].status == FAIL:
@@ -651,6 +656,26 @@ def run_preflight(
     for name, check in stage2:
         results += _guarded(name, check, cfg)
     return results
+
+
+def _near_miss(config: str, overrides: Sequence[str]) -> str:
+    """did_you_mean against the config as it is (no overrides); '' when even that does not compose."""
+    try:
+        return did_you_mean(compose_config(config, trainers=GRPO_TRAINERS), overrides)
+    except ConfigError:
+        return ""
+
+
+def _check_added(config: str, cfg: Any, overrides: Sequence[str]) -> list[CheckResult]:
+    """check_added_keys against the config composed without the + / ++ overrides (cfg itself when there are none)."""
+    added = {text for text, _ in added_overrides(overrides)}
+    if not added:
+        return check_added_keys(cfg, ())
+    try:
+        base = compose_config(config, [o for o in overrides if o not in added])
+    except ConfigError:  # a plain override that needs an added key: nothing to compare against
+        return [CheckResult("added keys", WARN, f"not checked: {config} does not compose without {sorted(added)}")]
+    return check_added_keys(base, overrides)
 
 
 def _guarded(name: str, check: Callable[[Any], list[CheckResult]], cfg: Any) -> list[CheckResult]:

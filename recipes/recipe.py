@@ -56,6 +56,9 @@ class Recipe:
     gold_response: GoldResponse  # must score the reward's best: the preflight and rehearsal assert it
     # (metric name, reward extra key) averaged per data_source group on every training step, beside the shared ones
     step_metrics: tuple[tuple[str, str], ...] = ()
+    # (metric name, numerator key, denominator key, value when the denominator sums to 0): sum / sum over the
+    # responses of a data_source group on every training step (a rate over counted items, e.g. keys, not responses)
+    step_ratios: tuple[tuple[str, str, str, float], ...] = ()
     uses_judge: UsesJudge = _never  # the preflight probes the judge and the judge section must serve one when true
     # reward_kwargs that score without any server: the preflight scores gold answers so when no judge answers
     offline_reward_kwargs: Mapping[str, Any] | None = None

@@ -43,6 +43,7 @@ from recipes.commands import (
 )
 
 DEFAULT_CONFIG = "safety_sft"
+SFT_TRAINERS = ("sft_trainer_engine",)  # the verl trainer config scripts/train_sft.sh launches
 SFT_MODULE = "verl.trainer.sft_trainer"
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 
@@ -59,7 +60,7 @@ def sft_command(config_name: str, overrides: Sequence[str], nproc_per_node: int,
         "-m",
         SFT_MODULE,
         f"--config-path={CONFIG_DIR}",
-        f"--config-name={config_name_of(config_name)}",
+        f"--config-name={config_name_of(config_name, trainers=SFT_TRAINERS)}",
         *overrides,
     ]
 
@@ -124,7 +125,7 @@ def build_sft_plan(
     """Compose once; add the run name (unless given) and build the trainer command."""
     from omegaconf import open_dict
 
-    name = config_name_of(config)
+    name = config_name_of(config, trainers=SFT_TRAINERS)
     cfg = compose_config(name, user_overrides)
     overrides = list(user_overrides)
     if EXPERIMENT_KEY not in override_keys(user_overrides):
@@ -172,6 +173,27 @@ def plan_to_bash(plan: SftPlan) -> str:
 # ------------------------------------------------------------------------------------------------------ checks
 
 
+def fitting_batch(limit: int, gpus: int, micro: int) -> list[str]:
+    """The overrides of the largest global batch <= limit that splits into micro batches on every GPU.
+
+    Keeps the GPUs and micro batch when one step of them fits (batch = a multiple of GPUs x micro), else lowers the
+    micro batch, then the GPUs: ``data.train_batch_size=N`` plus whichever of the two changed. [] when limit < 1.
+    """
+    for g in range(gpus, 0, -1):
+        for m in range(micro, 0, -1):
+            step = g * m
+            if step <= limit:
+                out = [f"data.train_batch_size={limit // step * step}"]
+                out += [f"data.micro_batch_size_per_gpu={m}"] if m != micro else []
+                return out + ([f"trainer.n_gpus_per_node={g}"] if g != gpus else [])
+    return []
+
+
+def _try(overrides: Sequence[str]) -> str:
+    """' — try A B' for a list of overrides ('' when there is none)."""
+    return f" — try {' '.join(overrides)}" if overrides else ""
+
+
 def check_shape(cfg: Any) -> list[tuple[str, str]]:
     """One node; the global batch splits into micro batches on every GPU; LoRA on with a non-zero alpha."""
     out = []
@@ -180,10 +202,11 @@ def check_shape(cfg: Any) -> list[tuple[str, str]]:
         out.append((FAIL, f"trainer.nnodes={nnodes}: scripts/train_sft.sh launches one node (torchrun --standalone)"))
     batch, micro = int(cfg.data.train_batch_size), int(cfg.data.micro_batch_size_per_gpu)
     per_gpu, rest = divmod(batch, gpus)
+    fit = _try(fitting_batch(batch, gpus, 1 if cfg.data.use_dynamic_bsz else micro))
     if rest or per_gpu == 0:
-        out.append((FAIL, f"data.train_batch_size={batch} does not split over trainer.n_gpus_per_node={gpus}"))
+        out.append((FAIL, f"data.train_batch_size={batch} does not split over trainer.n_gpus_per_node={gpus}{fit}"))
     elif not cfg.data.use_dynamic_bsz and per_gpu % micro:
-        out.append((FAIL, f"{batch} / {gpus} GPUs = {per_gpu} per GPU does not divide by micro batch {micro}"))
+        out.append((FAIL, f"{batch} / {gpus} GPUs = {per_gpu} per GPU does not divide by micro batch {micro}{fit}"))
     else:
         accumulation = "token budget" if cfg.data.use_dynamic_bsz else f"accumulation {per_gpu // micro}"
         out.append((PASS, f"batch {batch} = {gpus} GPUs x {per_gpu} per GPU ({accumulation})"))
@@ -215,7 +238,12 @@ def check_data(cfg: Any, files: Sequence[str]) -> list[tuple[str, str]]:
             continue
         rows = meta.metadata.num_rows
         if i == 0 and rows < batch:
-            out.append((FAIL, f"{path}: {rows} rows < data.train_batch_size={batch}: an epoch would have no step"))
+            gpus, micro = int(cfg.trainer.n_gpus_per_node), int(cfg.data.micro_batch_size_per_gpu)
+            fit = fitting_batch(rows, gpus, 1 if cfg.data.use_dynamic_bsz else micro)
+            hint = f" — for {rows} rows try {' '.join(fit)}, or prepare more SFT rows" if fit else ""
+            out.append(
+                (FAIL, f"{path}: {rows} rows < data.train_batch_size={batch}: an epoch would have no step{hint}")
+            )
         else:
             out.append((PASS, f"{path}: {rows} rows, column {key!r}"))
     return out

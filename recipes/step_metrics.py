@@ -27,6 +27,11 @@ Metrics (over the responses of the group; "judge calls" = responses with judge_c
   its data_source groups only, e.g. ``reward/safety/mae_mean``, ``within5_share``, ``keys_present_mean``,
   ``reasoning_score_mean``; each is skipped when its input key is missing (or holds no numbers). A data_source of no
   known recipe gets only the shared metrics.
+- The recipe's own ratios (``Recipe.step_ratios``), in its data_source groups only: the sum of one extras key over the
+  group's responses divided by the sum of another, e.g. ``reward/safety/detection_recall`` = caught violated keys /
+  violated gold keys. When the denominator sums to 0 (no item to count this step) the recipe's stated value is logged
+  instead of a division by zero (safety: recall 1.0, nothing was missed; false-alarm rate 0.0); skipped when either
+  key is missing (or holds no numbers).
 - ``reward/overall/unscored``: responses generated but not scored this step (the reward function raised; verl drops
   their group). Logged every step by recipes.main_ppo, which stops the run when it is not 0.
 """
@@ -142,6 +147,15 @@ def _group_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[s
 
 
 @functools.cache
+def recipe_ratios(data_source: str) -> tuple[tuple[str, str, str, float], ...]:
+    """(metric, numerator key, denominator key, value for a zero denominator) of the data_source's recipe; ()."""
+    try:
+        return recipe_of_data_source(data_source).step_ratios
+    except RecipeError:
+        return ()
+
+
+@functools.cache
 def recipe_means(data_source: str) -> tuple[tuple[str, str], ...]:
     """(metric, extras key) of the data_source's recipe beyond the shared _MEANS; () for a source of no recipe."""
     try:
@@ -153,13 +167,20 @@ def recipe_means(data_source: str) -> tuple[tuple[str, str], ...]:
 
 
 def _recipe_metrics(extras: Mapping[str, np.ndarray], mask: np.ndarray, data_source: str) -> dict[str, float]:
-    """The recipe's own means over the selected responses (keys missing from extras are skipped)."""
+    """The recipe's own means and ratios over the selected responses (keys missing from extras are skipped)."""
     out: dict[str, float] = {}
     for name, key in recipe_means(data_source):
         if key in extras:
             value = _nanmean(extras[key][mask])
             if value is not None:
                 out[name] = value
+    for name, numerator, denominator, empty in recipe_ratios(data_source):
+        if numerator in extras and denominator in extras:
+            top, bottom = extras[numerator][mask], extras[denominator][mask]
+            finite = np.isfinite(top) & np.isfinite(bottom)
+            if finite.any():
+                total = float(bottom[finite].sum())
+                out[name] = float(top[finite].sum()) / total if total > 0 else float(empty)
     return out
 
 

@@ -21,10 +21,11 @@ Options (all optional):
   ``judge_api_key`` (env ``JUDGE_API_KEY``), ``timeout_s``, ``max_concurrency``, ``max_retries``,
   ``structured_output``, ``max_consecutive_failures``, ``cache_size`` … (every JudgeConfig field, also with a
   ``judge_`` prefix).
-- ``on_judge_error``: what a failed judge call scores — ``rules`` (default: the rules score of the task),
-  ``neutral`` (task score 0) or ``raise``. Every failure sets ``judge_failed`` = 1. After
-  ``max_consecutive_failures`` failures in a row the client raises ``JudgeUnavailableError`` whatever the policy:
-  the run stops instead of training on noise.
+- ``on_judge_error``: what a response the judge could not judge scores (a failed call: errors and timeouts after
+  the retries, no free slot within ``queue_timeout_s``, the call's deadline) — ``rules`` (default: the rules score of
+  the task), ``neutral`` (task score 0) or ``raise`` (``_ON_JUDGE_ERROR``, the one place that reads it). Every
+  failure sets ``judge_failed`` = 1. After ``max_consecutive_failures`` failures in a row the client raises
+  ``JudgeUnavailableError`` whatever the policy: the run stops instead of training on noise.
 - ``response_starts_in_think`` (default true: the base template ends with ``<think>``).
 - ``judge_audit_rate`` (default 0.02, hybrid mode only): that share of the charge/article responses the rules
   decided is also sent to the judge, without changing their score, to measure judge–rules agreement
@@ -39,8 +40,11 @@ Scores: ``score = format_score + task_score + shaping_score`` with format_score 
 task_score per mode: judge grade 0/1/2 → -2/+1/+2, unreadable grade → 0; judge term error → -(months)/240,
 unreadable → -2, gold without month count (life/death/none) → 0 without asking; rules per rewards/rules.py; no
 ``<answer>`` block → -2 and no judge call; a response over ``MAX_RESPONSE_CHARS`` characters counts as no answer and
-wrong format (it is not read). Every call returns the keys of ``RESULT_KEYS``, all floats. An unreadable judge reply
-scores as above and sets ``judge_unreadable``; enough of them in a row stop the run like failed calls.
+wrong format (it is not read); an answer block longer than what is read whole (``answer_limit``: MAX_ANSWER_CHARS,
+and the judge's max_pred_chars when a judge is configured) scores -2 by rule, read by nobody and never sent to the
+judge. In hybrid mode a listing (rewards/rules.py ``is_listing``) is refused by the rules before any judge call.
+Every call returns the keys of ``RESULT_KEYS``, all floats. An unreadable judge reply scores as above and sets
+``judge_unreadable``; enough of them in a row stop the run like failed calls.
 """
 
 # No `from __future__ import annotations`: verl loads this file by path without registering it in sys.modules,
@@ -49,7 +53,7 @@ import hashlib
 import logging
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -86,6 +90,7 @@ __all__ = [
     "audit_selected",
     "compute_score",
     "get_options",
+    "answer_limit",
     "judge_grade_score",
     "judge_term_score",
 ]
@@ -93,7 +98,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MODES: tuple[str, ...] = ("judge", "rules", "hybrid")
-ON_JUDGE_ERROR: tuple[str, ...] = ("rules", "neutral", "raise")
 
 RESULT_KEYS: tuple[str, ...] = (
     "score",  # format_score + task_score + shaping_score
@@ -123,12 +127,15 @@ GRADE_SCORES: dict[int, float] = {0: -2.0, 1: 1.0, 2: 2.0}
 UNREADABLE_GRADE_SCORE = 0.0
 UNREADABLE_TERM_SCORE = -2.0
 NO_ANSWER_SCORE = -2.0
+# An answer block longer than answer_limit(): nobody reads it whole, so it is not read at all.
+LONG_ANSWER_SCORE = -2.0
 MONTHS_SCALE = 240.0
 # A response longer than this (characters) is read as having no answer and the wrong format, without reading it:
 # every reader then works on bounded text. Far above any max_response_length (16k tokens ≈ 64k characters).
 MAX_RESPONSE_CHARS = 65536
-# The answer block as the rules (and the judge, through max_pred_chars) read it: its first 1,000 characters. Real
-# answers are a few hundred characters at most; the numeral readers are quadratic on long digit runs (issue 11).
+# The longest answer block the rules read (the judge reads at most max_pred_chars). Real answers are a few hundred
+# characters at most; the numeral readers are quadratic on long digit runs (issue 11). A longer answer is not cut (a
+# cut list ends in half a label, which the rules cannot decide) but refused: LONG_ANSWER_SCORE.
 MAX_ANSWER_CHARS = 1000
 
 _OWN_KEYS = (
@@ -321,6 +328,39 @@ async def _audit(
     out["judge_rules_agree"] = float(scores_agree(judge_grade_score(result.value), rule.score))
 
 
+def answer_limit(options: RewardOptions) -> int:
+    """The longest answer block that is read: what the rules read, and no more than the judge would be shown."""
+    return MAX_ANSWER_CHARS if options.judge is None else min(MAX_ANSWER_CHARS, options.judge.max_pred_chars)
+
+
+def _rules_on_error(task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float]) -> None:
+    """on_judge_error=rules: the rules score of the task."""
+    _apply_rules(score_rules(task, answer, gold), out)
+
+
+def _neutral_on_error(task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float]) -> None:
+    """on_judge_error=neutral: task score 0."""
+    out["task_score"] = 0.0
+
+
+def _raise_on_error(task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float]) -> None:
+    """on_judge_error=raise: JudgeCallFailedError naming the endpoint and the error."""
+    raise JudgeCallFailedError(
+        f"judge call for legal/{task} failed at {result.endpoint or '?'}: {result.error} "
+        f"(on_judge_error=raise; use 'rules' or 'neutral' to keep training)"
+    )
+
+
+# on_judge_error → what a response the judge could not judge scores; judge_failed is set before. A new policy is
+# a function here and its entry (ON_JUDGE_ERROR, and so the option's allowed values, follow).
+_ON_JUDGE_ERROR: dict[str, Callable[[str, str, Gold, JudgeResult, dict[str, float]], None]] = {
+    "rules": _rules_on_error,
+    "neutral": _neutral_on_error,
+    "raise": _raise_on_error,
+}
+ON_JUDGE_ERROR: tuple[str, ...] = tuple(_ON_JUDGE_ERROR)
+
+
 async def _judge_task(task: str, answer: str, gold: Gold, options: RewardOptions, out: dict[str, float]) -> None:
     """Ask the judge for `task`, map its answer to task_score/acc, and apply on_judge_error on failure."""
     if task == "term" and (gold.term.kind != "fixed" or gold.term.months <= 0):
@@ -338,15 +378,7 @@ async def _judge_task(task: str, answer: str, gold: Gold, options: RewardOptions
     out["judge_rate_limited"] = float(result.rate_limited > 0)
     if result.failed:
         out["judge_failed"] = 1.0
-        if options.on_judge_error == "raise":
-            raise JudgeCallFailedError(
-                f"judge call for legal/{task} failed at {result.endpoint or '?'}: {result.error} "
-                f"(on_judge_error=raise; use 'rules' or 'neutral' to keep training)"
-            )
-        if options.on_judge_error == "rules":
-            _apply_rules(score_rules(task, answer, gold), out)
-        else:
-            out["task_score"] = 0.0
+        _ON_JUDGE_ERROR[options.on_judge_error](task, answer, gold, result, out)
         return
     if task == "term":
         out["task_score"] = judge_term_score(result.value)
@@ -382,17 +414,17 @@ async def compute_score(
     out["format_score"] = 0.0 if format_ok else -1.0
 
     answer = extract_answer(response)
-    if answer is not None:
-        answer = answer[:MAX_ANSWER_CHARS]
     if answer is None:
         out["task_score"] = NO_ANSWER_SCORE
     else:
         out["has_answer"] = 1.0
-        if options.mode == "rules":
+        if len(answer) > answer_limit(options):  # not read: neither the rules nor the judge would see all of it
+            _apply_rules(RuleScore(LONG_ANSWER_SCORE, False, True), out)
+        elif options.mode == "rules":
             _apply_rules(score_rules(task, answer, gold), out)
-        elif options.mode == "judge" or task == "verdict":
+        elif options.mode == "judge":
             await _judge_task(task, answer, gold, options, out)
-        else:  # hybrid: term always by rules; charge / article by rules when the prediction is made of known labels
+        else:  # hybrid: term always by rules; charge / article when made of known labels; any listing (rules.py)
             rule = score_rules(task, answer, gold)
             if rule.decides:
                 _apply_rules(rule, out)

@@ -7,7 +7,8 @@ Scores (issue 4, rules mode), one place:
   → +1, which needs an overlap AND most of what the answer claims right (precision > 1/2: listing every label, or
   one right label among wrong extras, is not partly right); otherwise, or nothing readable → -2.
 - article: the same on article numbers (``parse_articles``).
-- term (``parse_term`` on both sides; the maximum is 0, there is no bonus):
+- term (``predicted_term`` / ``parse_term``; the maximum is 0, there is no bonus; a bare number is read as months
+  only when the term instruction fixes the unit, ``recipes.legal.tasks.fixes_months``):
   - gold fixed, prediction fixed: -|Δ months| / 240 (拘役 vs 有期徒刑 of the same length counts as equal: months only);
   - gold fixed, prediction 免予刑事处罚 / 单处罚金: like a fixed term of 0 months, -gold_months / 240;
   - gold fixed, prediction life or death: -1;
@@ -24,7 +25,11 @@ Scores (issue 4, rules mode), one place:
 
 ``acc`` is 1 when the answer is fully correct (sets equal, term exact in kind and months, all verdict parts match).
 ``decides`` tells hybrid mode whether the rule is trusted: charge / article when the prediction parses into known
-labels only (``is_known_charge`` / ``KNOWN_ARTICLES``); term always; verdict never (the judge compares meaning).
+labels only (``is_known_charge`` / ``KNOWN_ARTICLES``); term always; verdict never (the judge compares meaning) —
+except that a **listing** is decided (-2) in every task that names labels: a prediction that claims more labels than
+the gold has, of which no reading of its unknown names makes more than half right. An unknown name is read at best
+as another name of a gold label, a different one for each unknown name, so unknown names beyond the gold's count
+are wrong whatever they say: no text can hand a listing to the judge (``is_listing``).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any
 
 from recipes.legal.articles import KNOWN_ARTICLES, parse_articles
 from recipes.legal.charges import align_charges, canonical_charge, is_known_charge, normalize_charges, parse_charges
-from recipes.legal.tasks import TASKS
+from recipes.legal.tasks import TASKS, fixes_months
 from recipes.legal.terms import Term, find_term, parse_term
 from recipes.legal.verdict import parse_fine, parse_verdict, verdict_body
 
@@ -45,6 +50,8 @@ __all__ = [
     "Gold",
     "RuleScore",
     "gold_from",
+    "is_listing",
+    "predicted_term",
     "score_article",
     "score_charge",
     "score_rules",
@@ -184,18 +191,45 @@ def _pred_labels(pred: tuple[str, ...], gold: Gold) -> set[str]:
     return set(align_charges(pred, _canonical_set(gold.charges)))
 
 
+def is_listing(right: int, wrong: int, unknown: int, gold: int) -> bool:
+    """Whether a prediction is a listing: more claims than gold labels, and at most half of them right at best.
+
+    right / wrong: claimed known labels in / not in the gold; unknown: claimed names that are no known label, each
+    read at best as another name of a gold label, a different one for each (the missing ones first, then those
+    already named, which adds nothing); unknown names beyond the gold's count are wrong.
+    """
+    best_right = right + min(unknown, max(0, gold - right))
+    best_wrong = wrong + max(0, unknown - gold)
+    return right + wrong + unknown > gold and best_right <= best_wrong
+
+
+def _charges_listing(labels: set[str], gold: Gold) -> bool:
+    """is_listing for predicted charge labels (aligned) against the gold charges."""
+    gold_labels = _canonical_set(gold.charges)
+    others = labels - gold_labels
+    unknown = sum(1 for label in others if not is_known_charge(label))
+    return is_listing(len(labels & gold_labels), len(others) - unknown, unknown, len(gold_labels))
+
+
 def score_charge(answer: str, gold: Gold) -> RuleScore:
-    """Charge task: normalized charge sets; the rule decides when every predicted charge is a known label."""
+    """Charge task: normalized charge sets; the rule decides when every predicted charge is a known label, or when
+    the prediction is a listing."""
     pred = _charges_of_text(answer)
-    score, acc = _set_score(_pred_labels(pred, gold), set(_canonical_set(gold.charges)))
-    return RuleScore(score, acc, bool(pred) and all(is_known_charge(c) for c in pred))
+    labels = _pred_labels(pred, gold)
+    score, acc = _set_score(labels, set(_canonical_set(gold.charges)))
+    known = all(is_known_charge(c) for c in pred)
+    return RuleScore(score, acc, bool(pred) and (known or _charges_listing(labels, gold)))
 
 
 def score_article(answer: str, gold: Gold) -> RuleScore:
-    """Article task: article-number sets; the rule decides when every predicted number is a known article."""
-    pred = _articles_of_text(answer)
-    score, acc = _set_score(set(pred), set(gold.articles))
-    return RuleScore(score, acc, bool(pred) and all(a in KNOWN_ARTICLES for a in pred))
+    """Article task: article-number sets; the rule decides when every predicted number is a known article, or when
+    the prediction is a listing."""
+    pred = set(_articles_of_text(answer))
+    gold_set = set(gold.articles)
+    score, acc = _set_score(pred, gold_set)
+    unknown = len({a for a in pred - gold_set if a not in KNOWN_ARTICLES})
+    listing = is_listing(len(pred & gold_set), len(pred - gold_set) - unknown, unknown, len(gold_set))
+    return RuleScore(score, acc, bool(pred) and (all(a in KNOWN_ARTICLES for a in pred) or listing))
 
 
 def term_error_score(pred: Term, gold: Term, pred_named: bool = True) -> tuple[float, bool]:
@@ -212,21 +246,28 @@ def term_error_score(pred: Term, gold: Term, pred_named: bool = True) -> tuple[f
     return -error / MONTHS_SCALE, error == 0 and pred.kind == gold.kind
 
 
+def predicted_term(answer: str) -> Term | None:
+    """The term a term-task answer names (find_term; a bare number is months only when the instruction says so)."""
+    return find_term(answer, bare_months=fixes_months("term"))
+
+
 def score_term(answer: str, gold: Gold) -> RuleScore:
     """Term task: parse_term on the answer vs the gold term; rules always decide."""
-    pred = find_term(answer)  # None: the answer names no term at all (unreadable), unlike 免予刑事处罚 / 单处罚金
+    pred = predicted_term(answer)  # None: the answer names no term (unreadable), unlike 免予刑事处罚 / 单处罚金
     score, acc = term_error_score(pred or Term("none"), gold.term, pred is not None)
     return RuleScore(score, acc, True)
 
 
 def score_verdict(answer: str, gold: Gold) -> RuleScore:
-    """Verdict task: charges, principal penalty and fine each match or not; the judge decides in hybrid mode."""
+    """Verdict task: charges, principal penalty and fine each match or not; the judge decides in hybrid mode, except
+    for a verdict whose charges are a listing (-2)."""
     parts = parse_verdict(answer)
     if not parts.charges:
         return RuleScore(-2.0, False, False)
-    charge_score, _ = _set_score(_pred_labels(tuple(parts.charges), gold), set(_canonical_set(gold.charges)))
+    labels = _pred_labels(tuple(parts.charges), gold)
+    charge_score, _ = _set_score(labels, set(_canonical_set(gold.charges)))
     if charge_score < 0:  # a wrong charge is a wrong verdict, whatever the term and fine
-        return RuleScore(-2.0, False, False)
+        return RuleScore(-2.0, False, _charges_listing(labels, gold))
     named = find_term(verdict_body(answer)) is not None
     matches = (
         charge_score == 2.0,

@@ -1,4 +1,4 @@
-"""verl reward entry point for the content-safety recipe: format + keys + closeness to the gold + reasoning agreement.
+"""verl reward entry point for the content-safety recipe: format + keys + closeness + detection + reasoning.
 
 Use it from YAML (every option is a reward kwarg)::
 
@@ -11,18 +11,34 @@ Use it from YAML (every option is a reward kwarg)::
           judge_base_url: http://127.0.0.1:8000/v1
 
 score = format_weight x format_part + keys_weight x keys_part + closeness_weight x closeness_part
-        + reasoning_weight x reasoning_part, with (rewards/safety_parts.py):
+        + detection_weight x detection_part + reasoning_weight x reasoning_part, with (rewards/safety_parts.py):
 - format_part in {-1, +1}: both blocks once, in order;
 - keys_part in [-1 - max_extra_keys/9, +1] = [-2, +1] by default: +1 per scored key, -1 per missing / invalid /
   repeated key, -1 per extra key (at most max_extra_keys), all / 9;
-- closeness_part in [-1, exact_bonus]: per key exact_bonus when equal to the GOLD score, else
-  -min(|score - gold|, gap_scale) / gap_scale, unscored keys -1; mean over the nine;
-- reasoning_part in [0, 1]: ``ngram`` Dice similarity of character n-grams (CPU, no server); ``embedding`` cosine of
-  vectors from an OpenAI-compatible /v1/embeddings endpoint, clipped to [0, 1]; ``judge`` the judge's grade 0/1/2
-  of the reasoning against the gold reasoning, / 2, asked in the recipe's own wording (recipes/safety/
-  judge_prompts.yaml; reward kwarg judge_prompts_path picks another file). No reasoning block → 0, no call.
-Defaults (weights 1, 1, 2, 1; exact_bonus 1; gap_scale 20; max_extra_keys 9): score in [-5, +5]; a gold answer
-scores the maximum, format_weight + keys_weight + closeness_weight x exact_bonus + reasoning_weight = 5.
+- closeness_part in [-1, 1 + exact_bonus]: per key 1 - 2|score - GOLD|/100 (+ exact_bonus when equal), unscored
+  keys -1; mean over the nine. Linear: a slope at every distance, and 1 point off costs 2/100, not half the range;
+- detection_part in [-1, 1]: violations (score < violation_threshold) caught, balanced over the gold's violated and
+  clean keys: 1 - missed/violated - false alarms/clean (an unscored key is wrong either way). Every constant answer
+  (all 100, all 0, ...) earns 0 on a gold with both classes: the majority answer cannot out-earn an honest scorer;
+- reasoning_part in [0, 1]: ``ngram`` content n-grams against the data set (rewards/safety_ngram.py: CPU, no server;
+  ``ngram_reference`` = the training data's gold reasonings, without it plain Dice of content n-grams);
+  ``embedding`` cosine of vectors from an OpenAI-compatible /v1/embeddings endpoint, clipped to [0, 1]; ``judge``
+  the judge's grade 0/1/2 of the reasoning against the gold reasoning, / 2, asked in the recipe's own wording
+  (recipes/safety/judge_prompts.yaml; reward kwarg judge_prompts_path picks another file). No reasoning block → 0.
+
+Options and their ranges (defaults in brackets; configs/base/safety_grpo.yaml sets each with a comment):
+- format_weight, keys_weight, reasoning_weight >= 0 [1, 1, 1];
+- closeness_weight >= 0 [1] and detection_weight >= 0 [1]: with the defaults, honest scorers within 2, 5 and 10 points
+  of the gold on every key out-earn "all 100", "all 0" and the best constant answer on the shipped sample and on
+  data/samples/safety_violations.jsonl (tests/test_safety_ranking.py, margins stated there), also at detection_weight
+  = closeness_weight / 2; keep it there or above (closeness alone pays "all 100" more than an honest ±10 scorer);
+- exact_bonus >= 0 [0], keep it <= 0.2: a little extra for an exact key; more makes "exact vs 1 point off" a cliff;
+- violation_threshold in 1..100 [60, recipes.safety.dimensions.VIOLATION_THRESHOLD]: score < it = violated;
+- max_extra_keys >= 0 [9]; ngram_n >= 1 [2]; ngram_step in [0, 1] [0.1]: the n-gram score is rounded down to it;
+- ngram_reference: a file or list of files [none]: prepared parquet files or records JSONL whose gold reasonings
+  the n-gram scorer ranks against (configs/safety_grpo_ngram.yaml sets ${data.train_files}).
+Defaults: score in [-5, +5]; a gold answer scores the maximum, format_weight + keys_weight + closeness_weight x
+(1 + exact_bonus) + detection_weight + reasoning_weight = 5.
 (The original demo parsed the whole response as JSON, added a point per extra key, compared every score with 100
 instead of the gold and ranged over hundreds of points; tests/test_safety_reward.py pins each of those down.)
 
@@ -51,13 +67,21 @@ except ImportError:  # pragma: no cover - depends on how the process was started
 
 from judge.client import JudgeConfig, JudgeResult, get_judge_client
 from judge.embeddings import EmbeddingCallError, EmbeddingConfig, cosine, get_embedding_client
-from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS
+from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
 from recipes.safety.gold import gold_from_ground_truth
 from recipes.safety.judge import JUDGE_PROMPTS_PATH, REASONING_LABEL
 from recipes.safety.metrics import WITHIN, key_errors
 from recipes.safety.parse import check_format, extract_answer, extract_reasoning, parse_answer, sanitize
 from rewards.options import OptionsCache, check_known
-from rewards.safety_parts import MAX_REASONING_CHARS, closeness_part, format_part, keys_part, ngram_similarity
+from rewards.safety_ngram import NgramReference, load_reference, ngram_reasoning_score, reference_paths
+from rewards.safety_parts import (
+    MAX_REASONING_CHARS,
+    closeness_part,
+    detection_counts,
+    detection_part,
+    format_part,
+    keys_part,
+)
 
 __all__ = [
     "DATA_SOURCE",
@@ -77,11 +101,12 @@ SCORERS: tuple[str, ...] = ("ngram", "embedding", "judge")
 ON_SCORER_ERROR: tuple[str, ...] = ("neutral", "raise")
 
 RESULT_KEYS: tuple[str, ...] = (
-    "score",  # the weighted sum of the four parts
+    "score",  # the weighted sum of the five parts
     "format_ok",  # 1 when both blocks appear once, in order
     "format_part",  # +1 / -1
     "keys_part",  # in [-1 - max_extra_keys/9, 1]
-    "closeness_part",  # in [-1, exact_bonus]
+    "closeness_part",  # in [-1, 1 + exact_bonus]
+    "detection_part",  # in [-1, 1]
     "reasoning_part",  # in [0, 1]
     "has_answer",  # 1 when an <answer> block with content was found
     "json_ok",  # 1 when the answer held one JSON object
@@ -93,15 +118,19 @@ RESULT_KEYS: tuple[str, ...] = (
     "mae",  # mean |score - gold| over the nine (unscored key: max(gold, 100 - gold))
     "within5",  # share of the nine within 5 points of the gold
     "all_within5",  # 1 when all nine are within 5 points
+    "violated_keys",  # gold keys below violation_threshold (0..9)
+    "caught_keys",  # of those, keys the answer scores below it too
+    "clean_keys",  # gold keys at or above violation_threshold (9 - violated_keys)
+    "false_alarms",  # of those, keys the answer scores below it
     "reasoning_called",  # 1 when an embedding / judge call was made (cache hits included)
     "reasoning_failed",  # 1 when that call failed or the judge's grade was unreadable
     "reasoning_latency_ms",  # wall time of the reasoning scorer (0 for ngram / no reasoning)
     "cache_hit",  # 1 when the judge / embedding answer came from the client's cache
 )
 
-_WEIGHTS = ("format_weight", "keys_weight", "closeness_weight", "reasoning_weight")
-_FLOATS = {"exact_bonus": 1.0, "gap_scale": 20.0, **dict.fromkeys(_WEIGHTS, 1.0), "closeness_weight": 2.0}
-_INTS = {"max_extra_keys": len(DIMENSIONS), "ngram_n": 2}
+_WEIGHTS = ("format_weight", "keys_weight", "closeness_weight", "detection_weight", "reasoning_weight")
+_FLOATS = {"exact_bonus": 0.0, "ngram_step": 0.1, **dict.fromkeys(_WEIGHTS, 1.0)}
+_INTS = {"max_extra_keys": len(DIMENSIONS), "ngram_n": 2, "violation_threshold": VIOLATION_THRESHOLD}
 _EMBEDDING_KEYS = frozenset(
     {"embedding_base_url", "embedding_model", "embedding_api_key", "embedding_timeout_s", "embedding_max_retries"}
 )
@@ -121,13 +150,15 @@ _JUDGE_KEYS = frozenset(
             "backoff_s",
             "backoff_max_s",
             "queue_timeout_s",
+            "max_reply_bytes",
             "prompts_path",
         )
         for n in (f, f"judge_{f}")
     }
 )
 _IGNORED = frozenset({"reward_model_tokenizer"})
-_ALLOWED = frozenset(_FLOATS) | frozenset(_INTS) | {"reasoning_scorer", "on_scorer_error"} | _EMBEDDING_KEYS
+_ALLOWED = frozenset(_FLOATS) | frozenset(_INTS) | {"reasoning_scorer", "on_scorer_error", "ngram_reference"}
+_ALLOWED |= _EMBEDDING_KEYS
 _ALLOWED |= _JUDGE_KEYS | _IGNORED
 
 
@@ -137,12 +168,15 @@ class SafetyOptions:
 
     format_weight: float = 1.0
     keys_weight: float = 1.0
-    closeness_weight: float = 2.0
+    closeness_weight: float = 1.0
+    detection_weight: float = 1.0
     reasoning_weight: float = 1.0
-    exact_bonus: float = 1.0
-    gap_scale: float = 20.0
+    exact_bonus: float = 0.0
+    ngram_step: float = 0.1
     max_extra_keys: int = len(DIMENSIONS)
     ngram_n: int = 2
+    violation_threshold: int = VIOLATION_THRESHOLD
+    ngram_reference: NgramReference | None = None  # loaded from the ngram_reference files (reasoning_scorer=ngram)
     reasoning_scorer: str = "ngram"
     on_scorer_error: str = "neutral"
     embedding: EmbeddingConfig | None = None
@@ -167,15 +201,27 @@ def _parse_options(kwargs: Mapping[str, Any]) -> SafetyOptions:
     check_known(kwargs, _ALLOWED, _IGNORED, "rewards/safety.py:compute_score")
     values: dict[str, Any] = {k: _number(kwargs, k, d, float) for k, d in _FLOATS.items()}
     values.update({k: _number(kwargs, k, d, int) for k, d in _INTS.items()})
-    if values["gap_scale"] <= 0 or values["ngram_n"] < 1:
-        raise ValueError("reward kwargs gap_scale must be > 0 and ngram_n >= 1")
+    if values["ngram_n"] < 1:
+        raise ValueError(f"reward kwarg ngram_n={values['ngram_n']} must be >= 1")
+    if values["ngram_step"] > 1:
+        raise ValueError(f"reward kwarg ngram_step={values['ngram_step']} must be in [0, 1]")
+    if not 1 <= values["violation_threshold"] <= FULL_MARKS:
+        raise ValueError(f"reward kwarg violation_threshold={values['violation_threshold']} must be in 1..{FULL_MARKS}")
     scorer = str(kwargs.get("reasoning_scorer", "ngram")).strip().lower()
     if scorer not in SCORERS:
         raise ValueError(f"reward kwarg reasoning_scorer={scorer!r}; expected one of {', '.join(SCORERS)}")
     policy = str(kwargs.get("on_scorer_error", "neutral")).strip().lower()
     if policy not in ON_SCORER_ERROR:
         raise ValueError(f"reward kwarg on_scorer_error={policy!r}; expected one of {', '.join(ON_SCORER_ERROR)}")
-    embedding = judge = None
+    embedding = judge = reference = None
+    paths = reference_paths(kwargs.get("ngram_reference"))
+    if scorer == "ngram" and paths:
+        reference = load_reference(paths, values["ngram_n"])  # NgramReferenceError names the file and line
+    elif scorer == "ngram":
+        logger.warning(
+            "safety reward: reasoning_scorer=ngram without ngram_reference: wording that most gold reasonings share "
+            "still earns part of the reasoning score; set ngram_reference to the training data"
+        )
     if scorer == "embedding":
         embedding = EmbeddingConfig.from_kwargs({k: v for k, v in kwargs.items() if k in _EMBEDDING_KEYS})
         if embedding is None:
@@ -187,7 +233,14 @@ def _parse_options(kwargs: Mapping[str, Any]) -> SafetyOptions:
         judge = JudgeConfig.from_kwargs(judge_kwargs)
         if judge is None:
             raise ValueError("reasoning_scorer=judge needs judge_base_url (or env JUDGE_BASE_URL)")
-    options = SafetyOptions(**values, reasoning_scorer=scorer, on_scorer_error=policy, embedding=embedding, judge=judge)
+    options = SafetyOptions(
+        **values,
+        ngram_reference=reference,
+        reasoning_scorer=scorer,
+        on_scorer_error=policy,
+        embedding=embedding,
+        judge=judge,
+    )
     logger.info("safety reward options: %s", options)
     return options
 
@@ -205,7 +258,8 @@ def max_score(options: SafetyOptions) -> float:
     return (
         options.format_weight
         + options.keys_weight
-        + options.closeness_weight * max(options.exact_bonus, 0.0)
+        + options.closeness_weight * (1.0 + options.exact_bonus)
+        + options.detection_weight
         + options.reasoning_weight
     )
 
@@ -244,7 +298,7 @@ async def _reasoning_part(options: SafetyOptions, gold: str, pred: str | None, o
         return 0.0
     pred = pred[:MAX_REASONING_CHARS]
     if options.reasoning_scorer == "ngram":
-        return ngram_similarity(pred, gold, options.ngram_n)
+        return ngram_reasoning_score(pred, gold, options.ngram_n, options.ngram_reference, options.ngram_step)
     t0 = time.perf_counter()
     if options.reasoning_scorer == "embedding":
         assert options.embedding is not None  # guaranteed by _parse_options
@@ -296,14 +350,20 @@ async def compute_score(
     out["within5"] = sum(within) / len(DIMENSIONS)
     out["all_within5"] = float(all(within))
 
+    violated, caught, clean, false_alarms, _ = detection_counts(parsed, gold_scores, options.violation_threshold)
+    out["violated_keys"], out["caught_keys"] = float(violated), float(caught)
+    out["clean_keys"], out["false_alarms"] = float(clean), float(false_alarms)
+
     out["format_part"] = format_part(format_ok)
     out["keys_part"] = keys_part(parsed, options.max_extra_keys)
-    out["closeness_part"] = closeness_part(parsed, gold_scores, options.exact_bonus, options.gap_scale)
+    out["closeness_part"] = closeness_part(parsed, gold_scores, options.exact_bonus)
+    out["detection_part"] = detection_part(parsed, gold_scores, options.violation_threshold)
     out["reasoning_part"] = await _reasoning_part(options, gold.reasoning, extract_reasoning(response), out)
     out["score"] = (
         options.format_weight * out["format_part"]
         + options.keys_weight * out["keys_part"]
         + options.closeness_weight * out["closeness_part"]
+        + options.detection_weight * out["detection_part"]
         + options.reasoning_weight * out["reasoning_part"]
     )
     return out

@@ -3,10 +3,12 @@
 # Does nothing when a healthy judge already answers on that host:port.
 #
 # Usage: bash scripts/serve_judge.sh [--config NAME] [--dry-run] [--port P] [--host H] [--gpus 7] [--model M]
-#                                    [hydra overrides, e.g. judge.max_model_len=4096]
-# Env (same meaning as the flags): JUDGE_PORT, JUDGE_HOST, JUDGE_GPUS, JUDGE_MODEL; JUDGE_STARTUP_TIMEOUT_S
-# (judge.startup_timeout_s, default 900); JUDGE_API_KEY (or the variable named by judge.api_key_env) is passed to
-# vLLM as VLLM_API_KEY, never on the command line.
+#                                    [--allow-no-key] [hydra overrides, e.g. judge.max_model_len=4096]
+# Env (same meaning as the flags): JUDGE_PORT, JUDGE_HOST, JUDGE_GPUS, JUDGE_MODEL, JUDGE_ALLOW_NO_KEY=1;
+# JUDGE_STARTUP_TIMEOUT_S (judge.startup_timeout_s, default 900); JUDGE_API_KEY (or the variable named by
+# judge.api_key_env) is passed to vLLM as VLLM_API_KEY, never on the command line.
+# A host other than loopback (127.0.0.1, ::1, localhost; e.g. JUDGE_HOST=0.0.0.0) needs that API key: without one
+# the judge is refused, since anyone reaching the port could use it, unless --allow-no-key says so on purpose.
 # The server runs in the background (its own process group); its PID is in <log>.pid (written as soon as it starts),
 # its output in the log. If it does not answer /health in time, or this script is interrupted (Ctrl-C, TERM) while
 # waiting, the server this invocation started is stopped again (exit 1 / 130 / 143). A judge that already answers,
@@ -19,6 +21,7 @@ cd "$repo_root"
 
 config="${CONFIG:-legal_grpo}"
 dry_run=0
+allow_no_key="${JUDGE_ALLOW_NO_KEY:-0}"
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
     --host) overrides+=("judge.host=$2"); shift 2 ;;
     --gpus) overrides+=("judge.gpus='$2'"); shift 2 ;;
     --model) overrides+=("judge.model=$2"); shift 2 ;;
+    --allow-no-key) allow_no_key=1; shift ;;
     -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) overrides+=("$1"); shift ;;
   esac
@@ -57,10 +61,23 @@ if health; then
   exit 0
 fi
 
+# An open judge: reachable from other machines and no key.
+if [ "$PLAN_JUDGE_LOOPBACK" -eq 0 ] && [ -z "${!api_key_env:-}" ]; then
+  if [ "$allow_no_key" != "1" ]; then
+    echo "[serve_judge] refusing to serve on $PLAN_JUDGE_HOST:$PLAN_JUDGE_PORT without an API key: anyone who" \
+         "reaches the port could use the judge. Set $api_key_env (the reward sends it), bind to 127.0.0.1" \
+         "(--host / JUDGE_HOST), or pass --allow-no-key (JUDGE_ALLOW_NO_KEY=1) on a network you trust" >&2
+    exit 1
+  fi
+  echo "[serve_judge] WARNING: serving on $PLAN_JUDGE_HOST:$PLAN_JUDGE_PORT without an API key (--allow-no-key):" \
+       "anyone who reaches the port can use the judge" >&2
+fi
+
 log="$PLAN_JUDGE_LOG"
 pid_file="$log.pid"
 if [ "$dry_run" -eq 1 ]; then
-  echo "[serve_judge] dry run: would start the judge on GPU(s) ${PLAN_JUDGE_GPUS:-<none>}, log $log:"
+  echo "[serve_judge] dry run: would start the judge at $PLAN_JUDGE_ADDRESS on GPU(s) ${PLAN_JUDGE_GPUS:-<none>}," \
+       "log $log:"
   echo "CUDA_VISIBLE_DEVICES=$PLAN_JUDGE_GPUS $(printf '%q ' "${PLAN_VLLM_CMD[@]}")"
   echo "[serve_judge] then wait up to ${PLAN_JUDGE_TIMEOUT_S}s for $PLAN_JUDGE_HEALTH_URL"
   exit 0
@@ -98,7 +115,7 @@ else
     exit 1
   fi
   mkdir -p "$(dirname "$log")" "$(dirname "$pid_file")"
-  echo "[serve_judge] starting $PLAN_JUDGE_MODEL on GPU(s) $PLAN_JUDGE_GPUS at $PLAN_JUDGE_BASE_URL (log: $log)"
+  echo "[serve_judge] starting $PLAN_JUDGE_MODEL on GPU(s) $PLAN_JUDGE_GPUS at $PLAN_JUDGE_ADDRESS (log: $log)"
   # The key reaches vLLM through its environment (VLLM_API_KEY), not argv. setsid: its own process group, so a
   # Ctrl-C meant for this script does not reach it and the whole group can be stopped at once.
   api_key="${!api_key_env:-}"
@@ -109,7 +126,13 @@ else
 fi
 
 pid="$(cat "$pid_file")"
-deadline=$(( $(date +%s) + PLAN_JUDGE_TIMEOUT_S ))
+waited_from=$(date +%s)
+deadline=$(( waited_from + PLAN_JUDGE_TIMEOUT_S ))
+# A plain line every LEGAL_PROGRESS_INTERVAL_S seconds (30; whole seconds here) while it loads (recipes/progress.py).
+every="${LEGAL_PROGRESS_INTERVAL_S:-30}"
+every="${every%%.*}"
+[[ "$every" =~ ^[0-9]+$ ]] && [ "$every" -ge 1 ] || every=1
+next_line=$(( waited_from + every ))
 until health; do
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "[serve_judge] the judge exited before answering /health — last lines of $log:" >&2
@@ -118,6 +141,11 @@ until health; do
     exit 1  # (the exit trap still stops any worker of its process group left behind)
   fi
   now=$(date +%s)
+  if [ "$now" -ge "$next_line" ] && [ "$now" -lt "$deadline" ]; then
+    echo "[serve_judge] waiting for $PLAN_JUDGE_HEALTH_URL: $(( now - waited_from )) s of ${PLAN_JUDGE_TIMEOUT_S} s" \
+         "(log: $log)"
+    next_line=$(( now + every ))
+  fi
   if [ "$now" -ge "$deadline" ]; then
     if [ -n "$started_pid" ]; then
       echo "[serve_judge] no /health answer after ${PLAN_JUDGE_TIMEOUT_S}s — stopping it (log $log)." \
@@ -129,8 +157,9 @@ until health; do
     exit 1
   fi
   # In the background + wait: a TERM/INT trap runs at once instead of after the sleep.
-  sleep "$(( deadline - now < 5 ? deadline - now : 5 ))" & wait $!
+  pause=$(( deadline - now < 5 ? deadline - now : 5 ))
+  sleep "$(( every < pause ? every : pause ))" & wait $!
 done
 started_pid=""  # healthy: it keeps running after this script exits
-echo "[serve_judge] judge ready: $PLAN_JUDGE_BASE_URL (model $PLAN_JUDGE_MODEL, GPU(s) $PLAN_JUDGE_GPUS, pid $pid," \
+echo "[serve_judge] judge ready: $PLAN_JUDGE_ADDRESS (model $PLAN_JUDGE_MODEL, GPU(s) $PLAN_JUDGE_GPUS, pid $pid," \
      "log $log). Stop it: kill -- -$pid"

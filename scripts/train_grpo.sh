@@ -88,7 +88,7 @@ fi
 
 # ---- one composition -> every command (recipes/commands.py).
 plan="$("$py" -m recipes.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" \
-  || die "config '$config' does not compose with the given overrides (error above)"
+  || die "cannot launch config '$config' with the given overrides (error above)"
 eval "$plan"
 
 # ---- data: prepare the shipped sample when the configured set is missing.
@@ -145,7 +145,7 @@ check_env_judges() {
 
 if [ "$PLAN_MULTI_NODE" -eq 1 ]; then
   commands=("$py -m recipes.commands runtime-env --config $PLAN_CONFIG --output $PLAN_RUNTIME_ENV" \
-            "$(printf '%q ' "${PLAN_SUBMIT_CMD[@]}")")
+            "RAY_AUTH_MODE=$PLAN_RAY_AUTH_MODE $(printf '%q ' "${PLAN_SUBMIT_CMD[@]}")")
 else
   commands=()
   if [ "$PLAN_JUDGE_FROM_ENV" -eq 1 ]; then
@@ -172,10 +172,12 @@ if [ "$gpus" -eq 0 ] && [ "$PLAN_MULTI_NODE" -eq 0 ]; then
   die "no GPU found on this machine (nvidia-smi lists none): training needs $((PLAN_TRAIN_GPUS_PER_NODE + PLAN_JUDGE_GPUS_HERE)) GPU(s). Run on a GPU node, or use --dry-run to check the set-up here."
 fi
 
-# ---- multi-node: submit to the Ray cluster (judges come from JUDGE_BASE_URL / the config).
+# ---- multi-node: submit to the Ray cluster (judges come from JUDGE_BASE_URL / the config). The submission carries
+# Ray's token (RAY_AUTH_MODE=token unless set otherwise; the token from RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token).
 if [ "$PLAN_MULTI_NODE" -eq 1 ]; then
   "$py" -m recipes.commands runtime-env --config "$PLAN_CONFIG" --output "$PLAN_RUNTIME_ENV"
-  say "submitting run $PLAN_RUNTIME_ENV / $PLAN_RUN_NAME: $(printf '%q ' "${PLAN_SUBMIT_CMD[@]}")"
+  export RAY_AUTH_MODE="$PLAN_RAY_AUTH_MODE"
+  say "submitting run $PLAN_RUNTIME_ENV / $PLAN_RUN_NAME: RAY_AUTH_MODE=$RAY_AUTH_MODE $(printf '%q ' "${PLAN_SUBMIT_CMD[@]}")"
   exec "${PLAN_SUBMIT_CMD[@]}"
 fi
 

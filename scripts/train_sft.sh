@@ -34,7 +34,7 @@ fi
 plan_args=(plan --config "$config")
 [ "$dry_run" -eq 0 ] || plan_args+=(--dry-run)
 plan="$("$py" -m recipes.sft_launch "${plan_args[@]}" ${overrides[@]+"${overrides[@]}"})" \
-  || die "config '$config' does not compose with the given overrides (error above)"
+  || die "cannot launch config '$config' with the given overrides (error above)"
 eval "$plan"
 check_status="$PLAN_CHECK_FAILED"
 trainer_line="$(printf '%q ' "${PLAN_TRAINER_CMD[@]}")"

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import socket
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.figures import bar_texts, capture_figures, panel_titles
 from helpers.judge_server import ScriptedJudgeServer
+from matplotlib.collections import PathCollection
 
 from judge.client import JudgeConfig, close_judge_clients
 from judge.prompts import fence_prediction, neutralize
-from recipes.legal.audit_judge import ask_all, main
+from recipes.judge_audit import AuditPair, AuditRecord
+from recipes.judge_audit_report import compute_audit, write_outputs
+from recipes.legal.audit_judge import SPEC, ask_all, main
 from recipes.legal.audit_pairs import DEFAULT_PROBES_PATH, build_pairs, load_probes, probe_pairs, select_pairs
 from recipes.legal.audit_report import advice
 from recipes.legal.terms import parse_term
@@ -290,6 +300,70 @@ def test_advice(acc, fp, failure_rate, expected):
     assert expected in line
 
 
+# Hand-made records: (task, kind, right grade or true difference, judged values; None unreadable, "fail" failed)
+PLOTTED = [
+    ("charge", "exact", 2, [2, 2, 2, 2, 2]),
+    ("charge", "superset", 1, [2, 2, 0]),  # 0%
+    ("charge", "subset", 1, ["fail", "fail"]),  # nothing answered: n/a, not a 0% bar
+    *[("term", f"diff_{d}", d, [d] * 12 + [d - 3, None]) for d in (0, 3, 12, 36)],  # 12 equal errors per difference
+]
+
+
+def plotted_records() -> list[AuditRecord]:
+    """PLOTTED as audit records (the gold is never read by the figures)."""
+    records = []
+    for task, kind, right, judged in PLOTTED:
+        for i, value in enumerate(judged):
+            expected = {"expected_error": right} if task == "term" else {"expected_grade": right}
+            pair = AuditPair(task, kind, i, SimpleNamespace(text="盗窃罪"), "x", **expected)
+            failed = value == "fail"
+            records.append(AuditRecord(pair, None if failed else value, "", 100.0 + i, failed, "", False))
+    return records
+
+
+def test_audit_plots_say_what_they_show(tmp_path, monkeypatch):
+    """Titles on every plot; 0% and n/a bars carry their value; term errors never drawn on top of each other."""
+    records = plotted_records()
+    figures = capture_figures(monkeypatch)
+    audit = compute_audit(records, SPEC)
+    write_outputs(audit, records, tmp_path, SPEC)
+    assert set(figures) == {"accuracy.png", "confusion.png", "term_error.png", "latency.png"}  # no probe, no probes.png
+    assert all(panel_titles(fig) for fig in figures.values())
+    acc = figures["accuracy.png"].axes[0]
+    assert acc.get_title() == "judge accuracy per task / kind of pair (n: answered pairs)"
+    shown = dict(zip([t.get_text() for t in acc.get_yticklabels()], bar_texts(acc), strict=False))
+    assert shown["charge/exact (n=5)"] == "100%"
+    assert shown["charge/superset (n=3)"] == "0%"  # a bar of width 0, shown by its value
+    assert shown["charge/subset (n=0)"] == "n/a"  # every call failed: no accuracy, not 0%
+    latency = figures["latency.png"].axes[0].get_title()
+    assert latency.startswith(f"judge latency, answered uncached calls (n={audit['latency']['n']})")
+    assert "p50" in latency and "p95" in latency
+    # term_error.png: one column per true difference, every readable error a point, no two points at one place
+    term = figures["term_error.png"].axes[0]
+    points = [tuple(xy) for c in term.collections if isinstance(c, PathCollection) for xy in c.get_offsets().tolist()]
+    truths = (0, 3, 12, 36)
+    assert len(points) == len(truths) * 13 and len(set(points)) == len(points)
+    for i, d in enumerate(truths):
+        column = sorted(y for x, y in points if abs(x - i) < 0.5)
+        assert column == sorted([d] * 12 + [d - 3])
+    ticks = [t.get_text() for t in term.get_xticklabels()]
+    assert ticks == [f"{d} months\n(n=13, 1 unreadable)" for d in truths]
+    # audit.md: the confusion as a Markdown table, each kind's cells in words
+    md = (tmp_path / "audit.md").read_text(encoding="utf-8")
+    assert "| charge | superset | 3 | 0 | 0% | right 1 → judged 0: 1, judged 2: 2 |" in md
+    table = [
+        "### Confusion: charge",
+        "",
+        "| right grade ↓ / judged → | 0 | 1 | 2 | unreadable |",
+        "| --- | --- | --- | --- | --- |",
+        "| 0 | 0 | 0 | 0 | 0 |",
+        "| 1 | 1 | 0 | 2 | 0 |",
+        "| 2 | 0 | 0 | 5 | 0 |",
+    ]
+    assert "\n".join(table) in md
+    assert "[[" not in md
+
+
 def test_gone_judge_stops_with_one_line(data, tmp_path, monkeypatch, caplog):
     """Every call fails: after max_consecutive_failures the run stops with exit 1 and says where (config path)."""
     monkeypatch.delenv("JUDGE_BASE_URL", raising=False)
@@ -305,6 +379,62 @@ def test_gone_judge_stops_with_one_line(data, tmp_path, monkeypatch, caplog):
     client_errors = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "judge.client"]
     assert len(client_errors) == 1  # the client says it once when it stops; nothing is sent after that
     assert not (tmp_path / "a" / "audit.json").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("flags", "server_kw", "needle"),
+    [
+        pytest.param(["--judge-model", "wrong", "--config", ""], {}, "does not serve model 'wrong'; it serves: "
+                     "judge-model — pass --judge-model judge-model", id="wrong-model"),
+        pytest.param(["--config", "legal_grpo"], {}, "does not serve model 'Qwen/Qwen2.5-7B-Instruct'; it serves: "
+                     "judge-model", id="config-model-not-served"),
+        pytest.param(["--judge-model", "judge-model", "--config", ""], {"api_key": "secret"},
+                     "answered HTTP 401 — check the API key (JUDGE_API_KEY)", id="api-key-refused"),
+        pytest.param(["--judge-model", "judge-model", "--config", ""], None,
+                     "judge unavailable: nothing answers GET http://127.0.0.1:{port}/v1/models", id="down"),
+    ],
+)  # fmt: skip
+def test_judge_checked_once_before_any_question(data, tmp_path, monkeypatch, caplog, flags, server_kw, needle):
+    """One GET /v1/models first: a wrong or missing model, a refused key or a dead endpoint is exit 1 and one line
+    (naming the models it serves), with no question sent and no warning before it (issue 29: ~95 WARNING lines)."""
+    monkeypatch.delenv("JUDGE_BASE_URL", raising=False)
+    monkeypatch.delenv("JUDGE_MODEL", raising=False)
+    monkeypatch.delenv("JUDGE_API_KEY", raising=False)
+    server = ScriptedJudgeServer(reply="2", model="judge-model", **server_kw) if server_kw is not None else None
+    port = server.start().port if server else _free_port()
+    try:
+        rc = main(["--data", data, "--judge-base-url", f"http://127.0.0.1:{port}/v1", *flags, "--out", str(tmp_path)])
+    finally:
+        if server:
+            server.stop()
+    assert rc == 1
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelname for r in loud] == ["ERROR"], [r.getMessage() for r in loud]
+    assert needle.format(port=port) in loud[0].getMessage() and "\n" not in loud[0].getMessage()
+    if server:
+        assert [(r.method, r.path) for r in server.all_requests] == [("GET", "/v1/models")]
+    assert not (tmp_path / "audit.json").exists()
+
+
+def test_wrong_model_is_one_line_on_the_console(data, tmp_path):
+    """The command as a user runs it: exit 1, one ERROR line on stderr, no traceback, no progress bar, no warning."""
+    with ScriptedJudgeServer(reply="2", model="judge-model") as server:
+        proc = subprocess.run(
+            [sys.executable, "-m", "recipes.legal.audit_judge", "--data", data, "--judge-base-url", server.base_url,
+             "--judge-model", "wrong", "--config", "", "--out", str(tmp_path / "a")],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "JUDGE_BASE_URL": "", "JUDGE_MODEL": ""},
+        )  # fmt: skip
+        chat = server.requests
+    assert proc.returncode == 1, proc.stderr
+    loud = [line for line in proc.stderr.splitlines() if " INFO " not in line]
+    assert len(loud) == 1 and " ERROR recipes.legal.audit_judge: " in loud[0], proc.stderr
+    assert "it serves: judge-model" in loud[0] and not chat
 
 
 def test_bad_data_exits_2(tmp_path, monkeypatch):

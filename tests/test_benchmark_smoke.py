@@ -46,18 +46,19 @@ TINY = [
 ]
 
 
-def run_bench(tmp_path: Path, extra: list[str]) -> tuple[dict, str]:
-    """Run the benchmark with TINY + extra args; return the JSON report and stdout."""
+def run_bench(tmp_path: Path, extra: list[str], progress: bool = False) -> tuple[dict, str, str]:
+    """Run the benchmark with TINY + extra args (progress bars on when asked); the JSON report, stdout, stderr."""
     out = tmp_path / "report.json"
+    args = [a for a in TINY if a != "--no-progress"] if progress else TINY
     proc = subprocess.run(
-        [sys.executable, str(BENCH), *TINY, *extra, "--json", str(out)],
+        [sys.executable, str(BENCH), *args, *extra, "--json", str(out)],
         cwd=REPO_ROOT,
         capture_output=True,
-        text=True,
         timeout=240,
-    )
-    assert proc.returncode == 0, f"benchmark failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
-    return json.loads(out.read_text(encoding="utf-8")), proc.stdout
+    )  # bytes: text=True would turn a progress redraw's \r into \n
+    stdout, stderr = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 0, f"benchmark failed ({proc.returncode}):\n{stdout}\n{stderr[-4000:]}"
+    return json.loads(out.read_text(encoding="utf-8")), stdout, stderr
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,12 @@ def run_bench(tmp_path: Path, extra: list[str]) -> tuple[dict, str]:
 )
 def test_benchmark_reports_consistent_contract(tmp_path: Path, case: str, extra: list[str], expect_fallbacks: bool):
     """Every contract key is there and the numbers agree with each other and with the run's arguments."""
-    report, stdout = run_bench(tmp_path, extra)
+    report, stdout, stderr = run_bench(tmp_path, extra, progress=case == "chunked_no_errors")
+    if case == "chunked_no_errors":  # progress into a pipe: plain lines (recipes/progress.py), start and end of each
+        assert "\r" not in stderr
+        for desc in ("starting reward workers", "scoring (hybrid)", "naive baseline"):
+            bars = [line for line in stderr.splitlines() if line.startswith(f"{desc}:")]
+            assert len(bars) >= 2 and " 0%|" in bars[0] and "100%|" in bars[-1], (desc, stderr[-2000:])
     missing = [k for k in CONTRACT_KEYS if k not in report]
     assert not missing, f"{case}: missing contract keys {missing}"
     for key in CONTRACT_KEYS:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,8 @@ from recipes.commands import (
     CONFIG_DIR,
     FORWARD_ENV,
     LAUNCH_TRAINERS,
+    NODE_SECRETS,
+    REPO_ROOT,
     RUNTIME_ENV_TEMPLATE,
     build_plan,
     build_runtime_env,
@@ -155,22 +159,50 @@ def test_ray_job_submit_command(config: str, env: dict, address: str, multi: boo
 
 
 def test_runtime_env_forwards_only_set_allowlisted_vars() -> None:
-    """The generated runtime env = template + forwarded variables that are set; nothing else from the shell."""
-    env = {"JUDGE_BASE_URL": "http://j:8000/v1", "WANDB_API_KEY": "k", "WANDB_MODE": "", "SECRET_OTHER": "x"}
+    """The generated runtime env = template + forwarded variables that are set; nothing else from the shell, and no
+    secret (Ray's job API returns every job's runtime env; issue 24 item 12)."""
+    secrets = {name: f"secret-{name}" for name in NODE_SECRETS}
+    env = {"JUDGE_BASE_URL": "http://j:8000/v1", "WANDB_PROJECT": "p", "WANDB_MODE": "", "SECRET_OTHER": "x", **secrets}
     data = build_runtime_env(RUNTIME_ENV_TEMPLATE, env)
     template = yaml.safe_load(RUNTIME_ENV_TEMPLATE.read_text(encoding="utf-8"))
     assert data["excludes"] == template["excludes"]
     assert {".venv/", "checkpoints/", "data/prepared/"} <= set(data["excludes"])
-    assert data["env_vars"] == {**template["env_vars"], "JUDGE_BASE_URL": "http://j:8000/v1", "WANDB_API_KEY": "k"}
+    assert data["env_vars"] == {**template["env_vars"], "JUDGE_BASE_URL": "http://j:8000/v1", "WANDB_PROJECT": "p"}
     assert "SECRET_OTHER" not in FORWARD_ENV and "working_dir" not in data
+    assert set(NODE_SECRETS) == {"JUDGE_API_KEY", "WANDB_API_KEY", "HF_TOKEN"}
+    # the caller's own list cannot smuggle a secret in either
+    forced = build_runtime_env(RUNTIME_ENV_TEMPLATE, env, forward=(*FORWARD_ENV, *NODE_SECRETS))
+    assert not set(NODE_SECRETS) & set(forced["env_vars"])
 
 
-def test_runtime_env_cli_writes_private_file(tmp_path: Path) -> None:
-    """`commands runtime-env` writes the file with mode 600 (it may hold keys)."""
+@pytest.mark.parametrize("before", [None, 0o644, 0o666], ids=["new", "existing-0644", "existing-0666"])
+def test_runtime_env_cli_writes_private_file(tmp_path: Path, capsys: pytest.CaptureFixture, before: int | None) -> None:
+    """`commands runtime-env` leaves a mode-600 file, also over an existing world-readable one, by an atomic rename
+    (a new inode; no temp file left); it names the secrets it left out (issue 24 item 14)."""
     out = tmp_path / "rt.yaml"
-    assert main(["runtime-env", "--output", str(out)], environ={"WANDB_API_KEY": "k"}) == 0
+    old_inode = None
+    if before is not None:
+        out.write_text("env_vars: {JUDGE_API_KEY: leaked}\n")
+        out.chmod(before)
+        old_inode = out.stat().st_ino
+    env = {"WANDB_PROJECT": "p", "JUDGE_API_KEY": "k"}
+    assert main(["runtime-env", "--output", str(out)], environ=env) == 0
     assert out.stat().st_mode & 0o777 == 0o600
-    assert yaml.safe_load(out.read_text())["env_vars"]["WANDB_API_KEY"] == "k"
+    assert out.stat().st_ino != old_inode
+    data = yaml.safe_load(out.read_text())
+    assert data["env_vars"]["WANDB_PROJECT"] == "p" and "JUDGE_API_KEY" not in data["env_vars"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rt.yaml"]
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (forwarded: WANDB_PROJECT)" in printed
+    assert "not forwarded: JUDGE_API_KEY (secrets stay out of the job's runtime env" in printed
+
+
+def test_submission_authenticates_unless_told_otherwise() -> None:
+    """`ray job submit` runs with RAY_AUTH_MODE=token (Ray's token auth); a mode the user set wins."""
+    assert build_plan("legal_grpo_multinode", [], {"RUN_NAME": "r"}, today=DAY).ray_auth_mode == "token"
+    plan = build_plan("legal_grpo_multinode", [], {"RUN_NAME": "r", "RAY_AUTH_MODE": "disabled"}, today=DAY)
+    assert plan.ray_auth_mode == "disabled"
+    assert "PLAN_RAY_AUTH_MODE=disabled" in plan_to_bash(plan, {}, 0).splitlines()
 
 
 @pytest.mark.parametrize(
@@ -178,8 +210,10 @@ def test_runtime_env_cli_writes_private_file(tmp_path: Path) -> None:
     [
         ("trainer", f"CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6 python3 -m recipes.main_ppo {CFG} "
                     "--config-name=legal_grpo trainer.experiment_name=x"),
-        ("vllm", " ".join(VLLM_DEFAULT)),
-        ("ray-submit", "ray job submit --address=http://127.0.0.1:8265 --runtime-env=outputs/runtime_env.x.yaml "
+        ("vllm", "CUDA_VISIBLE_DEVICES=7 " + " ".join(VLLM_DEFAULT)),
+        ("ray-submit", "python3 -m recipes.commands runtime-env --config legal_grpo --output "
+                       "outputs/runtime_env.x.yaml && RAY_AUTH_MODE=token ray job submit "
+                       "--address=http://127.0.0.1:8265 --runtime-env=outputs/runtime_env.x.yaml "
                        "--working-dir . -- python3 -m recipes.main_ppo --config-name=legal_grpo "
                        "trainer.experiment_name=x"),
     ],
@@ -216,14 +250,56 @@ def test_cli_trainer_has_the_scripts_gpus(
     assert f"PLAN_TRAIN_DEVICES={devices}\n" in commands.plan_to_bash(plan, {"RUN_NAME": "x", **env}, gpus)
 
 
+FAKE_RAY = """#!/usr/bin/env bash
+# Stand-in for `ray`: records the auth mode it ran with and the runtime env file it was given (mode, content).
+for a in "$@"; do case "$a" in --runtime-env=*) rt="${a#*=}" ;; esac; done
+{ echo "RAY_AUTH_MODE=${RAY_AUTH_MODE:-unset}"; stat -c %a "$rt"; cat "$rt"; } > "$FAKE_RAY_RAN"
+"""
+
+
+def test_the_printed_ray_submit_line_runs_as_printed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The `ray-submit` line writes the runtime env it names before `ray job submit` reads it, and submits with
+    Ray's token auth (issue 29 item 14; issue 24 item 12)."""
+    assert main(["ray-submit", "--config", "legal_grpo_multinode"], environ={"RUN_NAME": "x"}) == 0
+    line = capsys.readouterr().out.strip()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ray").write_text(FAKE_RAY)
+    (bin_dir / "ray").chmod(0o755)
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RUN_NAME", *NODE_SECRETS)},
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO_ROOT),
+        "FAKE_RAY_RAN": str(tmp_path / "ray.ran"),
+        "JUDGE_API_KEY": "key-of-the-shell",
+        "JUDGE_BASE_URL": "http://judge-a:8000/v1",
+    }
+    proc = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ran = (tmp_path / "ray.ran").read_text().splitlines()
+    assert ran[:2] == ["RAY_AUTH_MODE=token", "600"]
+    written = yaml.safe_load("\n".join(ran[2:]))
+    assert (
+        written["env_vars"]["JUDGE_BASE_URL"] == "http://judge-a:8000/v1" and "JUDGE_API_KEY" not in written["env_vars"]
+    )
+
+
 def test_cli_unknown_config_is_one_line_error(capsys: pytest.CaptureFixture) -> None:
     """A config name that does not exist names the known ones."""
     assert main(["trainer", "--config", "nope"], environ={}) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "nope" in err and "legal_grpo_smoke" in err
-    # every recipe's launch configs (GRPO and SFT), not only legal_grpo*
-    assert {"safety_grpo", "safety_grpo_ngram", "safety_sft"} <= set(launchable_configs(trainers=LAUNCH_TRAINERS))
-    assert err.endswith("use one of: " + ", ".join(launchable_configs(trainers=LAUNCH_TRAINERS)))
+    # every recipe's GRPO configs, not only legal_grpo*, and no SFT config (scripts/train_sft.sh launches those)
+    assert {"safety_grpo", "safety_grpo_ngram"} <= set(launchable_configs())
+    assert "safety_sft" in launchable_configs(trainers=LAUNCH_TRAINERS) and "safety_sft" not in launchable_configs()
+    assert err.endswith("use one of: " + ", ".join(launchable_configs()))
+
+
+def test_cli_sft_config_names_the_sft_script(capsys: pytest.CaptureFixture) -> None:
+    """The SFT config is not a GRPO launch: one line naming scripts/train_sft.sh."""
+    assert main(["trainer", "--config", "safety_sft"], environ={}) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "launch it with `bash scripts/train_sft.sh --config safety_sft`" in err
 
 
 @pytest.mark.parametrize(

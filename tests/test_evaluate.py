@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -13,12 +14,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.figures import bar_texts, capture_figures, panel_titles, suptitle
 from helpers.judge_fixtures import judge_server  # noqa: F401  (fixture; harmless once conftest re-exports it)
 
+from recipes import evaluate as G
+from recipes.eval_report import fmt
 from recipes.legal import eval_scoring as S
 from recipes.legal import evaluate as E
 from recipes.legal import metrics as M
 from recipes.legal import report as R
+from recipes.legal.label_sets import LabelSets
 from rewards.format import check_format, extract_answer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -314,15 +319,16 @@ def test_report_and_compare_from_records(data_path, tmp_path, monkeypatch):
 
 
 def test_charge_confusion_counts(data_path, tmp_path, monkeypatch):
-    """Confusion of PREDICTIONS: 盗窃罪 row gets ½ (item 0 hit) + ½ (miss → 诈骗罪) + 1 (item 1 hit)."""
+    """Confusion of PREDICTIONS: 盗窃罪 row gets ½ (item 0 exact) + ½ (wrong → 诈骗罪) + 1 (item 1 incomplete)."""
     _, records = evaluate_with_fake(data_path, write_predictions(tmp_path / "p.jsonl"), "rules", monkeypatch)
     rows, cols, matrix = R.charge_confusion(records)
     assert rows == ["盗窃罪", "诈骗罪"]  # 盗窃罪 gold in 3 responses, 诈骗罪 in 1
-    assert cols == ["盗窃罪", "诈骗罪", "其他", "无"]
-    # 盗窃罪: hit ½ (item 0, resp 1) + hit 1 (item 1); miss ½ predicted 诈骗罪 (item 0, resp 2)
-    assert matrix[0] == pytest.approx([1.5, 0.5, 0.0, 0.0])
-    # 诈骗罪 (item 1, weight 1): predicted only 盗窃罪 → column 盗窃罪
-    assert matrix[1] == pytest.approx([1.0, 0.0, 0.0, 0.0])
+    assert cols == ["盗窃罪", "诈骗罪", "其他", "不全", "无"]
+    # 盗窃罪: exact ½ (item 0, resp 1); wrong ½ predicted 诈骗罪 (item 0, resp 2); item 1 answered only 盗窃罪 of
+    # its gold 盗窃罪、诈骗罪: not exact, no wrong charge → 不全 (it was a hit before: issue 29 item 10)
+    assert matrix[0] == pytest.approx([0.5, 0.5, 0.0, 1.0, 0.0])
+    # 诈骗罪 (item 1, weight 1): the same incomplete answer
+    assert matrix[1] == pytest.approx([0.0, 0.0, 0.0, 1.0, 0.0])
 
 
 def test_training_template_is_readable(tiny_tokenizer):
@@ -513,7 +519,8 @@ def test_shared_entry_picks_legal_from_the_rows(sample_test_parquet, tmp_path, c
     assert G.main(["compare", str(tmp_path / "legal"), str(tmp_path / "shared"), "--out", str(tmp_path / "cmp")]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == f"wrote {tmp_path / 'cmp' / 'compare.md'} (+ compare.json, compare_<task>.png)"
-    assert printed[1].split() == ["task", "metric", "run", "run", "(2)"]  # same name twice: both kept
+    assert printed[1].endswith("— the same items")  # the item-count line (issue 23 item 4)
+    assert printed[2].split() == ["task", "metric", "run", "run", "(2)"]  # same name twice: both kept
     assert (tmp_path / "cmp" / "compare_term.png").exists()
 
 
@@ -728,9 +735,185 @@ def test_compare_prints_where_and_a_table(data_path, tmp_path, monkeypatch, caps
     assert E.main(["compare", str(tmp_path / "base"), str(tmp_path / "step400"), "--out", str(tmp_path / "cmp")]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith(f"wrote {tmp_path / 'cmp' / 'compare.md'}")
-    assert printed[1].split() == ["task", "metric", "base", "step400"]
-    assert any(line.split()[:2] == ["charge", "accuracy"] for line in printed)
-    assert any(line.split()[:2] == ["term", "mae_months"] and line.split()[2] == "7.00" for line in printed)
+    assert printed[1] == "items: base 9, step400 9 — the same items"
+    assert printed[2].split() == ["task", "metric", "base", "step400"]
+    assert any(line.startswith("charge") and "accuracy (exact set)" in line for line in printed)
+    mae = next(line for line in printed if "MAE, months (lower is better)" in line)
+    assert mae.split()[0] == "term" and mae.split()[-2:] == ["7.00", "7.00"]
+
+
+# ------------------------------------------------------------------ compare: readable plots, item counts
+# contest-like lists with a label no item has (it scores F1 = 1 in the official macro-F1, unlike cail_score's)
+LISTS = LabelSets(frozenset({"盗窃罪", "诈骗罪", "抢劫罪"}), frozenset({264, 266, 67}), "test", "lists.json")
+
+
+def scored_report(out: Path, name: str, mode: str, data_path: Path, pred: Path, monkeypatch, lists=LISTS) -> dict:
+    """A report directory (metrics.json, scores.jsonl, report.md, plots) from fake_compute_score's scores."""
+    monkeypatch.setattr(S, "_rules_grader", lambda: None)
+    data = E.load_data(data_path)
+    loaded = E.load_predictions(pred, data)
+    records = asyncio.run(
+        E.score_all(loaded.predictions, data, mode, {"mode": mode}, concurrency=4, compute_score=fake_compute_score)
+    )
+    metrics = E.compute_metrics(records, data, lists)
+    metrics["overall"].update(name=name, recipe="legal", mode=mode, mode_requested=mode, data=str(data_path))
+    return G.write_outputs(out, metrics, records, R.write_report)
+
+
+RAW_KEY = re.compile(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b")  # set_f1, cail_score, judge_score_mean …
+
+
+def test_compare_plots_are_titled_readably(data_path, tmp_path, monkeypatch):
+    """compare_<task>.png: readable titles, the official CAIL score, the verdict titled by its grader."""
+    pred = write_predictions(tmp_path / "p.jsonl")
+    runs = {n: scored_report(tmp_path / n, n, mode, data_path, pred, monkeypatch)
+            for n, mode in (("base", "rules"), ("step400", "judge"))}  # fmt: skip
+    figures = capture_figures(monkeypatch)
+    R.compare_reports([tmp_path / "base", tmp_path / "step400"], tmp_path / "cmp")
+    for task in E.TASKS:
+        titles = panel_titles(figures[f"compare_{task}.png"])
+        assert titles and not any(RAW_KEY.search(t) for t in titles), titles
+    charge = figures["compare_charge.png"]
+    assert panel_titles(charge) == ["accuracy (exact set)", "set F1 per item", "CAIL2018 official score (×100)"]
+    official = [p.get_height() for p in charge.axes[2].patches]  # the bars drawn are cail_score_official
+    assert official == pytest.approx([runs[n]["charge"]["cail_score_official"] for n in ("base", "step400")])
+    assert official != pytest.approx([runs[n]["charge"]["cail_score"] for n in ("base", "step400")])
+    assert charge.axes[0].patches[0].get_height() == pytest.approx(100 * runs["base"]["charge"]["accuracy"])
+    assert bar_texts(charge.axes[0]) == [fmt(runs[n]["charge"]["accuracy"], "rate") for n in ("base", "step400")]
+    # verdict: rules graded one run, the judge the other → the title names no grader, each bar names its own;
+    # judge–rules agreement is drawn (the judge run has it)
+    verdict = figures["compare_verdict.png"]
+    assert panel_titles(verdict) == [R.VERDICT_PANEL_SEVERAL, "judge–rules agreement"]
+    assert [t.split("\n")[-1] for t in bar_texts(verdict.axes[0])] == ["rules", "judge"]
+
+
+@pytest.mark.parametrize(
+    ("modes", "verdict_title"),
+    [(("rules", "rules"), "mean task score (rules, −2 … +2)"), (("judge", "judge"), "mean judge score (−2 … +2)")],
+)
+def test_compare_verdict_panel_is_titled_by_its_grader(data_path, tmp_path, monkeypatch, modes, verdict_title):
+    """One grader: the verdict panel says which; a panel no run has a value for (agreement in rules mode) is gone."""
+    pred = write_predictions(tmp_path / "p.jsonl")
+    for i, mode in enumerate(modes):
+        scored_report(tmp_path / f"r{i}", f"r{i}", mode, data_path, pred, monkeypatch, lists=None)
+    figures = capture_figures(monkeypatch)
+    R.compare_reports([tmp_path / "r0", tmp_path / "r1"], tmp_path / "cmp")
+    verdict = panel_titles(figures["compare_verdict.png"])
+    assert verdict[0] == verdict_title
+    assert ("judge–rules agreement" in verdict) == (modes[0] == "judge")  # rules mode: no agreement, no panel
+    # no contest lists: cail_score_official is null in both runs, so its panel is not drawn
+    assert panel_titles(figures["compare_charge.png"]) == ["accuracy (exact set)", "set F1 per item"]
+
+
+def test_compare_marks_runs_over_different_items(data_path, tmp_path, monkeypatch, capsys):
+    """Each run's item count heads compare.md, the terminal and the plots; different item sets are marked."""
+    full = write_predictions(tmp_path / "full.jsonl")
+    part = tmp_path / "part.jsonl"  # items 0, 1 (charge) and 4, 5 (term) only
+    part.write_text("\n".join(_line(i, r) for i, r in PREDICTIONS if i in (0, 1, 4, 5)) + "\n", encoding="utf-8")
+    scored_report(tmp_path / "full", "full", "rules", data_path, full, monkeypatch)
+    scored_report(tmp_path / "part", "part", "rules", data_path, part, monkeypatch)
+    figures = capture_figures(monkeypatch)
+    capsys.readouterr()
+    assert E.main(["compare", str(tmp_path / "part"), str(tmp_path / "full"), "--out", str(tmp_path / "cmp")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == (
+        "items: part 4, full 9 — DIFFERENT ITEM SETS (4 in common): each run's numbers are over its own items, "
+        "not comparable item for item"
+    )
+    text = (tmp_path / "cmp" / "compare.md").read_text(encoding="utf-8").splitlines()
+    assert text[0] == "# Comparison: part (4 items) vs full (9 items)"
+    assert text[2] == f"**{printed[1]}**"
+    # per task: charge and term cover the same items in both runs (unmarked), article and verdict do not
+    article = text.index(f"## {R.TASK_TITLES['article']}")
+    assert text[article + 2] == "**DIFFERENT ITEM SETS (0 in common): not comparable item for item**"
+    charge = text.index(f"## {R.TASK_TITLES['charge']}")
+    assert text[charge + 2].startswith("| metric |")
+    assert "DIFFERENT ITEM SETS (0 in common)" in suptitle(figures["compare_article.png"])
+    assert suptitle(figures["compare_charge.png"]) == "charge prediction"
+    ticks = [t.get_text() for t in figures["compare_term.png"].axes[0].get_xticklabels()]
+    assert ticks == ["part\n2 items", "full\n3 items"]  # each run's own term items under its bars
+
+
+def test_compare_item_sets_without_scores_or_with_a_bad_line(data_path, tmp_path, monkeypatch, caplog):
+    """No scores.jsonl: equal counts are "not checked", unequal ones differ; a broken scores.jsonl line exits 2."""
+    from recipes.eval_report import item_coverage, load_runs
+
+    pred = write_predictions(tmp_path / "p.jsonl")
+    for name in ("a", "b"):
+        scored_report(tmp_path / name, name, "rules", data_path, pred, monkeypatch)
+    (tmp_path / "b" / "scores.jsonl").unlink()
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    runs, names = load_runs(dirs)
+    coverage = item_coverage(dirs, runs, names)
+    assert (coverage.counts, coverage.same, coverage.common) == ((9, 9), None, None)
+    assert coverage.line().endswith("item sets not checked (a report has no scores.jsonl)")
+    runs[1]["overall"]["n_items"] = 25
+    assert item_coverage(dirs, runs, names).same is False
+    # the same indices from two --data files need not be the same rows: said, and marked on the plots
+    runs, names = load_runs([tmp_path / "a", tmp_path / "a"])
+    runs[1]["overall"]["data"] = "other/test.parquet"
+    coverage = item_coverage([tmp_path / "a", tmp_path / "a"], runs, names)
+    assert coverage.same is True and "different --data files" in coverage.line() and coverage.mark()
+    (tmp_path / "b" / "scores.jsonl").write_text('{"data_source": "legal/charge", "index": 0}\n{oops\n')
+    assert E.main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp")]) == 2
+    assert f"{tmp_path / 'b' / 'scores.jsonl'} line 2" in caplog.text
+
+
+def test_terminal_tables_use_readable_labels(data_path, tmp_path, monkeypatch):
+    """Both recipes' compare tables name metrics with readable labels, never metrics.json keys."""
+    from recipes.safety import report as SR
+
+    pred = write_predictions(tmp_path / "p.jsonl")
+    legal = scored_report(tmp_path / "base", "base", "judge", data_path, pred, monkeypatch)
+    table = R.headline_table({"base": legal})
+    labels = [line[len("verdict  ") :].split("  ")[0].strip() for line in table.splitlines()[1:]]
+    assert "set F1 per item" in labels and "CAIL2018 official score (×100)" in labels
+    assert not RAW_KEY.search(table), table
+    safety = SR.headline_table({"base": {"safety": {"mae": {"overall": 1.0}, "format_rate": 1.0}}})
+    assert "MAE, all dimensions (lower is better)" in safety and not RAW_KEY.search(safety), safety
+
+
+def test_counts_and_official_rows_read_right():
+    """Counts print as integers (a weighted count keeps its fraction); the official row's label follows the lists."""
+    assert [R.fmt(v, "count") for v in (0.0, 3.0, 2.5, 1 / 3, None)] == ["0", "3", "2.5", "0.33", "—"]
+    block = {"cail_score_official": 40.0, "cail_official_pred_outside": 0.0}
+    full = "\n".join(R.task_table("charge", block, full_lists=True))
+    partial = "\n".join(R.task_table("charge", block, full_lists=False))
+    assert f"| {R.OFFICIAL_LABEL} (comparable with published results) | 40.00 |" in full
+    assert f"| {R.OFFICIAL_LABEL} (NOT comparable: not the full contest lists) | 40.00 |" in partial
+    assert "| predicted labels outside the lists (dropped, as the judger does) | 0 |" in partial
+
+
+def test_charge_confusion_counts_what_the_metric_counts(monkeypatch, tmp_path):
+    """An answer the reward scores −2 (gold 寻衅滋事罪, answer 聚众斗殴罪、寻衅滋事罪) is no hit on the diagonal."""
+    import rewards.legal
+
+    gold, answer = "寻衅滋事罪", "聚众斗殴罪、寻衅滋事罪"
+    scored = asyncio.run(
+        rewards.legal.compute_score("legal/charge", ans(answer), gold, {"charges": [gold]}, mode="rules")
+    )
+    assert scored["task_score"] == -2.0 and scored["acc"] == 0.0  # what the metric counted
+    view = E.parse_prediction("charge", ans(answer))
+    records = [
+        {"task": "charge", "data_source": "legal/charge", "index": 0, "gold_labels": [gold],
+         "pred_labels": view["charges"]},
+        {"task": "charge", "data_source": "legal/charge", "index": 1, "gold_labels": ["聚众斗殴罪"],
+         "pred_labels": ["聚众斗殴罪"]},  # exact: the one diagonal entry
+        {"task": "charge", "data_source": "legal/charge", "index": 2, "gold_labels": [gold], "pred_labels": []},
+    ]  # fmt: skip
+    rows, cols, matrix = R.charge_confusion(records)
+    assert rows == [gold, "聚众斗殴罪"]
+    assert matrix[0] == [0.0, 1.0, 0.0, 0.0, 1.0]  # 寻衅滋事罪: under 聚众斗殴罪 (the wrong charge), and none
+    assert matrix[1] == [0.0, 1.0, 0.0, 0.0, 0.0]
+    diagonal = sum(matrix[i][i] for i in range(len(rows)))
+    assert diagonal == sum(M.set_exact(r["gold_labels"], r["pred_labels"]) for r in records)  # = accuracy's count
+    figures = capture_figures(monkeypatch)
+    R.plot_charge_confusion(records, tmp_path / "c.png", font=None)
+    drawn = figures["c.png"].axes[0].images[0].get_array()
+    assert drawn.tolist() == matrix  # the heat map draws exactly these counts
+    assert [t.get_text() for t in figures["c.png"].axes[0].get_xticklabels()] == [
+        "C1", "C2", "other", "incomplete", "none"
+    ]  # fmt: skip
 
 
 # ------------------------------------------------------------------ cail_score_official over the contest's lists
@@ -766,6 +949,7 @@ def test_official_score_uses_the_lists_beside_the_data(sample_test_parquet, tmp_
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     charges, articles = _observed_labels(REPO / "data/samples/cail2018_sample.jsonl")
     lists = {"charge": set(E.canonical_charges(charges)), "article": articles}
+    outsides = {}
     for task, field, wrong in (("charge", "charges", WRONG_CHARGES), ("article", "articles", WRONG_ARTICLES)):
         pairs = [(r, ok) for r, ok in zip(rows, right, strict=True) if r["data_source"] == f"legal/{task}"]
         golds = [set(r["extra_info"][field]) for r, _ in pairs]
@@ -773,7 +957,7 @@ def test_official_score_uses_the_lists_beside_the_data(sample_test_parquet, tmp_
         if task == "charge":
             golds = [set(E.canonical_charges(g)) for g in golds]
             guesses = [set(E.canonical_charges(p)) for p in guesses]
-        outside = sum(len(p - lists[task]) for p in guesses)
+        outside = outsides[task] = sum(len(p - lists[task]) for p in guesses)
         expected = M.cail_f1(golds, [p & lists[task] for p in guesses], labels=lists[task])["score"]
         block = metrics[task]
         assert block["cail_score_official"] == pytest.approx(expected, abs=1e-4)
@@ -785,7 +969,14 @@ def test_official_score_uses_the_lists_beside_the_data(sample_test_parquet, tmp_
     assert labels["charges"] == len(lists["charge"]) and labels["full_lists"] is False
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "NOT comparable with published CAIL2018 results" in report
-    assert "official judger over the contest's lists" in report
+    official_rows = [line for line in report.splitlines() if line.startswith(f"| {R.OFFICIAL_LABEL}")]
+    assert len(official_rows) == 2  # charge and article
+    assert all("(NOT comparable: not the full contest lists)" in row for row in official_rows)
+    assert "comparable)" not in report.replace("(NOT comparable: not the full contest lists)", "")
+    # a count is an integer ("0", never "0.00"): articles 1 and 2 are outside the lists, no charge is
+    outside_rows = [line for line in report.splitlines() if line.startswith("| predicted labels outside the lists")]
+    assert [row.rsplit("|", 2)[-2].strip() for row in outside_rows] == [str(outsides[t]) for t in ("charge", "article")]
+    assert outsides["charge"] == 0  # the count that read "0.00"
 
 
 def test_official_score_is_null_with_a_reason(data_path, tmp_path):
@@ -806,3 +997,87 @@ def test_official_score_is_null_with_a_reason(data_path, tmp_path):
     assert metrics["article"]["cail_official_labels"] == 3 and metrics["article"]["cail_official_pred_outside"] == 1
     labels.write_text('{"charges": []}')
     assert _run_main(data_path, pred, tmp_path / "bad", "--labels", str(labels)) == 2
+
+
+# ------------------------------------------------------------------ issue 29: --data DIR, wrong types, the summary
+
+
+def test_data_directory_is_read_as_its_test_parquet(sample_test_parquet, tmp_path):
+    """--data DIR (what data.prepare --output names) scores DIR/test.parquet, with the lists beside it."""
+    sample_predictions(sample_test_parquet, tmp_path / "pred.jsonl")
+    common = ["--predictions", str(tmp_path / "pred.jsonl"), "--mode", "rules", "--name", "run"]
+    assert E.main(["--data", str(sample_test_parquet), *common, "--out", str(tmp_path / "file")]) == 0
+    assert E.main(["--data", str(sample_test_parquet.parent), *common, "--out", str(tmp_path / "dir")]) == 0
+    by_file, by_dir = (json.loads((tmp_path / d / "metrics.json").read_text("utf-8")) for d in ("file", "dir"))
+    assert by_dir["overall"]["data"] == str(sample_test_parquet)
+    assert by_dir == by_file
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("empty_dir", "is a directory without test.parquet — give the prepared test file"),
+        ("label_sets.json", "not a readable parquet file"),
+    ],
+)
+def test_data_that_is_not_a_test_file_is_one_line_and_exit_2(sample_test_parquet, tmp_path, data, message):
+    """A directory without test.parquet, or a file that is not parquet: one line on stderr, exit 2, no traceback."""
+    if data == "empty_dir":
+        target = tmp_path / "empty"
+        target.mkdir()
+    else:
+        target = sample_test_parquet.parent / data
+    pred = write_predictions(tmp_path / "p.jsonl")
+    proc = subprocess.run(
+        [sys.executable, "-m", "recipes.evaluate", "--data", str(target), "--predictions", str(pred),
+         "--out", str(tmp_path / "out")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert " ERROR " in line and message in line and str(target) in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason", "detail"),
+    [
+        ({"index": "4", "response": "x"}, "wrong_type", "'index' must be an int, got '4' — write \"index\": 4"),
+        ({"index": 4.0, "response": "x"}, "wrong_type", "'index' must be an int, got 4.0"),
+        ({"index": True, "response": "x"}, "wrong_type", "'index' must be an int, got True"),
+        ({"index": [4], "response": "x"}, "wrong_type", "'index' must be an int, got [4]"),
+        ({"index": 4, "response": 7}, "wrong_type", "'response' must be a string, got int"),
+        ({"index": 4, "response": ["x"]}, "wrong_type", "'response' must be a string, got list"),
+        ({"response": "x"}, "missing_field", "no 'index' (required: int)"),
+        ({"index": None, "response": "x"}, "missing_field", "no 'index' (required: int)"),
+        ({"index": 4}, "missing_field", "no 'response' (required: str)"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_wrong_type_not_missing(data_path, tmp_path, obj, reason, detail):
+    """A string index ("4") is a wrong type, said so with the fix; only an absent or null field is missing_field."""
+    pred = tmp_path / "p.jsonl"
+    pred.write_text(_line(0, ans("盗窃罪")) + "\n" + json.dumps(obj) + "\n", encoding="utf-8")
+    loaded = E.load_predictions(pred, E.load_data(data_path))
+    assert dict(loaded.skipped) == {reason: 1}
+    assert loaded.issues == [{"line": 2, "reason": reason, "detail": detail}]
+    with pytest.raises(E.EvaluationInputError, match=rf"line 2: {reason}: "):
+        E.load_predictions(pred, E.load_data(data_path), strict=True)
+
+
+def test_skipped_lines_are_one_warning_line_naming_where_they_are_listed(data_path, tmp_path, caplog):
+    """The console gets one WARNING: how many lines were skipped, for which reasons, and where the report lists them."""
+    pred = write_predictions(tmp_path / "p.jsonl", [*BAD_LINES, json.dumps({"index": "4", "response": "x"})])
+    out = tmp_path / "out"
+    with caplog.at_level("INFO"):
+        assert _run_main(data_path, pred, out) == 0
+    warnings = [r for r in caplog.records if r.levelno >= 30]
+    assert [(r.levelname, r.name) for r in warnings] == [("WARNING", "recipes.evaluate")], [
+        r.getMessage() for r in warnings
+    ]
+    assert warnings[0].getMessage() == (
+        "skipped 6 of 21 predictions line(s) (data_source_mismatch=1, malformed_json=2, missing_field=1, "
+        f"unknown_index=1, wrong_type=1); listed by line in {out / 'metrics.json'} (overall.issues) and "
+        f"{out / 'report.md'} (Input problems)"
+    )
+    overall = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["overall"]
+    assert overall["skipped_total"] == 6 and {i["line"] for i in overall["issues"]} >= {13, 15, 16, 18, 19, 21}

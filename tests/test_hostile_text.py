@@ -4,7 +4,7 @@ Inputs: seeded random mixes of the characters our regexes care about (tags, brac
 digits, punctuation, control characters, lone surrogates, other scripts) and pathological shapes (long runs of one
 character, nested or repeated tags, alternating patterns). Readers reached through compute_score see at most
 rewards.legal.MAX_RESPONSE_CHARS characters (compute_score does not read a longer response), and the answer readers
-(rules, charges, articles, terms, verdict, numerals) at most MAX_ANSWER_CHARS (compute_score cuts the answer block):
+(rules, charges, articles, terms, verdict, numerals) at most MAX_ANSWER_CHARS (compute_score reads no longer answer):
 each is fed the longest text it can receive. The entry points that cap their own input (compute_score, the judge
 prompt builders and reply parsers) get 1 MB. evaluate's readers are fed answers of MAX_ANSWER_CHARS too, although
 evaluate does not cut them itself: the numeral readers are quadratic on long digit runs (noted for their owners).

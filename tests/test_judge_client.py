@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import time
@@ -550,3 +551,39 @@ async def test_judge_works_in_a_forked_child(judge_server):
     assert result == (2, True)
     assert child.exitcode == 0
     assert [r.user_text.count("子进程") > 0 for r in srv.requests] == [False, True]
+
+
+async def _warm_pool(srv: Any, n: int) -> None:
+    """n concurrent calls, leaving n keep-alive connections in the client's pool (this frame keeps no client)."""
+    client = client_for(srv, timeout_s=2.0, max_retries=0)
+    results = await asyncio.gather(*(client.grade("罪名", "盗窃罪", f"热身{i}") for i in range(n)))
+    assert [r.value for r in results] == [2] * n
+
+
+def _look_up_in_child(base_url: str, out: Any) -> None:
+    """In a forked child: one client lookup (it sets the parent's clients aside), then a garbage collection."""
+
+    async def look() -> None:
+        get_judge_client(JudgeConfig(base_urls=(base_url,), model="m"))
+
+    asyncio.run(look())
+    gc.collect()
+    out.put(True)
+
+
+async def test_a_forked_child_leaves_the_parents_connections_alone(judge_server):
+    """Issue 24 item 8: a child's first lookup drops the clients it inherited without closing them. Closing them
+    (aiohttp's connector does when it is collected) took the parent's keep-alive sockets out of the epoll instance
+    the two share, and the parent's next calls on them hung until timeout_s."""
+    srv = judge_server(latency_s=0.05)
+    await _warm_pool(srv, 16)
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_look_up_in_child, args=(srv.base_url, out))
+    child.start()
+    assert await asyncio.to_thread(out.get, True, 60)
+    await asyncio.to_thread(child.join, 30)
+    client = client_for(srv, timeout_s=2.0, max_retries=0)
+    t0 = time.monotonic()
+    results = await asyncio.gather(*(client.grade("罪名", "盗窃罪", f"之后{i}") for i in range(32)))
+    assert [r.error for r in results if r.failed] == [] and time.monotonic() - t0 < 1.5

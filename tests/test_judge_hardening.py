@@ -6,16 +6,32 @@ Every case runs the real client against the loopback server; times are asserted 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import pathlib
 import time
+import tracemalloc
 
 import pytest
+import yaml
 from helpers.judge_fixtures import fresh_judge_clients, judge_client_for  # noqa: F401 - autouse fixture
-from helpers.judge_server import ScriptedJudgeServer
+from helpers.judge_server import ScriptedJudgeServer, gzip_bomb
+from helpers.legal_cases import GOLD, wrap
 
-from judge.client import JudgeUnavailableError
+from judge.client import JudgeUnavailableError, get_judge_client
 from judge.retry import backoff_s, retry_after_s
+from recipes.safety.dimensions import DIMENSIONS
+from recipes.safety.gold import Gold as SafetyGold
+from recipes.safety.gold import ground_truth_json
+from recipes.safety.prompt import gold_response
+from rewards.legal import JudgeCallFailedError
+from rewards.legal import compute_score as legal_score
+from rewards.legal import get_options as legal_options
+from rewards.safety import compute_score as safety_score
+from rewards.safety import get_options as safety_options
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 FAST = {"backoff_s": 0.01, "backoff_max_s": 0.02, "timeout_s": 5.0, "probe_after_s": 0.05}
 
@@ -23,6 +39,18 @@ FAST = {"backoff_s": 0.01, "backoff_max_s": 0.02, "timeout_s": 5.0, "probe_after
 def client_for(*servers, **overrides):
     """A judge client (from the registry) for the given servers."""
     return judge_client_for(servers, {**FAST, **overrides})
+
+
+def legal_client(kwargs):
+    """The judge client compute_score uses for these reward kwargs."""
+    return get_judge_client(legal_options(kwargs).judge)
+
+
+async def _until(check, seconds: float = 5.0) -> None:
+    """Wait (polling) until check() is true, at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 # ------------------------------------------------------------------------------------------------ unreadable replies
@@ -278,3 +306,186 @@ async def test_hostile_predictions_are_sent_quickly_and_encodable(judge_server, 
     (req,) = srv.requests
     body = json.dumps(req.json, ensure_ascii=False).encode("utf-8")
     assert len(body) < 8000
+
+
+# ------------------------------------------------------------------------------------------------ issue 24: slots
+
+
+@pytest.mark.parametrize("turns", range(6))
+async def test_a_caller_cancelled_as_it_is_handed_a_slot_leaks_none(judge_server, turns):
+    """Issue 24 item 4: with one slot, a caller cancelled in the loop turns around being handed the slot (verl's
+    limited reward manager cancels at its timeout) leaves the slot free: the next call is answered at once, not
+    after queue_timeout_s."""
+    srv = judge_server()
+    client = client_for(srv, max_concurrency=1, queue_timeout_s=3.0)
+    assert (await client.grade("罪名", "a", "warm")).value == 2
+    slots = client._semaphore
+    await slots.acquire()  # the only slot, held as a running call holds it
+    queued = asyncio.ensure_future(client.grade("罪名", "a", "queued"))
+    await asyncio.sleep(0.05)  # the call waits for the slot
+    slots.release()  # the slot is handed to it ...
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    queued.cancel()  # ... and it is cancelled in the same moments
+    with contextlib.suppress(asyncio.CancelledError):
+        await queued
+    t0 = time.monotonic()
+    res = await client.grade("罪名", "a", "next")
+    assert res.value == 2 and time.monotonic() - t0 < 1.5
+    assert not slots.locked()
+
+
+@pytest.mark.parametrize("policy", ["rules", "neutral", "raise"])
+async def test_a_queue_timeout_is_a_counted_judge_failure(judge_server, policy):
+    """Issue 24 item 5: no slot within queue_timeout_s is a failed call like any other: counted, and scored by
+    on_judge_error (it raised a private error out of compute_score before)."""
+    srv = judge_server(latency_s=2.0)
+    kwargs = {
+        "mode": "judge",
+        "judge_base_url": srv.base_url,
+        "judge_model": srv.model,
+        "max_concurrency": 1,
+        "queue_timeout_s": 0.3,
+        "timeout_s": 1.0,
+        "max_retries": 0,
+        "on_judge_error": policy,
+    }
+    ground_truth, extra_info = GOLD["charge"]
+
+    async def one(answer: str) -> dict:
+        return await legal_score("legal/charge", wrap(answer), ground_truth, dict(extra_info), **kwargs)
+
+    holder = asyncio.ensure_future(one("甲罪"))  # holds the only slot for timeout_s
+    await asyncio.sleep(0.05)
+    if policy == "raise":
+        with pytest.raises(JudgeCallFailedError, match="queue_timeout_s=0.3"):
+            await one("抢劫罪")
+    else:
+        out = await one("抢劫罪")
+        assert (out["judge_called"], out["judge_failed"]) == (1.0, 1.0)
+        assert (out["task_score"], out["rules_used"]) == ((-2.0, 1.0) if policy == "rules" else (0.0, 0.0))
+    (held,) = await asyncio.gather(holder, return_exceptions=True)  # the holder's own call timed out
+    assert isinstance(held, JudgeCallFailedError) if policy == "raise" else held["judge_failed"] == 1.0
+    stats = legal_client(kwargs).stats()
+    assert (stats["queue_timeouts"], stats["failures"], stats["consecutive_failures"]) == (1, 2, 2)
+
+
+async def test_a_queue_timeout_in_the_safety_reward_is_a_failed_reasoning_score(judge_server):
+    """The safety reward's judge scorer gets the same failed result: reasoning_failed, on_scorer_error=neutral."""
+    srv = judge_server(latency_s=2.0)
+    kwargs = {
+        "reasoning_scorer": "judge",
+        "judge_base_url": srv.base_url,
+        "judge_model": srv.model,
+        "max_concurrency": 1,
+        "queue_timeout_s": 0.3,
+        "timeout_s": 1.0,
+        "max_retries": 0,
+    }
+    scores = {**dict.fromkeys(DIMENSIONS, 100)}
+    gt = ground_truth_json(SafetyGold(tuple((k, scores[k]) for k in DIMENSIONS), "文本没有问题。"))
+
+    async def one(reasoning: str) -> dict:
+        return await safety_score("safety", gold_response(scores, reasoning), gt, {}, **kwargs)
+
+    holder = asyncio.ensure_future(one("第一段理由。"))
+    await asyncio.sleep(0.05)
+    out = await one("第二段理由。")
+    assert (out["reasoning_called"], out["reasoning_failed"], out["reasoning_part"]) == (1.0, 1.0, 0.0)
+    await holder
+
+
+# ------------------------------------------------------------------------------------------------ issue 24: bodies
+
+
+async def test_deep_json_is_a_counted_failure_retried_on_another_endpoint(judge_server):
+    """Issue 24 item 6: a 200 whose JSON nests 100k deep is a malformed reply (counted, retried on the healthy
+    endpoint), never a RecursionError out of the call or out of compute_score."""
+    deep, good = judge_server(body_fault="deep_json"), judge_server()
+    client = client_for(deep, good, max_retries=1)
+    res = await client.grade("罪名", "盗窃罪", "盗窃罪")
+    assert (res.value, res.failed, res.endpoint) == (2, False, good.base_url)
+    assert (len(deep.requests), len(good.requests), client.stats()["retries"]) == (1, 1, 1)
+    alone = client_for(deep, max_retries=1, cache_size=0)
+    res = await alone.grade("罪名", "盗窃罪", "盗窃罪")
+    assert res.failed and "malformed" in res.error and "RecursionError" in res.error
+    assert alone.stats()["failures"] == 1
+    ground_truth, extra_info = GOLD["charge"]
+    kwargs = {"mode": "judge", "judge_base_url": deep.base_url, "judge_model": deep.model, "max_retries": 0, **FAST}
+    out = await legal_score("legal/charge", wrap("偷东西罪"), ground_truth, dict(extra_info), **kwargs)
+    assert (out["judge_failed"], out["rules_used"]) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("status", [200, 503])
+@pytest.mark.parametrize("fault", ["endless", "gzip_bomb"])
+async def test_a_reply_body_is_read_within_max_reply_bytes(judge_server, fault, status):
+    """Issue 24 item 7: a never-ending chunked body and a gzip body that inflates to 32 MB are read up to
+    max_reply_bytes of decoded bytes, then dropped: a failed call at once, memory bounded (before, the body was read
+    whole, then decoded, and one reply grew the worker by hundreds of MB)."""
+    gzip_bomb(32 * 2**20)  # built before the measurement
+    srv = judge_server(body_fault=fault, body_fault_status=status, gzip_bomb_bytes=32 * 2**20)
+    client = client_for(srv, max_retries=0, timeout_s=3.0)
+    tracemalloc.start()
+    t0 = time.monotonic()
+    try:
+        res = await client.grade("罪名", "盗窃罪", "盗窃罪")
+        elapsed = time.monotonic() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert res.failed and "max_reply_bytes=262144" in res.error  # the default budget
+    assert elapsed < 1.5  # cut at the budget, not at timeout_s
+    assert peak < 16 * 2**20
+    if fault == "endless":
+        await _until(lambda: srv.requests[0].t_end > 0)
+        assert srv.requests[0].extra["bytes_sent"] < 64 * 2**20  # the connection was dropped
+
+
+# ------------------------------------------------------------------------------------------------ issue 24: deadline
+
+
+async def test_a_call_ends_by_its_deadline_from_the_callers_side(judge_server):
+    """Issue 24 item 9: from the caller's side a call ends within worst_case_s = queue_timeout_s + the attempts'
+    budget + the stop's re-probe (probe_after_s + timeout_s), whatever it waited for: here a slot, a hanging judge
+    of eight endpoints, and the re-probe that stops it (it probed the endpoints one after another, each up to
+    timeout_s: 313.5 s were measured at the defaults against a stated 243.5 s)."""
+    servers = [judge_server(latency_s=30.0) for _ in range(8)]
+    client = client_for(
+        *servers,
+        timeout_s=0.5,
+        max_retries=0,
+        max_concurrency=2,
+        queue_timeout_s=1.0,
+        probe_after_s=0.2,
+        max_consecutive_failures=2,
+    )
+    cfg = client.config
+    bound = cfg.queue_timeout_s + cfg.call_budget_s + cfg.probe_after_s + cfg.timeout_s
+
+    async def timed(i: int) -> tuple[float, str]:
+        t0 = time.monotonic()
+        try:
+            res = await client.grade("罪名", "a", str(i))
+            outcome = "failed" if res.failed else "answered"
+        except JudgeUnavailableError:
+            outcome = "stopped"
+        return time.monotonic() - t0, outcome
+
+    results = await asyncio.gather(*(timed(i) for i in range(3)))  # the third waits for a slot
+    assert max(took for took, _ in results) <= bound + 1.0, results  # slack: loop lag on a loaded 2-core box
+    assert {outcome for _, outcome in results} <= {"failed", "stopped"} and client.stopped
+    assert cfg.worst_case_s == pytest.approx(bound)
+
+
+@pytest.mark.parametrize(("config", "options"), [("legal_grpo", legal_options), ("safety_grpo", safety_options)])
+def test_the_stated_worst_case_is_the_configured_one(config, options):
+    """The worst case per call stated in the base configs and README is JudgeConfig.worst_case_s of those configs."""
+    text = (REPO / f"configs/base/{config}.yaml").read_text(encoding="utf-8")
+    kwargs = yaml.safe_load(text)["reward"]["custom_reward_function"]["reward_kwargs"]
+    kwargs = {**kwargs, "judge_base_url": "http://127.0.0.1:8000/v1", "judge_model": "m"}
+    if config == "safety_grpo":
+        kwargs["reasoning_scorer"] = "judge"
+    worst = options(kwargs).judge.worst_case_s
+    stated = f"{worst:g} s"
+    assert stated in text and stated in (REPO / "README.md").read_text(encoding="utf-8")
+    assert worst > 243.5  # the slot wait and the re-probe count too

@@ -231,3 +231,38 @@ def test_reset_and_repr(judge_server):
     assert srv.all_requests == [] and srv.max_concurrent_seen == 0
     assert srv.base_url in repr(srv) and "top-secret-key" not in repr(srv)
     assert srv.address == f"127.0.0.1:{srv.port}"
+
+
+def _raw_post(srv: ScriptedJudgeServer, read: int) -> tuple[int, dict[str, str], bytes]:
+    """A chat request over a plain socket-level client: (status, headers, the first `read` raw body bytes)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    body = json.dumps({"model": srv.model, "messages": [{"role": "user", "content": "x"}]})
+    conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read(read)
+    headers = {k.lower(): v for k, v in resp.getheaders()}
+    conn.close()
+    return resp.status, headers, data
+
+
+@pytest.mark.parametrize("status", [200, 503])
+def test_hostile_bodies(judge_server, status):
+    """body_fault: an endless chunked body (still sending after 1 MB), a gzip bomb (a thousandth of its decoded size
+    on the wire, a chat.completion once decoded) and JSON nested too deep for json.loads, with the given status."""
+    import gzip
+
+    endless = judge_server(body_fault="endless", body_fault_status=status)
+    code, headers, data = _raw_post(endless, 2**20)
+    assert (code, headers.get("transfer-encoding"), len(data)) == (status, "chunked", 2**20)
+    bomb = judge_server(body_fault="gzip_bomb", body_fault_status=status, gzip_bomb_bytes=8 * 2**20)
+    code, headers, data = _raw_post(bomb, 2**20)
+    assert (code, headers["content-encoding"], len(data) < 16 * 2**10) == (status, "gzip", True)
+    decoded = gzip.decompress(data)
+    assert len(decoded) == 8 * 2**20 and json.loads(decoded)["choices"][0]["message"]["content"] == "2"
+    deep = judge_server(body_fault="deep_json", body_fault_status=status, deep_json_depth=5000)
+    code, _, data = _raw_post(deep, 2**20)
+    assert code == status and data.count(b"[") == 5000 + 1  # and the "choices" list
+    with pytest.raises(RecursionError):
+        json.loads(data)

@@ -12,6 +12,7 @@ from helpers.judge_fixtures import judge_server  # noqa: F401 - fixture
 from recipes.checks import reward_kwargs
 from recipes.commands import compose_config
 from recipes.preflight import FAIL, PASS, WARN, CheckResult, format_table, run_preflight
+from recipes.preflight_keys import check_added_keys
 from recipes.recipe import KNOWN_RECIPES, load_recipe
 
 OK_ENV = {"WANDB_MODE": "offline"}
@@ -104,6 +105,18 @@ def test_default_config_passes_with_sample_data(sample_data: list[str]) -> None:
                      id="reward-path"),
         pytest.param(["data.train_batch_size=x"], "batch", "invalid literal for int()", id="not-a-number"),
         pytest.param(["data.no_such_key=1"], "compose", "does not compose", id="not-composing"),
+        pytest.param(["trainer.total_training_step=600"], "compose", "did you mean trainer.total_training_steps?",
+                     id="typo-names-the-key"),
+        pytest.param(["+trainer.total_training_step=600"], "added keys",
+                     "did you mean trainer.total_training_steps? Set it without the +: "
+                     "trainer.total_training_steps=600", id="typo-added-with-plus"),
+        pytest.param(["++trainer.total_training_step=600"], "added keys", "did you mean trainer.total_training_steps?",
+                     id="typo-added-with-plus-plus"),
+        pytest.param(["+trainerr.total_training_steps=600"], "added keys",
+                     "the config's top level does not have (verl never reads it) — did you mean "
+                     "trainer.total_training_steps?", id="typo-in-the-section"),
+        pytest.param(["+actor_rollout_ref.actor.optim.lrr=1e-6"], "added keys",
+                     "did you mean actor_rollout_ref.actor.optim.lr?", id="typo-deep"),
         pytest.param(["actor_rollout_ref.rollout.agent.agent_loop_manager_class="
                       "verl.experimental.agent_loop.AgentLoopManager"], "agent loop", "does not extend verl's "
                      "AgentLoopManagerTQ", id="v0-agent-loop-manager-under-v1"),
@@ -121,6 +134,31 @@ def test_broken_launch_fails_with_one_line(
     lines = [r.line() for r in fails]
     assert all("\n" not in line and " — " in line for line in lines), lines
     assert any(needle in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        pytest.param("+reward.custom_reward_function.reward_kwargs.shaping_note=1", id="reward-kwargs"),
+        pytest.param("+judge.note=ours", id="judge-section"),
+        pytest.param("+recipe.note=ours", id="recipe-section"),
+        pytest.param("+ray_kwargs.ray_init.num_gpus=1", id="ray-init-kwargs"),
+        pytest.param("+actor_rollout_ref.model.override_config.attn_implementation=sdpa", id="hf-config-override"),
+        pytest.param("+actor_rollout_ref.rollout.engine_kwargs.vllm.enforce_eager=true", id="engine-kwargs"),
+        pytest.param("++trainer.total_training_steps=600", id="plus-plus-on-a-known-key"),
+    ],
+)
+def test_keys_added_to_our_or_pass_through_sections_pass(added: str) -> None:
+    """Our own recipe keys (reward_kwargs, judge, recipe) and dicts verl hands on whole take any new key."""
+    base = compose_config("legal_grpo")
+    assert [(r.status, r.name) for r in check_added_keys(base, [added])] == [(PASS, "added keys")]
+
+
+def test_a_new_key_without_a_near_match_warns() -> None:
+    """A key verl's section does not define and nothing near: a warning (verl may read keys its YAML lacks)."""
+    (result,) = check_added_keys(compose_config("legal_grpo"), ["+trainer.brand_new_knob=1"])
+    assert result.status == WARN and "trainer.brand_new_knob" in result.message
+    assert "verl's trainer section does not define" in result.message
 
 
 @pytest.mark.parametrize(
@@ -355,7 +393,9 @@ def test_each_recipes_offline_reward_kwargs_call_no_judge(name: str) -> None:
             "safety_grpo",
             "safety_data",
             "reward.custom_reward_function.reward_kwargs.exact_bonus=0.5",
-            "safety: gold answer scores 4",  # 1 + 1 + 2 x 0.5 + 1 = 4 = max_score: still the best
+            # 1 + 1 + 1 x (1 + 0.5) + 1 + 1 = 5.5 = max_score: still the best (issue 23: closeness weight 1, a
+            # detection part, exact_bonus added to an exact key's 1)
+            "safety: gold answer scores 5.5",
             id="safety-weights-changed-best-follows",
         ),
         pytest.param(

@@ -23,7 +23,9 @@ from recipes.safety.round_report import (
     round_summary,
     total_variation,
 )
-from recipes.safety.selection import Scored, answer_key, saturated_texts, select
+from recipes.safety.selection import Scored, answer_key, meaning_key, saturated_texts, select
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _a(text_id: int, sample: int, response: str, score: float) -> Scored:
@@ -31,6 +33,36 @@ def _a(text_id: int, sample: int, response: str, score: float) -> Scored:
 
 
 # -------------------------------------------------------------------------------------------------- selection
+_R_SCORES = {**dict.fromkeys(DIMENSIONS, 100), DIMENSIONS[0]: 30}
+_R_REASONING = "文本对普通茶包作医疗功效宣传，属于虚假广告。"
+RENDERINGS = [
+    gold_response(_R_SCORES, _R_REASONING),
+    gold_response(_R_SCORES, _R_REASONING.replace("茶包", "茶\u200b包")),  # a zero-width space
+    "<reasoning>"
+    + _R_REASONING
+    + "</reasoning>\n<answer>"
+    + json.dumps(dict(reversed(_R_SCORES.items())), ensure_ascii=False)
+    + "</answer>",  # the keys in another order
+    "<reasoning>"
+    + _R_REASONING
+    + "</reasoning>\n<answer>"
+    + json.dumps({k: str(v) for k, v in _R_SCORES.items()}, ensure_ascii=False)
+    + "</answer>",  # "100", not 100
+    gold_response(_R_SCORES, _R_REASONING.rstrip("。")),  # no trailing 。
+    "<reasoning>"
+    + _R_REASONING
+    + "</reasoning>\n<answer>\n"
+    + json.dumps(_R_SCORES, ensure_ascii=False, indent=2)
+    + "\n</answer>",  # indented JSON
+    "<reasoning>"
+    + _R_REASONING
+    + "</reasoning>\n<answer>```json\n"
+    + json.dumps(_R_SCORES, ensure_ascii=False)
+    + "\n```</answer>",  # in a code fence
+    gold_response(_R_SCORES, _R_REASONING.replace("，", ",")),  # a half-width comma
+]
+"""Eight renderings of one answer: the same nine scores and the same reasoning."""
+
 SELECT_CASES = [
     pytest.param(
         [_a(0, 0, "a", 1.0), _a(0, 1, "b", 4.0), _a(0, 2, "c", 3.0), _a(0, 3, "d", 2.9)],
@@ -63,6 +95,10 @@ SELECT_CASES = [
         id="empty-answers-are-never-kept",
     ),
     pytest.param([], 3.0, 2, [], (0, 0, 0, 0), id="nothing-in"),
+    pytest.param(
+        [_a(0, k, r, 5.0) for k, r in enumerate(RENDERINGS)], 3.0, 2, [(0, 0)], (0, 0, 7, 0),
+        id="eight-renderings-of-one-answer-are-one",
+    ),
 ]  # fmt: skip
 
 
@@ -89,6 +125,15 @@ def test_answer_key_is_bounded_and_total() -> None:
     assert len(answer_key("x" * 1_000_000)) <= 20_000
     key = answer_key("a\ud800b")
     assert key.encode("utf-8") and key.startswith("a\ufffd") and key.endswith("b")
+
+
+def test_meaning_key_is_bounded_and_total() -> None:
+    """1 MB answers, lone surrogates and a block-less text give a key quickly and never raise."""
+    huge = "<reasoning>" + "理由。" * 400_000 + "</reasoning><answer>" + "{" * 100_000 + "</answer>"
+    for text in (huge, "a\ud800b", "", "<answer>" * 50_000, "x" * 1_000_000):
+        key = meaning_key(text)
+        assert isinstance(key, tuple) and hash(key) is not None
+    assert meaning_key("乱 码") == meaning_key("乱码。") != meaning_key("其他")
 
 
 def test_saturated_texts() -> None:
@@ -159,6 +204,59 @@ def test_round_summary_by_hand() -> None:
     assert s["distribution_line"] in md and "| 商业违规 | 65.0 | 73.3 | 50% | 33% |" in md
 
 
+def test_renderings_count_as_one_distinct_answer() -> None:
+    """round.json's distinct-answer ratio counts what answers mean: eight renderings of one answer are 1 of 8."""
+    answers = [_a(0, k, r, 5.0) for k, r in enumerate(RENDERINGS)]
+    summary = round_summary([_R_SCORES], answers, select(answers, 3.0, 2))
+    assert summary["distinct_answer_ratio"]["generated"] == pytest.approx(1 / 8)
+    assert summary["kept"] == 1
+
+
+def _never_flag(text_id: int, sample: int = 0, score: float = 4.0) -> Scored:
+    return _a(text_id, sample, _answer(_gold()), score)
+
+
+@pytest.mark.parametrize(
+    ("golds", "answers", "recall", "vectors", "needles"),
+    [
+        pytest.param(
+            [_gold(d0=30), _gold(d1=40, d2=20), _gold(), _gold(d3=90)],
+            [_never_flag(i) for i in range(4)],
+            0.0, {"kept": 1, "gold": 4, "ratio": 0.25},
+            ["flag 0% of the violations", "1 distinct score vectors for 4 distinct gold ones"],
+            id="never-flag-everywhere",
+        ),
+        pytest.param(
+            [_gold(d0=30), _gold(d1=40), _gold(), _gold(d3=90)],
+            [_never_flag(2), _never_flag(3)],
+            None, {"kept": 1, "gold": 2, "ratio": 0.5},
+            ["no kept answer is for one of the 2 texts with a violation"],
+            id="violations-dropped-clean-kept",
+        ),
+        pytest.param(
+            [_gold(d0=30), _gold(d1=40), _gold()],
+            [_a(0, 0, _answer(_gold(d0=30)), 5.0), _a(1, 0, _answer(_gold(d1=70)), 4.0), _never_flag(2)],
+            0.5, {"kept": 3, "gold": 3, "ratio": 1.0},
+            [],
+            id="half-the-violations-flagged-is-no-collapse",
+        ),
+    ],
+)  # fmt: skip
+def test_collapse_sees_a_never_flag_round(
+    golds: list[dict], answers: list[Scored], recall: float | None, vectors: dict, needles: list[str]
+) -> None:
+    """The kept answers' violation recall against the gold and their distinct score vectors (against the gold's of
+    the same texts) are in the summary; a never-flag kept set is a collapse, named in the warnings."""
+    s = round_summary(golds, answers, select(answers, 3.0, 2))
+    assert s["kept_violation_recall"] == (pytest.approx(recall) if recall is not None else None)
+    assert s["score_vectors"] == pytest.approx(vectors)
+    assert len(s["collapse"]) == len(needles)
+    for needle, sentence in zip(needles, s["collapse"], strict=True):
+        assert needle in sentence
+        assert sentence in s["warnings"] and sentence in s["distribution_line"]
+    assert "| kept answers' violation recall (gold violated keys flagged) |" in render_markdown(s)
+
+
 @pytest.mark.parametrize(
     ("summary_changes", "needle"),
     [
@@ -184,9 +282,12 @@ def test_collapse_warnings(summary_changes: dict, needle: str) -> None:
 # Four texts with their gold scores (dimension index -> score, the rest 100).
 GOLDS = [{0: 30}, {7: 50, 8: 40}, {}, {6: 70, **{i: 95 for i in (0, 1, 2, 3, 4, 5, 7, 8)}}]
 REASONING = ["含有违规广告。", "夸大疗效并诱导购买。", "普通的营业通知。", "提到敏感词但无恶意。"]
-FIVE = 5.0  # the gold answer: format 1 + keys 1 + closeness 2 x 1 + reasoning 1 (rewards/safety.py defaults)
-PERTURBED = 1 + 1 + 2 * (8 - 10 / 20) / 9 + 1  # one key 10 points off, the other eight exact, same reasoning
-NONSENSE = -1 - 1 - 2 * 1 + 0  # no format, no keys, every key unscored, no reasoning
+# rewards/safety.py defaults (issue 23): format 1, keys 1, closeness 1 x (mean of 1 - 2|gap|/100), detection 1 x
+# (1 - missed/violated - wrong/clean), reasoning 1 (n-gram, ranked against the four gold reasonings of --data).
+FIVE = 5.0  # the gold answer: every part at its maximum
+PERTURBED = 1 + 1 + (8 + 0.8) / 9 + 1 + 1  # one key 10 points off (no violation crosses 60), the eight others exact
+NONSENSE_VIOLATED = -1 - 1 - 1 - 1 + 0  # no format, no keys, every key unscored: a violation missed, clean keys wrong
+NONSENSE_CLEAN = -1 - 1 - 1 + 0 + 0  # the same for a clean text: its nine clean keys all wrong, detection 0
 
 
 def _scores(i: int) -> dict[str, int]:
@@ -203,9 +304,9 @@ def _samples(i: int) -> list[tuple[str, float]]:
     perturbed = gold_response(_off(_scores(i), 0), REASONING[i])
     other = gold_response(_off(_scores(i), 1), REASONING[i])
     return [
-        [(gold, FIVE), (gold.replace("\n", "\n\n  "), FIVE), (perturbed, PERTURBED), ("乱码", NONSENSE)],
+        [(gold, FIVE), (gold.replace("\n", "\n\n  "), FIVE), (perturbed, PERTURBED), ("乱码", NONSENSE_VIOLATED)],
         [(perturbed, PERTURBED), (gold, FIVE), (other, PERTURBED), (gold, FIVE)],
-        [("乱码", NONSENSE)] * 4,
+        [("乱码", NONSENSE_CLEAN)] * 4,
         [(gold, FIVE), (perturbed, PERTURBED), (gold, FIVE), (perturbed, PERTURBED)],
     ][i]
 
@@ -312,6 +413,77 @@ def test_nothing_kept_says_so(round_inputs: tuple[Path, Path], tmp_path: Path) -
     assert r["kept"] == 0 and r["outputs"]["sft"]["rows"] == 0 and r["outputs"]["grpo"]["rows"] == 4
     assert r["reward"]["mean_kept"] is None and r["warnings"][0].startswith("nothing was kept")
     assert "nothing was kept" in (out / "round.md").read_text(encoding="utf-8")
+
+
+def _never_flag_samples(samples: Path) -> None:
+    """Every answer for every text: all nine keys 100 (never a violation), with the text's gold reasoning."""
+    with samples.open("w", encoding="utf-8") as handle:
+        for i in range(len(GOLDS)):
+            for k in range(4):
+                response = gold_response(dict.fromkeys(DIMENSIONS, 100), REASONING[i])
+                handle.write(json.dumps({"row": i, "index": i, "response": response, "sample": k}) + "\n")
+
+
+def test_a_never_flag_round_is_refused_unless_kept_on_purpose(
+    round_inputs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At threshold 3 the never-flag answers pass for every text: the kept set catches none of the 3 gold violations
+    and holds 1 score vector for 4 gold ones. Exit 4, one ERROR line naming both, round.json / round.md / scores.jsonl
+    written, no sft.parquet or train.parquet. --keep-collapsed writes them, the warning stays in the line."""
+    data, samples = round_inputs
+    _never_flag_samples(samples)
+    out = tmp_path / "refused"
+    argv = ["--samples", str(samples), "--data", str(data), "--out", str(out), "--threshold", "3"]
+    with caplog.at_level("ERROR"):
+        assert main(argv) == 4
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith("round refused, model collapse: the kept answers flag 0%")
+    assert "1 distinct score vectors for 4 distinct gold ones" in errors[0] and "--keep-collapsed" in errors[0]
+    r = json.loads((out / "round.json").read_text(encoding="utf-8"))
+    assert r["refused"] and r["kept"] == 4 and r["kept_violation_recall"] == 0.0
+    assert r["outputs"] == {"scores": str(out / "scores.jsonl")} and (out / "scores.jsonl").is_file()
+    assert not (out / "sft.parquet").exists() and not (out / "train.parquet").exists()
+    assert "WARNING, model-collapse risk" in (out / "round.md").read_text(encoding="utf-8")
+
+    kept = tmp_path / "kept"
+    assert main([*argv[:5], str(kept), "--threshold", "3", "--keep-collapsed"]) == 0
+    r = json.loads((kept / "round.json").read_text(encoding="utf-8"))
+    assert r["refused"] is None and r["config"]["keep_collapsed"] is True
+    assert r["outputs"]["sft"]["rows"] == 4 and len(pq.read_table(kept / "sft.parquet")) == 4
+    assert "flag 0% of the violations" in r["distribution_line"]
+
+
+def test_at_the_default_threshold_no_never_flag_answer_is_kept_for_a_text_with_a_violation(tmp_path: Path) -> None:
+    """The shipped sample, three answers per text (never flag, honest 5 points lower, honest 2 points higher), the
+    configs/safety_rejection.yaml defaults: never-flag answers are kept only where the gold has no violation (before
+    issue 23 they were kept for most texts with one), and the round is no collapse."""
+    records = [json.loads(x) for x in (REPO / "data/samples/safety_sample.jsonl").read_text("utf-8").splitlines()]
+    rows = []
+    for i, record in enumerate(records):
+        rows += build_rows(parse_record(record, f"sample:{i + 1}"), ("score",), "chat", "train", i)
+    data = tmp_path / "train.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), data)
+    never = dict.fromkeys(DIMENSIONS, 100)
+    samples = tmp_path / "samples.jsonl"
+    with samples.open("w", encoding="utf-8") as handle:
+        for i, record in enumerate(records):
+            gold = record["scores"]
+            answers = [
+                never,
+                {k: v - 5 if v >= 5 else v + 5 for k, v in gold.items()},
+                {k: v + 2 if v <= 98 else v - 2 for k, v in gold.items()},
+            ]
+            for scores in answers:  # sample 0, 1, 2 in this order
+                response = gold_response(scores, record["reasoning"])
+                handle.write(json.dumps({"row": i, "response": response}, ensure_ascii=False) + "\n")
+    out = tmp_path / "round"
+    assert main(["--samples", str(samples), "--data", str(data), "--out", str(out)]) == 0
+    scores = [json.loads(line) for line in (out / "scores.jsonl").read_text(encoding="utf-8").splitlines()]
+    violated = {i for i, r in enumerate(records) if min(r["scores"].values()) < 60}
+    kept_never_flag = {s["row"] for s in scores if s["kept"] and s["sample"] == 0}
+    assert len(violated) >= 40 and not kept_never_flag & violated
+    r = json.loads((out / "round.json").read_text(encoding="utf-8"))
+    assert r["refused"] is None and r["collapse"] == [] and r["kept_violation_recall"] >= 0.9
 
 
 def _legal_parquet(tmp_path: Path) -> Path:

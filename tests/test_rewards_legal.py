@@ -25,6 +25,7 @@ import rewards.legal as legal
 from data.rows import build_rows
 from data.sources import SkipRecord, get_parser
 from judge.client import JudgeUnavailableError
+from recipes.legal.charges import KNOWN_CHARGES
 from recipes.legal.tasks import TASKS
 from rewards.legal import RESULT_KEYS, JudgeCallFailedError, compute_score, get_options
 from rewards.rules import gold_from, score_rules
@@ -192,6 +193,78 @@ async def test_no_answer_scores_minus_two_without_judge(judge, mode, task, respo
     assert out["judge_called"] == 0.0 and judge.requests == []
 
 
+ALL_CHARGES = "、".join(sorted(KNOWN_CHARGES))
+
+
+def _cut_mid_label(listing: str, at: int) -> str:
+    """listing shifted by leading 、 so that cutting it at `at` characters cuts a label in its middle."""
+    return next(text for text in ("、" * shift + listing for shift in range(40)) if "、" not in text[at - 2 : at + 2])
+
+
+ALL_ARTICLES = "、".join(f"第{n}条" for n in range(1, 453))
+MANGLED = "、".join(f"{c}东西罪" for c in "偷抢骗拿藏卖买换借送")  # names that are no labels
+PADDING = "本案事实清楚，证据确实充分。" * 80  # 1,120 characters that name nothing
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "judge", "rules"])
+@pytest.mark.parametrize(
+    ("task", "answer"),
+    [
+        ("charge", ALL_CHARGES),
+        ("charge", _cut_mid_label(ALL_CHARGES, 1000)),  # every label: cut at MAX_ANSWER_CHARS, half a label ended it
+        ("charge", f"盗窃罪、诈骗罪、{MANGLED}、{ALL_CHARGES}"),
+        ("article", ALL_ARTICLES),
+        ("charge", f"盗窃罪、诈骗罪{PADDING}抢劫罪、故意伤害罪、敲诈勒索罪、抢夺罪、绑架罪"),  # the list after the cut
+        ("article", f"第67条、第264条{PADDING}第234条、第263条、第266条、第274条、第275条"),
+        ("verdict", f"{GOLD['verdict'][0]}{PADDING}"),
+    ],
+)
+async def test_an_answer_longer_than_is_read_is_refused(judge, mode, task, answer):
+    """Issue 24 item 1: an answer block longer than MAX_ANSWER_CHARS is not cut and read in part (a listing then
+    ended in half a label and went to the judge, or hid behind padding): it scores -2 and nobody is asked."""
+    judge.reset()
+    kwargs = {} if mode == "rules" else judge_kwargs(judge)
+    out = await score(task, wrap(answer), mode=mode, **kwargs)
+    check_keys(out)
+    assert (out["task_score"], out["acc"], out["has_answer"], out["rules_used"]) == (-2.0, 0.0, 1.0, 1.0)
+    assert out["judge_called"] == 0.0 and judge.requests == []
+
+
+@pytest.mark.parametrize(
+    ("task", "answer"),
+    [
+        ("charge", ALL_CHARGES[:900]),  # a short listing of known labels
+        ("charge", f"盗窃罪、诈骗罪、{MANGLED}"),  # the right labels and ten names that are no labels
+        ("charge", f"盗窃罪、{ALL_CHARGES[:400]}"),  # ... cut in the middle of a label
+        ("article", "第67条、第264条、第901条、第902条、第903条、第904条、第905条"),
+        ("verdict", f"被告人张某犯盗窃罪、{MANGLED}，判处有期徒刑一年六个月，并处罚金人民币五千元。"),
+    ],
+)
+async def test_hybrid_refuses_a_listing_without_asking_the_judge(judge, task, answer):
+    """Issue 24 item 1: a listing (rewards/rules.py is_listing) scores -2 by the rules in hybrid mode, the judge is
+    not asked (it says 2 to everything here), however its names are written."""
+    judge.reset()
+    out = await score(task, wrap(answer), **judge_kwargs(judge))
+    check_keys(out)
+    assert (out["task_score"], out["rules_used"], out["judge_called"]) == (-2.0, 1.0, 0.0)
+    assert judge.requests == []
+
+
+async def test_answer_limit_follows_what_the_judge_is_shown(judge):
+    """With max_pred_chars below MAX_ANSWER_CHARS, an answer the judge would see cut is refused, not sent cut; one
+    that fits is judged as a whole."""
+    judge.reset()
+    kwargs = judge_kwargs(judge, max_pred_chars=200)
+    long_answer = "被告人构成偷东西罪。" + "理由如下：" * 60
+    short = await score("charge", wrap("被告人构成偷东西罪。"), **kwargs)
+    cut = await score("charge", wrap(long_answer), **kwargs)
+    assert (short["judge_called"], short["task_score"]) == (1.0, 2.0)
+    assert (cut["judge_called"], cut["task_score"], cut["rules_used"]) == (0.0, -2.0, 1.0)
+    assert len(judge.requests) == 1
+    assert legal.answer_limit(get_options(kwargs)) == 200
+    assert legal.answer_limit(get_options({"mode": "rules"})) == legal.MAX_ANSWER_CHARS  # what the rules read
+
+
 # ---------------------------------------------------------------------------------------------------- rules mode
 
 
@@ -234,11 +307,7 @@ SAMPLE_ROWS = _sample_rows()
 @pytest.mark.parametrize("structured", [True, False], ids=["extra_info", "text_only"])
 async def test_gold_in_full_marks_out(task, structured):
     """Every sample row: the gold answer, well formatted, scores format 0 + task +2 (term 0) in rules mode."""
-    rows = [
-        r
-        for r in SAMPLE_ROWS
-        if r["data_source"] == f"legal/{task}"
-    ]
+    rows = [r for r in SAMPLE_ROWS if r["data_source"] == f"legal/{task}"]
     assert len(rows) >= 60
     full = 0.0 if task == "term" else 2.0
     failures = []

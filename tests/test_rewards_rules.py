@@ -5,8 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recipes.legal.charges import KNOWN_CHARGES
 from recipes.legal.terms import Term
-from rewards.rules import Gold, gold_from, score_article, score_charge, score_rules, score_term, score_verdict
+from rewards.rules import (
+    Gold,
+    gold_from,
+    is_listing,
+    score_article,
+    score_charge,
+    score_rules,
+    score_term,
+    score_verdict,
+)
 
 CHARGE_GOLD = Gold(text="盗窃罪、诈骗罪", charges=("盗窃罪", "诈骗罪"))
 
@@ -169,6 +179,55 @@ def test_verdict(gold, answer, score, acc):
     """verdict: charges, term and fine all match → +2, some → +1, none → -2; the judge decides in hybrid."""
     result = score_verdict(answer, gold)
     assert (result.score, result.acc, result.decides) == (score, acc, False)
+
+
+@pytest.mark.parametrize(
+    ("right", "wrong", "unknown", "gold", "listing"),
+    [
+        (1, 1, 0, 1, True),  # one right next to one wrong: half right at best
+        (2, 1, 0, 2, False),  # most of it right
+        (1, 0, 1, 1, False),  # the unknown name may be another name of the gold label
+        (1, 0, 2, 1, True),  # ... but only one of them: the other is wrong
+        (0, 1, 1, 2, False),  # claims no more than the gold has: the judge may compare meaning
+        (1, 0, 3, 2, False),  # at best the missing label, a second name of the named one, and one wrong name
+        (1, 0, 4, 2, True),  # four unknown names for two gold labels: two are wrong at best, half of the claims
+        (1, 450, 0, 1, True),  # every label
+        (0, 0, 400, 1, True),  # every label, each written so that it is no label
+        (0, 0, 0, 1, False),  # nothing claimed: nothing to refuse
+    ],
+)
+def test_is_listing(right, wrong, unknown, gold, listing):
+    """A listing claims more than the gold has, and even its best reading leaves at most half of it right."""
+    assert is_listing(right, wrong, unknown, gold) is listing
+
+
+ALL_CHARGES = "、".join(sorted(KNOWN_CHARGES))
+UNKNOWN_NAMES = "、".join(f"{c}东西罪" for c in "偷抢骗拿藏卖买换借送")  # ten names that are no labels
+
+
+@pytest.mark.parametrize(
+    ("task", "answer"),
+    [
+        ("charge", "盗窃罪、抢劫罪、故意伤害罪、诈骗罪、敲诈勒索罪、抢夺罪"),  # known labels
+        ("charge", f"盗窃罪、{UNKNOWN_NAMES}"),  # one right label and ten names that are no labels
+        ("charge", f"盗窃罪、抢劫罪、{UNKNOWN_NAMES}"),
+        ("charge", ALL_CHARGES[:997]),  # every label, cut in the middle of one
+        ("article", "第264条、第999条、第998条、第997条、第996条、第995条"),  # unknown article numbers
+        ("article", "、".join(f"第{n}条" for n in range(1, 120))),
+        ("verdict", "被告人犯盗窃罪、抢劫罪、故意伤害罪，判处有期徒刑一年六个月，并处罚金人民币五千元。"),
+        ("verdict", f"被告人犯盗窃罪、{UNKNOWN_NAMES}，判处有期徒刑一年六个月，并处罚金人民币五千元。"),
+    ],
+)
+def test_listing_is_decided_by_the_rules(task, answer):
+    """Issue 24 item 1: a listing scores -2 and the rules decide it, whatever its unknown names (hybrid never asks
+    the judge about it); before, unknown names or a label cut in half handed it to the judge."""
+    gold = {
+        "charge": Gold(text="盗窃罪", charges=("盗窃罪",)),
+        "article": ARTICLE_GOLD,
+        "verdict": VERDICT_GOLD,
+    }[task]
+    result = score_rules(task, answer, gold)
+    assert (result.score, result.acc, result.decides) == (-2.0, False, True)
 
 
 def test_score_rules_dispatch_and_unknown_task():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pyarrow as pa
@@ -224,7 +225,17 @@ def test_audit_figures_match_hand_computation(data, tmp_path):
     record = next(r for r in audit["records"] if r["kind"] == "superset")
     assert record["gold"] in {r for _t, _l, r in ROWS} and record["expected_grade"] == 1 and record["judged"] == 2
     md = (out / "audit.md").read_text(encoding="utf-8")
-    assert audit["advice"] in md and "| reasoning | superset | 3 | 0 | 0% | confusion [[0, 0, 0, 0], [0, 0, 3, 0]" in md
+    assert audit["advice"] in md and "| reasoning | superset | 3 | 0 | 0% | right 1 → judged 2: 3 |" in md
+    # the confusion as a Markdown table, not a nested list (issue 29 item 11)
+    table = md.split("### Confusion: reasoning\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert table == [
+        "| right grade ↓ / judged → | 0 | 1 | 2 | unreadable |",
+        "| --- | --- | --- | --- | --- |",
+        "| 0 | 2 | 0 | 0 | 3 |",
+        "| 1 | 0 | 0 | 3 | 0 |",
+        "| 2 | 0 | 5 | 6 | 0 |",
+    ]
+    assert "[[" not in md
     assert audit["plots"] == ["accuracy.png", "confusion.png", "probes.png", "latency.png"]
     for plot in audit["plots"]:
         assert (out / plot).stat().st_size > 1000
@@ -269,6 +280,20 @@ def test_gone_judge_stops_with_one_line(data, tmp_path, caplog):
     ]
     assert len(errors) == 1 and "judge unavailable" in errors[0] and srv.base_url in errors[0]
     assert not (tmp_path / "a" / "audit.json").exists()
+
+
+@pytest.mark.parametrize("model", ["wrong", ""], ids=["wrong-model", "config-model"])
+def test_model_not_served_stops_before_any_question(data, tmp_path, caplog, monkeypatch, model):
+    """The shared check: one GET /v1/models, exit 1, one line naming the served models, no question, no warning."""
+    monkeypatch.delenv("JUDGE_MODEL", raising=False)
+    flags = ["--judge-model", model, "--config", ""] if model else ["--config", "safety_grpo"]
+    with ScriptedJudgeServer(reply="2", model="judge-model") as srv:
+        rc = main(["--data", data, "--judge-base-url", srv.base_url, *flags, "--out", str(tmp_path / "a")])
+        requests = [(r.method, r.path) for r in srv.all_requests]
+    assert rc == 1 and requests == [("GET", "/v1/models")]
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.levelname, r.name) for r in loud] == [("ERROR", "recipes.safety.audit_judge")]
+    assert "it serves: judge-model — pass --judge-model judge-model" in loud[0].getMessage()
 
 
 def test_legal_rows_are_refused(tmp_path):

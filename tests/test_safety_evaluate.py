@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.figures import bar_texts, capture_figures, panel_titles, suptitle
 
 from data.prepare import PrepareConfig, prepare
 from recipes import evaluate as G
@@ -226,7 +227,7 @@ def test_skip_accounting_and_strict(sample_test, tmp_path):
         {"index": i0, "data_source": "safety", "sample": 0, "response": ok},  # 1 scored
         "{not json",  # 2 malformed_json
         b'{"index": 1, "response": "\xff\xfe"}',  # 3 bad_encoding
-        {"index": i0, "data_source": "safety", "response": 7},  # 4 missing_field
+        {"index": i0, "data_source": "safety", "response": 7},  # 4 wrong_type (a number, not a string: issue 29)
         {"index": 10_000, "data_source": "safety", "response": ok},  # 5 unknown_index
         {"index": i1, "data_source": "legal/charge", "response": ok},  # 6 data_source_mismatch
         {"index": i0, "data_source": "safety", "sample": 0, "response": ok},  # 7 duplicate
@@ -239,7 +240,7 @@ def test_skip_accounting_and_strict(sample_test, tmp_path):
     assert G.main(["--data", str(sample_test), "--predictions", str(pred), "--out", str(out)]) == 0
     ov = metrics_of(out)["overall"]
     assert ov["skipped"] == {"bad_encoding": 1, "data_source_mismatch": 1, "duplicate": 1, "malformed_json": 1,
-                             "missing_field": 1, "sample_conflict": 1, "unknown_index": 1}  # fmt: skip
+                             "wrong_type": 1, "sample_conflict": 1, "unknown_index": 1}  # fmt: skip
     assert ov["skipped_total"] == 7 and ov["n_responses"] == 2 and ov["empty_responses"] == 1
     assert ov["items_without_prediction"] == len(rows) - 2
     assert [i["line"] for i in ov["issues"]] == [2, 3, 4, 5, 6, 7, 8, 9]
@@ -269,7 +270,8 @@ def test_compare_two_safety_reports(sample_test, tmp_path, capsys):
     assert G.main(["compare", str(tmp_path / "base"), str(tmp_path / "step400"), "--out", str(cmp)]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == f"wrote {cmp / 'compare.md'} (+ compare.json, compare_safety.png)"
-    assert printed[1].split() == ["metric", "base", "step400"]
+    assert printed[1] == f"items: base {len(rows)}, step400 {len(rows)} — the same items"  # issue 23 item 4
+    assert printed[2].split() == ["metric", "base", "step400"]
     mae_line = next(line for line in printed if line.startswith("MAE"))
     assert mae_line.split()[-2:] == [f"{base['mae']['overall']:.2f}", "0.00"]
     text = (cmp / "compare.md").read_text(encoding="utf-8")
@@ -281,6 +283,38 @@ def test_compare_two_safety_reports(sample_test, tmp_path, capsys):
     # the same report twice: both runs kept, the second renamed
     assert G.main(["compare", str(tmp_path / "base"), str(tmp_path / "base"), "--out", str(tmp_path / "twice")]) == 0
     assert list(json.loads((tmp_path / "twice" / "compare.json").read_text(encoding="utf-8"))) == ["base", "base (2)"]
+
+
+def test_compare_marks_a_run_over_fewer_items(sample_test, tmp_path, capsys, monkeypatch):
+    """A run scored on part of the items: its count heads compare.md, the terminal and the plot, marked as different."""
+    rows = sample_rows(sample_test)
+    golds = [gold_from_ground_truth(r["reward_model"]["ground_truth"]) for r in rows]
+    part = len(rows) // 3
+    for name, n in (("part", part), ("full", len(rows))):
+        lines = [{"index": r["extra_info"]["index"], "response": gold_response(g.score_map, "x")}
+                 for r, g in list(zip(rows, golds, strict=True))[:n]]  # fmt: skip
+        pred = write_lines(tmp_path / f"{name}.jsonl", lines)
+        assert G.main(["--data", str(sample_test), "--predictions", str(pred), "--out", str(tmp_path / name)]) == 0
+    figures = capture_figures(monkeypatch)
+    capsys.readouterr()
+    cmp = tmp_path / "cmp"
+    assert G.main(["compare", str(tmp_path / "part"), str(tmp_path / "full"), "--out", str(cmp)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == (
+        f"items: part {part}, full {len(rows)} — DIFFERENT ITEM SETS ({part} in common): each run's numbers are over "
+        "its own items, not comparable item for item"
+    )
+    text = (cmp / "compare.md").read_text(encoding="utf-8").splitlines()
+    assert text[0] == f"# Comparison: part ({part} items) vs full ({len(rows)} items)"
+    assert text[2] == f"**{printed[1]}**"
+    fig = figures["compare_safety.png"]
+    assert suptitle(fig) == f"content safety\nDIFFERENT ITEM SETS ({part} in common): not comparable item for item"
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == [f"part\n{part} items", f"full\n{len(rows)} items"]
+    # readable titles; a rate is drawn and written as a percentage
+    assert panel_titles(fig) == [label for label, _, _ in SR.SUMMARY[: SR.HEADLINE]]
+    assert [p.get_height() for p in fig.axes[1].patches] == [100.0, 100.0]
+    assert bar_texts(fig.axes[1]) == ["100.0%", "100.0%"]
 
 
 def test_compare_refuses_mixed_or_unlabelled_reports(tmp_path, caplog):

@@ -44,6 +44,7 @@ def test_description_matches_rows_configs_and_reward(rows):
         assert (REPO / "configs" / f"{name}.yaml").is_file()
     assert (REPO / RECIPE.reward_path).is_file()
     assert {key for _name, key in RECIPE.step_metrics} <= set(RESULT_KEYS)
+    assert {key for _name, *keys, _empty in RECIPE.step_ratios for key in keys} <= set(RESULT_KEYS)
 
 
 async def test_gold_response_of_every_row_scores_the_maximum(rows):

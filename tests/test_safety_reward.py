@@ -158,7 +158,8 @@ async def test_defect_whole_response_as_json_is_not_read():
     out = await score(bare)
     assert out["format_ok"] == 0.0 and out["has_answer"] == 0.0
     assert out["keys_present"] == 0.0 and out["keys_part"] == -1.0 and out["closeness_part"] == -1.0
-    assert out["score"] == -4.0  # -1 format, -1 keys, 2 x -1 closeness, 0 reasoning
+    assert out["detection_part"] == -1.0  # the violation missed, every clean key unanswered
+    assert out["score"] == -4.0  # -1 format, -1 keys, -1 closeness, -1 detection, 0 reasoning
 
 
 async def test_defect_json_outside_the_answer_block_does_not_count():
@@ -187,7 +188,9 @@ async def test_defect_scores_compare_with_the_gold_not_with_100():
     at_gold = await score(respond(GOLD_SCORES))
     all_full = await score(respond(dict.fromkeys(DIMENSIONS, 100)))
     assert at_gold["closeness_part"] == 1.0
-    assert all_full["closeness_part"] == pytest.approx((7 - 1 - 1) / 9)  # 敏感词 60 off, 虚假信息 30 off: -1 each
+    # 敏感词 60 off: 1 - 1.2; 虚假信息 30 off: 1 - 0.6 (linear in the gap since issue 23, no longer -1 each)
+    assert all_full["closeness_part"] == pytest.approx((7 - 0.2 + 0.4) / 9)
+    assert (at_gold["detection_part"], all_full["detection_part"]) == (1.0, 0.0)  # 敏感词 40 missed
     assert at_gold["score"] > all_full["score"]
 
 
@@ -246,25 +249,26 @@ def test_keys_part(answer, expected):
     ("changes", "expected"),
     [
         ({}, 1.0),
-        ({"敏感词": 45}, (8 - 5 / 20) / 9),  # 5 off: -0.25
-        ({"敏感词": 50}, (8 - 10 / 20) / 9),  # 10 off: -0.5
-        ({"敏感词": 60}, (8 - 1) / 9),  # 20 off: -1, the floor per key
-        ({"敏感词": 0}, (8 - 1) / 9),  # 40 off: still -1
+        ({"敏感词": 45}, (8 + 0.9) / 9),  # 5 off: 1 - 0.1
+        ({"敏感词": 50}, (8 + 0.8) / 9),  # 10 off: 1 - 0.2
+        ({"敏感词": 60}, (8 + 0.6) / 9),  # 20 off: 1 - 0.4
+        ({"敏感词": 0}, (8 + 0.2) / 9),  # 40 off: 1 - 0.8, still a slope (issue 23: no flat tail)
+        ({"敏感词": 100}, (8 - 0.2) / 9),  # 60 off: 1 - 1.2
         ({"敏感词": 40.0}, 1.0),
-        ({"敏感词": 39, "虚假信息": 71}, (7 - 1 / 20 - 1 / 20) / 9),
+        ({"敏感词": 39, "虚假信息": 71}, (7 + 0.98 + 0.98) / 9),
     ],
 )
 def test_closeness_part(changes, expected):
-    """exact_bonus per exact key, else -min(gap, 20)/20; mean over the nine."""
+    """1 - 2|gap|/100 per key (exact_bonus 0 by default); mean over the nine."""
     answer = json.dumps({**GOLD_SCORES, **changes}, ensure_ascii=False)
     assert closeness_part(parse_answer(answer), GOLD_SCORES) == pytest.approx(expected)
 
 
 def test_closeness_unscored_keys_and_options():
-    """Missing keys give -1; exact_bonus and gap_scale are honoured."""
+    """Missing keys give -1; exact_bonus is added to an exact key's 1."""
     assert closeness_part(parse_answer('{"敏感词": 40}'), GOLD_SCORES) == pytest.approx((1 - 8) / 9)
     answer = parse_answer(json.dumps({**GOLD_SCORES, "敏感词": 45}, ensure_ascii=False))
-    assert closeness_part(answer, GOLD_SCORES, exact_bonus=2.0, gap_scale=10.0) == pytest.approx((16 - 0.5) / 9)
+    assert closeness_part(answer, GOLD_SCORES, exact_bonus=0.2) == pytest.approx((8 * 1.2 + 0.9) / 9)
 
 
 @pytest.mark.parametrize(
@@ -391,7 +395,11 @@ async def test_same_keys_on_every_path(judge, embedder):
         ({"reasoning_scorer": "bleu"}, "reasoning_scorer"),
         ({"format_weight": "heavy"}, "format_weight"),
         ({"closeness_weight": -1}, "closeness_weight"),
-        ({"gap_scale": 0}, "gap_scale"),
+        ({"gap_scale": 20}, "unknown reward kwarg.*gap_scale"),  # gone with issue 23: closeness is linear
+        ({"violation_threshold": 0}, "violation_threshold"),
+        ({"ngram_step": 2}, "ngram_step"),
+        ({"ngram_reference": 5}, "ngram_reference"),
+        ({"ngram_reference": "data/samples/no_such.jsonl"}, "ngram_reference data/samples/no_such.jsonl: no such file"),
         ({"on_scorer_error": "ignore"}, "on_scorer_error"),
         ({"reasoning_scorer": "embedding"}, "embedding_base_url"),
         ({"reasoning_scorer": "judge"}, "judge_base_url"),
@@ -427,7 +435,7 @@ async def test_loaded_like_verl_and_scored_by_naive_reward_manager(tiny_tokenize
                 "custom_reward_function": {
                     "path": str(REPO / "rewards" / "safety.py"),
                     "name": "compute_score",
-                    "reward_kwargs": {"reasoning_scorer": "ngram", "closeness_weight": 2.0},
+                    "reward_kwargs": {"reasoning_scorer": "ngram", "closeness_weight": 2.0},  # max 6
                 }
             }
         }
@@ -444,7 +452,7 @@ async def test_loaded_like_verl_and_scored_by_naive_reward_manager(tiny_tokenize
         response_length=512,
     )
     result = await manager.run_single(data)
-    assert result["reward_score"] == 5.0
+    assert result["reward_score"] == 6.0  # the YAML's closeness_weight 2 reached the reward: 1 + 1 + 2 + 1 + 1
     assert tuple(result["reward_extra_info"]) == RESULT_KEYS
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from recipes.commands import ConfigError, build_plan
+from recipes.commands import ConfigError, JudgeSpec, build_plan
 
 DAY = dt.date(2025, 3, 12)
 TAIL = [
@@ -42,3 +42,29 @@ def test_empty_server_command_is_a_config_error() -> None:
     """An empty command names the key instead of running the model path as a program."""
     with pytest.raises(ConfigError, match="judge.server_command is empty"):
         build_plan("legal_grpo", ["judge.server_command=[]"], {}, today=DAY)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
+     ("0.0.0.0", False), ("::", False), ("", False), ("10.0.0.5", False), ("judge-a", False)],
+)  # fmt: skip
+def test_which_hosts_are_loopback(host: str, loopback: bool) -> None:
+    """Only a loopback bind keeps the judge on this machine; a wildcard, an address or a name is reachable."""
+    assert JudgeSpec.from_config({"judge": {"host": host}}).binds_loopback is loopback
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000/v1"),
+        ("10.0.0.5", "http://10.0.0.5:8000/v1"),
+        ("0.0.0.0", "http://node7:8000/v1 (listening on every interface, 0.0.0.0:8000; http://127.0.0.1:8000/v1 on "
+                    "this machine)"),
+        ("::", "http://node7:8000/v1 (listening on every interface, :::8000; http://127.0.0.1:8000/v1 on this "
+               "machine)"),
+    ],
+)  # fmt: skip
+def test_the_address_a_wildcard_judge_is_reached_at(host: str, expected: str) -> None:
+    """A wildcard bind is announced with the URL other machines use (issue 24 item 13), not only 127.0.0.1's."""
+    assert JudgeSpec.from_config({"judge": {"host": host}}).address(hostname="node7") == expected

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from data.sft import SftRow, write_sft_parquet
 from recipes.commands import CONFIG_DIR, REPO_ROOT, compose_config
-from recipes.sft_launch import FAIL, PASS, build_sft_plan, check_data, check_shape, plan_to_bash
+from recipes.sft_launch import FAIL, PASS, build_sft_plan, check_data, check_shape, fitting_batch, plan_to_bash
 
 DAY = dt.date(2026, 3, 12)
 SCRUB = ("RUN_NAME", "RUN_TAG", "PYTHON", "PYTHON_BIN", "CUDA_VISIBLE_DEVICES")
@@ -140,9 +140,66 @@ def test_data_checks(tmp_path: Path) -> None:
     assert "--sft-fraction" in results[0][1] and "not a readable parquet" in results[1][1]
     assert "no column 'messages'" in results[2][1]
     assert check_data(cfg, [str(small)]) == [
-        (FAIL, f"{small}: 127 rows < data.train_batch_size=128: an epoch would have no step")
+        (
+            FAIL,
+            f"{small}: 127 rows < data.train_batch_size=128: an epoch would have no step — for 127 rows try "
+            "data.train_batch_size=112, or prepare more SFT rows",
+        )
     ]
     assert check_data(cfg, [str(big)]) == [(PASS, f"{big}: 128 rows, column 'messages'")]
+
+
+@pytest.mark.parametrize(
+    ("limit", "gpus", "micro", "expected"),
+    [
+        (128, 8, 2, ["data.train_batch_size=128"]),  # the shipped shape fits as it is
+        (127, 8, 2, ["data.train_batch_size=112"]),  # 7 steps of 8 GPUs x 2
+        (100, 8, 2, ["data.train_batch_size=96"]),
+        (12, 8, 2, ["data.train_batch_size=8", "data.micro_batch_size_per_gpu=1"]),  # the sample's 12 SFT rows
+        (16, 8, 2, ["data.train_batch_size=16"]),
+        (5, 8, 2, ["data.train_batch_size=5", "data.micro_batch_size_per_gpu=1", "trainer.n_gpus_per_node=5"]),
+        (7, 4, 1, ["data.train_batch_size=4"]),
+        (0, 8, 2, []),
+    ],
+)
+def test_fitting_batch(limit: int, gpus: int, micro: int, expected: list[str]) -> None:
+    """The largest batch <= limit that splits into micro batches on every GPU; micro batch, then GPUs, lowered."""
+    assert fitting_batch(limit, gpus, micro) == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "suggested"),
+    [
+        (["data.train_batch_size=100"], "try data.train_batch_size=96"),
+        (["data.train_batch_size=40"], "try data.train_batch_size=32"),
+    ],
+)
+def test_a_batch_that_does_not_split_names_one_that_does(overrides: list[str], suggested: str) -> None:
+    """The FAIL line names the override that fits; with it the shape passes."""
+    (fail,) = [line for status, line in check_shape(compose_config("safety_sft", overrides)) if status == FAIL]
+    assert fail.endswith(suggested)
+    fixed = compose_config("safety_sft", suggested.removeprefix("try ").split())
+    assert {status for status, _ in check_shape(fixed)} == {PASS}
+
+
+def test_dry_run_on_the_readme_sample_names_the_overrides_that_fit(tmp_path: Path) -> None:
+    """README step 0 on the shipped sample (12 SFT rows), then train_sft.sh --dry-run: the FAIL line names the
+    overrides that fit, and with them the dry run passes."""
+    from data.prepare import main as prepare
+
+    out = tmp_path / "safety"
+    assert prepare(["--source", "safety", "--input", "data/samples/safety_sample.jsonl", "--output", str(out),
+                    "--sft-fraction", "0.15"]) == 0  # fmt: skip
+    data = f"data.train_files={out / 'sft.parquet'}"
+    result = _script("--dry-run", data)
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("[sft-check] FAIL")]
+    assert "12 rows < data.train_batch_size=128" in line
+    fit = line.split(" — for 12 rows try ", 1)[1].removesuffix(", or prepare more SFT rows").split()
+    assert fit == ["data.train_batch_size=8", "data.micro_batch_size_per_gpu=1"]
+    again = _script("--dry-run", data, *fit)
+    assert again.returncode == 0, again.stderr
+    assert "[sft-check] FAIL" not in again.stderr and again.stdout.rstrip().endswith("[train_sft] dry run OK")
 
 
 def _script(*args: str, path: str | None = None, **env: str) -> subprocess.CompletedProcess:

@@ -272,6 +272,64 @@ def test_safety_group_gets_the_recipes_step_metrics_from_real_reward_outputs() -
     assert metrics["reward/legal/charge/accuracy"] == 1.0
 
 
+def _scored(gold_scores: dict[str, int], answers: list[dict[str, int]]) -> list[dict]:
+    """rewards/safety.py's extras for these answers to one gold (ngram reasoning, the gold's own reasoning)."""
+    from rewards.safety import compute_score
+
+    gt = ground_truth_json(check_gold(gold_scores, SAFETY_REASONING))
+
+    async def score_all() -> list[dict]:
+        return [
+            await compute_score(
+                "safety", gold_response(a, SAFETY_REASONING), gt, {"index": 0}, reasoning_scorer="ngram"
+            )
+            for a in answers
+        ]
+
+    return asyncio.run(score_all())
+
+
+ALL_100 = dict.fromkeys(DIMENSIONS, 100)
+ALL_0 = dict.fromkeys(DIMENSIONS, 0)
+CLEAN_GOLD = {**dict.fromkeys(DIMENSIONS, 100), "虚假信息": 80}
+
+
+@pytest.mark.parametrize(
+    ("gold", "answers", "recall", "false_alarms", "violated_mean"),
+    [
+        # 敏感词 40 is the one violated key (< 60); 虚假信息 70 and seven 100s are clean.
+        pytest.param(SAFETY_GOLD, [SAFETY_GOLD, ALL_100, ALL_0], 2 / 3, 8 / 24, 1.0, id="gold-never-flag-always-flag"),
+        pytest.param(SAFETY_GOLD, [ALL_100] * 4, 0.0, 0.0, 1.0, id="a-never-flag-step"),
+        # no violated gold key in the step: recall is logged as 1.0 (nothing was missed), no division by zero
+        pytest.param(CLEAN_GOLD, [ALL_100, {**ALL_100, "敏感词": 50}], 1.0, 1 / 18, 0.0, id="no-violated-key"),
+    ],
+)
+def test_safety_detection_recall_and_false_alarm_rate_per_step(
+    gold: dict, answers: list[dict], recall: float, false_alarms: float, violated_mean: float
+) -> None:
+    """reward/safety/detection_recall = caught / violated gold keys, false_alarm_rate = flagged clean keys / clean gold
+    keys, summed over the step's safety responses (threshold 60); the legal group and overall get neither."""
+    infos = _scored(gold, answers)
+    legal = {"score": 2.0, "format_ok": 1.0, "acc": 1.0, "judge_called": 0.0}
+    extras = collect_reward_extras([{"reward_extra_info": row} for row in [*infos, legal]])
+    metrics = aggregate_step_metrics(["safety"] * len(infos) + ["legal/charge"], extras)
+    assert metrics["reward/safety/detection_recall"] == pytest.approx(recall)
+    assert metrics["reward/safety/false_alarm_rate"] == pytest.approx(false_alarms)
+    assert metrics["reward/safety/violated_keys_mean"] == pytest.approx(violated_mean)
+    assert all(math.isfinite(v) for v in metrics.values())
+    for group in ("legal/charge", "overall"):
+        assert f"reward/{group}/detection_recall" not in metrics and f"reward/{group}/false_alarm_rate" not in metrics
+
+
+def test_recipe_ratios_skip_missing_keys_and_ignore_non_finite_rows() -> None:
+    """Without the count keys nothing is logged; a row with NaN counts (verl's None) is left out of both sums."""
+    assert "reward/safety/detection_recall" not in aggregate_step_metrics(["safety"], {"score": [1.0]})
+    extras = {"caught_keys": [1.0, None, 0.0], "violated_keys": [2.0, 1.0, 2.0], "false_alarms": [0, 0, 0]}
+    metrics = aggregate_step_metrics(["safety"] * 3, {**extras, "clean_keys": [7, 8, 7]})
+    assert metrics["reward/safety/detection_recall"] == pytest.approx(1 / 4)
+    assert metrics["reward/safety/false_alarm_rate"] == 0.0
+
+
 def test_data_source_of_no_recipe_gets_only_the_shared_metrics() -> None:
     """A data_source no recipe owns (e.g. from a hand-made parquet) is still aggregated, without recipe metrics."""
     metrics = aggregate_step_metrics(["other", "other"], {"score": [1.0, 0.0], "mae": [3.0, 5.0]})

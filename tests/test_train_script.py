@@ -182,6 +182,40 @@ def test_serve_judge_dry_run_prints_vllm_serve() -> None:
     assert f"http://127.0.0.1:{port}/health" in result.stdout
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7"])
+def test_serve_judge_refuses_an_open_judge(host: str) -> None:
+    """A host other than loopback and no API key: refused with one line naming the fixes, nothing printed to run
+    (issue 24 item 13)."""
+    port = _free_port()
+    result = _run(["scripts/serve_judge.sh", "--dry-run", "--host", host, "--port", str(port), "--gpus", "6"])
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"[serve_judge] refusing to serve on {host}:{port} without an API key: anyone who reaches the port could use "
+        "the judge. Set JUDGE_API_KEY (the reward sends it), bind to 127.0.0.1 (--host / JUDGE_HOST), or pass "
+        "--allow-no-key (JUDGE_ALLOW_NO_KEY=1) on a network you trust"
+    ]
+    assert "vllm serve" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "warned"),
+    [([], {"JUDGE_API_KEY": "k"}, False), (["--allow-no-key"], {}, True), ([], {"JUDGE_ALLOW_NO_KEY": "1"}, True)],
+    ids=["with-key", "allow-no-key", "allow-no-key-env"],
+)
+def test_serve_judge_on_every_interface_says_where_it_is_reached(flags: list[str], env: dict, warned: bool) -> None:
+    """With a key (or the explicit flag, with a warning) a wildcard bind starts, announced at the address other
+    machines use, this machine's name, not only 127.0.0.1."""
+    port = _free_port()
+    result = _run(["scripts/serve_judge.sh", "--dry-run", "--host", "0.0.0.0", "--port", str(port), *flags], **env)
+    assert result.returncode == 0, result.stderr
+    address = (
+        f"http://{socket.gethostname()}:{port}/v1 (listening on every interface, 0.0.0.0:{port}; "
+        f"http://127.0.0.1:{port}/v1 on this machine)"
+    )
+    assert f"would start the judge at {address} on GPU(s)" in result.stdout
+    assert ("WARNING: serving on 0.0.0.0" in result.stderr) is warned
+
+
 def test_serve_judge_does_nothing_when_a_healthy_judge_answers(judge_server) -> None:  # noqa: F811
     """A judge already answering /health: exit 0, say so, start nothing (vllm is not even installed here)."""
     server = judge_server()
@@ -273,6 +307,19 @@ def test_serve_judge_timeout_stops_the_server_it_started(fakes: dict[str, str], 
     assert not (tmp_path / "judge.log.pid").exists()
 
 
+def test_serve_judge_says_it_is_still_waiting_in_plain_lines(fakes: dict[str, str], tmp_path: Path) -> None:
+    """While the judge loads, one plain line per progress interval (LEGAL_PROGRESS_INTERVAL_S; 30 s by default)."""
+    result = _run(
+        ["scripts/serve_judge.sh", *_judge_overrides(tmp_path)], **fakes, JUDGE_STARTUP_TIMEOUT_S="4",
+        LEGAL_PROGRESS_INTERVAL_S="1",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    waiting = [line for line in result.stdout.splitlines() if line.startswith("[serve_judge] waiting for ")]
+    assert len(waiting) >= 2, result.stdout
+    assert all(line.endswith(f"s of 4 s (log: {tmp_path}/judge.log)") for line in waiting), waiting
+    assert _wait_gone(_fake_vllm_pids(fakes, timeout_s=1), timeout_s=5)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
 def test_serve_judge_interrupted_while_waiting_stops_the_server(
     fakes: dict[str, str], tmp_path: Path, sig: signal.Signals
@@ -290,6 +337,13 @@ def test_serve_judge_interrupted_while_waiting_stops_the_server(
     assert proc.returncode == 128 + sig, out + err
     assert _wait_gone(pids), pids
     assert not (tmp_path / "judge.log.pid").exists()
+
+
+def test_serve_judge_starts_no_open_judge(fakes: dict[str, str], tmp_path: Path) -> None:
+    """A real start on 0.0.0.0 without a key stops before the server is started."""
+    result = _run(["scripts/serve_judge.sh", "--host", "0.0.0.0", *_judge_overrides(tmp_path)], **fakes)
+    assert result.returncode == 1 and "refusing to serve on 0.0.0.0" in result.stderr
+    assert not Path(fakes["FAKE_VLLM_PIDS"]).exists() and not (tmp_path / "judge.log.pid").exists()
 
 
 def _train(fakes: dict[str, str], tmp_path: Path, data_dir: Path, timeout_s: str) -> subprocess.Popen:
@@ -379,13 +433,31 @@ def test_safety_dry_run_prepares_its_sample_and_scores_gold_at_the_maximum(tmp_p
 
 
 def test_unknown_config_lists_every_launchable_config() -> None:
-    """A mistyped --config names the GRPO and SFT configs of both recipes."""
+    """A mistyped --config names the GRPO configs of both recipes, and only those (issue 29: no SFT config)."""
     result = _run(["scripts/train_grpo.sh", "--dry-run", "--config", "safety_grp"])
     assert result.returncode == 1
     (line,) = [line for line in result.stderr.splitlines() if "not found in" in line]
     known = line.split("use one of: ", 1)[1].split(", ")
-    assert {"legal_grpo", "legal_grpo_drgrpo", "safety_grpo", "safety_grpo_ngram", "safety_sft"} <= set(known)
-    assert known == launchable_configs(trainers=LAUNCH_TRAINERS)
+    assert {"legal_grpo", "legal_grpo_drgrpo", "safety_grpo", "safety_grpo_ngram"} <= set(known)
+    assert "safety_sft" not in known
+    assert known == launchable_configs()
+    assert set(known) < set(launchable_configs(trainers=LAUNCH_TRAINERS))
+
+
+@pytest.mark.parametrize(
+    ("script", "config", "other"),
+    [
+        ("scripts/train_grpo.sh", "safety_sft", "scripts/train_sft.sh"),
+        ("scripts/train_sft.sh", "safety_grpo", "scripts/train_grpo.sh"),
+    ],
+)
+def test_a_config_of_the_other_stage_names_its_script(script: str, config: str, other: str) -> None:
+    """An SFT config given to train_grpo.sh (and the reverse) stops before any check, naming the script to use."""
+    result = _run([script, "--dry-run", "--config", config])
+    assert result.returncode == 1
+    assert "FAIL" not in result.stdout + result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"launch it with `bash {other} --config {config}`" in line
 
 
 def test_rehearse_takes_no_overrides() -> None:
@@ -409,3 +481,44 @@ def test_preflight_hides_known_verl_noise_unless_verbose(data_dir: Path) -> None
     assert not [n for n in noise if n in quiet.stdout + quiet.stderr]
     loud = subprocess.run([*cmd, "-v"], cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=240)
     assert "engine is not available" in loud.stdout + loud.stderr
+
+
+# ------------------------------------------------------------------ multi-node submission (a stand-in for `ray`)
+
+FAKE_RAY = """#!/usr/bin/env bash
+# Stand-in for `ray job submit`: records the auth mode it ran with, its arguments and the runtime env file it got.
+for a in "$@"; do case "$a" in --runtime-env=*) rt="${a#*=}" ;; esac; done
+{ echo "RAY_AUTH_MODE=${RAY_AUTH_MODE:-unset}"; echo "ARGS $*"; stat -c %a "$rt"; cat "$rt"; } > "$FAKE_RAY_RAN"
+"""
+
+
+def test_multi_node_submission_carries_the_token_and_no_secret(tmp_path: Path) -> None:
+    """A real (non-dry) multi-node launch on a CPU box, up to `ray job submit` (a stand-in): it runs with
+    RAY_AUTH_MODE=token, and the runtime env it is given is mode 600 with the shell's secrets left out (issue 24
+    item 12: Ray's job API returns every job's runtime env)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ray").write_text(FAKE_RAY)
+    (bin_dir / "ray").chmod(0o755)
+    run = f"authtest-{os.getpid()}"
+    secrets = {"JUDGE_API_KEY": "judge-key-of-the-shell", "WANDB_API_KEY": "wandb-key-of-the-shell"}
+    runtime_env = REPO_ROOT / "outputs" / f"runtime_env.{run}.yaml"
+    try:
+        result = _run(
+            ["scripts/train_grpo.sh", "--config", "legal_grpo_multinode", "--no-install"],
+            # the stand-in before the venv's own `ray` (VENV elsewhere: the script does not put .venv/bin first)
+            PATH=f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}", VENV=str(tmp_path / "no-venv"),
+            PYTHON_BIN=sys.executable, FAKE_RAY_RAN=str(tmp_path / "ray.ran"),
+            LEGAL_SHARED_DIR=str(tmp_path / "shared"), JUDGE_BASE_URL="http://judge-a:8000/v1", RUN_NAME=run,
+            WANDB_MODE="offline", **secrets,
+        )  # fmt: skip
+    finally:
+        runtime_env.unlink(missing_ok=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = (tmp_path / "ray.ran").read_text().splitlines()
+    assert ran[0] == "RAY_AUTH_MODE=token"
+    assert ran[1].startswith(f"ARGS job submit --address=http://127.0.0.1:8265 --runtime-env=outputs/runtime_env.{run}")
+    assert ran[2] == "600"
+    assert not any(value in line for value in secrets.values() for line in ran + result.stdout.splitlines())
+    assert "not forwarded: JUDGE_API_KEY, WANDB_API_KEY" in result.stdout
+    assert "RAY_AUTH_MODE=token ray job submit --address=http://127.0.0.1:8265" in result.stdout

@@ -3,7 +3,9 @@
 What counts (README "How answers are read"): the articles the answer cites, not those that the statute text it
 quotes refers to. Quoted text (“…”, 「…」, 『…』, "…") is read only when nothing outside quotes cites an article, and a
 citation of 本法第…条 (the wording of the statute itself: "依照本法第三百四十七条的规定定罪处罚") is a
-cross-reference, not a citation.
+cross-reference, not a citation. A negated citation is no citation either, as 不构成盗窃罪 is no charge: 不适用第65条,
+第65条不适用, 不符合第67条, 而非第263条, and 第374条……，不构成该罪 (a later clause of the sentence that negates 该罪 /
+该条 / 本条 …, the crime or article just cited).
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ _TOKEN = re.compile(
 )
 _QUOTED = re.compile(r"“[^“”]{0,2000}”|「[^「」]{0,2000}」|『[^『』]{0,2000}』|\"[^\"]{0,2000}\"")
 _SPLIT_NUMS = re.compile(rf"{_LIST_SEP}第?")
+# Negation around a citation: right before it (不适用第65条) or right after it (第65条不适用); later in its sentence,
+# of what it names (第374条……，不构成该罪). Windows are bounded: linear time on any input.
+_SENTENCE_END = re.compile(r"[。；;\n]")
+_NEG_WINDOW = 40
+_NEG_SENTENCE = 120
+_NEG_VERB = (
+    r"(?:不|未|没有|无须|无需|并不|并未|不应|不能|不予|不再)"
+    r"(?:适用|依据|依照|援引|引用|符合|构成|属于|触犯|违反|涉及|成立)"
+)
+_LAW = r"(?:《[^》]{0,30}》|中华人民共和国刑法|刑法)?"
+_NEG_BEFORE = re.compile(rf"(?:{_NEG_VERB}|而非|而不是|并非|排除){_LAW}$")  # right before: 不适用刑法第65条
+_NEG_AFTER = re.compile(rf"(?:(?:的|之|关于[^，,；;。]{{0,12}}的)?规定)?(?:对本案|于本案|本案)?{_NEG_VERB}")
+_NEG_ANAPHOR = re.compile(rf"{_NEG_VERB}(?:该|此|本|上述|前述|上列)(?:罪|条|规定|条款|款|项|法条|罪名)")
 _NOT_CRIMINAL_TITLE = ("诉讼", "修正案", "解释", "规定", "意见", "决定", "批复", "通知", "纪要")
 # Bare numbers (answers like "264, 67"): not years, money, durations, counts or decimals.
 _BARE = re.compile(r"(?<![\d.¥$])\d{1,3}(?!\d|,\d{3}|\.\d)")
@@ -43,6 +58,16 @@ _BARE_DENY_AFTER = re.compile(
 def is_criminal_law_title(title: str) -> bool:
     """True for 《中华人民共和国刑法》/《刑法》, False for other laws, amendments and judicial interpretations."""
     return "刑法" in title and not any(word in title for word in _NOT_CRIMINAL_TITLE)
+
+
+def _negated(norm: str, start: int, end: int) -> bool:
+    """Whether the citation at norm[start:end] is negated (see the module docstring)."""
+    if _NEG_BEFORE.search(norm[max(0, start - _NEG_WINDOW) : start]):
+        return True
+    sentence = norm[end : end + _NEG_SENTENCE]
+    stop = _SENTENCE_END.search(sentence)
+    sentence = sentence[: stop.start()] if stop else sentence
+    return bool(_NEG_AFTER.match(sentence) or _NEG_ANAPHOR.search(sentence))
 
 
 def _article_forms(norm: str) -> tuple[list[int], bool]:
@@ -59,7 +84,7 @@ def _article_forms(norm: str) -> tuple[list[int], bool]:
             criminal = None
         else:
             seen = True
-            if criminal is False or m.group("ref"):
+            if criminal is False or m.group("ref") or _negated(norm, m.start(), m.end()):
                 continue
             for part in _SPLIT_NUMS.split(m.group("nums")):
                 n = cn_to_int(part)

@@ -31,6 +31,7 @@ __all__ = [
     "legal_grade_block",
     "reaches_judge",
     "term_block",
+    "spread",
     "term_detail",
     "term_plot",
 ]
@@ -94,9 +95,28 @@ def term_detail(task: str, kind: str, block: dict[str, Any]) -> str:
     return f"exact {pct(block['exact_rate'])}, MAE {block['mae_months']}, bias {block['bias_months']}"
 
 
+def spread(values: Sequence[float], width: float = 0.6) -> list[float]:
+    """x offsets that put equal values side by side: the i-th of m equal values at (i − (m−1)/2)·width/m."""
+    seen: dict[float, int] = {}
+    totals: dict[float, int] = {}
+    for v in values:
+        totals[v] = totals.get(v, 0) + 1
+    out = []
+    for v in values:
+        i, m = seen.get(v, 0), totals[v]
+        seen[v] = i + 1
+        out.append((i - (m - 1) / 2) * width / m)
+    return out
+
+
 def term_plot(audit: dict[str, Any], records: Sequence[AuditRecord], out: Path) -> list[str]:
-    """term_error.png: the judge's error against the true difference, one point per readable diff pair."""
-    diffs = [r for r in records if not r.pair.probe and r.pair.expected_error is not None and r.value is not None]
+    """term_error.png: the judge's error per true difference, a box per difference with every pair's point beside.
+
+    One column per true difference (0, 3, 12, 36 months …): a box of the judge's readable errors, each pair a dot
+    (equal errors spread sideways, never drawn on top of each other) and the true difference as a red bar.
+    """
+    asked = [r for r in records if not r.pair.probe and r.pair.expected_error is not None and not r.failed]
+    diffs = [r for r in asked if r.value is not None]
     if not diffs:
         return []
     import matplotlib
@@ -104,16 +124,29 @@ def term_plot(audit: dict[str, Any], records: Sequence[AuditRecord], out: Path) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 4))
-    xs = [r.pair.expected_error + ((i % 5) - 2) * 0.3 for i, r in enumerate(diffs)]
-    ax.scatter(xs, [r.value for r in diffs], s=12, alpha=0.6)
-    top = max(max(r.value for r in diffs), max(r.pair.expected_error for r in diffs)) + 3
-    ax.plot([0, top], [0, top], color="tab:red", linestyle="--", label="judge = truth")
+    truths = sorted({r.pair.expected_error for r in asked})  # a difference whose answers were all unreadable too
+    unreadable = {d: sum(r.pair.expected_error == d and r.value is None for r in asked) for d in truths}
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(truths) + 1.5), 4.2))
+    for i, truth in enumerate(truths):
+        errors = [float(r.value) for r in diffs if r.pair.expected_error == truth]
+        if errors:
+            ax.boxplot([errors], positions=[i], widths=0.7, showfliers=False, medianprops={"color": "tab:blue"})
+            ax.scatter([i + dx for dx in spread(errors)], errors, s=14, alpha=0.8, color="tab:blue", zorder=5)
+        ax.hlines(truth, i - 0.42, i + 0.42, color="tab:red", linestyle="--", zorder=4)
+    ax.plot([], [], color="tab:red", linestyle="--", label="true difference")
+    labels = [
+        f"{d} months\n(n={sum(r.pair.expected_error == d for r in diffs)}"
+        + (f", {unreadable[d]} unreadable)" if unreadable[d] else ")")
+        for d in truths
+    ]
+    ax.set_xticks(range(len(truths)), labels, fontsize=8)
+    ax.set_xlim(-0.6, len(truths) - 0.4)
     term = audit["tasks"]["term"]
-    ax.set_title(f"term error: MAE {term['mae_months']} months, bias {term['bias_months']}")
-    ax.set_xlabel("true difference (months)")
+    summary = f"MAE {term['mae_months']:.1f} months, bias {term['bias_months']:+.1f}"  # diffs: readable errors exist
+    ax.set_title(f"judge's term error against the true difference: {summary}", fontsize=10)
+    ax.set_xlabel("true difference between answer and gold")
     ax.set_ylabel("judge's error (months)")
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "term_error.png", dpi=100)
     plt.close(fig)

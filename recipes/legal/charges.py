@@ -2,14 +2,26 @@
 
 How a name is read (the policy is in README "How answers are read"):
 - A name is the text before a 罪 that ends it (犯罪所得 / 犯罪活动 inside a label do not end it), cut after the
-  last word that introduces a charge (犯, 构成, 涉嫌, 罪名, 认定为, …). It is matched whole: the label itself, a
-  synonym from CHARGE_SYNONYMS, or a partial form of a label (some of its enumerated acts or objects left out:
-  非法持有枪支罪 → 非法持有、私藏枪支、弹药罪); never a shorter label found inside it (走私普通货物罪 is not 走私罪).
-- When several labels cover a partial form, the most specific wins (fewest enumerated parts, then the shortest):
-  容留卖淫罪 → 引诱、容留、介绍卖淫罪, not 组织、强迫、引诱、容留、介绍卖淫罪.
-- A …罪 name that is none of these is returned as written (an unknown label: it counts as wrong); junk such as
-  什么罪 or 数罪 is dropped; a negated name (不构成盗窃罪) is no claim.
+  last word that introduces a charge (犯, 构成, 涉嫌, 认定为, 符合, 触犯, …), an article cited in front of it
+  (第二百六十四条【盗窃罪】) or an opening bracket. 罪名 / 罪行, a colon and an opening bracket introduce a name: a
+  bare known name after them is that charge even in an answer with other …罪 (罪名：诈骗), and the 罪 of 罪名 is no
+  part of a name.
+- A name is matched whole: the label itself, a synonym from CHARGE_SYNONYMS, or a partial form of a label (some of
+  its enumerated acts or objects left out, the name ending where one of the label's objects ends: 非法持有枪支罪 →
+  非法持有、私藏枪支、弹药罪; a leading 非法 may be left out: 持有毒品罪 → 非法持有毒品罪); never a shorter label found
+  inside it (走私普通货物罪 is not 走私罪), never a label whose object it lacks (持有毒品罪 is not the drug-seed label,
+  非法买卖、运输、携带罪 is no label). An enumeration whose parts are no names on their own may also carry acts the
+  label lacks, up to a quarter of its characters (a near form: 非法买卖、运输、携带、邮寄、储存、藏匿枪支、弹药罪 →
+  非法制造、买卖、运输、邮寄、储存枪支、弹药、爆炸物罪), when no label has it as a partial form.
+- When several labels fit, the most specific wins (fewest enumerated parts, then the shortest): 容留卖淫罪 →
+  引诱、容留、介绍卖淫罪, not 组织、强迫、引诱、容留、介绍卖淫罪.
+- A …罪 name that is none of these is returned as written (an unknown label: it counts as wrong); in a list sharing
+  one 罪, a piece that is no name on its own belongs to the name after it (窝藏、毁灭证据罪 is one unknown name); junk
+  such as 什么罪 or 数罪 is dropped; a negated name (不构成盗窃罪, 不符合盗窃罪) is no claim.
 - Without any 罪 in the text, only whole known names count ("盗窃、诈骗").
+- Against gold labels (align_charges) a written name stands for one label: a label in its own right (or a synonym)
+  is that label only; a partial or near form is its own label when that is a gold label, else the most specific
+  gold label it fits.
 """
 
 from __future__ import annotations
@@ -17,7 +29,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 
 __all__ = [
@@ -111,64 +125,137 @@ CHARGE_SYNONYMS: dict[str, str] = {
 # Labels not read from free text: CAIL's truncated 经济犯 label reads as the common phrase 经济犯罪.
 _NOT_SEARCHED = frozenset({"经济犯罪"})
 _MIN_PARTIAL_CHARS = 4  # a partial form keeps at least this many characters: 贩卖毒品, 容留卖淫
+_QUALIFIER = "非法"  # a qualifier, not an act: a leading 非法 may be left out (持有毒品罪 is 非法持有毒品罪)
+_ACT_CHARS = 2  # enumerated acts are two-character words (买卖, 运输); a longer part holds an object (储存枪支)
+_NEAR_SHARE = 4  # a near form leaves out at most 1/4 of its own characters (acts the label lacks)
+_NO_FIT = 1 << 30
 
 
-def _shape(label: str) -> tuple[str, frozenset[int]]:
-    """A label without 、 and 罪, and the cut points where its enumerated parts met (where a 、 stood)."""
-    chars: list[str] = []
-    cuts: set[int] = set()
-    for ch in label[:-1]:
-        if ch == "、":
-            cuts.add(len(chars))
-        else:
-            chars.append(ch)
-    return "".join(chars), frozenset(cuts)
+@dataclass(frozen=True)
+class _Shape:
+    """A label as partial forms are matched against it."""
+
+    flat: str  # the label without 、 and 罪
+    cuts: frozenset[int]  # where its enumerated parts meet (where a 、 stood), and after a leading 非法
+    ends: frozenset[int]  # where a partial form may end: where an object part ends, or the label's end
+    parts: int  # enumerated parts: the fewer, the more specific
 
 
-_SHAPES: dict[str, tuple[str, frozenset[int]]] = {label: _shape(label) for label in sorted(KNOWN_CHARGES)}
-_LONGEST_LABEL = max(len(flat) for flat, _ in _SHAPES.values())
+def _shape(label: str) -> _Shape:
+    """The shape of a label: 非法持有、私藏枪支、弹药罪 → 非法持有私藏枪支弹药, cuts {2, 4, 8}, ends {8, 10}."""
+    pieces = label[:-1].split("、")
+    bounds = list(accumulate(len(piece) for piece in pieces))
+    cuts = set(bounds[:-1])
+    if pieces[0].startswith(_QUALIFIER) and len(pieces[0]) > len(_QUALIFIER):
+        cuts.add(len(_QUALIFIER))
+    cores = [piece.removeprefix(_QUALIFIER) if k == 0 else piece for k, piece in enumerate(pieces)]
+    first_object = next((k for k, core in enumerate(cores) if len(core) > _ACT_CHARS), 0)  # none: acts only
+    return _Shape("".join(pieces), frozenset(cuts), frozenset(bounds[first_object:]), len(pieces))
+
+
+_SHAPES: dict[str, _Shape] = {label: _shape(label) for label in sorted(KNOWN_CHARGES)}
+_LONGEST_LABEL = max(len(shape.flat) for shape in _SHAPES.values())
+_CHARS: dict[str, frozenset[str]] = {label: frozenset(shape.flat) for label, shape in _SHAPES.items()}
 _BY_CHAR: dict[str, set[str]] = {}
-for _label, (_flat, _) in _SHAPES.items():
-    for _ch in _flat:
+for _label, _s in _SHAPES.items():
+    for _ch in _s.flat:
         _BY_CHAR.setdefault(_ch, set()).add(_label)
 
 
-def _covers(name: str, flat: str, cuts: frozenset[int]) -> bool:
-    """Whether name is flat with whole enumerated parts left out.
+def _fit_cost(name: str, shape: _Shape) -> int:
+    """Fewest characters a written name (without 罪) leaves out of its own to be a partial form of the label.
 
-    A left-out run flat[j:k] must start or end where parts meet (a cut): 非法持有枪支 comes from
-    非法持有|私藏枪支|弹药 by leaving out "私藏" and "弹药", each starting at a cut.
+    0 is a partial form: the label with runs left out, each starting or ending where two parts meet (非法持有枪支
+    leaves 私藏 and 弹药 out of 非法持有|私藏枪支|弹药), the name ending where an object part or the label ends
+    (持有毒品 ends inside 持有毒品原植物种子 of 非法买卖|运输|携带|持有毒品原植物种子|幼苗: no form of it). A near form
+    also leaves out runs of its own the same way, never its end (携带 and 藏匿 of …、携带、邮寄、储存、藏匿枪支、弹药);
+    their length is the cost. Two runs left out of the same side never join (across a cut they would make one run
+    that starts and ends inside parts). _NO_FIT when no alignment exists. Dynamic programming, O(n·m).
     """
-    n, m = len(name), len(flat)
-    # reach[i][j]: name[i:] can be matched against flat[j:]; filled backwards (O(n·m²), names are short).
-    reach = [[False] * (m + 1) for _ in range(n + 1)]
-    reach[n][m] = True
-    for i in range(n, -1, -1):
-        for j in range(m - 1, -1, -1):
-            if i < n and name[i] == flat[j] and reach[i + 1][j + 1]:
-                reach[i][j] = True
-                continue
-            reach[i][j] = any(reach[i][k] for k in range(j + 1, m + 1) if j in cuts or k in cuts)
-    return reach[0][0]
+    wcut = [False] * (len(name) + 1)
+    chars: list[str] = []
+    for ch in name:
+        if ch == "、":
+            wcut[len(chars)] = True
+        else:
+            chars.append(ch)
+    w, lab = "".join(chars), shape.flat
+    n, m = len(w), len(lab)
+    lcut = [j in shape.cuts for j in range(m + 1)]
+    # Cost of aligning w[i:] with lab[j:] in four states: free (any run may be left out now), after a run of the
+    # label (only the name's may follow), after a run of the name (only the label's), after both (only a match).
+    # Row n: the name has ended right after a matched character, where a partial form may end.
+    free = [0 if j in shape.ends else _NO_FIT for j in range(m + 1)]
+    # min over k in (i, n) of cost_k[j] + k, for runs w[i:k] of the name (cost k - i), all k or k at a cut.
+    to_both_all, to_both_cut = [_NO_FIT] * (m + 1), [_NO_FIT] * (m + 1)
+    to_name_all, to_name_cut = [_NO_FIT] * (m + 1), [_NO_FIT] * (m + 1)
+    for i in range(n - 1, -1, -1):
+        both = [free[j + 1] if w[i] == lab[j] else _NO_FIT for j in range(m)] + [_NO_FIT]
+        after_label = [min(both[j], (to_both_all if wcut[i] else to_both_cut)[j] - i) for j in range(m + 1)]
+        after_name = [_NO_FIT] * (m + 1)
+        row = [_NO_FIT] * (m + 1)
+        both_all = both_cut = label_all = label_cut = _NO_FIT  # suffix minima over k > j (all / at a cut)
+        name_skips = to_name_all if wcut[i] else to_name_cut
+        for j in range(m, -1, -1):
+            after_name[j] = min(both[j], both_all if lcut[j] else both_cut)
+            row[j] = min(both[j], label_all if lcut[j] else label_cut, name_skips[j] - i)
+            both_all, label_all = min(both_all, both[j]), min(label_all, after_label[j])
+            if lcut[j]:
+                both_cut, label_cut = min(both_cut, both[j]), min(label_cut, after_label[j])
+        for j in range(m + 1):
+            to_both_all[j] = min(to_both_all[j], both[j] + i)
+            to_name_all[j] = min(to_name_all[j], after_name[j] + i)
+            if wcut[i]:
+                to_both_cut[j] = min(to_both_cut[j], both[j] + i)
+                to_name_cut[j] = min(to_name_cut[j], after_name[j] + i)
+        free = row
+    return min(free[0], _NO_FIT)
+
+
+def _near_allowed(name: str) -> bool:
+    """Whether a name may be a near form: an enumeration whose parts are no names on their own (盗窃、诈骗 is two)."""
+    parts = name.split("、")
+    return len(parts) > 1 and not any(_is_exact(part) for part in parts)
+
+
+def _fit_rank(name: str, label: str, near: bool) -> tuple[int, int, int, str] | None:
+    """How well a name (without 罪) fits a label: (characters of its own left out, parts, length, label); None."""
+    shape = _SHAPES.get(label)
+    flat_len = len(name) - name.count("、")
+    if shape is None or flat_len < _MIN_PARTIAL_CHARS:
+        return None
+    if not near and flat_len > len(shape.flat):
+        return None
+    cost = _fit_cost(name, shape)
+    limit = flat_len // _NEAR_SHARE if near else 0
+    if cost > limit or flat_len - cost < _MIN_PARTIAL_CHARS:
+        return None
+    return cost, shape.parts, len(shape.flat), label
 
 
 @lru_cache(maxsize=65536)
-def _partial_label(name: str) -> str | None:
-    """The most specific label of which name (no 罪) is a partial form, or None."""
+def _partial_label(name: str, near: bool = True) -> str | None:
+    """The most specific label of which name (no 罪) is a partial form, else (when near) the best near form; or None."""
     flat = name.replace("、", "")
-    if not _MIN_PARTIAL_CHARS <= len(flat) <= _LONGEST_LABEL:
+    if not _MIN_PARTIAL_CHARS <= len(flat) <= _LONGEST_LABEL + _LONGEST_LABEL // _NEAR_SHARE:
         return None
     pools = sorted((_BY_CHAR.get(ch, set()) for ch in set(flat)), key=len)
-    candidates = set(pools[0]).intersection(*pools[1:]) if pools else set()
-    fits = [label for label in candidates if len(_SHAPES[label][0]) >= len(flat) and _covers(flat, *_SHAPES[label])]
-    if not fits:
-        return None
-    return min(fits, key=lambda label: (len(_SHAPES[label][1]), len(_SHAPES[label][0]), label))
+    strict = set(pools[0]).intersection(*pools[1:])
+    ranks = [rank for label in strict if (rank := _fit_rank(name, label, near=False))]
+    if not ranks and near and _near_allowed(name):  # the name's object (its last two characters) must be the label's
+        need = len(flat) - len(flat) // _NEAR_SHARE  # characters of the name the label must have (cheap filter)
+        candidates = [
+            label
+            for label, shape in _SHAPES.items()
+            if flat[-2:] in shape.flat and sum(ch in _CHARS[label] for ch in flat) >= need
+        ]
+        ranks = [rank for label in candidates if (rank := _fit_rank(name, label, near=True))]
+    return min(ranks)[-1] if ranks else None
 
 
 @lru_cache(maxsize=65536)
-def _resolve(base: str) -> str | None:
-    """The label a written name (without 罪) stands for: the label itself, a synonym, or a partial form; else None."""
+def _resolve(base: str, near: bool = True) -> str | None:
+    """The label a written name (without 罪) stands for: the label, a synonym, a partial or near form; else None."""
     name = normalize_charge(base)
     if not name:
         return None
@@ -176,7 +263,7 @@ def _resolve(base: str) -> str | None:
         return name
     if name in CHARGE_SYNONYMS:
         return CHARGE_SYNONYMS[name]
-    return _partial_label(name[:-1])
+    return _partial_label(name[:-1], near)
 
 
 def is_known_charge(name: str) -> bool:
@@ -189,47 +276,66 @@ def canonical_charge(name: str) -> str:
     return _resolve(name) or normalize_charge(name)
 
 
-def _fits(name: str, label: str) -> bool:
-    """Whether a written name stands for label: the same label, or a partial form of it (容留卖淫罪 of the umbrella)."""
-    if canonical_charge(name) == label:
-        return True
-    flat = normalize_charge(name)[:-1].replace("、", "")
-    if label not in _SHAPES or not _MIN_PARTIAL_CHARS <= len(flat) <= len(_SHAPES[label][0]):
-        return False
-    return _covers(flat, *_SHAPES[label])
-
-
 def align_charges(names: Iterable[str], gold_labels: Iterable[str] = ()) -> list[str]:
-    """Labels of written names, sorted and unique; a name that fits a gold label (the label or a partial form of it)
-    counts as that label: 容留卖淫罪 matches a gold 组织、强迫、引诱、容留、介绍卖淫罪. Otherwise canonical_charge."""
+    """Labels of written names, sorted and unique: each name stands for one label (README "How answers are read").
+
+    A label in its own right, or a synonym, is that label (组织卖淫罪 is not a gold 组织、强迫、引诱、容留、介绍卖淫罪).
+    A partial or near form is its own label (canonical_charge) when that is a gold label, else the most specific gold
+    label it fits (容留卖淫罪 against a gold 组织、强迫、引诱、容留、介绍卖淫罪), else its own label: one name, one
+    label, however many gold labels it fits. Unknown names stay as written.
+    """
     gold = sorted(set(gold_labels))
     labels = set()
     for name in names:
-        if not normalize_charge(name):
+        label = canonical_charge(name)
+        if not label:
             continue
-        labels.add(next((g for g in gold if _fits(name, g)), None) or canonical_charge(name))
+        if label not in gold and not _is_exact(name):
+            base = normalize_charge(name)[:-1]
+            near = _near_allowed(base)
+            ranks = [rank for g in gold if (rank := _fit_rank(base, g, False) or (near and _fit_rank(base, g, True)))]
+            label = min(ranks)[-1] if ranks else label
+        labels.add(label)
     return sorted(labels)
 
 
 # ------------------------------------------------------------------------------------------------ free text
 
-# One str.translate pass: full-width → half-width, brackets and whitespace dropped, line breaks end a phrase.
+# Marks _clean leaves in the text: a boundary (an article cited: 第二百六十四条【盗窃罪】) and an introducer (罪名, a
+# colon, an opening bracket: a bare known name after it is that charge). Both also start a name, like 构成.
+_BOUNDARY, _INTRO = "\x01", "\x02"
+_MARKS = _BOUNDARY + _INTRO
+# One str.translate pass: full-width → half-width, whitespace dropped, line breaks end a phrase, closing brackets
+# dropped (so 拒不执行[判决、裁定]罪 and [组织、强迫…介绍]卖淫罪 read as CAIL writes them), opening brackets, colons and
+# < introduce a name; marks already in the text are dropped.
 _CLEAN_TABLE = (
     {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
-    | {ord(c): None for c in "[]【】〔〕［］ \t\f\v\u3000\xa0"}
+    | {ord(c): None for c in "]】〕］ \t\f\v\u3000\xa0" + _MARKS}
+    | {ord(c): _INTRO for c in "[【〔［"}
+    | {ord(c): "。" + _INTRO for c in ":：<＜"}
     | {ord("\n"): "。", ord("\r"): "。"}
 )
 # Characters that end a phrase (parentheses do not: 偷越国(边)境罪 is one label).
 _DELIMS = "。,.;:!?'\"“”‘’《》<>「」『』|…"
 _PHRASE = re.compile(f"[^{re.escape(_DELIMS)}]+")
-# 罪名 / 罪行 / 罪责 …: the 罪 ends what stands before it and the word after it is no name ("盗窃罪名成立").
+_NUMERAL = r"[\d零〇一二两三四五六七八九十百千]"
+_ARTICLE = re.compile(rf"第{_NUMERAL}{{1,8}}条(?:之{_NUMERAL}{{1,3}})?(?:第{_NUMERAL}{{1,4}}[款项])*")
+# 罪名 / 罪行 (罪名为, 所犯罪名是): the 罪 ends what stands before it ("盗窃罪名成立"), and a name may follow; not the
+# 罪行 of 犯罪行为.
+_LABEL_WORD = re.compile(r"(?:罪名|(?<!犯)罪行)(?:为|是)?>*")
+# 罪责 / 罪犯 / 罪证 / 犯罪行为 …: the 罪 ends what stands before it and the word after it is no name.
 _NOT_NAME = re.compile(r"罪(?=[名行责犯证状过刑数错])")
+_INTRO_CARRY = re.compile(f"{_INTRO}[{_INTRO}。]+")  # 罪名：⏎盗窃: the name the label introduces is on the next line
 _LIST_SEP = re.compile(r"以及|[、和及与或/]")
 # Words after which a charge name starts; the strong ones also bound an unknown name.
-_STRONG = r"(?<![侵冒违触进主从惯累嫌罪逃毒正唆胁])犯(?!罪)|构成|涉嫌|认定为|认定|定性为|判定为|成立"
+_STRONG = (
+    r"(?<![侵冒违触进主从惯累嫌罪逃毒正唆胁])犯(?!罪)|构成|涉嫌|认定为|认定|定性为|判定为|成立|符合|涉及|触犯"
+    rf"|[{_MARKS}]"
+)
 _TRIGGER = re.compile(rf"(?P<strong>{_STRONG})|以|为|是|系|属于|即|的")
 _NEGATED = re.compile(
     r"(?:不|未|没有|并非|并不|并未|不能|不应)(?:构成|成立|属于|涉嫌|认定为|认定|是|犯)|而非|而不是|并非|排除"
+    r"|(?:不|未|没有)(?:符合|涉及|触犯)(?!(?:安全|卫生)?标准)"  # not 生产、销售不符合安全标准的食品罪
 )
 # List markers that are no part of a name: (1) 盗窃罪, ⑵, ①.
 _MARKER = re.compile(r"\([\d一二三四五六七八九十]{1,3}\)|[\u2460-\u249b\u3251-\u325f]")
@@ -246,12 +352,21 @@ _MAX_PIECES = 64
 _MAX_NAMES = 1000  # name phrases read per text (all 432 labels listed still fit)
 _MAX_TRIGGERS = 8
 _MAX_UNKNOWN = 20
-_MAX_LABEL_PIECES = max(len(_LIST_SEP.split(label)) for label in KNOWN_CHARGES)
+# Pieces of a list tried as one name: the most a label has, plus two acts a near form may add.
+_MAX_LABEL_PIECES = max(len(_LIST_SEP.split(label)) for label in KNOWN_CHARGES) + 2
+_SEPARATORS = "、和及与或/"
 
 
 def _clean(text: str) -> str:
-    """Full-width → half-width, brackets and whitespace removed, so labels written like the CAIL data still match."""
-    return _NOTE.sub("。", _MARKER.sub("。", _NOT_NAME.sub("罪。", text.translate(_CLEAN_TABLE))))
+    """Full-width → half-width, whitespace and closing brackets removed, marks where names start (see _MARKS)."""
+    text = _ARTICLE.sub(_BOUNDARY, text.translate(_CLEAN_TABLE))
+    text = _NOT_NAME.sub("罪。", _LABEL_WORD.sub("罪。" + _INTRO, text))
+    return _INTRO_CARRY.sub("。" + _INTRO, _NOTE.sub("。", _MARKER.sub("。", text)))
+
+
+def _unmarked(text: str) -> str:
+    """text without the marks _clean left in it."""
+    return text.replace(_BOUNDARY, "").replace(_INTRO, "")
 
 
 def _is_junk(base: str) -> bool:
@@ -270,9 +385,9 @@ def _is_exact(written: str) -> bool:
     return name in KNOWN_CHARGES or name in CHARGE_SYNONYMS
 
 
-def _read_list(text: str, allow_unknown: bool) -> list[str] | None:
+def _read_list(text: str, allow_unknown: bool, near: bool = True) -> list[str] | None:
     """Names in a list such as "盗窃、诈骗": whole known names, longest first; None when a piece is unknown and
-    allow_unknown is False, else the unknown piece is kept as written (or dropped when it is junk)."""
+    allow_unknown is False, else the unknown name is kept as written (or dropped when it is junk)."""
     bounds: list[tuple[int, int]] = []
     pos = 0
     for sep in _LIST_SEP.finditer(text):
@@ -288,7 +403,7 @@ def _read_list(text: str, allow_unknown: bool) -> list[str] | None:
     while i < len(bounds):
         for j in range(min(len(bounds), i + _MAX_LABEL_PIECES), i, -1):
             written = text[bounds[i][0] : bounds[j - 1][1]]
-            label = _resolve(written)
+            label = _resolve(written, near and j == len(bounds))  # a near form ends the list: its object is last
             if label is None:
                 continue
             exact_parts = j - i > 1 and all(_is_exact(text[a:b]) for a, b in bounds[i:j])
@@ -303,31 +418,48 @@ def _read_list(text: str, allow_unknown: bool) -> list[str] | None:
             if not allow_unknown:
                 return None
             piece = _FILL.sub("", text[bounds[i][0] : bounds[i][1]])
-            if not _is_junk(piece):
-                found.append(normalize_charge(piece))
-            i += 1
+            if _is_junk(piece):
+                i += 1
+                continue
+            # An unknown piece is an act of the name that follows it, up to a piece that is a name on its own:
+            # 窝藏、毁灭证据罪 is one (unknown) name, not 窝藏罪 plus a partial form of a perjury label.
+            j = i + 1
+            while j < len(bounds) and not _is_exact(text[bounds[j][0] : bounds[j][1]]):
+                j += 1
+            found.append(normalize_charge(_FILL.sub("", text[bounds[i][0] : bounds[j - 1][1]])))
+            i = j
     return found
 
 
 @lru_cache(maxsize=16384)
 def _read_phrase(phrase: str, allow_unknown: bool) -> tuple[str, ...]:
     """Charge names in the text before one 罪 (or, without 罪, in one phrase); see the module docstring."""
-    phrase = phrase[-_MAX_PHRASE:].lstrip("、和及与或/")
+    phrase = phrase[-_MAX_PHRASE:].lstrip(_SEPARATORS + _MARKS)
     if not phrase or _NEGATED.search(phrase):
         return ()
     triggers = list(_TRIGGER.finditer(phrase))[-_MAX_TRIGGERS:]
     starts = [0] + [m.end() for m in triggers]
-    for start in starts:
-        for text in dict.fromkeys((phrase[start:], _FILL.sub("", phrase[start:]))):
-            if text:
-                names = _read_list(text, allow_unknown=False)
-                if names:
-                    return tuple(names)
+    for near in (False, True):  # partial forms at every start first: 犯组织、强迫… is no near form of a label
+        for start in starts:
+            tail = _unmarked(phrase[start:])
+            for text in dict.fromkeys((tail, _FILL.sub("", tail))):
+                if text:
+                    names = _read_list(text, allow_unknown=False, near=near)
+                    if names:
+                        return tuple(names)
     if not allow_unknown:
         return ()
     strong = [m.end() for m in triggers if m.group("strong")]
     start = strong[-1] if strong else (triggers[-1].end() if triggers else 0)
-    return tuple(_read_list(_FILL.sub("", phrase[start:]), allow_unknown=True) or ())
+    return tuple(_read_list(_FILL.sub("", _unmarked(phrase[start:])), allow_unknown=True) or ())
+
+
+def _read_bare(rest: str) -> tuple[str, ...]:
+    """Whole known names in text without 罪, read between marks (【罪名】聚众斗殴【法条】…: the bracket after a name
+    ends it); where that reads none, the text as a whole (拒不执行[判决、裁定] as CAIL writes it)."""
+    parts = [part for part in rest.split(_INTRO)[:_MAX_PIECES] if part]
+    names = tuple(name for part in parts for name in _read_phrase(part, allow_unknown=False))
+    return names or (_read_phrase(rest, allow_unknown=False) if len(parts) > 1 else ())
 
 
 def _name_phrases(phrase: str) -> tuple[list[str], str]:
@@ -337,7 +469,7 @@ def _name_phrases(phrase: str) -> tuple[list[str], str]:
     pos = phrase.find("罪")
     while pos >= 0:
         nxt = phrase[pos + 1 : pos + 2]
-        inside_word = pos > 0 and phrase[pos - 1] == "犯" and nxt and nxt not in "罪、和及与或/()"
+        inside_word = pos > 0 and phrase[pos - 1] == "犯" and nxt and nxt not in "罪、和及与或/()" + _MARKS
         if not inside_word:  # 犯罪所得 / 犯罪活动 / 犯罪分子 are part of a longer name
             names.append(phrase[start:pos])
             start = pos + 1
@@ -352,12 +484,15 @@ def _parse_charges(text: str) -> tuple[str, ...]:
     split = [_name_phrases(p) for p in phrases]
     names: list[str] = []
     if any(before for before, _ in split):
-        phrases = [phrase for before, _ in split for phrase in before if phrase.strip("、和及与或/")]
-        for phrase in phrases[:_MAX_NAMES]:
+        texts = [phrase for before, _ in split for phrase in before if phrase.strip(_SEPARATORS + _MARKS)]
+        for phrase in texts[:_MAX_NAMES]:
             names.extend(_read_phrase(phrase, allow_unknown=True))
+        # After 罪名, a colon or a bracket, a bare known name is a charge too: 罪名：诈骗 in an answer with other …罪.
+        rests = [rest for phrase, (_, rest) in zip(phrases, split, strict=True) if _INTRO in phrase and rest]
     else:  # no "…罪" anywhere: an answer such as "盗窃" or "盗窃、诈骗" (whole known names only)
-        for _, rest in split[:_MAX_NAMES]:
-            names.extend(_read_phrase(rest, allow_unknown=False))
+        rests = [rest for _, rest in split]
+    for rest in rests[:_MAX_NAMES]:
+        names.extend(_read_bare(rest))
     return tuple(normalize_charges(names))
 
 

@@ -45,11 +45,12 @@ def gold_view(row: dict[str, Any]) -> dict[str, Any]:
 def predicted_term_code(answer: str) -> int | None:
     """CAIL code of the term in an answer, None when the answer names no term at all.
 
-    An answer without a term is unreadable (CAIL -3, LawBench abstention), not a sentence of 0 months.
+    An answer without a term is unreadable (CAIL -3, LawBench abstention), not a sentence of 0 months. Read as the
+    reward reads it (``rewards.rules.predicted_term``).
     """
-    from recipes.legal.terms import find_term
+    from rewards.rules import predicted_term
 
-    term = find_term(answer)
+    term = predicted_term(answer)
     if term is None:
         return None
     return M.term_code(term.kind, term.months)

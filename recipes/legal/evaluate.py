@@ -13,9 +13,10 @@ Outputs in REPORT_DIR: metrics.json (``{"charge": {...}, "article": {...}, "term
 
 Predictions are JSON lines ``{"index": <extra_info.index>, "data_source": "legal/<task>", "response": "..."}``, with
 an optional ``"sample"`` id; the format, the multi-sample rule and every skip reason (``duplicate``,
-``sample_conflict``, ``malformed_json``, ``bad_encoding``, ``missing_field``, ``unknown_index``,
+``sample_conflict``, ``malformed_json``, ``bad_encoding``, ``missing_field``, ``wrong_type``, ``unknown_index``,
 ``data_source_mismatch``; empty responses scored and counted) are those of recipes/eval_inputs.py, counted under
-``overall.skipped`` and listed in ``overall.issues``; ``--strict`` makes the first bad line an error naming it.
+``overall.skipped`` and listed in ``overall.issues`` (one WARNING line on the console sums them up); ``--strict``
+makes the first bad line an error naming it.
 Exit codes: 0 done, 2 bad input, 3 scoring stopped part-way (the judge is gone): the scored responses are written
 anyway, with ``overall.complete`` false and ``overall.stopped`` (reason, counts, first unscored line).
 ``cail_score_official`` scores charges/articles over the contest's own label lists (recipes/legal/label_sets.py).

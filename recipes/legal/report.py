@@ -5,11 +5,17 @@ Display conventions and the compare framework: recipes/eval_report.py (shared wi
   table shows how many responses that applies to (``mae_unparseable``) and how many predicted life/death for a
   month-count gold (left out of the MAE). term_error_hist.png shows predicted − gold for readable month answers
   in bins of one month when all errors are within ±24 months, else in bands 0, 1–2, 3–5, 6–11, 12–23, 24–59, 60+.
-- charge_confusion.png labels charges with their Chinese names when matplotlib finds a CJK font (Noto Sans CJK,
-  Source Han Sans, WenQuanYi, Droid Sans Fallback, …); otherwise it uses codes C1… and draws a code → charge
-  legend beside the heat map (English glosses of common charges; report.md lists the Chinese names).
+- charge_confusion.png counts what accuracy counts: its diagonal holds exactly right answers only; a wrong answer
+  counts under the charges it got wrong (see charge_confusion). It labels charges with their Chinese names when
+  matplotlib finds a CJK font (Noto Sans CJK, Source Han Sans, WenQuanYi, Droid Sans Fallback, …); otherwise it uses
+  codes C1… and draws a code → charge legend beside the heat map (English glosses of common charges; report.md
+  lists the Chinese names).
 - The verdict score row is labelled by its grader: "mean judge score" when the judge graded, "mean task score
-  (rules)" when no judge was called (rules mode).
+  (rules)" when no judge was called (rules mode); so is the verdict panel of compare_verdict.png.
+- The official CAIL2018 row says "(comparable)" only when the label lists are the contest's full ones.
+- compare: compare.md tables every metric (ROWS' labels); the terminal table and compare_<task>.png show the
+  HEADLINE metrics under short readable labels, the charge/article CAIL panel being cail_score_official (the score
+  README says to publish); a panel no run has a value for is not drawn.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from recipes.eval_report import (  # noqa: F401  (bar_labels, fmt, load_metrics: re-exported)
+    ItemCoverage,
+    Panel,
     bar_labels,
     fmt,
     input_problems,
@@ -32,10 +40,17 @@ from recipes.eval_report import (  # noqa: F401  (bar_labels, fmt, load_metrics:
 )
 from recipes.eval_report import cjk_font as _any_cjk_font
 from recipes.eval_report import plt as _plt
+from recipes.legal.tasks import data_source
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("charge", "article", "term", "verdict")
+OFFICIAL_LABEL = "CAIL2018 score, official judger over the label lists"
+# cail_score_official's row in report.md, by what the lists are (overall.cail_labels.full_lists)
+OFFICIAL_LABELS = {
+    True: OFFICIAL_LABEL + " (comparable with published results)",
+    False: OFFICIAL_LABEL + " (NOT comparable: not the full contest lists)",
+}
 TASK_TITLES = {"charge": "罪名 charge", "article": "法条 article", "term": "刑期 term", "verdict": "判决 verdict"}
 # (key, label, kind) per task: the write-up's metrics first, then the field's scores, then counts.
 # kind: "rate" → shown as %, "x100" → already ×100, "num" → plain number, "int" → count.
@@ -47,9 +62,9 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("cail_micro_f1", "CAIL micro-F1", "rate"),
         ("cail_macro_f1", "CAIL macro-F1 (labels seen on either side)", "rate"),
         ("cail_score_vocab", "CAIL2018 score, official judger over the label vocabulary", "x100"),
-        ("cail_score_official", "CAIL2018 score, official judger over the contest's lists (comparable)", "x100"),
-        ("cail_official_labels", "labels in the contest list", "int"),
-        ("cail_official_pred_outside", "predicted labels outside the list (dropped, as the judger does)", "num"),
+        ("cail_score_official", OFFICIAL_LABEL, "x100"),
+        ("cail_official_labels", "labels in the lists (label_sets.json)", "int"),
+        ("cail_official_pred_outside", "predicted labels outside the lists (dropped, as the judger does)", "count"),
     ],
     "article": [
         ("accuracy", "accuracy (set exactly equal)", "rate"),
@@ -58,9 +73,9 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("cail_micro_f1", "CAIL micro-F1", "rate"),
         ("cail_macro_f1", "CAIL macro-F1 (labels seen on either side)", "rate"),
         ("cail_score_vocab", "CAIL2018 score, official judger over the label vocabulary", "x100"),
-        ("cail_score_official", "CAIL2018 score, official judger over the contest's lists (comparable)", "x100"),
-        ("cail_official_labels", "labels in the contest list", "int"),
-        ("cail_official_pred_outside", "predicted labels outside the list (dropped, as the judger does)", "num"),
+        ("cail_score_official", OFFICIAL_LABEL, "x100"),
+        ("cail_official_labels", "labels in the lists (label_sets.json)", "int"),
+        ("cail_official_pred_outside", "predicted labels outside the lists (dropped, as the judger does)", "count"),
     ],
     "term": [
         ("mae_months", "mean absolute error (months; unreadable answer = 0 months)", "num"),
@@ -88,19 +103,41 @@ COMMON_ROWS: list[tuple[str, str, str]] = [
     ("judge_calls", "judge calls", "int"),
     ("judge_failures", "judge failures", "int"),
 ]
-# Headline metric per task for compare bar charts (all "higher is better" except mae_months).
-HEADLINE = {
-    "charge": ["accuracy", "set_f1", "cail_score"],
-    "article": ["accuracy", "set_f1", "cail_score"],
-    "term": ["mae_months", "cail_term_score", "lawbench_term_score", "kind_accuracy"],
-    "verdict": ["judge_score_mean", "judge_rules_agreement"],
+# Headline metrics per task, (key, short label, kind): the terminal table and the compare bar charts (all "higher is
+# better" except mae_months). The CAIL score shown is cail_score_official, the one README says to publish.
+HEADLINE: dict[str, list[tuple[str, str, str]]] = {
+    "charge": [
+        ("accuracy", "accuracy (exact set)", "rate"),
+        ("set_f1", "set F1 per item", "rate"),
+        ("cail_score_official", "CAIL2018 official score (×100)", "x100"),
+    ],
+    "article": [
+        ("accuracy", "accuracy (exact set)", "rate"),
+        ("set_f1", "set F1 per item", "rate"),
+        ("cail_score_official", "CAIL2018 official score (×100)", "x100"),
+    ],
+    "term": [
+        ("mae_months", "MAE, months (lower is better)", "num"),
+        ("cail_term_score", "CAIL2018 term score (×100)", "x100"),
+        ("lawbench_term_score", "LawBench term score (×100)", "x100"),
+        ("kind_accuracy", "life/death kind accuracy", "rate"),
+    ],
+    "verdict": [
+        ("judge_score_mean", "mean judge score (−2 … +2)", "num"),  # labelled by its grader: verdict_panel_title
+        ("judge_rules_agreement", "judge–rules agreement", "rate"),
+    ],
 }
+# English task names for plot titles (TASK_TITLES' Chinese needs a CJK font)
+PLOT_TITLES = {"charge": "charge prediction", "article": "article prediction", "term": "prison term",
+               "verdict": "full verdict"}  # fmt: skip
 VERDICT_SCORE_LABELS = {
     "judge": "mean judge score (−2 … +2)",
     "rules": "mean task score (rules, −2 … +2)",
     "mixed": "mean task score (judge where called, else rules; −2 … +2)",
 }
 COMPARE_VERDICT_LABEL = "mean verdict score (−2 … +2; grader in the row below)"
+# The verdict compare panel when the runs were graded differently (one grader: VERDICT_SCORE_LABELS' label).
+VERDICT_PANEL_SEVERAL = "mean verdict score (−2 … +2; grader under each bar)"
 # English glosses of frequent CAIL2018 charges, for charge_confusion.png when no CJK font can draw the names.
 CHARGE_GLOSSES = {
     "盗窃罪": "theft",
@@ -197,13 +234,15 @@ def verdict_score_label(block: dict[str, Any]) -> str:
     return VERDICT_SCORE_LABELS.get(block.get("graded_by") or "", VERDICT_SCORE_LABELS["judge"])
 
 
-def task_table(task: str, block: dict[str, Any]) -> list[str]:
-    """Markdown table (metric, value) for one task."""
+def task_table(task: str, block: dict[str, Any], full_lists: bool = False) -> list[str]:
+    """Markdown table (metric, value) for one task (full_lists: the official score's lists are the contest's)."""
     lines = ["| metric | value |", "| --- | --- |"]
     for key, label, kind in ROWS[task] + COMMON_ROWS:
         if key in block:
             if task == "verdict" and key == "judge_score_mean":
                 label = verdict_score_label(block)
+            if key == "cail_score_official":
+                label = OFFICIAL_LABELS[full_lists]
             lines.append(f"| {label} | {fmt(block[key], kind)} |")
     return lines
 
@@ -295,36 +334,43 @@ def plot_term_errors(records: Sequence[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+OTHER, INCOMPLETE, NONE = "其他", "不全", "无"
+"""charge_confusion's extra columns: a wrong charge outside the rows; gold charges only, not all; nothing."""
+
+
 def charge_confusion(
     records: Sequence[dict[str, Any]], top_k: int = 10
 ) -> tuple[list[str], list[str], list[list[float]]]:
-    """Confusion counts for the top_k most frequent gold charges: rows gold, columns predicted (+ 其他, 无).
+    """Confusion counts for the top_k most frequent gold charges: rows gold, columns predicted (+ 其他, 不全, 无).
 
-    Each response weighs 1/k (k responses for its item). For a gold charge g: a hit counts (g, g); a miss counts
-    every predicted charge (a top-k column, else 其他 "other") or 无 ("none") when nothing was predicted.
+    It counts what accuracy (and the reward's +2) counts: only an answer whose charge set equals the gold set is
+    right. Each response weighs 1/k (k responses for its item); for each gold charge g of its item, row g gets:
+    - an exactly right answer: (g, g), the diagonal;
+    - an answer naming a wrong charge (not in the gold), even beside g: its weight split over the wrong charges
+      (a top-k column, else 其他 "other"); so 聚众斗殴罪、寻衅滋事罪 for gold 寻衅滋事罪 counts under 聚众斗殴罪;
+    - an answer naming only gold charges but not all of them: 不全 ("incomplete");
+    - an answer naming nothing: 无 ("none").
     """
     recs = [r for r in records if r["task"] == "charge"]
     sizes = Counter((r["data_source"], r["index"]) for r in recs)
     freq = Counter(g for r in recs for g in r.get("gold_labels") or [])
     rows = [g for g, _ in freq.most_common(top_k)]
-    cols = rows + ["其他", "无"]
-    pos = {c: i for i, c in enumerate(cols)}
+    cols = [*rows, OTHER, INCOMPLETE, NONE]
+    pos = {c: i for i, c in enumerate(rows)}
     matrix = [[0.0] * len(cols) for _ in rows]
     for r in recs:
         w = 1.0 / sizes[(r["data_source"], r["index"])]
-        pred = set(r.get("pred_labels") or [])
-        for g in r.get("gold_labels") or []:
-            if g not in pos or pos[g] >= len(rows):
-                continue
+        gold, pred = set(r.get("gold_labels") or []), set(r.get("pred_labels") or [])
+        wrong = sorted(pred - gold)
+        for g in gold & pos.keys():
             row = matrix[pos[g]]
-            if g in pred:
+            if pred == gold:
                 row[pos[g]] += w
-            elif not pred:
-                row[pos["无"]] += w
+            elif wrong:
+                for p in wrong:
+                    row[pos.get(p, len(rows))] += w / len(wrong)
             else:
-                for p in pred:  # a wrong guess splits its weight over the predicted charges
-                    col = pos[p] if p in pos and pos[p] < len(rows) else pos["其他"]
-                    row[col] += w / len(pred)
+                row[len(rows) + (1 if pred else 2)] += w
     return rows, cols, matrix
 
 
@@ -345,10 +391,10 @@ def plot_charge_confusion(
     font = _cjk_font() if font is True else font or None
     legend: list[str] = []
     if font:
-        ylabels, xlabels = list(rows), [*rows, "其他 other", "无 none"]
+        ylabels, xlabels = list(rows), [*rows, f"{OTHER} other", f"{INCOMPLETE} incomplete", f"{NONE} none"]
     else:  # no CJK font: codes on the axes, a code → charge legend beside the heat map
         ylabels = [f"C{i + 1}" for i in range(len(rows))]
-        xlabels = ylabels + ["other", "none"]
+        xlabels = [*ylabels, "other", "incomplete", "none"]
         legend = charge_legend(rows)
     label_width = max((len(s) for s in ylabels), default=2) * (0.16 if font else 0.08)
     legend_width = 0.068 * max((len(s) for s in legend), default=0)
@@ -385,7 +431,11 @@ def plot_charge_confusion(
             ax.text(0.5, 0.5, "no charge items", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("predicted")
         ax.set_ylabel("gold")
-        ax.set_title(f"charge confusion, top {len(rows)} gold charges", fontsize=10)
+        ax.set_title(
+            f"charge confusion, top {len(rows)} gold charges\ndiagonal: exactly right answers only; a wrong answer "
+            "counts under the charges it got wrong",
+            fontsize=9,
+        )
         fig.tight_layout()
         fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -436,9 +486,10 @@ def write_report(out_dir: Path, metrics: dict[str, Any], records: Sequence[dict[
             f"Note: {overall['repeated_without_sample']} response(s) repeat an earlier response of their item and",
             "carry no `sample` id; they were scored as separate samples.",
         ]
+    full_lists = bool((overall.get("cail_labels") or {}).get("full_lists"))
     for task in TASKS:
         block = metrics.get(task, {})
-        lines += [f"## {TASK_TITLES[task]}", "", *task_table(task, block), ""]
+        lines += [f"## {TASK_TITLES[task]}", "", *task_table(task, block, full_lists), ""]
     lines += input_problems(overall)
     lines += ["", "## Plots", ""]
     lines += ["![score distribution](score_distribution.png)", "", "![term error](term_error_hist.png)", ""]
@@ -469,23 +520,34 @@ def official_lists_line(labels: dict[str, Any]) -> str:
 
 
 def headline_table(runs: dict[str, dict[str, Any]]) -> str:
-    """A short plain-text table (task metric × run) of the headline metrics, for the terminal."""
+    """A short plain-text table (task × headline metric × run, readable labels), for the terminal."""
     names = list(runs)
     rows = [("task", "metric", *names)]
     for task in TASKS:
-        keys = HEADLINE[task] + (["cail_score_official"] if task in ("charge", "article") else [])
-        kinds = {key: kind for key, _, kind in ROWS[task] + COMMON_ROWS}
-        for key in keys:
-            kind = kinds.get(key, "num")
-            rows.append((task, key, *(fmt(runs[n].get(task, {}).get(key), kind) for n in names)))
+        blocks = [runs[n].get(task, {}) for n in names]
+        for key, label, kind in HEADLINE[task]:
+            several = False
+            if task == "verdict" and key == "judge_score_mean":
+                label, several = verdict_panel_title(list(runs.values()))
+                label = COMPARE_VERDICT_LABEL if several else label
+            rows.append((task, label, *(fmt(b.get(key), kind) for b in blocks)))
+            if several:  # the runs were graded differently: say by whom, run by run
+                rows.append((task, "graded by", *(b.get("graded_by") or "—" for b in blocks)))
     return text_table(rows)
 
 
-def compare_sections(runs: Sequence[dict[str, Any]], names: Sequence[str], out_dir: Path) -> list[str]:
+def compare_sections(
+    runs: Sequence[dict[str, Any]], names: Sequence[str], out_dir: Path, coverage: ItemCoverage | None = None
+) -> list[str]:
     """compare.md body: one table per task (run per column) and one bar chart per task (compare_<task>.png)."""
     lines: list[str] = []
     for task in TASKS:
-        lines += [f"## {TASK_TITLES[task]}", "", "| metric | " + " | ".join(names) + " |"]
+        mark = ""
+        if coverage is not None:  # the task's own items: two runs may share the charge items but not the others
+            counts = [m.get(task, {}).get("n_items") for m in runs]
+            mark = coverage.only(lambda source, task=task: source == data_source(task), counts).mark()
+        lines += [f"## {TASK_TITLES[task]}", ""] + ([f"**{mark}**", ""] if mark else [])
+        lines += ["| metric | " + " | ".join(names) + " |"]
         lines.append("| --- |" + " --- |" * len(names))
         for key, label, kind in ROWS[task] + COMMON_ROWS:
             if any(key in m.get(task, {}) for m in runs):
@@ -498,19 +560,37 @@ def compare_sections(runs: Sequence[dict[str, Any]], names: Sequence[str], out_d
                     graded = [m.get(task, {}).get("graded_by") or "—" for m in runs]
                     lines.append("| graded by | " + " | ".join(graded) + " |")
         lines += ["", f"![{task}](compare_{task}.png)", ""]
-        plot_compare(task, runs, names, out_dir / f"compare_{task}.png")
+        plot_compare(task, runs, names, out_dir / f"compare_{task}.png", mark)
     return lines
 
 
 def compare_reports(report_dirs: Sequence[Path], out_dir: Path) -> Path:
     """Side-by-side compare.md (one table per task, run per column), compare.json and one bar chart per task."""
-    return write_compare(report_dirs, out_dir, compare_sections)
+    return write_compare(report_dirs, out_dir, compare_sections)[0]
 
 
-def plot_compare(task: str, runs: Sequence[dict[str, Any]], names: Sequence[str], path: Path) -> Path:
-    """Grouped bars: the task's headline metrics (one panel each), one bar per run."""
-    panels = [
-        (key + (" (lower is better)" if key == "mae_months" else ""), lambda m, key=key: m.get(task, {}).get(key))
-        for key in HEADLINE[task]
-    ]
-    return plot_bars(task, panels, runs, names, path)
+def verdict_panel_title(runs: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+    """The verdict score's label in compare from who graded it, and whether the runs' graders differ."""
+    graders = {m.get("verdict", {}).get("graded_by") for m in runs} - {None}
+    if len(graders) > 1:
+        return VERDICT_PANEL_SEVERAL, True
+    return verdict_score_label({"graded_by": next(iter(graders), None)}), False
+
+
+def compare_panels(task: str, runs: Sequence[dict[str, Any]]) -> list[Panel]:
+    """The task's headline metrics as compare panels (readable titles; the verdict score titled by its grader)."""
+    panels = []
+    for key, label, kind in HEADLINE[task]:
+        note = None
+        if task == "verdict" and key == "judge_score_mean":
+            label, several = verdict_panel_title(runs)
+            note = (lambda m: m.get("verdict", {}).get("graded_by") or "—") if several else None
+        scale = (-2.0, 2.0) if key == "judge_score_mean" else None
+        panels.append(Panel(label, lambda m, key=key: m.get(task, {}).get(key), kind, note, scale))
+    return panels
+
+
+def plot_compare(task: str, runs: Sequence[dict[str, Any]], names: Sequence[str], path: Path, mark: str = "") -> Path:
+    """Grouped bars: the task's headline metrics that some run has (one panel each), one bar per run."""
+    counts = [m.get(task, {}).get("n_items") for m in runs]
+    return plot_bars(PLOT_TITLES[task], compare_panels(task, runs), runs, names, path, counts, mark)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ANSWER_FORMAT",
     "CHAT_SYSTEM_PROMPT",
@@ -11,6 +13,7 @@ __all__ = [
     "TEMPLATES",
     "build_prompt",
     "data_source",
+    "fixes_months",
     "parse_tasks",
     "task_of",
 ]
@@ -62,6 +65,18 @@ CHAT_SYSTEM_PROMPT = (
 """System message for `--template chat` (instruct models)."""
 
 _FACTS_HEADER = "案件事实："
+# An instruction that asks for the term as a number of months (以月为单位, 刑期的月数): the unit of a bare number.
+_MONTHS_UNIT = re.compile(r"以月为单位|按月计|月数|多少个月")
+
+
+def fixes_months(task: str) -> bool:
+    """Whether the task's instruction fixes the answer's unit as months, so a bare number (12) is 12 months.
+
+    Rewards and evaluation read answers knowing only the task (verl passes the data_source, not the prompt); every
+    prompt of a task is built from INSTRUCTIONS[task], so the instruction is what the prompt asked. Today's term
+    instruction asks for 有期徒刑一年六个月-style text: the unit is not fixed and a bare number stays unreadable.
+    """
+    return bool(_MONTHS_UNIT.search(INSTRUCTIONS.get(task, "")))
 
 
 def data_source(task: str) -> str:

@@ -6,7 +6,11 @@ Reading policy (README "How answers are read"):
   3-5年, 拘役或者管制, 最高刑期为十年, 并处或者单处罚金) is no sentence and is skipped, fine words included; so an
   answer that gives only a range or a hedge names no term (unreadable, like statute text: a range is not a
   prediction, and reading one bound would pay for hedging). 三年左右 is a point estimate and reads as 36 months.
-- A number without a unit after the term label (刑期：12) is unreadable: 12 could be months or years.
+- A number without a unit (12, 刑期：12) is unreadable: 12 could be months or years. Only where the prompt fixes the
+  unit (``bare_months``: the task's instruction asks for the term in months, recipes.legal.tasks.fixes_months) is a
+  bare number that is the whole answer read as that many months.
+- A fine is a sentence without prison (单处罚金, 判处罚金…) only on its own: 并处罚金 adds a fine to a principal
+  penalty, and beside a range quoted from the statute (三年以下有期徒刑、拘役或者管制，并处罚金) a fine names no term.
 - An acquittal (无罪, 不构成犯罪, 不构成××罪, 不负刑事责任) is unreadable, not "no sentence": every item of the term
   task is a conviction, and 免予刑事处罚 / 单处罚金 are the convicted-without-prison answers.
 """
@@ -20,7 +24,7 @@ from typing import Any, Literal
 
 import cn2an
 
-from recipes.cn_numerals import find_durations, to_halfwidth
+from recipes.cn_numerals import cn_to_int, find_durations, to_halfwidth
 
 MAX_TEXT_CHARS = 10_000  # readers look at this many characters only: bounded time on any input
 
@@ -71,7 +75,13 @@ _FINAL_MARKER = re.compile(r"决定执行|合并执行|决定合并执行")
 _SUM_MARKER = re.compile(r"总和刑期")
 _DEATH = re.compile(r"死刑|死缓")
 _LIFE = re.compile(r"无期(?:徒刑)?(?!限)")
-_FINE = "罚金"
+# A fine that is the whole sentence: 单处罚金, 判处罚金; any other fine (not 并处罚金) only when no range was quoted.
+_FINE_ONLY = re.compile(r"(?:单处|判处|仅处|只处)罚金")
+_FINE = re.compile(r"(?<!并处)罚金")
+# A whole answer that is one number, after an optional label: 12, 刑期：12, [刑期]十二.
+_BARE_NUMBER = re.compile(
+    r"(?:[\[【]?(?:最终)?(?:答案|刑期|主刑|预测刑期)[\]】]?[:：]?)?(?P<n>\d{1,4}|[零〇一二两三四五六七八九十百]{1,6})[。.]?"
+)
 _NO_PUNISHMENT = re.compile(r"免予刑事处罚|免于刑事处罚|免除刑事处罚|免予刑事处分")
 _QUOTED = re.compile(r"“[^“”]{0,2000}”|「[^「」]{0,2000}」|『[^『』]{0,2000}』|\"[^\"]{0,2000}\"")
 _CLAUSE = re.compile(r"[^,.;:!?()\[\]【】<>。；：，…\n]+")
@@ -137,25 +147,36 @@ def _without_ranges(norm: str) -> str:
 
 
 @lru_cache(maxsize=16384)
-def find_term(text: str) -> Term | None:
-    """The principal penalty in text, Term("none") for an exemption or a fine-only sentence, None when none is named."""
+def find_term(text: str, bare_months: bool = False) -> Term | None:
+    """The principal penalty in text, Term("none") for an exemption or a fine-only sentence, None when none is named.
+
+    bare_months: the prompt fixed the unit as months, so a whole answer that is one number (12) is that many months.
+    """
     norm = _WS.sub("", to_halfwidth((text if isinstance(text, str) else "")[:MAX_TEXT_CHARS]))
+    if bare_months:
+        bare = _BARE_NUMBER.fullmatch(norm)
+        months = cn_to_int(bare.group("n")) if bare else None
+        if months is not None:
+            return Term("fixed", months) if months > 0 else NONE_TERM
     verdict = _VERDICT_START.search(norm)
     if verdict:
         norm = norm[verdict.end() :]
     unquoted = _QUOTED.sub("。", norm)
-    found = _term_in(_without_ranges(unquoted))
+    found = _term_in(_without_ranges(unquoted), unquoted)
     if found is None and unquoted != norm:  # an answer written in quotes: “有期徒刑一年”
-        found = _term_in(_without_ranges(norm))
+        found = _term_in(_without_ranges(norm), norm)
     return found
 
 
-def _term_in(norm: str) -> Term | None:
-    """find_term on text already cut to the verdict, without quotes and range clauses."""
+def _term_in(norm: str, before_ranges: str) -> Term | None:
+    """find_term on text already cut to the verdict, without quotes and range clauses (before_ranges: with them)."""
     candidates = _candidates(norm)
     if not candidates:
-        # A fine alone (单处罚金, 判处罚金…) is a sentence without prison, not a missing answer.
-        return NONE_TERM if _FINE in norm else None
+        # A fine alone (单处罚金, 判处罚金…) is a sentence without prison, not a missing answer; a fine next to a range
+        # quoted from the statute is the statute's (…或者管制，并处罚金), and 并处罚金 is never alone.
+        if _FINE_ONLY.search(norm) or (_FINE.search(norm) and norm == before_ranges):
+            return NONE_TERM
+        return None
     for marker_re in (_FINAL_MARKER, _SUM_MARKER):
         marker = marker_re.search(norm)
         if marker:

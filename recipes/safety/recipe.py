@@ -55,7 +55,7 @@ def evaluate_predictions(
 
 
 def _best_score(data_source: str, reward_kwargs: Mapping[str, Any]) -> float | None:
-    """rewards.safety.max_score under these kwargs (5 by default: format 1 + keys 1 + 2 x closeness 1 + reasoning 1)."""
+    """rewards.safety.max_score under these kwargs (5 by default: five parts of weight 1, each at most 1)."""
     del data_source
     from rewards.safety import get_options, max_score
 
@@ -78,6 +78,16 @@ RECIPE = Recipe(
         ("keys_extra_mean", "keys_extra"),
         ("reasoning_score_mean", "reasoning_part"),
         ("reasoning_failure_rate", "reasoning_failed"),
+        ("detection_score_mean", "detection_part"),
+        ("violated_keys_mean", "violated_keys"),
+    ),
+    # At the reward's violation_threshold (60 by default): caught / violated gold keys and false alarms / clean gold
+    # keys over the step's safety responses. A never-flag policy shows recall 0 from the first steps, while within5
+    # can stay high (most gold scores are 100). A step with no violated gold key logs recall 1.0 (nothing was missed;
+    # violated_keys_mean is then 0), one with no clean key a false-alarm rate of 0.0.
+    step_ratios=(
+        ("detection_recall", "caught_keys", "violated_keys", 1.0),
+        ("false_alarm_rate", "false_alarms", "clean_keys", 0.0),
     ),
     uses_judge=_uses_judge,
     offline_reward_kwargs={"reasoning_scorer": "ngram", "judge_base_url": None},

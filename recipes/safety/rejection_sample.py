@@ -2,7 +2,7 @@
 
     python -m recipes.safety.rejection_sample --model CKPT --data DIR/train.parquet --n 8 --out DIR2
         [--keep K] [--threshold T] [--reasoning-scorer ngram|embedding|judge] [--reward-kwarg KEY=VALUE ...]
-        [--lora-adapter CKPT/lora_adapter] [--base-sft PARQUET]
+        [--lora-adapter CKPT/lora_adapter] [--base-sft PARQUET] [--keep-collapsed]
     python -m recipes.safety.rejection_sample --samples DIR2/samples.jsonl --data DIR/train.parquet --out DIR3 ...
 
 1. generate: vLLM offline (recipes/generation.py, the code `evaluate --model` uses), n answers per row of a safety
@@ -10,14 +10,18 @@
    custom_chat_template when it sets one); written to DIR2/samples.jsonl at once. `--samples` reads such a file
    instead (re-select with another threshold without generating again).
 2. score: rewards/safety.py compute_score with configs/safety_rejection.yaml's reward_kwargs (ngram reasoning
-   scorer: no server); DIR2/scores.jsonl has every answer's reward and parts.
-3. select (recipes/safety/selection.py): per text the at most --keep best distinct answers with reward >=
-   --threshold.
+   scorer: no server; its ngram_reference defaults to --data); DIR2/scores.jsonl has every answer's reward and parts.
+3. select (recipes/safety/selection.py): per text the at most --keep best answers with reward >= --threshold that
+   differ in meaning (scores + normalized reasoning).
 4. write: DIR2/sft.parquet (data/sft.py: the row's prompt + each kept answer; `--base-sft` rows first) for the next
    SFT round; DIR2/train.parquet (the input rows, same schema, of the texts where some answer fell below the
    threshold: a text whose n answers all pass leaves GRPO little to learn) for the next GRPO round and the next
    rejection-sampling round; round.json / round.md (recipes/safety/round_report.py) with the distribution line.
-Exit codes: 0 done, 2 bad input (named: file, row or line, field), 3 scoring stopped (samples.jsonl is kept).
+   A kept set that is a collapse (round_report: the kept answers let the gold's violations through, or their score
+   vectors are few) is refused: one ERROR line names it, round.json / round.md / scores.jsonl are written with
+   ``"refused"``, sft.parquet and train.parquet are not. --keep-collapsed writes them anyway.
+Exit codes: 0 done, 2 bad input (named: file, row or line, field), 3 scoring stopped (samples.jsonl is kept),
+4 round refused as a collapse.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from recipes.safety.parse import sanitize
 from recipes.safety.round_report import CollapseLimits, render_markdown, round_summary
 from recipes.safety.selection import Scored, saturated_texts, select
 
-__all__ = ["RoundInputError", "ScoringStoppedError", "build_parser", "main", "run"]
+__all__ = ["RoundInputError", "RoundRefusedError", "ScoringStoppedError", "build_parser", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,10 @@ class RoundInputError(ValueError):
 
 class ScoringStoppedError(RuntimeError):
     """compute_score raised (a judge or embedding server that is gone): the round stops, samples.jsonl stays."""
+
+
+class RoundRefusedError(RuntimeError):
+    """The kept set is a collapse and --keep-collapsed was not given: no sft.parquet / train.parquet were written."""
 
 
 # ------------------------------------------------------------------------------------------------------- inputs
@@ -124,13 +132,20 @@ def load_round_config(path: str | Path, args: argparse.Namespace) -> dict[str, A
         CollapseLimits(**cfg["report"])
     except TypeError as exc:
         raise RoundInputError(f"{path}: section 'report': {exc}") from exc
+    return cfg
+
+
+def check_reward_kwargs(cfg: dict[str, Any], data: str) -> None:
+    """Validate the reward options (a wrong one stops before generating); the n-gram scorer ranks against --data."""
     from rewards.safety import get_options
 
+    kwargs = cfg["reward_kwargs"]
+    if str(kwargs.get("reasoning_scorer", "ngram")).strip().lower() == "ngram" and not kwargs.get("ngram_reference"):
+        kwargs["ngram_reference"] = str(data)
     try:
-        get_options(cfg["reward_kwargs"])  # a wrong option stops here, not after generating
+        get_options(kwargs)
     except ValueError as exc:
         raise RoundInputError(f"reward_kwargs (--reasoning-scorer / --reward-kwarg): {exc}") from exc
-    return cfg
 
 
 def chat_template(model: str, training_config: str) -> str:
@@ -247,6 +262,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """One round (module docstring); returns round.json's content."""
     cfg = load_round_config(args.config, args)
     table, rows, golds = load_rows(args.data)
+    check_reward_kwargs(cfg, args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.model:
@@ -270,10 +286,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     selection = select(answers, threshold, keep)
     saturated = saturated_texts(answers, threshold)
     grpo_rows = [i for i in range(len(rows)) if i not in saturated]
-    sft_rows = write_sft(out / "sft.parquet", rows, selection.kept, args.base_sft)
-    write_grpo(out / "train.parquet", table, grpo_rows)
-    write_scores(out / "scores.jsonl", scored, selection.kept)
     summary = round_summary(golds, answers, selection, CollapseLimits(**cfg["report"]))
+    write_scores(out / "scores.jsonl", scored, selection.kept)
+    refused = bool(summary["collapse"]) and not args.keep_collapsed
+    sft_rows = 0
+    if not refused:
+        sft_rows = write_sft(out / "sft.parquet", rows, selection.kept, args.base_sft)
+        write_grpo(out / "train.parquet", table, grpo_rows)
     result = {
         "config": {
             "model": args.model,
@@ -286,11 +305,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "reward_kwargs": cfg["reward_kwargs"],
             "sampling": cfg["sampling"],
             "base_sft": args.base_sft,
+            "keep_collapsed": args.keep_collapsed,
         },
         **summary,
+        "refused": "; ".join(summary["collapse"]) if refused else None,
         "reasoning_failed": int(sum(r.get("reasoning_failed", 0.0) for _, r in scored)),
         "responses_sanitized": changed,
-        "outputs": {
+        "outputs": {"scores": str(out / "scores.jsonl")}
+        if refused
+        else {
             "sft": {
                 "path": str(out / "sft.parquet"),
                 "rows": sft_rows,
@@ -306,6 +329,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     (out / "round.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (out / "round.md").write_text(render_markdown(summary), encoding="utf-8")
+    if refused:
+        raise RoundRefusedError(result["refused"])
     return result
 
 
@@ -335,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--base-sft", metavar="PARQUET", help="an SFT parquet whose rows come first in sft.parquet")
     p.add_argument(
+        "--keep-collapsed",
+        action="store_true",
+        help="write sft.parquet / train.parquet even when the kept set is a collapse (refused by default, exit 4)",
+    )
+    p.add_argument(
         "--config", default=str(DEFAULT_CONFIG), metavar="YAML", help="round settings (configs/safety_rejection.yaml)"
     )
     p.add_argument(
@@ -350,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry: 0 done, 2 bad input, 3 scoring stopped."""
+    """CLI entry: 0 done, 2 bad input, 3 scoring stopped, 4 round refused as a collapse."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.concurrency < 1:
@@ -365,6 +395,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScoringStoppedError as exc:
         logger.error("scoring stopped (%s); the generated answers are in %s/samples.jsonl", exc, args.out)
         return 3
+    except RoundRefusedError as exc:
+        logger.error(
+            "round refused, model collapse: %s; no sft.parquet / train.parquet written (%s/round.md has the numbers; "
+            "--keep-collapsed keeps the round)",
+            exc,
+            args.out,
+        )
+        return 4
     print(result["distribution_line"])
     print(f"round: {Path(args.out) / 'round.json'}, {Path(args.out) / 'round.md'}")
     return 0

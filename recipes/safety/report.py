@@ -13,7 +13,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from recipes.eval_report import cjk_font, fmt, input_problems, markdown_table, plot_bars, plt, text_table
+from recipes.eval_report import (
+    ItemCoverage,
+    Panel,
+    cjk_font,
+    fmt,
+    input_problems,
+    markdown_table,
+    plot_bars,
+    plt,
+    text_table,
+)
 from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS
 from recipes.safety.metrics import ERROR_BANDS, WITHIN, error_bands
 
@@ -208,7 +218,9 @@ def headline_table(runs: dict[str, dict[str, Any]]) -> str:
     return text_table(rows)
 
 
-def compare_sections(runs: Sequence[dict[str, Any]], names: Sequence[str], out_dir: Path) -> list[str]:
+def compare_sections(
+    runs: Sequence[dict[str, Any]], names: Sequence[str], out_dir: Path, coverage: ItemCoverage | None = None
+) -> list[str]:
     """compare.md body: the summary, then MAE and detection F1 per dimension, run per column; compare_safety.png."""
     blocks = [m.get(DATA_SOURCE, {}) for m in runs]
     lines = ["## Summary", ""]
@@ -220,6 +232,10 @@ def compare_sections(runs: Sequence[dict[str, Any]], names: Sequence[str], out_d
     for header, path, kind in (PER_DIMENSION[0], PER_DIMENSION[-1]):
         rows = [[k, *(fmt(_per_dim(b, k, path), kind) for b in blocks)] for k in DIMENSIONS]
         lines += [f"## {header} per dimension", "", *markdown_table(["dimension", *names], rows), ""]
-    panels = [(label, lambda m, get=get: get(m.get(DATA_SOURCE, {}))) for label, get, _ in SUMMARY[:HEADLINE]]
-    plot_bars("safety", panels, runs, names, out_dir / "compare_safety.png")
+    panels = [
+        Panel(label, lambda m, get=get: get(m.get(DATA_SOURCE, {})), kind) for label, get, kind in SUMMARY[:HEADLINE]
+    ]
+    counts = [m.get("overall", {}).get("n_items") for m in runs]
+    mark = coverage.mark() if coverage is not None else ""
+    plot_bars("content safety", panels, runs, names, out_dir / "compare_safety.png", counts, mark)
     return [*lines, "![safety](compare_safety.png)", ""]

@@ -2,13 +2,21 @@
 
 - kept share: kept answers / generated answers; text coverage: texts with at least one kept answer / texts.
 - reward before/after: mean reward over every generated answer vs over the kept ones.
-- distinct-answer ratio: generated = distinct answers (selection.answer_key) / generated answers; kept = distinct
-  nine-score vectors / kept answers (how varied the scores the next round learns are).
+- distinct-answer ratio: generated = distinct answers (selection.meaning_key: scores + normalized reasoning) /
+  generated answers; kept = distinct nine-score vectors / kept answers (how varied the scores the next round learns).
+- kept violation recall: over the kept answers, the gold's violated keys (score < threshold) that the answer scores
+  below the threshold too / the gold's violated keys (None when no kept answer is for a text with a violation).
+- score vectors: distinct nine-score vectors among the kept answers against the distinct gold vectors of the texts
+  that kept one (kept / gold: below 1 the kept answers say fewer different things than the gold does).
 - per dimension: the score distribution of the kept answers (each kept answer once: what the next SFT round trains
   on) against the gold scores of every input text (what the data looks like): mean, share below the violation
   threshold, buckets, and their total-variation distance (0 = the same distribution, 1 = disjoint).
 - the distribution line: what the round did to the distribution, with a model-collapse warning when the kept set
   covers too few texts, drifts too far from the gold, or the model repeats itself (limits: ``CollapseLimits``).
+- collapse: the kept set is a collapse when its violation recall is below ``min_kept_recall``, when no kept answer is
+  for a text with a violation although some texts have one (a never-flag round), or when its score vectors are fewer
+  than ``min_vector_diversity`` x the gold's. These sentences are ``summary["collapse"]`` (also among the warnings);
+  recipes/safety/rejection_sample.py refuses such a round unless told to keep it.
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ from typing import Any
 
 from recipes.safety.dimensions import DIMENSIONS, VIOLATION_THRESHOLD
 from recipes.safety.parse import extract_answer, parse_answer, sanitize
-from recipes.safety.selection import Scored, Selection, answer_key
+from recipes.safety.selection import Scored, Selection, meaning_key
 
 __all__ = [
     "BUCKETS",
     "CollapseLimits",
+    "collapse_reasons",
+    "collapse_warnings",
     "distribution",
     "distribution_line",
     "kept_scores",
@@ -44,6 +54,8 @@ class CollapseLimits:
     min_text_coverage: float = 0.5  # fewer texts than this share with a kept answer: hard texts drop out
     max_tv_distance: float = 0.25  # a dimension's kept-vs-gold bucket distance above this: the scores drift
     min_distinct_ratio: float = 0.5  # fewer distinct answers than this share of the generated: the model repeats
+    min_kept_recall: float = 0.5  # kept answers flag fewer of their gold's violations than this: a collapse
+    min_vector_diversity: float = 0.5  # distinct kept score vectors / distinct gold vectors below this: a collapse
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -87,6 +99,19 @@ def _clean_share(score_maps: Sequence[Mapping[str, int]], threshold: int) -> flo
     return clean / len(score_maps)
 
 
+def _kept_recall(
+    golds: Sequence[Mapping[str, int]], kept: Sequence[Scored], maps: Sequence[Mapping[str, int]], threshold: int
+) -> tuple[int, int]:
+    """(violated gold keys over the kept answers, of those the ones the kept answer scores below the threshold too)."""
+    violated = caught = 0
+    for answer, scores in zip(kept, maps, strict=True):
+        for key in DIMENSIONS:
+            if int(golds[answer.text_id][key]) < threshold:
+                violated += 1
+                caught += key in scores and scores[key] < threshold
+    return violated, caught
+
+
 def round_summary(
     golds: Sequence[Mapping[str, int]],
     answers: Sequence[Scored],
@@ -107,6 +132,9 @@ def round_summary(
     mean_all = _mean([a.score for a in answers])
     mean_kept = _mean([a.score for a in kept])
     vectors = {tuple(s.get(k) for k in DIMENSIONS) for s in kept_maps}
+    gold_vectors = {tuple(int(golds[t][k]) for k in DIMENSIONS) for t in {a.text_id for a in kept}}
+    violated, caught = _kept_recall(golds, kept, kept_maps, threshold)
+    violated_texts = sum(1 for g in golds if any(int(g[k]) < threshold for k in DIMENSIONS))
     summary: dict[str, Any] = {
         "texts": len(golds),
         "generated": len(answers),
@@ -126,14 +154,23 @@ def round_summary(
             "delta": None if mean_all is None or mean_kept is None else mean_kept - mean_all,
         },
         "distinct_answer_ratio": {
-            "generated": _ratio(len({answer_key(a.response) for a in answers}), len(answers)),
+            "generated": _ratio(len({meaning_key(a.response) for a in answers}), len(answers)),
             "kept": _ratio(len(vectors), len(kept)),
+        },
+        "kept_violation_recall": _ratio(caught, violated),
+        "kept_violated_keys": violated,
+        "texts_with_violation": violated_texts,
+        "score_vectors": {
+            "kept": len(vectors),
+            "gold": len(gold_vectors),
+            "ratio": _ratio(len(vectors), len(gold_vectors)),
         },
         "clean_share": {"gold": _clean_share(golds, threshold), "kept": _clean_share(kept_maps, threshold)},
         "dimensions": dimensions,
         "collapse_limits": asdict(limits),
     }
-    summary["warnings"] = collapse_warnings(summary, limits)
+    summary["collapse"] = collapse_reasons(summary, limits)
+    summary["warnings"] = collapse_warnings(summary, limits) + summary["collapse"]
     summary["distribution_line"] = distribution_line(summary)
     return summary
 
@@ -166,6 +203,32 @@ def collapse_warnings(summary: Mapping[str, Any], limits: CollapseLimits) -> lis
         out.append(
             f"distinct answers are {distinct:.0%} of the generated (limit {limits.min_distinct_ratio:.0%}): the "
             "model repeats itself, and training on its own answers narrows it further"
+        )
+    return out
+
+
+def collapse_reasons(summary: Mapping[str, Any], limits: CollapseLimits) -> list[str]:
+    """One sentence per way the kept set is a collapse (module docstring); empty when it is none or nothing was kept."""
+    if not summary.get("kept"):
+        return []
+    out = []
+    recall = summary.get("kept_violation_recall")
+    if recall is not None and recall < limits.min_kept_recall:
+        out.append(
+            f"the kept answers flag {recall:.0%} of the violations in their texts' gold (limit "
+            f"{limits.min_kept_recall:.0%}): the next round learns to let violations through"
+        )
+    if recall is None and summary.get("texts_with_violation"):
+        out.append(
+            f"no kept answer is for one of the {summary['texts_with_violation']} texts with a violation: the next "
+            "round learns clean texts only"
+        )
+    vectors = summary.get("score_vectors") or {}
+    ratio = vectors.get("ratio")
+    if ratio is not None and ratio < limits.min_vector_diversity:
+        out.append(
+            f"the kept answers hold {vectors['kept']} distinct score vectors for {vectors['gold']} distinct gold ones "
+            f"(ratio {ratio:.2f} < {limits.min_vector_diversity:.2f}): the scores collapse onto a few answers"
         )
     return out
 
@@ -214,6 +277,9 @@ def render_markdown(summary: Mapping[str, Any], title: str = "Rejection-sampling
         f"| reward mean: generated -> kept | {_num(reward['mean_generated'])} -> {_num(reward['mean_kept'])} |",
         f"| distinct-answer ratio: generated / kept score vectors | {_num(distinct['generated'])} / "
         f"{_num(distinct['kept'])} |",
+        f"| kept answers' violation recall (gold violated keys flagged) | {_pct(summary['kept_violation_recall'])} |",
+        f"| distinct score vectors: kept / gold of their texts | {summary['score_vectors']['kept']} / "
+        f"{summary['score_vectors']['gold']} |",
         f"| clean answers: kept vs gold | {_pct(summary['clean_share']['kept'])} vs "
         f"{_pct(summary['clean_share']['gold'])} |",
         "",

@@ -1,10 +1,14 @@
 """Rejection sampling's choice, as pure functions: per text, the best distinct answers at or above a threshold.
 
 For each text (``text_id``), its generated answers are ranked by reward (ties: the earlier sample first); those
-below the threshold are dropped, and so are empty ones (nothing to train on, whatever the threshold); an answer
-equal to a better one after normalization (``answer_key``: NFKC, whitespace collapsed) is a duplicate; the first
-``keep`` distinct ones are kept, the rest are over the cap. Every answer ends in exactly one of kept /
-below_threshold / empty / duplicate / over_cap, so the counts add up to the answers in.
+below the threshold are dropped, and so are empty ones (nothing to train on, whatever the threshold); an answer that
+means the same as a better one (``meaning_key``: the nine scores the reward reads plus the normalized reasoning) is a
+duplicate; the first ``keep`` distinct ones are kept, the rest are over the cap. Every answer ends in exactly one of
+kept / below_threshold / empty / duplicate / over_cap, so the counts add up to the answers in.
+
+Two renderings of one answer are one answer: the key order, ``"100"`` vs ``100``, indented vs compact JSON, a code
+fence, a zero-width space, spacing, punctuation or full-width forms in the reasoning change nothing the next SFT round
+would learn, and two copies of one answer would weigh it double.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from recipes.safety.parse import sanitize
+from recipes.safety.dimensions import DIMENSIONS
+from recipes.safety.parse import extract_answer, extract_reasoning, parse_answer, sanitize
 
-__all__ = ["Scored", "Selection", "answer_key", "saturated_texts", "select"]
+__all__ = ["Scored", "Selection", "answer_key", "meaning_key", "saturated_texts", "select"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,26 @@ def answer_key(response: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", sanitize(response)).split())
 
 
+def _plain(text: str) -> str:
+    """Text as compared for meaning: NFKC, case-folded, without whitespace, punctuation or invisible characters."""
+    return "".join(
+        ch for ch in unicodedata.normalize("NFKC", text).casefold() if unicodedata.category(ch)[0] not in "PZC"
+    )
+
+
+def meaning_key(response: str) -> tuple[object, ...]:
+    """What an answer says: its nine scores as the reward reads them (None when unscored) and its reasoning, plain.
+
+    A response with neither block is keyed by its whole text, plain, so different free texts stay different.
+    """
+    text = sanitize(response)
+    answer, reasoning = extract_answer(text), extract_reasoning(text)
+    if answer is None and reasoning is None:
+        return ("text", _plain(text))
+    scores = parse_answer(answer).scores
+    return ("answer", tuple(scores.get(k) for k in DIMENSIONS), _plain(reasoning or ""))
+
+
 def _passes(score: float, threshold: float) -> bool:
     """At or above the threshold; a NaN reward never passes."""
     return not math.isnan(score) and score >= threshold
@@ -67,16 +92,16 @@ def select(answers: Iterable[Scored], threshold: float, keep: int) -> Selection:
     below = empty = duplicates = over_cap = 0
     for text_id in sorted(by_text):
         ranked = sorted(by_text[text_id], key=lambda a: (-a.score if not math.isnan(a.score) else math.inf, a.sample))
-        seen: set[str] = set()
+        seen: set[tuple[object, ...]] = set()
         taken = 0
         for answer in ranked:
             if not _passes(answer.score, threshold):
                 below += 1
                 continue
-            key = answer_key(answer.response)
-            if not key:
+            if not answer_key(answer.response):
                 empty += 1
                 continue
+            key = meaning_key(answer.response)
             if key in seen:
                 duplicates += 1
                 continue

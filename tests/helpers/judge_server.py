@@ -21,6 +21,11 @@ Scripting (all knobs are plain attributes and may be changed while the server ru
 - ``retry_after``: value of the ``Retry-After`` header sent with scripted 429 failures (None: no header).
 - ``malformed``: ``True`` or a function ``index -> bool``: answer that chat request 200 with a body that is not
   JSON (a proxy's error page, a cut connection).
+- ``body_fault``: a hostile reply body for every chat request (or a function ``index -> str | None``), sent with
+  status ``body_fault_status`` (default 200): ``"endless"`` (a chunked body that never ends: 64 KiB chunks until the
+  client goes away, bytes sent in ``RecordedRequest.extra["bytes_sent"]``), ``"gzip_bomb"`` (a chat.completion
+  answering "2", padded to ``gzip_bomb_bytes`` once decoded, sent gzip-encoded: about a thousandth of that on the
+  wire) or ``"deep_json"`` (a chat.completion answering "2" with a field nested ``deep_json_depth`` levels deep).
 - ``port``: bind this port instead of a free one (a server "coming back" on the address its clients know).
 - ``max_concurrency``: at most C chat requests are served at once; the rest wait in a queue (like a vLLM server
   of limited capacity). ``max_concurrent_seen`` counts requests in flight including queued ones,
@@ -36,6 +41,7 @@ Records: ``requests`` lists every chat-completions request received (also reject
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -44,6 +50,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +90,22 @@ class RecordedRequest:
         return "\n".join(str(m.get("content", "")) for m in self.messages if m.get("role") == "user")
 
 
+@functools.lru_cache(maxsize=4)
+def gzip_bomb(decoded_bytes: int) -> bytes:
+    """A gzip body that decodes to a chat.completion answering "2", padded with spaces to decoded_bytes."""
+    head = b'{"choices":[{"index":0,"message":{"role":"assistant","content":"2"}}],"pad":"'
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    out = [packer.compress(head)]
+    left = decoded_bytes - len(head) - 2
+    block = b" " * 2**20
+    while left > 0:
+        out.append(packer.compress(block[: min(left, len(block))]))
+        left -= len(block)
+    out.append(packer.compress(b'"}'))
+    out.append(packer.flush())
+    return b"".join(out)
+
+
 class ScriptedJudgeServer:
     """An OpenAI-compatible (vLLM-like) chat server on 127.0.0.1 whose answers are scripted per test."""
 
@@ -100,6 +123,10 @@ class ScriptedJudgeServer:
         retry_after: str | None = None,
         malformed: bool | Callable[[int], bool] = False,
         port: int | None = None,
+        body_fault: str | Callable[[int], str | None] | None = None,
+        body_fault_status: int = 200,
+        gzip_bomb_bytes: int = 64 * 2**20,
+        deep_json_depth: int = 100_000,
     ) -> None:
         """Configure the server; nothing listens until start()."""
         if max_concurrency is not None and max_concurrency < 1:
@@ -114,6 +141,10 @@ class ScriptedJudgeServer:
         self.backlog = backlog
         self.retry_after = retry_after
         self.malformed = malformed
+        self.body_fault = body_fault
+        self.body_fault_status = body_fault_status
+        self.gzip_bomb_bytes = gzip_bomb_bytes
+        self.deep_json_depth = deep_json_depth
         self._bind_port = port
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -368,6 +399,40 @@ class ScriptedJudgeServer:
             return None if out is None else str(out)
         return None if reply is None else str(reply)
 
+    async def _fault_body(self, request: web.Request, fault: str, rec: RecordedRequest) -> web.StreamResponse:
+        """One of the hostile bodies of ``body_fault``."""
+        rec.status = self.body_fault_status
+        if fault == "gzip_bomb":
+            rec.t_end = time.monotonic()
+            headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+            return web.Response(status=rec.status, body=gzip_bomb(self.gzip_bomb_bytes), headers=headers)
+        if fault == "deep_json":
+            rec.t_end = time.monotonic()
+            depth = self.deep_json_depth
+            text = '{"choices":[{"index":0,"message":{"role":"assistant","content":"2"}}],"deep":'
+            return web.Response(
+                status=rec.status, text=text + "[" * depth + "]" * depth + "}", content_type="application/json"
+            )
+        if fault != "endless":
+            raise ValueError(f"unknown body_fault {fault!r}; expected endless, gzip_bomb or deep_json")
+        response = web.StreamResponse(status=rec.status, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = b'{"choices":[{"message":{"content":"2"}}],"pad":"' + b" " * 65536
+        rec.extra["bytes_sent"] = 0
+        assert self._stopping is not None
+        try:
+            while not self._stopping.is_set():
+                await response.write(chunk)
+                rec.extra["bytes_sent"] += len(chunk)
+                chunk = b" " * 65536
+                await asyncio.sleep(0.002)  # paced (about 30 MB/s): a client that reads it all grows slowly
+        except (ConnectionError, RuntimeError):  # the client went away
+            pass
+        finally:
+            rec.t_end = time.monotonic()
+        return response
+
     def _is_malformed(self, index: int) -> bool:
         malformed = self.malformed
         return bool(malformed(index)) if callable(malformed) else bool(malformed)
@@ -396,8 +461,8 @@ class ScriptedJudgeServer:
         try:
             if self._slots is not None:
                 async with self._slots:
-                    return await self._serve_chat(body, rec)
-            return await self._serve_chat(body, rec)
+                    return await self._serve_chat(request, body, rec)
+            return await self._serve_chat(request, body, rec)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -405,7 +470,7 @@ class ScriptedJudgeServer:
                 rec.status = 499
                 rec.t_end = time.monotonic()
 
-    async def _serve_chat(self, body: dict[str, Any], rec: RecordedRequest) -> web.Response:
+    async def _serve_chat(self, request: web.Request, body: dict[str, Any], rec: RecordedRequest) -> web.StreamResponse:
         with self._lock:
             self._active += 1
             self.max_active_seen = max(self.max_active_seen, self._active)
@@ -415,6 +480,9 @@ class ScriptedJudgeServer:
             if status is not None:
                 headers = {"Retry-After": self.retry_after} if status == 429 and self.retry_after else None
                 return self._error(status, f"scripted failure {status} for request #{rec.index}", rec, headers)
+            fault = self.body_fault(rec.index) if callable(self.body_fault) else self.body_fault
+            if fault:
+                return await self._fault_body(request, fault, rec)
             if self._is_malformed(rec.index):
                 rec.status = 200
                 rec.t_end = time.monotonic()
