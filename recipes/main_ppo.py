@@ -29,7 +29,14 @@ import hydra
 import numpy as np
 import ray
 
-from recipes.step_metrics import STOP_PREFIX, UNSCORED_METRIC, aggregate_step_metrics, collect_reward_extras
+from recipes.step_metrics import (
+    MASKED_METRIC,
+    STOP_PREFIX,
+    UNSCORED_METRIC,
+    aggregate_step_metrics,
+    collect_reward_extras,
+)
+from recipes.trainer.masking import masked_keys, masked_out_of_groups
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +45,7 @@ REWARD_FIELDS = ["data_source", "extra_fields"]
 
 
 def fetch_reward_fields(batch: Any, keep_padding: bool = False) -> tuple[list[Any], list[Any]]:
-    """data_source and extra_fields of the batch's samples (non-padding ones unless keep_padding), from TransferQueue."""
+    """data_source and extra_fields of the batch's samples (non-padding ones unless keep_padding), from TQ."""
     import transfer_queue as tq
 
     data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=REWARD_FIELDS)
@@ -51,6 +58,14 @@ def fetch_reward_fields(batch: Any, keep_padding: bool = False) -> tuple[list[An
     sources = [s for s, k in zip(sources, keep, strict=True) if k]
     extra_fields = [f for f, k in zip(extra_fields, keep, strict=True) if k]
     return sources, extra_fields
+
+
+def fetch_advantages(batch: Any) -> list[float]:
+    """Each sample's advantage (its first response token's: GRPO gives every token of a response the same one)."""
+    import transfer_queue as tq
+
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["advantages"])
+    return [float(row[0]) if len(row) else 0.0 for row in data["advantages"].unbind()]
 
 
 def dump_columns(keys: list[str], sources: list[Any], extra_fields: list[Any], order: list[str]) -> dict[str, list]:
@@ -115,6 +130,15 @@ class RewardStepMetricsMixin:
                 tracking.log(data=metrics, step=global_steps)
             raise RewardsUnavailableError(unscored_stop_line(f"at step {global_steps}", counts, error))
 
+    def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
+        """verl's advantages, with the responses the judge could not judge out of their groups (recipes.trainer.
+        masking): their advantage is 0 and their group's baseline is over the judged responses only."""
+        _, extra_fields = fetch_reward_fields(batch, keep_padding=True)
+        masked = masked_keys(list(batch.keys), extra_fields)
+        metrics[MASKED_METRIC] = float(len(masked))
+        with masked_out_of_groups(masked, batch.partition_id):
+            return super()._compute_advantage(batch, metrics)  # type: ignore[misc]
+
     def step(self, metrics: dict, timing_raw: dict) -> Any:
         """verl's step; when it fails after responses went unscored (verl then has no group left to train on and
         raises), stop with the one line naming the judge error instead."""
@@ -130,15 +154,19 @@ class RewardStepMetricsMixin:
                 unscored_stop_line(f"at step {getattr(self, 'global_steps', '?')}", counts, error)
             ) from exc
 
-    def _dump_generations(self, inputs: list, outputs: list, gts: list, scores: list, reward_extra_infos_dict: dict,
-                          dump_path: str) -> None:
-        """verl's rollout dump, plus data_source and every reward part of each response (verl 0.9.1 dumps neither)."""
+    def _dump_generations(
+        self, inputs: list, outputs: list, gts: list, scores: list, reward_extra_infos_dict: dict, dump_path: str
+    ) -> None:
+        """verl's rollout dump, plus data_source, every reward part and the advantage of each response (verl 0.9.1
+        dumps none of them)."""
         batch = getattr(self, "_dumping_batch", None)
         order = list(reward_extra_infos_dict.get("uid") or [])
         if batch is not None and len(order) == len(inputs):
             try:
                 sources, extra_fields = fetch_reward_fields(batch, keep_padding=True)
                 columns = dump_columns(list(batch.keys), sources, extra_fields, order)
+                advantage = dict(zip(batch.keys, fetch_advantages(batch), strict=True))
+                columns["advantage"] = [advantage.get(key) for key in order]
                 reward_extra_infos_dict = {**reward_extra_infos_dict, **columns}
             except Exception as exc:  # the dump must not stop a run; say so once
                 if not self._reward_metrics_error_logged:

@@ -204,10 +204,24 @@ def run_phase(
     return phase
 
 
-def _run_once(phase: Phase, config: str, overrides: Sequence[str], environ: Mapping[str, str], out_dir: Path,
-              metrics: Path, multi_node: bool, timeout_s: float, emit: Emit) -> None:
-    extra = {**cpu_env(), "VERL_FILE_LOGGER_PATH": str(metrics), WEIGHTS_LOG_ENV: str(weights_file(out_dir, phase.name)),
-             "RUN_NAME": f"{RUN_NAME_PREFIX}-{config}", "RAY_AUTH_MODE": "disabled"}
+def _run_once(
+    phase: Phase,
+    config: str,
+    overrides: Sequence[str],
+    environ: Mapping[str, str],
+    out_dir: Path,
+    metrics: Path,
+    multi_node: bool,
+    timeout_s: float,
+    emit: Emit,
+) -> None:
+    extra = {
+        **cpu_env(),
+        "VERL_FILE_LOGGER_PATH": str(metrics),
+        WEIGHTS_LOG_ENV: str(weights_file(out_dir, phase.name)),
+        "RUN_NAME": f"{RUN_NAME_PREFIX}-{config}",
+        "RAY_AUTH_MODE": "disabled",
+    }
     progress = _Progress(config, metrics, phase.last_step, emit, [])
     with private_temp_dir() as tmp:
         if multi_node:
@@ -218,7 +232,8 @@ def _run_once(phase: Phase, config: str, overrides: Sequence[str], environ: Mapp
                 plan = build_plan(config, overrides, env)
                 runtime_env = write_runtime_env(plan, env, {**extra, **_judge_env(environ)})
                 try:
-                    output, seconds, code = _run(plan.submit_cmd, env, timeout_s, out_dir / f"{phase.name}.log", progress)
+                    log = out_dir / f"{phase.name}.log"
+                    output, seconds, code = _run(plan.submit_cmd, env, timeout_s, log, progress)
                 finally:
                     runtime_env.unlink(missing_ok=True)
         else:
@@ -323,8 +338,10 @@ def rehearse_loop(
         for name, first_step, last_step in phases:
             overrides = _overrides(cfg, changes, last_step, user_overrides)
             phase = Phase(name=name, first_step=first_step, last_step=last_step)
-            emit(f"[rehearse] {config}: {name}: steps {first_step}..{last_step}"
-                 + (" (ray job submit to a local 2-node cluster)" if multi else " (local Ray)"))
+            emit(
+                f"[rehearse] {config}: {name}: steps {first_step}..{last_step}"
+                + (" (ray job submit to a local 2-node cluster)" if multi else " (local Ray)")
+            )
             run_phase(phase, config, overrides, {**env, **judge_env}, out, multi, timeout_s, emit)
             result.phases.append(phase)
             if phase.returncode != 0:
@@ -355,8 +372,9 @@ def _write_metrics(result: LoopResult) -> None:
 class _judge_for:  # noqa: N801 - used as a context manager
     """The judge environment of the run: nothing, JUDGE_BASE_URL as given, or a vLLM CPU judge started here."""
 
-    def __init__(self, how: str, config: str, model: str | Path, environ: Mapping[str, str], out: Path,
-                 emit: Emit) -> None:
+    def __init__(
+        self, how: str, config: str, model: str | Path, environ: Mapping[str, str], out: Path, emit: Emit
+    ) -> None:
         self.how, self.config, self.model, self.environ, self.out, self.emit = how, config, model, environ, out, emit
         self.server: Any = None
 
@@ -387,8 +405,9 @@ def summary_line(result: LoopResult, elapsed_s: float) -> str:
     return f"rehearsal FAILED: {result.config}: {'; '.join(result.problems)}"
 
 
-def main_loop(config: str, model: str, data_dir: str, out_dir: str, steps: int, overrides: Sequence[str],
-              timeout_s: float) -> int:
+def main_loop(
+    config: str, model: str, data_dir: str, out_dir: str, steps: int, overrides: Sequence[str], timeout_s: float
+) -> int:
     """CLI body: run, print the verdict, exit status."""
     start = time.monotonic()
 

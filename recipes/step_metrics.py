@@ -32,6 +32,8 @@ Metrics (over the responses of the group; "judge calls" = responses with judge_c
   violated gold keys. When the denominator sums to 0 (no item to count this step) the recipe's stated value is logged
   instead of a division by zero (safety: recall 1.0, nothing was missed; false-alarm rate 0.0); skipped when either
   key is missing (or holds no numbers).
+- ``reward/overall/masked``: responses the judge could not judge this step (``judge_masked``, on_judge_error: mask),
+  kept with the placeholder score 0 and left out of the update (recipes.trainer.masking). Logged every step.
 - ``reward/overall/unscored``: responses generated but not scored this step (the reward function raised; verl drops
   their group). Logged every step by recipes.main_ppo, which stops the run when it is not 0.
 """
@@ -53,6 +55,8 @@ logger = logging.getLogger(__name__)
 PREFIX = "reward"
 OVERALL = "overall"
 UNSCORED_METRIC = f"{PREFIX}/{OVERALL}/unscored"
+# Responses the judge could not judge this step (on_judge_error: mask; recipes.trainer.masking), left out of the update.
+MASKED_METRIC = f"{PREFIX}/{OVERALL}/masked"
 # Starts the one stderr line that ends a run whose rewards could not be computed (recipes.main_ppo writes it,
 # recipes.rehearse reads it): `[trainer] run stopped at step N: …`.
 STOP_PREFIX = "[trainer]"

@@ -43,8 +43,10 @@ Defaults: score in [-5, +5]; a gold answer scores the maximum, format_weight + k
 instead of the gold and ranged over hundreds of points; tests/test_safety_reward.py pins each of those down.)
 
 A failed embedding / judge call scores as ``on_scorer_error``: ``neutral`` (reasoning_part 0, counted in
-``reasoning_failed``) or ``raise``. After max_consecutive_failures failures in a row the client raises whatever
-the policy (EmbeddingUnavailableError / JudgeUnavailableError): the run stops instead of training on noise.
+``reasoning_failed``), ``mask`` (the whole response scores the placeholder 0 with ``judge_masked`` = 1 and the trainer
+leaves it out of the update, recipes/trainer/masking.py) or ``raise``. After max_consecutive_failures failures in a
+row the client raises whatever the policy (EmbeddingUnavailableError / JudgeUnavailableError): the run stops instead
+of training on noise.
 Bad gold raises GoldError (gold is checked in data/, never scored). Every call returns RESULT_KEYS, all floats.
 """
 
@@ -98,7 +100,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCORERS: tuple[str, ...] = ("ngram", "embedding", "judge")
-ON_SCORER_ERROR: tuple[str, ...] = ("neutral", "raise")
+ON_SCORER_ERROR: tuple[str, ...] = ("neutral", "mask", "raise")
+# The placeholder score of a response whose reasoning could not be scored under on_scorer_error=mask.
+MASKED_SCORE = 0.0
 
 RESULT_KEYS: tuple[str, ...] = (
     "score",  # the weighted sum of the five parts
@@ -126,6 +130,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "reasoning_failed",  # 1 when that call failed or the judge's grade was unreadable
     "reasoning_latency_ms",  # wall time of the reasoning scorer (0 for ngram / no reasoning)
     "cache_hit",  # 1 when the judge / embedding answer came from the client's cache
+    "judge_masked",  # 1 when on_scorer_error=mask left the response unscored: score 0, out of the update
 )
 
 _WEIGHTS = ("format_weight", "keys_weight", "closeness_weight", "detection_weight", "reasoning_weight")
@@ -312,6 +317,8 @@ async def _reasoning_part(options: SafetyOptions, gold: str, pred: str | None, o
         out["reasoning_failed"] = 1.0
         if options.on_scorer_error == "raise":
             raise ScorerCallError(f"{options.reasoning_scorer} reasoning scorer failed (on_scorer_error=raise)")
+        if options.on_scorer_error == "mask":
+            out["judge_masked"] = 1.0
         return 0.0
     return value
 
@@ -366,4 +373,6 @@ async def compute_score(
         + options.detection_weight * out["detection_part"]
         + options.reasoning_weight * out["reasoning_part"]
     )
+    if out["judge_masked"]:
+        out["score"] = MASKED_SCORE
     return out

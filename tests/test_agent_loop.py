@@ -127,11 +127,10 @@ def test_affinity_worker_constructs_as_a_real_ray_actor(monkeypatch):
     """
     import ray
     from helpers.tiny_model import build_tiny_model
+    from verl.experimental.agent_loop.agent_loop import AgentLoopManager
 
     from recipes.commands import compose_config
     from recipes.rehearse import private_temp_dir
-
-    from verl.experimental.agent_loop.agent_loop import AgentLoopManager
 
     cfg = compose_config("legal_grpo_rules", [f"actor_rollout_ref.model.path={build_tiny_model()}"])
     # The class exactly as the manager hands it to verl (verl's manager __init__ needs a whole trainer: skipped).

@@ -50,22 +50,54 @@ def _source(module: str, name: str) -> str:
 @pytest.mark.parametrize(
     ("module", "name", "text", "why"),
     [
-        ("verl.utils.distributed", "initialize_global_process_group_ray", 'f"cpu:gloo,{get_device_name()}:',
-         "the default backend string the stand-in replaces"),
-        ("verl.workers.engine.fsdp.transformer_impl", "FSDPEngine", "CPUOffloadPolicy(pin_memory=True)",
-         "the pinned offload the stand-in unpins"),
-        ("verl.workers.engine.base", "EngineRegistry", 'os.getenv("VERL_ENGINE_DEVICE")',
-         "the override that selects the FSDP engine on CPU"),
-        ("verl.trainer.ppo.v1.trainer_base", "PPOTrainer", 'checkpoint_engine_config.backend = "naive"',
-         "weights reach the rollout in-process through update_weights"),
-        ("verl.workers.engine_workers", "ActorRolloutRefWorker", "await self.rollout.update_weights(",
-         "the naive sync calls our adapter"),
-        ("verl.workers.rollout.llm_server", "LLMServerClient", "await server.generate.remote(",
-         "the agent loop calls our server's generate"),
-        ("verl.trainer.ppo.v1.trainer_base", "PPOTrainer", "def _dump_generations(",
-         "recipes.main_ppo adds the reward parts to the rollout dump here"),
-        ("verl.trainer.ppo.v1.trainer_base", "PPOTrainer", "def _log_rollout_data(",
-         "recipes.main_ppo adds the reward parts to the rollout dump here"),
+        (
+            "verl.utils.distributed",
+            "initialize_global_process_group_ray",
+            'f"cpu:gloo,{get_device_name()}:',
+            "the default backend string the stand-in replaces",
+        ),
+        (
+            "verl.workers.engine.fsdp.transformer_impl",
+            "FSDPEngine",
+            "CPUOffloadPolicy(pin_memory=True)",
+            "the pinned offload the stand-in unpins",
+        ),
+        (
+            "verl.workers.engine.base",
+            "EngineRegistry",
+            'os.getenv("VERL_ENGINE_DEVICE")',
+            "the override that selects the FSDP engine on CPU",
+        ),
+        (
+            "verl.trainer.ppo.v1.trainer_base",
+            "PPOTrainer",
+            'checkpoint_engine_config.backend = "naive"',
+            "weights reach the rollout in-process through update_weights",
+        ),
+        (
+            "verl.workers.engine_workers",
+            "ActorRolloutRefWorker",
+            "await self.rollout.update_weights(",
+            "the naive sync calls our adapter",
+        ),
+        (
+            "verl.workers.rollout.llm_server",
+            "LLMServerClient",
+            "await server.generate.remote(",
+            "the agent loop calls our server's generate",
+        ),
+        (
+            "verl.trainer.ppo.v1.trainer_base",
+            "PPOTrainer",
+            "def _dump_generations(",
+            "recipes.main_ppo adds the reward parts to the rollout dump here",
+        ),
+        (
+            "verl.trainer.ppo.v1.trainer_base",
+            "PPOTrainer",
+            "def _log_rollout_data(",
+            "recipes.main_ppo adds the reward parts to the rollout dump here",
+        ),
     ],  # fmt: skip
 )
 def test_verl_code_the_cpu_path_depends_on_is_unchanged(module: str, name: str, text: str, why: str) -> None:
@@ -83,7 +115,9 @@ def test_platform_implements_every_abstract_method() -> None:
     assert not missing and not PlatformCPU.__abstractmethods__, missing
     platform = PlatformCPU()
     assert (platform.device_name, platform.communication_backend_name(), platform.ray_resource_name()) == (
-        "cpu", "gloo", "GPU"
+        "cpu",
+        "gloo",
+        "GPU",
     )
     assert not platform.is_platform_available(use_smi_check=True), "a GPU node must never auto-detect the CPU platform"
 

@@ -21,8 +21,9 @@ def ascii_share(text: str) -> float:
     return sum(ch.isascii() and ch.isalnum() for ch in visible) / len(visible)
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None,
-                  **kwargs: Any) -> dict[str, float]:
+def compute_score(
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None, **kwargs: Any
+) -> dict[str, float]:
     """verl's custom reward: {"score": ascii share, "acc": 1.0 when the whole response is ASCII alphanumerics}."""
     share = ascii_share(solution_str if isinstance(solution_str, str) else "")
     return {"score": share, "acc": float(share == 1.0)}

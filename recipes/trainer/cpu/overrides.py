@@ -62,8 +62,9 @@ def _get(cfg: Any, key: str) -> Any:
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
-def cpu_changes(cfg: Any, model: str | Path, data_dir: str | Path, out_dir: str | Path, steps: int,
-                nodes: int = 1) -> list[Change]:
+def cpu_changes(
+    cfg: Any, model: str | Path, data_dir: str | Path, out_dir: str | Path, steps: int, nodes: int = 1
+) -> list[Change]:
     """Every change the CPU loop makes to the composed config cfg (one training process per node)."""
     out = Path(out_dir)
     actor = "actor_rollout_ref.actor"

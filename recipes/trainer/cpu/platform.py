@@ -116,7 +116,7 @@ class PlatformCPU(PlatformBase):
         return False
 
     def current_device(self) -> str:  # type: ignore[override]
-        """"cpu", not an index: verl passes this to .to() and torch.device(), where 0 would mean an accelerator."""
+        """ "cpu", not an index: verl passes this to .to() and torch.device(), where 0 would mean an accelerator."""
         return "cpu"
 
     def device_count(self) -> int:

@@ -31,9 +31,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
+from recipes.trainer.cpu import ROLLOUT_NAME, WEIGHTS_LOG_ENV
+
 logger = logging.getLogger(__name__)
 
-from recipes.trainer.cpu import ROLLOUT_NAME, WEIGHTS_LOG_ENV
 # How long the server waits for more concurrent requests before it generates a batch (seconds).
 BATCH_WINDOW_S = 0.05
 MAX_BATCH = 64
@@ -62,8 +63,9 @@ class _Request:
     done: asyncio.Future = field(repr=False)
 
 
-def sampling_key(sampling_params: dict[str, Any], prompt_len: int, prompt_length: int, response_length: int,
-                 max_model_len: int) -> SamplingKey:
+def sampling_key(
+    sampling_params: dict[str, Any], prompt_len: int, prompt_length: int, response_length: int, max_model_len: int
+) -> SamplingKey:
     """verl's sampling_params as one batch key; max_tokens as vLLMHttpServer.generate computes its default."""
     if "max_tokens" in sampling_params:
         max_tokens = int(sampling_params["max_tokens"])
@@ -84,8 +86,15 @@ def sampling_key(sampling_params: dict[str, Any], prompt_len: int, prompt_length
 class HFGenerationServer:
     """One replica's generator: a transformers causal LM on the CPU, weights pushed by the training worker."""
 
-    def __init__(self, model_path: str, prompt_length: int, response_length: int, max_model_len: int | None,
-                 seed: int, replica_rank: int) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        prompt_length: int,
+        response_length: int,
+        max_model_len: int | None,
+        seed: int,
+        replica_rank: int,
+    ) -> None:
         from transformers import AutoModelForCausalLM, GenerationConfig
 
         torch.set_num_threads(1)  # many processes share a few cores in a rehearsal
@@ -108,16 +117,25 @@ class HFGenerationServer:
         self._batcher: asyncio.Task | None = None
         self._lock = asyncio.Lock()
 
-    async def generate(self, prompt_ids: list[int], sampling_params: dict[str, Any], request_id: str,
-                       image_data: Any = None, video_data: Any = None, **kwargs: Any) -> TokenOutput:
+    async def generate(
+        self,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        request_id: str,
+        image_data: Any = None,
+        video_data: Any = None,
+        **kwargs: Any,
+    ) -> TokenOutput:
         """verl's token-in-token-out call (vLLMHttpServer.generate's signature)."""
         if image_data is not None or video_data is not None:
             raise ValueError("the CPU rollout generates text only")
         prompt_ids = [int(t) for t in prompt_ids]
-        key = sampling_key(sampling_params, len(prompt_ids), self.prompt_length, self.response_length,
-                           self.max_model_len)
-        request = _Request(prompt_ids, key, bool(sampling_params.get("logprobs")),
-                           asyncio.get_running_loop().create_future())
+        key = sampling_key(
+            sampling_params, len(prompt_ids), self.prompt_length, self.response_length, self.max_model_len
+        )
+        request = _Request(
+            prompt_ids, key, bool(sampling_params.get("logprobs")), asyncio.get_running_loop().create_future()
+        )
         self._pending.append(request)
         if self._batcher is None or self._batcher.done():
             self._batcher = asyncio.create_task(self._run_batches())
@@ -153,11 +171,15 @@ class HFGenerationServer:
             input_ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
             attention[row, width - len(request.prompt_ids) :] = 1
         greedy = key.temperature <= 0
-        sampling = {} if greedy else {
-            "temperature": key.temperature,
-            "top_p": key.top_p,
-            "top_k": key.top_k if key.top_k > 0 else 0,
-        }
+        sampling = (
+            {}
+            if greedy
+            else {
+                "temperature": key.temperature,
+                "top_p": key.top_p,
+                "top_k": key.top_k if key.top_k > 0 else 0,
+            }
+        )
         generated = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,
@@ -292,8 +314,13 @@ class HFServerAdapter(BaseRollout):
     async def release(self) -> None:
         """Nothing to release."""
 
-    async def update_weights(self, weights: Iterable[tuple[str, torch.Tensor]] | AsyncIterator, global_steps:
-                             int | None = None, peft_config: Any = None, **kwargs: Any) -> None:
+    async def update_weights(
+        self,
+        weights: Iterable[tuple[str, torch.Tensor]] | AsyncIterator,
+        global_steps: int | None = None,
+        peft_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
         """Collect the full tensors (every rank iterates: FSDP gathers them collectively) and send them once."""
         if peft_config is not None:
             raise NotImplementedError(
