@@ -19,7 +19,7 @@
 # Env: RUN_NAME (reuse to resume) or RUN_TAG (suffix after -MMDD); NNODES>1 or RAY_ADDRESS -> `ray job submit`;
 #      JUDGE_BASE_URL (comma list of judge endpoints: no local judge is started, each must answer /health; when none
 #      is loopback, the judge GPU trains too); JUDGE_STARTUP_TIMEOUT_S; WANDB_API_KEY or WANDB_MODE=offline;
-#      PYTHON_BIN.
+#      PYTHON_BIN; LEGAL_REHEARSE_DIR (the rehearsal's output folder, default outputs/rehearse).
 set -euo pipefail
 
 tool=train_grpo
@@ -47,7 +47,7 @@ if [ "$rehearse" -eq 1 ]; then
     [ "$install" -eq 1 ] || die "the rehearsal needs the CPU stack in '$py' and --no-install was given"
     ensure_cpu_stack
   fi
-  work="$repo_root/outputs/rehearse"
+  work="${LEGAL_REHEARSE_DIR:-$repo_root/outputs/rehearse}"  # where the rehearsal writes (tests use a temp dir)
   mkdir -p "$work"
   "$py" tests/helpers/tiny_model.py "$work/tiny_qwen" >/dev/null 2>&1 \
     || die "could not build the tiny model (tests/helpers/tiny_model.py)"

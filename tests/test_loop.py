@@ -1,9 +1,11 @@
 """Full-loop tier: every launchable config trains for real on the CPU through verl's own trainer and Ray.
 
-Each config runs its exact trainer command (recipes.rehearse_loop; multi-node: `ray job submit` to a local two-raylet
-cluster) for 2 real GRPO steps of the tiny random Qwen2 on its shipped sample, checkpoints, then resumes for a third
-step. The checks: our reward metrics on every step equal what the step's rollout dump recomputes, the dump holds
-every reward part, validation before and after, the checkpoint, the resumed step, the same weights after the resume.
+Each config runs as a user runs it, `bash scripts/train_grpo.sh --rehearse --config NAME` (the default config: plain
+`bash scripts/train_grpo.sh`, which runs the rehearsal itself without GPUs): its exact trainer command
+(recipes.rehearse_loop; multi-node: `ray job submit` to a local two-raylet cluster) for 2 real GRPO steps of the tiny
+random Qwen2 on its shipped sample, a checkpoint, then a resumed third step. The checks: our reward metrics on every
+step equal what the step's rollout dump recomputes, the dump holds every reward part and the advantage, validation
+before and after, the checkpoint, the resumed step, the same weights after the resume.
 A config verl cannot run on the CPU names verl's reason here; `--wall` (tests/test_rehearsal.py) keeps covering it.
 
 Slow (minutes per config: two Ray start-ups); one Ray cluster at a time.
@@ -12,22 +14,22 @@ Slow (minutes per config: two Ray start-ups); one Ray cluster at a time.
 from __future__ import annotations
 
 import importlib
-import json
 import math
+import os
+import subprocess
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers.judge_server import ScriptedJudgeServer
-from helpers.tiny_model import build_tiny_model
+from helpers.loop_judge import judge_reply
 
-from recipes.commands import compose_config, launchable_configs, recipe_sample
+from recipes.commands import DEFAULT_CONFIG, compose_config, launchable_configs
 from recipes.recipe import recipe_of_config
-from recipes.rehearse import prepare_sample
-from recipes.rehearse_loop import CannotRehearse, judge_plan, read_jsonl, rehearse_loop
+from recipes.rehearse_loop import CannotRehearse, judge_plan, read_jsonl, weights_at_resume, weights_file
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 STEPS = 2
 
 
@@ -46,31 +48,15 @@ LOOP = [name for name in CONFIGS if name not in CANNOT]
 
 
 @pytest.fixture(scope="module")
-def tiny_model() -> str:
-    """The shared cached tiny random Qwen2 (tests/helpers/tiny_model.py)."""
-    return str(build_tiny_model())
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The rehearsals' folder (LEGAL_REHEARSE_DIR): the tiny model the script builds there is the judge's model."""
+    return tmp_path_factory.mktemp("rehearse")
 
 
 @pytest.fixture(scope="module")
-def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
-    """The config's own shipped sample, prepared once per sample."""
-    prepared: dict[tuple[str, str], str] = {}
-
-    def for_config(name: str) -> str:
-        cfg = compose_config(name)
-        sample = recipe_sample(cfg)
-        assert sample is not None, f"configs/{name}.yaml names no shipped sample"
-        if sample not in prepared:
-            prepared[sample] = str(prepare_sample(cfg, tmp_path_factory.mktemp(f"prepared-{sample[0]}")))
-        return prepared[sample]
-
-    return for_config
-
-
-@pytest.fixture(scope="module")
-def loop_judge(tiny_model: str) -> Any:
-    """A loopback judge answering every question with the top grade (it serves the tiny model's name)."""
-    with ScriptedJudgeServer(reply="2", model=tiny_model) as server:
+def loop_judge(work: Path) -> Any:
+    """A loopback judge answering every question well-formed, serving the tiny model's name."""
+    with ScriptedJudgeServer(reply=judge_reply, model=str(work / "tiny_qwen")) as server:
         yield server
 
 
@@ -98,41 +84,55 @@ def _recomputed(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def run_script(name: str, judge_url: str, work: Path) -> subprocess.CompletedProcess:
+    """`bash scripts/train_grpo.sh --rehearse --config NAME` as a user runs it; for the default config the plain
+    `bash scripts/train_grpo.sh`, which runs the rehearsal itself on a machine without GPUs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUDGE_", "RAY_", "NNODES", "CUDA_VISIBLE"))}
+    env.update(JUDGE_BASE_URL=judge_url, LEGAL_REHEARSE_DIR=str(work), PATH=f"/nonexistent-gpu-tools:{env['PATH']}")
+    args = [] if name == DEFAULT_CONFIG else ["--rehearse", "--config", name]
+    return subprocess.run(["bash", "scripts/train_grpo.sh", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=2300)  # fmt: skip
+
+
 @pytest.mark.timeout(2400)
 @pytest.mark.parametrize("name", LOOP)
-def test_config_trains_checkpoints_and_resumes_on_cpu(
-    name: str, tiny_model: str, sample_data: Callable[[str], str], loop_judge: Any, tmp_path: Path
-) -> None:
+def test_config_trains_checkpoints_and_resumes_on_cpu(name: str, loop_judge: Any, work: Path) -> None:
     """N real steps, validation, checkpoint, a resumed step N+1 with the same weights; our metrics match the dump."""
-    lines: list[str] = []
-    env = {"JUDGE_BASE_URL": loop_judge.base_url, "PATH": __import__("os").environ["PATH"]}
-    result = rehearse_loop(name, tiny_model, sample_data(name), tmp_path / "out", STEPS, environ=env,
-                           emit=lines.append)  # fmt: skip
-    log_tail = "\n".join((result.phases[-1].log if result.phases else "").splitlines()[-40:])
-    assert result.passed, f"{result.problems}\n{log_tail}"
-    assert any(line.startswith(f"[rehearse] {name}: step {STEPS + 1}/{STEPS + 1}: reward") for line in lines), lines
+    proc = run_script(name, loop_judge.base_url, work)
+    lines = proc.stdout.splitlines()
+    passed = [line for line in lines if line.startswith("rehearsal passed:")]
+    assert proc.returncode == 0 and passed, proc.stdout[-4000:] + proc.stderr[-4000:]
+    if name == DEFAULT_CONFIG:  # the embedded default: says so first, ends with where to look and what to run
+        assert "no GPU on this machine" in proc.stdout.split("[rehearse]", 1)[0]
+        assert "metrics.jsonl" in lines[-1] and f"bash scripts/train_grpo.sh --config {name}" in lines[-1]
+    else:
+        assert lines[-1] == passed[0]
+    assert any(line.startswith(f"[rehearse] {name}: step {STEPS + 1}/{STEPS + 1}: reward") for line in lines)
+    assert any(line.startswith(f"[rehearse] {name}: change trainer.device") for line in lines)
 
+    out = work / name
+    records = read_jsonl(out / "metrics.jsonl")
     recipe = recipe_of_config(compose_config(name)).name
     keys = _reward_keys(name)
-    training = [r for r in result.records() if "timing_s/step" in r["data"]]
+    training = [r for r in records if "timing_s/step" in r["data"]]
     assert [r["step"] for r in training] == [1, 2, 3]
     for record in training:
         data, step = record["data"], record["step"]
-        rows = read_jsonl(result.out_dir / "rollouts" / f"{step}.jsonl")
+        rows = read_jsonl(out / "rollouts" / f"{step}.jsonl")
         assert rows, f"no rollout dump for step {step}"
         for row in rows:  # every reward part of every response is in the dump
-            missing = [k for k in ("data_source", *keys) if k not in row]
+            missing = [k for k in ("data_source", "advantage", *keys) if k not in row]
             assert not missing, f"step {step}: dump row lacks {missing}"
             assert row["data_source"].split("/")[0] == recipe
-        assert any(k.startswith(f"reward/{recipe}") for k in data)
         for key, want in _recomputed(rows).items():
             assert key in data, f"step {step}: {key} missing from the metrics"
             assert math.isclose(data[key], want, rel_tol=1e-6, abs_tol=1e-9), (step, key, data[key], want)
-        assert data["reward/overall/unscored"] == 0.0
-    val_steps = [r["step"] for r in result.records() if any(k.startswith("val-core/") for k in r["data"])]
+        assert data["reward/overall/unscored"] == 0.0 and data["reward/overall/masked"] == 0.0
+    val_steps = [r["step"] for r in records if any(k.startswith("val-core/") for k in r["data"])]
     assert val_steps[0] == 0 and val_steps[-1] == STEPS + 1, val_steps
-    metrics_lines = result.metrics_path.read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line)["step"] for line in metrics_lines] == [r["step"] for r in result.records()]
+    assert (out / "checkpoints" / f"global_step_{STEPS}").is_dir()
+    saved, resumed = weights_at_resume(weights_file(out, "train"), weights_file(out, "resume"), STEPS)
+    assert saved is not None and saved == resumed
 
 
 @pytest.mark.parametrize("name", sorted(CANNOT))

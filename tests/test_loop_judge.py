@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import torch
 from helpers.judge_server import ScriptedJudgeServer
+from helpers.loop_judge import judge_reply, prediction
 from helpers.processes import ProcessWatcher
 from helpers.tiny_model import PRIMED_TEMPLATE, build_primed_model
 
@@ -36,17 +37,6 @@ GRPO_EPSILON = 1e-6
 def legal_data(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The legal recipe's shipped sample, prepared."""
     return str(prepare_sample(compose_config(CONFIG), tmp_path_factory.mktemp("legal-sample")))
-
-
-def judge_reply(body: dict[str, Any]) -> str:
-    """A well-formed judge answer: no error for the prison-term question, the top grade for the others."""
-    return "误差：0个月" if "误差" in str(body.get("messages")) else "2"
-
-
-def prediction(body: dict[str, Any]) -> str:
-    """The prediction a judge request carries (between the prompt's fence markers)."""
-    text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
-    return text.split("<<<预测开始>>>", 1)[-1].split("<<<预测结束>>>", 1)[0]
 
 
 def _overrides(**kwargs: Any) -> list[str]:
