@@ -1,9 +1,8 @@
 """`bash scripts/rehearse_pipeline.sh`: the safety recipe's stages for real on the CPU, one command, one summary.
 
 SFT (verl's SFT trainer, LoRA) -> export -> GRPO from the adapter (verl's trainer, checkpoint, resumed step) -> export
--> evaluate (the trainer's own validation reproduced) -> rejection round -> SFT round 2 -> compare. Slow: about a
-quarter of an hour on a busy 2-core box (three Ray start-ups would be more: the GRPO stage has two, the SFT stages
-none). Run from this checkout as a fresh clone would run it: no judge (the GRPO stage says it scores the reasoning by
+-> evaluate (the trainer's own validation reproduced) -> rejection round -> SFT round 2 -> compare. Slow: 6-12
+minutes on a shared 2-core box (measured 334 s and 708 s; two Ray start-ups in the GRPO stage, none elsewhere). Run from this checkout as a fresh clone would run it: no judge (the GRPO stage says it scores the reasoning by
 n-grams), nothing prepared beforehand.
 """
 
