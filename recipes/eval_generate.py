@@ -1,4 +1,5 @@
-"""Predictions generated with vLLM for an evaluation (``--model``): the sampling YAML, the prompt template, the file.
+"""Predictions generated for an evaluation (``--model``, vLLM or transformers): the sampling YAML, the prompt
+template, the file.
 
 The prompts are the rows' ``prompt`` conversations, rendered as training renders them: with the training config's
 ``actor_rollout_ref.model.custom_chat_template`` when it sets one (the legal base-model template), else with the
@@ -56,21 +57,32 @@ def load_chat_template(config_name: str, overrides: Sequence[str] = (), required
 
 
 def generate_predictions(
-    model: str, data: Rows, chat_template: str | None, sampling_cfg: Mapping[str, Any], out_path: Path
+    model: str,
+    data: Rows,
+    chat_template: str | None,
+    sampling_cfg: Mapping[str, Any],
+    out_path: Path,
+    adapter: str | None = None,
+    backend: str = "vllm",
 ) -> Path:
-    """Generate every row's samples with vLLM into out_path (predictions JSONL, rows in key order)."""
+    """Generate every row's samples into out_path (predictions JSONL, rows in key order) with vLLM or transformers
+    (recipes/generation.py); ``adapter``: a LoRA adapter on the model."""
     from recipes.generation import ContextError, GenerationError, generate, write_samples
 
     keys = sorted(data)
+    prompts = [list(data[k]["prompt"]) for k in keys]
     try:
-        completions = generate(model, [list(data[k]["prompt"]) for k in keys], chat_template, sampling_cfg)
+        completions = generate(model, prompts, chat_template, sampling_cfg, adapter=adapter, backend=backend)
     except ContextError as exc:  # prompt position i is the i-th key in sorted order
         data_source, index = keys[exc.first]
         raise EvaluationInputError(
             f"--model {model}: {exc} (prompt {exc.first} is {data_source} index {index})"
         ) from exc
     except GenerationError as exc:
+        if backend == "hf":
+            raise EvaluationInputError(f"--model with --backend hf: {exc}") from exc
         raise EvaluationInputError(
-            f"--model needs vLLM: {exc}. Generate predictions elsewhere and pass --predictions PRED.jsonl instead."
+            f"--model needs vLLM: {exc}. On a machine without it, --backend hf generates with transformers (CPU); "
+            "or generate predictions elsewhere and pass --predictions PRED.jsonl instead."
         ) from exc
     return write_samples(out_path, [{"index": i, "data_source": ds} for ds, i in keys], completions)

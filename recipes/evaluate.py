@@ -1,7 +1,8 @@
 """Evaluate predictions (or a model) on a prepared test set, for any recipe; compare reports of several runs.
 
     python -m recipes.evaluate --data DIR/test.parquet (--predictions PRED.jsonl | --model PATH) --out REPORT_DIR
-        [--name LABEL] [--strict] [--config NAME] [--sampling-config YAML] [recipe flags]
+        [--backend vllm|hf] [--lora-adapter DIR|none] [--name LABEL] [--strict] [--config NAME]
+        [--sampling-config YAML] [recipe flags]
     python -m recipes.evaluate compare REPORT_A REPORT_B [...] --out DIR
 
 The recipe comes from the rows' ``data_source`` (recipes.recipe.recipe_of_data_source; every row must belong to the
@@ -9,9 +10,11 @@ same recipe) and, for ``compare``, from ``overall.recipe`` of each metrics.json.
 the module that scores it (recipes/legal/evaluate.py, recipes/safety/evaluate.py); that module's flags are shown by
 ``--data FILE --help``. Everything else is shared: the rows and the predictions JSONL are read by
 recipes/eval_inputs.py (every line kept or counted with its reason; ``--strict`` names the first bad line),
-``--model`` generates the predictions with vLLM first (recipes/eval_generate.py: the recipe's training config's
-prompt template, its sampling YAML), and the run writes metrics.json (``overall`` holds the run description and the
-input accounting), scores.jsonl (one scored record per response), report.md and plots.
+``--model`` generates the predictions first (recipes/eval_generate.py: the recipe's training config's prompt template,
+its sampling YAML; ``--backend vllm``, the default, or ``--backend hf``: transformers on the CPU, the code the CPU
+rollout of verl's trainer generates with; a LoRA run exported by recipes/export.py gets its ``lora_adapter/`` applied
+unless ``--lora-adapter`` says otherwise), and the run writes metrics.json (``overall`` holds the run description and
+the input accounting), scores.jsonl (one scored record per response), report.md and plots.
 
 A recipe's evaluation module provides (module attributes):
 - ``DEFAULT_CONFIG`` (training config whose chat template ``--model`` renders with), ``DEFAULT_SAMPLING_CONFIG``
@@ -127,10 +130,14 @@ def run(args: argparse.Namespace, recipe: Recipe) -> dict[str, Any]:
     predictions_path = Path(args.predictions) if args.predictions else None
     if args.model:
         from recipes.eval_generate import generate_predictions, load_chat_template, load_sampling_config
+        from recipes.generation import resolve_adapter
 
         template = load_chat_template(args.config, required=ev.CHAT_TEMPLATE_REQUIRED)
         sampling = load_sampling_config(args.sampling_config)
-        predictions_path = generate_predictions(args.model, data, template, sampling, out_dir / "predictions.jsonl")
+        args.lora_adapter = resolve_adapter(args.model, args.lora_adapter)
+        predictions_path = generate_predictions(
+            args.model, data, template, sampling, out_dir / "predictions.jsonl", args.lora_adapter, args.backend
+        )
     assert predictions_path is not None
     loaded = load_predictions(predictions_path, data, strict=args.strict)
     scored = ev.score(args, data, loaded)
@@ -160,6 +167,7 @@ def run_description(
         "data": str(args.data),
         "predictions": str(predictions_path),
         "model": args.model,
+        "generation": {"backend": args.backend, "lora_adapter": args.lora_adapter} if args.model else None,
         "skipped": dict(sorted(loaded.skipped.items())),
         "skipped_total": sum(loaded.skipped.values()),
         "empty_responses": loaded.empty_responses,
@@ -204,8 +212,20 @@ def build_parser(prog: str = PROG, ev: ModuleType | None = None) -> argparse.Arg
     parser.add_argument("--data", required=True, help="prepared test parquet (DIR/test.parquet; DIR stands for it)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="JSONL of {index, data_source, response[, sample]}")
-    source.add_argument("--model", help="model path or name: generate with vLLM first (GPU)")
+    source.add_argument("--model", help="model path or name: generate first (--backend)")
     parser.add_argument("--out", required=True, help="report directory")
+    parser.add_argument(
+        "--backend",
+        choices=("vllm", "hf"),
+        default="vllm",
+        help="--model generates with vLLM (GPU; default) or hf: transformers on the CPU, as the CPU trainer does",
+    )
+    parser.add_argument(
+        "--lora-adapter",
+        default=None,
+        metavar="DIR|none",
+        help="LoRA adapter on --model (default: MODEL/lora_adapter when the export has one; none: the base alone)",
+    )
     parser.add_argument("--name", default=None, help="label of this run in reports (default: --out's name)")
     parser.add_argument("--strict", action="store_true", help="bad prediction lines are errors naming the line")
     if ev is None:

@@ -1,4 +1,4 @@
-"""Offline generation with vLLM: chat prompts rendered with a given template, n completions per prompt.
+"""Offline generation: chat prompts rendered with a given template, n completions per prompt, by vLLM or transformers.
 
 Generic (no task knowledge): evaluation (``recipes.evaluate --model``) uses it, and so can any tool that
 samples from a policy (rejection sampling). The sampling config is a mapping with two sections passed through as
@@ -8,6 +8,12 @@ keyword arguments: ``llm`` → ``vllm.LLM(model=PATH, **llm)``, ``sampling`` →
 A model with a shorter context than ``llm.max_model_len`` (a 4k-context model under the 6k budget): before vLLM is
 imported, the budget is capped to what the model allows, with a warning (fit_context); a prompt that does not fit
 even then stops the run with one line (ContextError) instead of vLLM's traceback.
+
+Backends (``backend``): ``vllm`` (GPU nodes; the default) and ``hf``: transformers in float32 on the CPU through
+recipes/hf_generate.py, the code the CPU rollout of verl's trainer generates with (recipes/trainer/cpu/rollout.py), so
+a checkpoint trained on the CPU evaluates on the CPU to the trainer's own validation numbers. ``hf`` reads the same
+``sampling`` keys (temperature, top_p, top_k, max_tokens, n, seed, skip_special_tokens; any other is an error, not
+ignored), ``llm.max_model_len`` and its own optional ``hf`` section (batch_size, threads).
 """
 
 from __future__ import annotations
@@ -21,6 +27,21 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 Conversation = Sequence[Mapping[str, str]]
+
+BACKENDS = ("vllm", "hf")
+ADAPTER_DIR = "lora_adapter"
+"""Where verl's model merger puts a LoRA run's adapter inside the exported directory (recipes/export.py)."""
+# SamplingParams keys the transformers backend honours (with vLLM's defaults); any other is refused, not ignored.
+HF_SAMPLING_DEFAULTS: dict[str, Any] = {
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "top_k": -1,
+    "max_tokens": 16,
+    "n": 1,
+    "seed": None,
+    "skip_special_tokens": True,
+}
+HF_DEFAULTS: dict[str, Any] = {"batch_size": 16, "threads": 1}
 
 
 # vLLM 0.32 takes the model's context as the smallest of these config keys (model_max_length alone wins when set):
@@ -128,16 +149,34 @@ def render_prompts(tokenizer: Any, conversations: Sequence[Conversation], chat_t
     ]
 
 
+def resolve_adapter(model: str, adapter: str | None) -> str | None:
+    """The LoRA adapter to apply: ``adapter`` as given ("none": no adapter), else MODEL/lora_adapter when verl's merger
+    put one there (a LoRA run's export: the weights in MODEL alone are the model the run started from)."""
+    if adapter is not None:
+        return None if adapter.strip().lower() == "none" else adapter
+    found = Path(model) / ADAPTER_DIR
+    if (found / "adapter_config.json").is_file():
+        logger.info("applying the LoRA adapter of the export: %s (--lora-adapter none: the base alone)", found)
+        return str(found)
+    return None
+
+
 def generate(
     model: str,
     conversations: Sequence[Conversation],
     chat_template: str | None,
     sampling_cfg: Mapping[str, Any],
     adapter: str | None = None,
+    backend: str = "vllm",
 ) -> list[list[str]]:
     """For each conversation, the texts of its ``sampling.n`` completions (in sample order); ``adapter``: a PEFT LoRA
-    adapter directory applied on the model (verl's merger leaves a LoRA run's adapter unmerged)."""
+    adapter directory applied on the model (verl's merger leaves a LoRA run's adapter unmerged); ``backend``: vllm or
+    hf (module docstring)."""
+    if backend not in BACKENDS:
+        raise GenerationError(f"unknown generation backend {backend!r} (one of {', '.join(BACKENDS)})")
     sampling_cfg = fit_context(model, sampling_cfg)  # before vLLM: its own check is a traceback
+    if backend == "hf":
+        return generate_hf(model, conversations, chat_template, sampling_cfg, adapter)
     try:
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
@@ -169,6 +208,89 @@ def generate(
 
     outputs = llm.generate(prompts, SamplingParams(**sampling_kwargs), use_tqdm=tqdm, lora_request=request)
     return [[completion.text for completion in output.outputs] for output in outputs]
+
+
+def hf_settings(sampling_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int | None]:
+    """(sampling keys with vLLM's defaults, the hf section, llm.max_model_len); unknown keys are errors."""
+    sampling = dict(sampling_cfg.get("sampling") or {})
+    unknown = sorted(set(sampling) - set(HF_SAMPLING_DEFAULTS))
+    if unknown:
+        raise GenerationError(
+            f"sampling keys the transformers backend does not implement: {', '.join(unknown)} "
+            f"(it reads {', '.join(HF_SAMPLING_DEFAULTS)}): use --backend vllm or drop them"
+        )
+    hf = dict(sampling_cfg.get("hf") or {})
+    unknown = sorted(set(hf) - set(HF_DEFAULTS))
+    if unknown:
+        raise GenerationError(f"unknown keys in the sampling config's hf section: {', '.join(unknown)}")
+    max_model_len = (sampling_cfg.get("llm") or {}).get("max_model_len")
+    return {**HF_SAMPLING_DEFAULTS, **sampling}, {**HF_DEFAULTS, **hf}, max_model_len
+
+
+def prompt_token_ids(
+    tokenizer: Any, conversations: Sequence[Conversation], chat_template: str | None
+) -> list[list[int]]:
+    """Each conversation's prompt as token ids: the template rendered with add_generation_prompt=True and tokenized
+    without added special tokens (as verl's agent loop tokenizes a rollout prompt)."""
+    texts = render_prompts(tokenizer, conversations, chat_template)
+    return [list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+
+
+def generate_hf(
+    model: str,
+    conversations: Sequence[Conversation],
+    chat_template: str | None,
+    sampling_cfg: Mapping[str, Any],
+    adapter: str | None = None,
+) -> list[list[str]]:
+    """generate() with transformers on the CPU (recipes/hf_generate.py): left-padded batches of hf.batch_size
+    answers, each prompt's n answers next to each other, decoded as verl decodes a response."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from recipes.hf_generate import Decoding, generate_batch, load_causal_lm, stop_and_pad_ids
+
+    sampling, hf, max_model_len = hf_settings(sampling_cfg)
+    n, batch_size = int(sampling["n"]), int(hf["batch_size"])
+    if n < 1 or batch_size < 1:
+        raise GenerationError(f"sampling.n and hf.batch_size must be >= 1 (got {n}, {batch_size})")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        policy = load_causal_lm(model, adapter)
+    except (OSError, ValueError) as exc:
+        raise GenerationError(f"transformers cannot load {model}{' + ' + adapter if adapter else ''}: {exc}") from exc
+    stop_ids, pad_id = stop_and_pad_ids(policy, model)
+    prompts = prompt_token_ids(tokenizer, conversations, chat_template)
+    limit = int(max_model_len) if max_model_len else int(getattr(policy.config, "max_position_embeddings", 4096))
+    for i, ids in enumerate(prompts):
+        if len(ids) >= limit:
+            raise GenerationError(f"prompt {i} has {len(ids)} tokens, llm.max_model_len is {limit}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(hf["threads"]))
+    if sampling["seed"] is not None:
+        torch.manual_seed(int(sampling["seed"]))
+    plus = f" + adapter {adapter}" if adapter else ""
+    logger.info("generating %d prompts × n=%d with transformers (CPU, float32): %s%s", len(prompts), n, model, plus)
+    jobs = [(i, ids) for i, ids in enumerate(prompts) for _ in range(n)]
+    out: list[list[str]] = [[] for _ in prompts]
+    try:
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start : start + batch_size]
+            longest = max(len(ids) for _, ids in chunk)
+            decoding = Decoding(
+                temperature=float(sampling["temperature"]),
+                top_p=float(sampling["top_p"]),
+                top_k=int(sampling["top_k"] or -1),
+                max_tokens=max(1, min(int(sampling["max_tokens"]), limit - longest)),
+            )
+            for (i, _), completion in zip(
+                chunk, generate_batch(policy, [ids for _, ids in chunk], decoding, stop_ids, pad_id), strict=True
+            ):
+                text = tokenizer.decode(completion.token_ids, skip_special_tokens=bool(sampling["skip_special_tokens"]))
+                out[i].append(text)
+    finally:
+        torch.set_num_threads(threads)
+    return out
 
 
 def _adapter_rank(adapter: str) -> int:

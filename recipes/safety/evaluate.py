@@ -73,6 +73,7 @@ def response_record(line: int, index: int, sample: Any, s: SampleEval, tol: int 
     """scores.jsonl line of one response: its scores next to the gold, per-key errors, what was unusable."""
     errors = key_errors(s.parsed, s.gold)
     scored = [k for k in DIMENSIONS if k in s.parsed.scores]
+    all_within = len(scored) == len(DIMENSIONS) and all(e <= tol for e in errors.values())
     return {
         "line": line,
         "index": index,
@@ -86,7 +87,11 @@ def response_record(line: int, index: int, sample: Any, s: SampleEval, tol: int 
         "keys_missing": list(s.parsed.missing),
         "keys_extra": s.parsed.extra,
         "mae": sum(errors.values()) / len(DIMENSIONS),
-        f"all_within_{tol}": len(scored) == len(DIMENSIONS) and all(e <= tol for e in errors.values()),
+        f"all_within_{tol}": all_within,
+        # The reward's per-response keys of the same names (rewards/safety.py): what the trainer's validation logs as
+        # val-aux/safety/within5 and all_within5 (recipes/validation_match.py compares them).
+        "within5": sum(k in s.parsed.scores and errors[k] <= WITHIN for k in DIMENSIONS) / len(DIMENSIONS),
+        "all_within5": all_within if tol == WITHIN else None,
         "scores": {k: s.parsed.scores.get(k) for k in DIMENSIONS},
         "gold": {k: int(s.gold[k]) for k in DIMENSIONS},
         "errors": errors,

@@ -2,6 +2,8 @@
 
 Nothing else of the config changes (the reward, its options, the algorithm, the agent loop, the trainer class), so a
 CPU rehearsal runs the code a GPU run runs. Each change comes with the value it replaces, for the rehearsal to print.
+``cpu_changes`` is the GRPO launch's list (recipes/rehearse_loop.py), ``sft_cpu_changes`` the SFT stage's
+(verl.trainer.sft_trainer, recipes/rehearse_sft.py).
 """
 
 from __future__ import annotations
@@ -122,3 +124,42 @@ def cpu_changes(
 def hydra_overrides(cfg: Any, changes: Iterable[Change]) -> list[str]:
     """The changes as Hydra overrides for cfg."""
     return [change.override(cfg) for change in changes]
+
+
+# The SFT stage on the CPU (verl.trainer.sft_trainer under torchrun, one process): rows per optimizer step, and the
+# learning rate at which a tiny random model's loss visibly falls within a few steps (at the recipe's 1e-4 the
+# logged bfloat16 loss does not move in 4 steps; at 1e-2 it falls by about 0.25).
+SFT_ROWS_PER_STEP = 2
+SFT_LR = 1e-2
+
+
+def sft_cpu_changes(
+    cfg: Any, model: str | Path, train_file: str | Path, out_dir: str | Path, steps: int
+) -> list[Change]:
+    """Every change the CPU SFT rehearsal makes to the composed SFT config cfg (verl's sft_trainer_engine)."""
+    out = Path(out_dir)
+    wanted: list[tuple[str, Any, str]] = [
+        ("model.path", str(model), "tiny random model"),
+        ("data.train_files", str(train_file), "the safety sample's SFT split"),
+        ("data.train_batch_size", SFT_ROWS_PER_STEP, "size"),
+        ("data.micro_batch_size_per_gpu", SFT_ROWS_PER_STEP, "size: one micro batch per step"),
+        ("data.num_workers", 0, "size"),
+        ("trainer.n_gpus_per_node", 1, "one training process"),
+        ("trainer.device", "cpu", "device"),
+        ("engine.strategy", "fsdp2", "device: FSDP2 runs on gloo"),
+        ("engine.use_torch_compile", False, "device"),
+        ("model.use_remove_padding", False, "device: flash-attn varlen kernels are GPU-only"),
+        ("model.override_config.attn_implementation", "sdpa", "device"),
+        ("model.enable_gradient_checkpointing", False, "size: no memory to save on a tiny model"),
+        ("optim.lr", SFT_LR, "learning: the tiny random model's loss falls visibly in a few steps"),
+        ("trainer.total_training_steps", steps, "length"),
+        ("trainer.save_freq", steps, "checkpoint at the last step"),
+        ("trainer.default_local_dir", str(out / "checkpoints"), "outputs of the rehearsal"),
+        ("trainer.logger", ["console", "file"], "metrics as JSONL, no wandb account needed"),
+    ]
+    changes = []
+    for key, value, why in wanted:
+        was = _get(cfg, key)
+        if was != value:
+            changes.append(Change(key, value, was, why))
+    return changes

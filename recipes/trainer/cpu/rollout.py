@@ -12,11 +12,19 @@ the places vLLM, SGLang and TensorRT-LLM register theirs. It has the same three 
 - ``HFServerAdapter`` (verl's ``BaseRollout``): lives in the training worker. The v1 sync trainer syncs weights
   with the "naive" checkpoint engine: ``ActorRolloutRefWorker.update_weights`` hands it the actor's full tensors,
   and it sends them to its server through Ray (no NCCL, no CUDA IPC).
+
+LoRA runs sync as they do into vLLM on a GPU node (verl's default ``model.lora.merge=false``): the base weights once,
+then the adapter tensors with its LoraConfig every step; the server applies the adapter unmerged with peft, as vLLM
+applies a LoRA request. ``lora.merge=true`` (merged full weights) works too. The server rounds every weight through
+``rollout.dtype`` (bfloat16, vLLM's default) and computes in float32, so a checkpoint exported by verl's merger (in
+bfloat16) generates with transformers exactly what the trainer's validation generated (recipes/hf_generate.py holds
+the generation code both use).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import os
@@ -31,6 +39,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
+from recipes.hf_generate import Decoding, generate_batch, load_causal_lm, round_weights, stop_and_pad_ids
 from recipes.trainer.cpu import ROLLOUT_NAME, WEIGHTS_LOG_ENV
 
 logger = logging.getLogger(__name__)
@@ -86,28 +95,17 @@ def sampling_key(
 class HFGenerationServer:
     """One replica's generator: a transformers causal LM on the CPU, weights pushed by the training worker."""
 
-    def __init__(
-        self,
-        model_path: str,
-        prompt_length: int,
-        response_length: int,
-        max_model_len: int | None,
-        seed: int,
-        replica_rank: int,
-    ) -> None:
-        from transformers import AutoModelForCausalLM, GenerationConfig
-
+    def __init__(self, model_path: str, prompt_length: int, response_length: int, max_model_len: int | None,
+                 seed: int, replica_rank: int, weight_dtype: str = "bfloat16") -> None:
         torch.set_num_threads(1)  # many processes share a few cores in a rehearsal
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=torch.float32)
-        self.model.eval()
-        try:
-            generation = GenerationConfig.from_pretrained(model_path)
-        except OSError:
-            generation = self.model.generation_config
-        eos = generation.eos_token_id if generation.eos_token_id is not None else self.model.config.eos_token_id
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
-        pad = generation.pad_token_id if generation.pad_token_id is not None else self.model.config.pad_token_id
-        self.pad_id = int(pad if pad is not None else min(self.eos_ids))
+        self.model = load_causal_lm(model_path)
+        # The rollout engine holds its weights in rollout.dtype (vLLM: bfloat16) and verl's model merger exports in
+        # bfloat16: weights are rounded through it on every load (computed in float32), so the exported checkpoint
+        # generates what this server generated.
+        self.weight_dtype = getattr(torch, weight_dtype)
+        round_weights(self.model, self.weight_dtype)
+        self.eos_ids, self.pad_id = stop_and_pad_ids(self.model, model_path)
+        self.peft_config: Any = None  # the LoRA config of the adapter the actor syncs (None: merged / full weights)
         self.prompt_length, self.response_length = prompt_length, response_length
         self.max_model_len = max_model_len or int(getattr(self.model.config, "max_position_embeddings", 4096))
         torch.manual_seed(seed + replica_rank)  # generation runs under one lock: the global generator is ours
@@ -160,66 +158,66 @@ class HFGenerationServer:
                 if not request.done.done():
                     request.done.set_result(output)
 
-    @torch.no_grad()
     def _generate_batch(self, batch: list[_Request]) -> list[TokenOutput]:
-        """Left-padded batched sampling (or greedy at temperature 0) with the raw log-probs of the chosen tokens."""
+        """One left-padded batch through recipes/hf_generate.py (the code evaluation's transformers backend runs)."""
         key = batch[0].key
-        width = max(len(r.prompt_ids) for r in batch)
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, request in enumerate(batch):
-            input_ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
-            attention[row, width - len(request.prompt_ids) :] = 1
-        greedy = key.temperature <= 0
-        sampling = (
-            {}
-            if greedy
-            else {
-                "temperature": key.temperature,
-                "top_p": key.top_p,
-                "top_k": key.top_k if key.top_k > 0 else 0,
-            }
-        )
-        generated = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention,
-            max_new_tokens=key.max_tokens,
-            do_sample=not greedy,
-            eos_token_id=sorted(self.eos_ids),
-            pad_token_id=self.pad_id,
-            output_logits=True,
-            return_dict_in_generate=True,
-            **sampling,
-        )
-        new_tokens = generated.sequences[:, width:]
-        logprobs = torch.stack(generated.logits, dim=1).float().log_softmax(-1)
-        chosen = logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
-        outputs = []
-        for row, request in enumerate(batch):
-            tokens = new_tokens[row].tolist()
-            end = next((i + 1 for i, t in enumerate(tokens) if t in self.eos_ids), len(tokens))
-            outputs.append(
-                TokenOutput(
-                    token_ids=tokens[:end],
-                    log_probs=chosen[row, :end].tolist() if request.want_logprobs else None,
-                    stop_reason="completed",
-                    extra_fields={"global_steps": self.global_steps},
-                )
+        decoding = Decoding(temperature=key.temperature, top_p=key.top_p, top_k=key.top_k, max_tokens=key.max_tokens)
+        completions = generate_batch(self.model, [r.prompt_ids for r in batch], decoding, self.eos_ids, self.pad_id,
+                                     want_logprobs=any(r.want_logprobs for r in batch))
+        return [
+            TokenOutput(
+                token_ids=c.token_ids,
+                log_probs=c.log_probs if r.want_logprobs else None,
+                stop_reason="completed",
+                extra_fields={"global_steps": self.global_steps},
             )
-        return outputs
+            for r, c in zip(batch, completions, strict=True)
+        ]
 
-    async def load_weights(self, weights: dict[str, torch.Tensor], global_steps: int | None) -> int:
-        """Take the actor's full tensors (HF names); every parameter must be one the model has."""
+    async def load_weights(self, weights: dict[str, torch.Tensor], global_steps: int | None, peft_config: Any = None,
+                           base_sync_done: bool = True) -> int:
+        """Take the actor's tensors (HF names), rounded through the rollout dtype. Full or LoRA-merged weights
+        (peft_config None) and a LoRA run's base weights (base_sync_done False: verl names the wrapped layers
+        ``….base_layer.weight``) go into the model; a LoRA run's adapter (base_sync_done True) replaces the adapter
+        on it, applied unmerged with peft as vLLM applies a LoRA request."""
+        weights = {name: tensor.to(self.weight_dtype).to(torch.float32) for name, tensor in weights.items()}
         async with self._lock:
-            state = self.model.state_dict()
-            unknown = sorted(set(weights) - set(state))
-            if unknown:
-                raise KeyError(f"the actor sent weights this model does not have: {unknown[:5]}")
-            for name, tensor in weights.items():
-                state[name].copy_(tensor.to(state[name].dtype))
+            if peft_config is not None and base_sync_done:
+                self._load_adapter(weights, peft_config)
+            else:
+                if peft_config is not None and self.peft_config is None:  # no LoRA layers here yet: plain names
+                    weights = {name.replace(".base_layer.", "."): tensor for name, tensor in weights.items()}
+                base = self.model.get_base_model() if self.peft_config is not None else self.model
+                state = base.state_dict()
+                unknown = sorted(set(weights) - set(state))
+                if unknown:
+                    raise KeyError(f"the actor sent weights this model does not have: {unknown[:5]}")
+                for name, tensor in weights.items():
+                    state[name].copy_(tensor.to(state[name].dtype))
             self.global_steps = global_steps
             self.weight_version += 1
         return self.weight_version
+
+    def _load_adapter(self, weights: dict[str, torch.Tensor], peft_config: Any) -> None:
+        """Wrap the model with the adapter's LoRA layers once, then set every adapter tensor (all must match)."""
+        from peft import PeftConfig, get_peft_model, set_peft_model_state_dict
+
+        if self.peft_config is None:
+            # verl sends LoraConfig.to_dict() (transformer_impl.py get_per_tensor_param); a config object works too
+            if isinstance(peft_config, dict):
+                config = PeftConfig.from_peft_type(**peft_config)
+            else:
+                config = copy.copy(peft_config)
+            config.inference_mode = True
+            self.model = get_peft_model(self.model, config)
+            self.model.eval()
+            self.peft_config = config
+        result = set_peft_model_state_dict(self.model, weights)
+        unexpected = list(getattr(result, "unexpected_keys", []) or [])
+        missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k]
+        if unexpected or missing:
+            raise KeyError(f"the actor's adapter does not fit this model: unexpected {unexpected[:5]}, "
+                           f"missing {missing[:5]}")
 
     async def checksum(self) -> float:
         """weights_checksum of the model's state: equal to the checksum of the weights last loaded."""
@@ -283,6 +281,7 @@ class HFRolloutReplica(RolloutReplica):
                 max_model_len=config.max_model_len,
                 seed=config.seed if getattr(config, "seed", None) is not None else 0,
                 replica_rank=self.replica_rank,
+                weight_dtype=str(getattr(config, "dtype", None) or "bfloat16"),
             )
         )
         await server.checksum.remote()  # constructed (model loaded) before the trainer goes on
@@ -314,18 +313,14 @@ class HFServerAdapter(BaseRollout):
     async def release(self) -> None:
         """Nothing to release."""
 
-    async def update_weights(
-        self,
-        weights: Iterable[tuple[str, torch.Tensor]] | AsyncIterator,
-        global_steps: int | None = None,
-        peft_config: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        """Collect the full tensors (every rank iterates: FSDP gathers them collectively) and send them once."""
-        if peft_config is not None:
-            raise NotImplementedError(
-                "the CPU rollout takes merged weights only: set actor_rollout_ref.model.lora.merge=true"
-            )
+    async def update_weights(self, weights: Iterable[tuple[str, torch.Tensor]] | AsyncIterator, global_steps:
+                             int | None = None, peft_config: Any = None, base_sync_done: bool = True,
+                             **kwargs: Any) -> None:
+        """Collect the full tensors (every rank iterates: FSDP gathers them collectively) and send them once.
+
+        With LoRA unmerged (verl's default, model.lora.merge=false) the worker calls this twice on the first sync,
+        the base weights (base_sync_done False) then the adapter, and the adapter alone afterwards: the calls vLLM's
+        rollout gets on a GPU node. The weights log records full weights and adapters (what a checkpoint holds)."""
         start = time.monotonic()
         collected: dict[str, torch.Tensor] = {}
         if hasattr(weights, "__aiter__"):
@@ -335,9 +330,11 @@ class HFServerAdapter(BaseRollout):
             for name, tensor in weights:  # type: ignore[union-attr]
                 collected[name] = tensor.detach().to("cpu", copy=True)
         if self._has_server:
-            await self._server_handle().load_weights.remote(collected, global_steps)
-            logger.info("CPU rollout: %d tensors synced in %.2f s", len(collected), time.monotonic() - start)
-            log_weights(collected, global_steps, self.replica_rank)
+            await self._server_handle().load_weights.remote(collected, global_steps, peft_config, base_sync_done)
+            what = "full" if peft_config is None else "LoRA adapter" if base_sync_done else "LoRA base"
+            logger.info("CPU rollout: %d %s tensors synced in %.2f s", len(collected), what, time.monotonic() - start)
+            if peft_config is None or base_sync_done:
+                log_weights(collected, global_steps, self.replica_rank)
 
 
 def weights_checksum(weights: dict[str, torch.Tensor]) -> float:

@@ -14,6 +14,7 @@ from verl.utils import distributed as verl_distributed
 from verl.workers.engine.fsdp import transformer_impl as verl_fsdp_impl
 
 _ORIGINAL_PG_INIT = verl_distributed.initialize_global_process_group_ray
+_ORIGINAL_PG_INIT_TORCHRUN = verl_distributed.initialize_global_process_group
 _ORIGINAL_OFFLOAD_POLICY = verl_fsdp_impl.CPUOffloadPolicy
 
 
@@ -25,6 +26,21 @@ def initialize_global_process_group_ray(timeout_second: Any = None, backend: str
     _ORIGINAL_PG_INIT(timeout_second=timeout_second, backend=backend)
 
 
+def initialize_global_process_group(timeout_second: int = 36000) -> tuple[int, int, int]:
+    """verl.utils.distributed.initialize_global_process_group (torchrun entry points: verl.trainer.sft_trainer): its
+    backend string "cpu:gloo,{device}:{backend}" names the CPU twice on this platform, which torch refuses; plain gloo
+    here. Same return value: (local_rank, rank, world_size)."""
+    import os
+    from datetime import timedelta
+
+    import torch.distributed
+
+    torch.distributed.init_process_group(
+        backend="gloo", timeout=timedelta(seconds=timeout_second), init_method=os.environ.get("DIST_INIT_METHOD")
+    )
+    return int(os.environ["LOCAL_RANK"]), int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+
+
 def cpu_offload_policy(pin_memory: bool = True) -> Any:
     """verl.workers.engine.fsdp.transformer_impl's CPUOffloadPolicy(pin_memory=True) for the reference model:
     pinning host memory needs an accelerator; unpinned here."""
@@ -34,6 +50,7 @@ def cpu_offload_policy(pin_memory: bool = True) -> Any:
 def apply() -> None:
     """Install the stand-ins (idempotent)."""
     verl_distributed.initialize_global_process_group_ray = initialize_global_process_group_ray
+    verl_distributed.initialize_global_process_group = initialize_global_process_group
     verl_fsdp_impl.CPUOffloadPolicy = functools.wraps(_ORIGINAL_OFFLOAD_POLICY)(cpu_offload_policy)
     engine_workers = sys.modules.get("verl.workers.engine_workers")
     if engine_workers is not None:  # it binds the name at import: replace it there too
