@@ -43,6 +43,8 @@ if [ "$dry_run" -eq 0 ] && [ "$rehearse" -eq 0 ] && [ -z "${RAY_ADDRESS:-}" ] &&
 fi
 
 if [ "$rehearse" -eq 1 ]; then
+  [ "$wall" -eq 0 ] || [ "${#overrides[@]}" -eq 0 ] \
+    || die "--wall rehearses the config as it is: it takes no hydra overrides (--rehearse takes them)"
   if ! "$py" -c "import hydra, omegaconf, verl, ray, transformers" >/dev/null 2>&1; then
     [ "$install" -eq 1 ] || die "the rehearsal needs the CPU stack in '$py' and --no-install was given"
     ensure_cpu_stack

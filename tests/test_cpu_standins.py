@@ -24,6 +24,7 @@ VERL_NAMES = [
     ("verl.plugin.platform.platform_base", "PlatformBase", "the platform interface PlatformCPU implements"),
     ("verl.utils.import_utils", "import_external_libs", "VERL_USE_EXTERNAL_MODULES imports our register module"),
     ("verl.utils.distributed", "initialize_global_process_group_ray", "stand-in: plain gloo backend"),
+    ("verl.utils.distributed", "initialize_global_process_group", "stand-in: plain gloo backend (the SFT trainer)"),
     ("verl.workers.engine.fsdp.transformer_impl", "CPUOffloadPolicy", "stand-in: unpinned offload of the ref model"),
     ("verl.workers.engine.base", "EngineRegistry", "VERL_ENGINE_DEVICE=cuda picks the FSDP engine"),
     ("verl.workers.rollout.replica", "RolloutReplicaRegistry", "registers the hf_cpu replica"),
@@ -55,6 +56,18 @@ def _source(module: str, name: str) -> str:
             "initialize_global_process_group_ray",
             'f"cpu:gloo,{get_device_name()}:',
             "the default backend string the stand-in replaces",
+        ),
+        (
+            "verl.utils.distributed",
+            "initialize_global_process_group",
+            'backend = f"cpu:gloo,{get_device_name()}:',
+            "the SFT trainer's backend string the stand-in replaces",
+        ),
+        (
+            "verl.utils.distributed",
+            "initialize_global_process_group",
+            "return local_rank, rank, world_size",
+            "what the SFT trainer unpacks from the stand-in",
         ),
         (
             "verl.workers.engine.fsdp.transformer_impl",

@@ -2,8 +2,9 @@
 
 SFT (verl's SFT trainer, LoRA) -> export -> GRPO from the adapter (verl's trainer, checkpoint, resumed step) -> export
 -> evaluate (the trainer's own validation reproduced) -> rejection round -> SFT round 2 -> compare. Slow: 6-12
-minutes on a shared 2-core box (measured 334 s and 708 s; two Ray start-ups in the GRPO stage, none elsewhere). Run from this checkout as a fresh clone would run it: no judge (the GRPO stage says it scores the reasoning by
-n-grams), nothing prepared beforehand.
+minutes on a shared 2-core box (measured 334 s and 708 s; two Ray start-ups in the GRPO stage, none elsewhere). Run
+from this checkout as a fresh clone would run it: no judge (the GRPO stage says it scores the reasoning by n-grams),
+nothing prepared beforehand.
 """
 
 from __future__ import annotations

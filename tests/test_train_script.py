@@ -156,16 +156,22 @@ def test_dry_run_broken_config_fails_with_one_line(data_dir: Path, overrides: li
     assert "preflight failed" in result.stderr
 
 
-def test_without_gpus_a_real_run_stops_after_the_preflight(data_dir: Path) -> None:
-    """No --dry-run on a CPU box: the preflight runs, then a clear non-zero exit; nothing is installed or started."""
-    overrides = [f"data.train_files={data_dir}/train.parquet", f"data.val_files={data_dir}/test.parquet"]
-    result = _run(
-        ["scripts/train_grpo.sh", "--no-install", *overrides], PATH=f"/nonexistent-gpu-tools:{os.environ['PATH']}"
-    )
+def test_without_gpus_a_plain_run_rehearses_on_cpu_instead(tmp_path: Path) -> None:
+    """No --dry-run on a CPU box: one line says there is no GPU and the CPU rehearsal runs instead (here it stops at
+    once: --no-install and an interpreter without the CPU stack); no preflight, no judge, nothing installed.
+    The whole embedded run is tests/test_loop.py's default-config case."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python3").symlink_to(Path(sys.base_prefix) / "bin" / "python3")  # a Python without verl
+    result = _run(["scripts/train_grpo.sh", "--no-install"], PATH=f"{bare}:/nonexistent-gpu-tools:/usr/bin:/bin",
+                  VENV=str(tmp_path / "no-venv"))  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "preflight: 0 failure(s)" in result.stdout
-    assert "no GPU found on this machine" in result.stderr and "--dry-run" in result.stderr
-    assert "vllm serve" not in result.stdout and "stopping the judge" not in result.stdout
+    (line,) = [line for line in result.stdout.splitlines() if "no GPU on this machine" in line]
+    assert line.startswith("[train_grpo] ") and "running the CPU rehearsal of legal_grpo instead" in line
+    assert result.stderr.strip() == (
+        "[train_grpo] the rehearsal needs the CPU stack in 'python3' and --no-install was given"
+    )
+    assert "preflight" not in result.stdout and "vllm serve" not in result.stdout
 
 
 def test_serve_judge_dry_run_prints_vllm_serve() -> None:
@@ -460,12 +466,13 @@ def test_a_config_of_the_other_stage_names_its_script(script: str, config: str, 
     assert f"launch it with `bash {other} --config {config}`" in line
 
 
-def test_rehearse_takes_no_overrides() -> None:
-    """--rehearse rehearses the config as it is: overrides are refused with one line (before anything starts)."""
-    result = _run(["scripts/train_grpo.sh", "--rehearse", "trainer.total_epochs=1"])
+def test_wall_rehearsal_takes_no_overrides() -> None:
+    """--wall rehearses the config's exact placement: overrides are refused with one line (before anything starts);
+    --rehearse (the CPU loop) takes them like every other mode."""
+    result = _run(["scripts/train_grpo.sh", "--wall", "trainer.total_epochs=1"])
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "[train_grpo] --rehearse takes no hydra overrides (it rehearses the config as it is)"
+        "[train_grpo] --wall rehearses the config as it is: it takes no hydra overrides (--rehearse takes them)"
     )
 
 
