@@ -6,8 +6,9 @@ Same as ``python -m verl.trainer.main_ppo`` (validate_config, then ``run_ppo``),
 TaskRunner. It runs verl's own ``TaskRunnerV1.run`` while ``verl.trainer.ppo.v1.get_trainer_cls`` hands out a
 subclass of the configured trainer (sync / colocate_async / separate_async) whose ``_compute_metrics`` also logs
 ``reward/<data_source>/*`` (with the recipe's own metrics, e.g. ``reward/safety/mae_mean``) and ``reward/overall/*``
-(recipes.step_metrics) on every training step. Nothing of verl's
-training loop is copied.
+(recipes.step_metrics) on every training step, and whose validation adds gold, data_source and every reward part to
+verl's validation generations (the wandb table val/generations and the trainer.validation_data_dir dump;
+recipes.monitor.val_generations). Nothing of verl's training loop is copied.
 
 Responses that were generated but not scored (the reward function raised, e.g. a judge that is gone) are dropped
 by verl's agent loop with only a log line. Our agent-loop workers count them (recipes.agent_loop); the trainer
@@ -29,6 +30,7 @@ import hydra
 import numpy as np
 import ray
 
+from recipes.monitor.val_generations import ValCapture, ValTableLogger, finish_validation
 from recipes.step_metrics import (
     MASKED_METRIC,
     STOP_PREFIX,
@@ -113,10 +115,13 @@ def unscored_stop_line(where: str, counts: dict[str, int], error: str) -> str:
 
 
 class RewardStepMetricsMixin:
-    """Adds reward/<data_source>/* and reward/overall/* to the training-step metrics (put before a verl PPOTrainer)."""
+    """Adds reward/<data_source>/* and reward/overall/* to the training-step metrics (put before a verl PPOTrainer),
+    and gold, data_source and every reward part to verl's validation generations (recipes.monitor.val_generations)."""
 
     _reward_metrics_error_logged = False
     _unscored_unavailable_logged = False
+    _val_gold_missing_logged = False
+    _val_capture: ValCapture | None = None
 
     def _compute_metrics(self, batch: Any, metrics: dict, timing_raw: dict, global_steps: int, epoch: int) -> None:
         """verl's metrics, then ours from the same batch (before fit() clears it); stop if responses went unscored."""
@@ -158,7 +163,19 @@ class RewardStepMetricsMixin:
         self, inputs: list, outputs: list, gts: list, scores: list, reward_extra_infos_dict: dict, dump_path: str
     ) -> None:
         """verl's rollout dump, plus data_source, every reward part and the advantage of each response (verl 0.9.1
-        dumps none of them)."""
+        dumps none of them). A validation dump waits for the end of _validate (its data_sources come later;
+        _finish_val_generations)."""
+        capture = getattr(self, "_val_capture", None)
+        if capture is not None:
+            capture.dump = {
+                "inputs": inputs,
+                "outputs": outputs,
+                "gts": gts,
+                "scores": scores,
+                "reward_extra_infos_dict": reward_extra_infos_dict,
+                "dump_path": dump_path,
+            }
+            return
         batch = getattr(self, "_dumping_batch", None)
         order = list(reward_extra_infos_dict.get("uid") or [])
         if batch is not None and len(order) == len(inputs):
@@ -183,12 +200,63 @@ class RewardStepMetricsMixin:
             self._dumping_batch = None
 
     def _validate(self, *args: Any, **kwargs: Any) -> dict:
-        """verl's validation; stop if any validation response could not be scored."""
-        result = super()._validate(*args, **kwargs)  # type: ignore[misc]
+        """verl's validation, its generations table with gold and reward parts; stop if any response went unscored."""
+        self._val_capture = ValCapture()
+        try:
+            result = super()._validate(*args, **kwargs)  # type: ignore[misc]
+            self._finish_val_generations(self._val_capture)
+        finally:
+            self._val_capture = None
         counts, error = self.take_unscored()
         if counts:
             raise RewardsUnavailableError(unscored_stop_line("in validation", counts, error))
         return result
+
+    def _maybe_log_val_generations(self, inputs: list, outputs: list, scores: list) -> None:
+        """Keep verl's validation samples for our table (logged by _finish_val_generations instead of verl's)."""
+        capture = getattr(self, "_val_capture", None)
+        if capture is None:
+            super()._maybe_log_val_generations(inputs, outputs, scores)  # type: ignore[misc]
+            return
+        capture.samples = (list(inputs), list(outputs), list(scores))
+
+    def _val_metrics_update(
+        self, data_sources: Any, sample_uids: Any, reward_extra_infos_dict: dict, *args: Any, **kwargs: Any
+    ) -> dict:
+        """verl's validation metrics; keeps each sample's data_source, uid and reward parts for the table."""
+        capture = getattr(self, "_val_capture", None)
+        if capture is not None:
+            capture.sources = [str(s) for s in data_sources]
+            capture.uids = [str(u) for u in sample_uids]
+            capture.extras = {k: list(v) for k, v in reward_extra_infos_dict.items()}
+        return super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, *args, **kwargs)  # type: ignore[misc]
+
+    def _finish_val_generations(self, capture: ValCapture) -> None:
+        """Write verl's validation dump with data_source and in_table; log the table (gold, every part) to wandb."""
+        if capture.samples is None and capture.dump is None:  # verl handed nothing to log or dump
+            return
+        trainer_cfg = self.config.trainer  # type: ignore[attr-defined]
+        step = int(getattr(self, "global_steps", 0))
+        dump, rows = capture.dump, []
+        try:
+            dump, rows = finish_validation(capture, int(trainer_cfg.get("log_val_generations", 0) or 0), step)
+        except Exception as exc:  # the table must not stop a run; verl's plain dump still goes out
+            logger.error("validation generations table unavailable (%s: %s)", type(exc).__name__, exc)
+        if dump is not None:
+            super()._dump_generations(**dump)  # type: ignore[misc]
+        elif rows and not self._val_gold_missing_logged:
+            logger.warning(
+                "trainer.validation_data_dir is not set: the validation generations table has no gold "
+                "and the offline report no validation table (our configs set it)"
+            )
+            self._val_gold_missing_logged = True
+        if rows and "wandb" in list(trainer_cfg.get("logger") or []):
+            if not hasattr(self, "_val_table"):
+                self._val_table = ValTableLogger()
+            try:
+                self._val_table.log(rows, step)
+            except Exception as exc:  # a wandb hiccup must not stop a run
+                logger.error("validation generations table not logged to wandb (%s: %s)", type(exc).__name__, exc)
 
     def take_unscored(self) -> tuple[dict[str, int], str]:
         """Unscored responses counted by the agent-loop workers since the last call (per data_source, first error)."""

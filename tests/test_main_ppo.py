@@ -283,3 +283,139 @@ def test_python_m_entry_point_hands_ray_an_importable_task_runner() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MODULE recipes.main_ppo BYVALUE False" in proc.stdout, proc.stdout[-2000:]
+
+
+# ------------------------------------------------------------------------------ validation generations (issue 25)
+VAL_PROMPTS = ["案情甲：张某盗窃手机一部。", "案情乙：李某诈骗钱款。", "案情丙：王某故意伤害他人。"]
+VAL_KEYS = ["u1_0_0", "u2_0_0", "u3_0_0"]  # verl's sample keys {uid}_{session}_{index}
+
+
+class ValidatingVerl:
+    """Stands in for verl's PPOTrainer._validate: calls the three hooks in verl's order with verl's arguments."""
+
+    def __init__(self, val_dir: str | None, table_rows: int, loggers: list[str]) -> None:
+        from omegaconf import OmegaConf
+
+        self.config = OmegaConf.create(
+            {"trainer": {"log_val_generations": table_rows, "logger": loggers, "validation_data_dir": val_dir}}
+        )
+        self.global_steps = 7
+        self.verl_table: list = []
+        self.dumped: list[dict] = []
+
+    def _validate(self) -> dict:
+        outputs = ["<answer>盗窃罪</answer>", "乱码", "<answer>故意伤害罪</answer>"]
+        scores = [2.0, -3.0, 2.0]
+        extras = {"reward": scores, "score": scores, "acc": [1.0, 0.0, 1.0], "format_ok": [1.0, 0.0, 1.0]}
+        self._maybe_log_val_generations(inputs=VAL_PROMPTS, outputs=outputs, scores=scores)
+        if self.config.trainer.validation_data_dir:
+            self._dump_generations(inputs=VAL_PROMPTS, outputs=outputs, gts=["盗窃", "诈骗", "故意伤害"], scores=scores,
+                                   reward_extra_infos_dict={**extras, "uid": VAL_KEYS},
+                                   dump_path=self.config.trainer.validation_data_dir)  # fmt: skip
+        sources = ["legal/charge", "legal/charge", "legal/verdict"]
+        return self._val_metrics_update(sources, ["u1", "u2", "u3"], extras, [1, 1, 1], expected_acc_counts=None)
+
+    def _maybe_log_val_generations(self, inputs, outputs, scores):
+        self.verl_table.append(list(zip(inputs, outputs, scores, strict=True)))
+
+    def _dump_generations(self, inputs, outputs, gts, scores, reward_extra_infos_dict, dump_path):
+        self.dumped.append({"inputs": inputs, "gts": gts, "extras": reward_extra_infos_dict, "path": dump_path})
+
+    def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns,
+                            expected_acc_counts=None):  # fmt: skip
+        return {"val-core/legal/charge/acc/mean@1": 0.5}
+
+
+@pytest.fixture
+def wandb_sent(monkeypatch: pytest.MonkeyPatch) -> list:
+    """What would reach wandb.log while a (fake) run is active."""
+    import wandb
+
+    sent: list = []
+    monkeypatch.setattr(wandb, "run", object())
+    monkeypatch.setattr(wandb, "log", lambda data, step: sent.append((step, data)))
+    monkeypatch.setattr(main_ppo.ray, "get", lambda refs: list(refs))
+    return sent
+
+
+def test_validation_table_has_gold_data_source_and_every_reward_part(wandb_sent: list) -> None:
+    """verl's validation dump gets data_source and in_table; the wandb table (verl's key) carries gold and parts."""
+    from recipes.monitor.val_generations import VAL_TABLE_KEY, select_indices
+
+    trainer = recipe_trainer_cls(ValidatingVerl)("/runs/val", table_rows=2, loggers=["console", "wandb"])
+    assert trainer._validate() == {"val-core/legal/charge/acc/mean@1": 0.5}
+    assert trainer.verl_table == []  # verl's (input, output, score) table is replaced by ours
+    [dump] = trainer.dumped
+    assert dump["path"] == "/runs/val" and dump["gts"] == ["盗窃", "诈骗", "故意伤害"]
+    assert dump["extras"]["data_source"] == ["legal/charge", "legal/charge", "legal/verdict"]
+    chosen = select_indices(VAL_PROMPTS, 2)
+    assert dump["extras"]["in_table"] == [i in chosen for i in range(3)] and sum(dump["extras"]["in_table"]) == 2
+    [(step, data)] = wandb_sent
+    table = data[VAL_TABLE_KEY]
+    assert step == 7
+    assert table.columns == ["step", "data_source", "prompt", "response", "gold", "score", "acc", "format_ok"]
+    assert [row[2] for row in table.data] == [VAL_PROMPTS[i] for i in chosen]
+    assert [row[4] for row in table.data] == [["盗窃", "诈骗", "故意伤害"][i] for i in chosen]
+    trainer._validate()  # the next validation's rows join the same table
+    assert [row[0] for row in wandb_sent[-1][1][VAL_TABLE_KEY].data] == [7, 7, 7, 7]
+
+
+def test_validation_without_a_dump_dir_logs_the_table_without_gold_and_says_so(
+    wandb_sent: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    from recipes.monitor.val_generations import VAL_TABLE_KEY
+
+    trainer = recipe_trainer_cls(ValidatingVerl)(None, table_rows=5, loggers=["wandb"])
+    with caplog.at_level(logging.WARNING, logger="recipes.main_ppo"):
+        trainer._validate()
+        trainer._validate()
+    assert trainer.dumped == [] and trainer.verl_table == []
+    table = wandb_sent[-1][1][VAL_TABLE_KEY]
+    assert len(table.data) == 6 and {row[4] for row in table.data} == {None}
+    assert {row[1] for row in table.data} == {"legal/charge", "legal/verdict"}
+    assert len([r for r in caplog.records if "validation_data_dir is not set" in r.message]) == 1
+
+
+def test_validation_table_without_wandb_still_writes_the_dump(wandb_sent: list) -> None:
+    """The file logger only (the CPU loop): the dump with in_table is the table; nothing goes to wandb."""
+    trainer = recipe_trainer_cls(ValidatingVerl)("/runs/val", table_rows=1, loggers=["console", "file"])
+    trainer._validate()
+    assert sum(trainer.dumped[0]["extras"]["in_table"]) == 1 and wandb_sent == []
+
+
+def test_a_broken_table_does_not_stop_validation_or_its_dump(
+    wandb_sent: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args, **kwargs):
+        raise KeyError("uid")
+
+    monkeypatch.setattr(main_ppo, "finish_validation", broken)
+    trainer = recipe_trainer_cls(ValidatingVerl)("/runs/val", table_rows=2, loggers=["wandb"])
+    with caplog.at_level(logging.ERROR, logger="recipes.main_ppo"):
+        assert trainer._validate()
+    assert len(trainer.dumped) == 1 and "data_source" not in trainer.dumped[0]["extras"]  # verl's plain dump
+    assert any("validation generations table unavailable" in r.message for r in caplog.records)
+    assert trainer._val_capture is None and wandb_sent == []
+
+
+def test_training_rollout_dumps_pass_straight_through() -> None:
+    """Outside validation, _dump_generations is verl's (with the reward parts the training dump adds)."""
+    trainer = recipe_trainer_cls(ValidatingVerl)("/runs/val", table_rows=2, loggers=["file"])
+    trainer._dump_generations(["p"], ["r"], ["g"], [1.0], {"acc": [1.0]}, "/runs/rollouts")
+    assert trainer.dumped == [{"inputs": ["p"], "gts": ["g"], "extras": {"acc": [1.0]}, "path": "/runs/rollouts"}]
+
+
+def test_verl_validate_calls_the_table_hooks_in_this_order() -> None:
+    """Guard for verl upgrades: _validate hands samples to _maybe_log_val_generations, then dumps (with gold) to
+    validation_data_dir, then computes metrics from data_sources and uids — the order our capture relies on."""
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    source = inspect.getsource(PPOTrainer._validate)
+    log = source.index("self._maybe_log_val_generations(inputs=sample_inputs, outputs=sample_outputs")
+    dump = source.index("self._dump_generations(")
+    update = source.index("return self._val_metrics_update(")
+    assert log < dump < update
+    assert "dump_path=val_data_dir" in source and '| {"uid": dump_all_keys}' in source
+    assert "gts=[sample_gts[i] for i in session_final_indices]" in source
+    params = list(inspect.signature(PPOTrainer._val_metrics_update).parameters)
+    assert params[:4] == ["self", "data_sources", "sample_uids", "reward_extra_infos_dict"]

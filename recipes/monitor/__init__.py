@@ -1,0 +1,7 @@
+"""Watching a run: the panels a recipe's training shows (wandb workspace and offline report) and their inputs.
+
+- ``panels``: what to plot for a recipe, built from its reward outputs, its step metrics and verl's keys;
+- ``workspace``: those panels as a saved wandb workspace (``python -m recipes.dashboard``);
+- ``run_files``, ``plots``, ``report``: the same pictures offline from a run's files (``python -m recipes.run_report``);
+- ``val_generations``: the validation-generations table (prompt, response, gold, every reward part).
+"""
