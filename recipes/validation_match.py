@@ -49,7 +49,9 @@ EPS = 1e-6
 # Reward keys that say how a score was obtained, not what it is (a cache, a latency, whether a call was made): they
 # differ between two runs that read the same answer the same way, so they are not compared.
 OPERATIONAL = ("cache_hit", "latency", "_called", "_failed")
-VALIDATION_DIR = "validation"
+# Where a run keeps verl's validation dump (trainer.validation_data_dir): the rehearsal's and the base configs'
+# ${trainer.rollout_data_dir}/validation, or a run's own validation/ folder.
+VALIDATION_DIRS = ("rollouts/validation", "validation")
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -132,7 +134,7 @@ def split_metric(key: str) -> tuple[str, str] | None:
 
 
 def load_trainer_validation(trainer_out: str | Path) -> TrainerValidation:
-    """The last logged validation of a run (OUT/metrics.jsonl) and its dump (OUT/validation/<step>.jsonl)."""
+    """The last logged validation of a run (OUT/metrics.jsonl) and its dump (OUT/[rollouts/]validation/<step>.jsonl)."""
     out = Path(trainer_out)
     records = [r for r in _jsonl(out / METRICS_FILE) if any(split_metric(k) for k in (r.get("data") or {}))]
     if not records:
@@ -144,7 +146,8 @@ def load_trainer_validation(trainer_out: str | Path) -> TrainerValidation:
         parts = split_metric(key)
         if parts and isinstance(value, int | float):
             logged[parts[0]][parts[1]] = float(value)
-    dump = out / VALIDATION_DIR / f"{step}.jsonl"
+    dumps = [out / folder / f"{step}.jsonl" for folder in VALIDATION_DIRS]
+    dump = next((path for path in dumps if path.is_file()), dumps[0])
     if not dump.is_file():
         raise MatchInputError(f"{dump}: no dump of the step-{step} validation (set trainer.validation_data_dir)")
     return TrainerValidation(step, dict(logged), _jsonl(dump))

@@ -28,7 +28,7 @@ if [ "$rehearse" -eq 1 ]; then
     [ "$install" -eq 1 ] || die "the rehearsal needs the CPU stack in '$py' and --no-install was given"
     ensure_cpu_stack
   fi
-  work="$repo_root/outputs/rehearse"
+  work="${LEGAL_REHEARSE_DIR:-$repo_root/outputs/rehearse}"  # where the rehearsal writes (tests use a temp dir)
   mkdir -p "$work"
   "$py" tests/helpers/tiny_model.py "$work/tiny_qwen" >/dev/null 2>&1 \
     || die "could not build the tiny model (tests/helpers/tiny_model.py)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers.dataproto import make_reward_dataproto
 from helpers.judge_fixtures import judge_server  # noqa: F401  (re-exported fixture)
+from helpers.loop_fixtures import loop_runs  # noqa: F401  (re-exported fixture)
 from helpers.real_vllm_fixtures import real_vllm, tiny_model_dir, vllm_session  # noqa: F401  (re-exported)
 from helpers.tokenizer import build_tiny_tokenizer
 

@@ -1,16 +1,16 @@
 """The workspace keys, the offline report and the validation table on real trainer outputs of both recipes.
 
-One CPU-loop rehearsal per recipe (recipes.rehearse_loop: verl's own GRPO trainer, `--steps 1` plus the resumed step,
-validations, rollout and validation dumps), shared by every test here through a module-scoped fixture. Each run:
-- the recipe's no-judge config (legal_grpo_rules, safety_grpo_ngram; the legal judge metrics are logged as 0.0
-  without a judge, so the keys are the hybrid config's);
-- unshuffled data and, for legal, 4 prompts a step: the prepared sample lists each case's tasks in turn, so the one
-  step logs reward/legal/<task>/* for all four tasks;
+The session's CPU-loop run of each recipe's no-judge config (legal_grpo_rules, safety_grpo_ngram; the legal judge
+metrics are logged as 0.0 without a judge, so the keys are the hybrid config's), shared with the loop tier
+(tests/helpers/loop_runs.py: `bash scripts/train_grpo.sh --rehearse`, 2 steps plus the resumed one, validations,
+rollout and validation dumps):
+- unshuffled data: the prepared sample lists each case's tasks in turn, so the three steps of 2 prompts log
+  reward/legal/<task>/* for all four tasks;
 - trainer.log_val_generations=3 (fewer than the 8 validation samples: the table is a choice, not everything);
 - wandb in offline mode beside the file logger (WANDB_MODE=offline, its own WANDB_DIR): the val/generations table
   the trainer logs is read back from the offline run's files.
 
-Slow: two Ray start-ups per recipe (several minutes each on a 2-core box).
+Slow the first time a run is asked for (two Ray start-ups); free when the loop tier ran it already.
 """
 
 from __future__ import annotations
@@ -28,64 +28,46 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from helpers.tiny_model import build_tiny_model
+from helpers.loop_runs import VAL_TABLE_ROWS, LoopRun, LoopRuns
 
-from recipes.commands import compose_config
 from recipes.monitor.panels import data_sources, recipe_sections, reward_result_keys
 from recipes.monitor.plots import pictures_of
 from recipes.monitor.report import GOLD_CHARS, md_text
 from recipes.monitor.val_generations import IN_TABLE, VAL_TABLE_KEY, select_indices
 from recipes.recipe import load_recipe
-from recipes.rehearse import prepare_sample
-from recipes.rehearse_loop import LoopResult, read_jsonl, rehearse_loop
+from recipes.rehearse_loop import read_jsonl
 from recipes.step_metrics import aggregate_step_metrics
 from recipes.trainer.cpu.overrides import VAL_SAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {"legal": "legal_grpo_rules", "safety": "safety_grpo_ngram"}
-TABLE_ROWS = 3
-OVERRIDES = {
-    "legal": ["data.shuffle=false", "data.train_batch_size=4"],
-    "safety": ["data.shuffle=false"],
-}
-COMMON = [f"trainer.log_val_generations={TABLE_ROWS}", "trainer.logger=[console,file,wandb]"]
+TABLE_ROWS = VAL_TABLE_ROWS
 
 
 @dataclass
 class Runs:
-    """The real runs: per recipe its loop result and prepared data; the offline wandb directory."""
+    """The real runs: per recipe its loop run (tests/helpers/loop_runs.py) and prepared data; the offline wandb dir."""
 
-    results: dict[str, LoopResult] = field(default_factory=dict)
+    results: dict[str, LoopRun] = field(default_factory=dict)
     data: dict[str, Path] = field(default_factory=dict)
     wandb_dir: Path = Path()
 
-    def __getitem__(self, recipe: str) -> LoopResult:
+    def __getitem__(self, recipe: str) -> LoopRun:
         return self.results[recipe]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    """One real CPU-loop run per recipe (module docstring), checked to have passed."""
-    model = str(build_tiny_model())
-    out = Runs(wandb_dir=tmp_path_factory.mktemp("wandb"))
-    wandb_dir = out.wandb_dir
-    with pytest.MonkeyPatch.context() as mp:  # the trainer's environment (recipes.rehearse._env copies os.environ)
-        mp.setenv("WANDB_MODE", "offline")
-        mp.setenv("WANDB_DIR", str(wandb_dir))
-        mp.setenv("WANDB_SILENT", "true")
-        for recipe, config in CONFIGS.items():
-            data = prepare_sample(compose_config(config), tmp_path_factory.mktemp(f"data-{recipe}"))
-            lines: list[str] = []
-            result = rehearse_loop(config, model, data, tmp_path_factory.mktemp(f"run-{recipe}") / "out", steps=1,
-                                   user_overrides=[*OVERRIDES[recipe], *COMMON], environ={"PATH": os.environ["PATH"]},
-                                   emit=lines.append, timeout_s=1500)  # fmt: skip
-            tail = "\n".join((result.phases[-1].log if result.phases else "").splitlines()[-40:])
-            assert result.passed, f"{config}: {result.problems}\n{tail}"
-            out.results[recipe], out.data[recipe] = result, Path(data)
+def runs(loop_runs: LoopRuns) -> Runs:
+    """The session's real CPU-loop run of each recipe's no-judge config (module docstring), checked to have passed."""
+    out = Runs(wandb_dir=loop_runs.wandb_dir)
+    for recipe, config in CONFIGS.items():
+        run = loop_runs.get(config)
+        assert run.proc.returncode == 0, f"{config}: {run.failure()}"
+        out.results[recipe], out.data[recipe] = run, run.data
     return out
 
 
-def _logged_keys(result: LoopResult) -> set[str]:
+def _logged_keys(result: LoopRun) -> set[str]:
     return {key for record in read_jsonl(result.metrics_path) for key in record["data"]}
 
 
@@ -103,9 +85,9 @@ def _printed_keys(recipe: str) -> list[str]:
     return proc.stdout.splitlines()
 
 
-def _dump_rows(result: LoopResult) -> list[dict[str, Any]]:
+def _dump_rows(result: LoopRun) -> list[dict[str, Any]]:
     rows = []
-    for path in sorted((result.out_dir / "rollouts").glob("*.jsonl")):
+    for path in sorted((result.out / "rollouts").glob("*.jsonl")):
         rows += read_jsonl(path)
     return rows
 
@@ -161,7 +143,7 @@ def test_offline_report_of_a_real_run(recipe: str, runs: Runs, tmp_path: Path) -
     """report.md + a PNG per curve (every picture's keys logged), best/worst tables of each step with every reward
     part, and the validation table: the rows the trainer marked, with prompt, response, gold and parts."""
     result = runs[recipe]
-    proc = _report(result.out_dir, tmp_path)
+    proc = _report(result.out, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     expected = [p.name for p in pictures_of(recipe_sections(load_recipe(recipe)))]
@@ -182,7 +164,7 @@ def test_offline_report_of_a_real_run(recipe: str, runs: Runs, tmp_path: Path) -
         assert "best 1" in section and "worst 1" in section
     validation = report.split("## Validation generations")[1]
     for step in (0, 2):
-        rows = read_jsonl(result.out_dir / "rollouts" / "validation" / f"{step}.jsonl")
+        rows = read_jsonl(result.out / "rollouts" / "validation" / f"{step}.jsonl")
         table = [row for row in rows if row[IN_TABLE]]
         section = validation.split(f"### Validation at step {step} (")[1].split("\n### ")[0]
         assert section.startswith(f"{TABLE_ROWS} of {len(rows)} responses)")
@@ -197,7 +179,7 @@ def test_validation_dump_marks_the_table_and_carries_gold_and_parts(recipe: str,
     """Every validation's dump: data_source, the row's gold from the data, every reward part; in_table marks verl's
     choice of log_val_generations rows."""
     result = runs[recipe]
-    directory = result.out_dir / "rollouts" / "validation"
+    directory = result.out / "rollouts" / "validation"
     steps = sorted(int(p.stem) for p in directory.glob("*.jsonl"))
     val_steps = sorted({r["step"] for r in read_jsonl(result.metrics_path) if any("val-core/" in k for k in r["data"])})
     assert steps == val_steps and steps[0] == 0
@@ -233,7 +215,7 @@ def test_the_trainer_logged_the_table_to_wandb(runs: Runs) -> None:
         last = max(mine, key=lambda t: len(t["data"]))
         result = runs[recipe]
         for row in last["data"]:
-            dump = read_jsonl(result.out_dir / "rollouts" / "validation" / f"{row[0]}.jsonl")
+            dump = read_jsonl(result.out / "rollouts" / "validation" / f"{row[0]}.jsonl")
             marked = {(r["input"], r["output"], str(r["gts"])) for r in dump if r[IN_TABLE]}
             assert (row[2], row[3], str(row[4])) in marked
     assert VAL_TABLE_KEY == "val/generations"
@@ -243,7 +225,7 @@ def test_the_trainer_logged_the_table_to_wandb(runs: Runs) -> None:
 def test_torn_lines_of_a_real_run_are_reported_not_fatal(runs: Runs, tmp_path: Path) -> None:
     """A killed run's torn last line and stray bytes in a dump: the report is written and names each file and line."""
     run = tmp_path / "run"
-    shutil.copytree(runs["legal"].out_dir, run, ignore=shutil.ignore_patterns("checkpoints"))
+    shutil.copytree(runs["legal"].out, run, ignore=shutil.ignore_patterns("checkpoints"))
     metrics = run / "metrics.jsonl"
     n_lines = len(metrics.read_text(encoding="utf-8").splitlines())
     with metrics.open("a", encoding="utf-8") as handle:

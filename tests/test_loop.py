@@ -15,22 +15,16 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.judge_server import ScriptedJudgeServer
-from helpers.loop_judge import judge_reply
+from helpers.loop_runs import STEPS, LoopRuns
 
 from recipes.commands import DEFAULT_CONFIG, compose_config, launchable_configs
 from recipes.recipe import recipe_of_config
 from recipes.rehearse_loop import CannotRehearse, judge_plan, read_jsonl, weights_at_resume, weights_file
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-STEPS = 2
 
 
 def _cannot(name: str) -> str | None:
@@ -45,19 +39,6 @@ def _cannot(name: str) -> str | None:
 CONFIGS = launchable_configs()
 CANNOT = {name: reason for name in CONFIGS if (reason := _cannot(name)) is not None}
 LOOP = [name for name in CONFIGS if name not in CANNOT]
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The rehearsals' folder (LEGAL_REHEARSE_DIR): the tiny model the script builds there is the judge's model."""
-    return tmp_path_factory.mktemp("rehearse")
-
-
-@pytest.fixture(scope="module")
-def loop_judge(work: Path) -> Any:
-    """A loopback judge answering every question well-formed, serving the tiny model's name."""
-    with ScriptedJudgeServer(reply=judge_reply, model=str(work / "tiny_qwen")) as server:
-        yield server
 
 
 def _reward_keys(name: str) -> tuple[str, ...]:
@@ -84,21 +65,12 @@ def _recomputed(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def run_script(name: str, judge_url: str, work: Path) -> subprocess.CompletedProcess:
-    """`bash scripts/train_grpo.sh --rehearse --config NAME` as a user runs it; for the default config the plain
-    `bash scripts/train_grpo.sh`, which runs the rehearsal itself on a machine without GPUs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUDGE_", "RAY_", "NNODES", "CUDA_VISIBLE"))}
-    env.update(JUDGE_BASE_URL=judge_url, LEGAL_REHEARSE_DIR=str(work), PATH=f"/nonexistent-gpu-tools:{env['PATH']}")
-    args = [] if name == DEFAULT_CONFIG else ["--rehearse", "--config", name]
-    return subprocess.run(["bash", "scripts/train_grpo.sh", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=2300)  # fmt: skip
-
-
 @pytest.mark.timeout(2400)
 @pytest.mark.parametrize("name", LOOP)
-def test_config_trains_checkpoints_and_resumes_on_cpu(name: str, loop_judge: Any, work: Path) -> None:
+def test_config_trains_checkpoints_and_resumes_on_cpu(name: str, loop_runs: LoopRuns) -> None:
     """N real steps, validation, checkpoint, a resumed step N+1 with the same weights; our metrics match the dump."""
-    proc = run_script(name, loop_judge.base_url, work)
+    run = loop_runs.get(name)
+    proc = run.proc
     lines = proc.stdout.splitlines()
     passed = [line for line in lines if line.startswith("rehearsal passed:")]
     assert proc.returncode == 0 and passed, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -110,8 +82,8 @@ def test_config_trains_checkpoints_and_resumes_on_cpu(name: str, loop_judge: Any
     assert any(line.startswith(f"[rehearse] {name}: step {STEPS + 1}/{STEPS + 1}: reward") for line in lines)
     assert any(line.startswith(f"[rehearse] {name}: change trainer.device") for line in lines)
 
-    out = work / name
-    records = read_jsonl(out / "metrics.jsonl")
+    out = run.out
+    records = run.records()
     recipe = recipe_of_config(compose_config(name)).name
     keys = _reward_keys(name)
     training = [r for r in records if "timing_s/step" in r["data"]]

@@ -9,6 +9,7 @@ verl's model merger; the legal run is recipes/rehearse_loop.py (two Ray start-up
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,28 +17,26 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from helpers.tiny_model import build_tiny_model
+from helpers.loop_runs import STEPS, LoopRuns
 
 from recipes.commands import compose_config
 from recipes.export import NoCheckpointError, export, find_step_dir
-from recipes.rehearse import prepare_sample
-from recipes.rehearse_loop import rehearse_loop
 from recipes.rehearse_pipeline import evaluate_against_trainer, first_rows, load_check, trainer_sampling
-from recipes.trainer.cpu.overrides import RESPONSE_TOKENS
+from recipes.trainer.cpu.overrides import RESPONSE_TOKENS, VAL_SAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
-WORK = REPO / "outputs" / "rehearse"
 SFT_STEPS = 2
 
 
 @pytest.fixture(scope="module")
-def sft_rehearsal() -> tuple[subprocess.CompletedProcess, Path]:
-    """`bash scripts/train_sft.sh --rehearse --steps 2` (its output directory is outputs/rehearse/safety_sft)."""
+def sft_rehearsal(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`bash scripts/train_sft.sh --rehearse --steps 2` (its output directory is <LEGAL_REHEARSE_DIR>/safety_sft)."""
+    work = tmp_path_factory.mktemp("rehearse-sft")
     proc = subprocess.run(
         ["bash", "scripts/train_sft.sh", "--rehearse", "--steps", str(SFT_STEPS), "--no-install"],
-        cwd=REPO, capture_output=True, text=True, timeout=1800,
+        cwd=REPO, capture_output=True, text=True, timeout=1800, env={**os.environ, "LEGAL_REHEARSE_DIR": str(work)},
     )  # fmt: skip
-    return proc, WORK / "safety_sft"
+    return proc, work / "safety_sft"
 
 
 @pytest.mark.timeout(1900)
@@ -119,31 +118,23 @@ def test_export_names_what_is_not_a_checkpoint(tmp_path: Path, layout: str, mess
 
 
 @pytest.mark.timeout(2400)
-def test_legal_grpo_export_evaluates_to_the_trainers_validation(tmp_path: Path) -> None:
-    """legal_grpo_rules (no judge): one real GRPO step + a resumed one, the last checkpoint exported, evaluated with
-    `recipes.evaluate --backend hf --mode rules` on the rows the trainer validated on; the greedy responses, the
-    reward values per row and the logged per-task acc are the trainer's."""
+def test_legal_grpo_export_evaluates_to_the_trainers_validation(loop_runs: LoopRuns, tmp_path: Path) -> None:
+    """legal_grpo_rules (no judge), the loop tier's run (2 real GRPO steps + a resumed one): the last checkpoint
+    exported, evaluated with `recipes.evaluate --backend hf --mode rules` on the rows the trainer validated on; the
+    greedy responses, the reward values per row and the logged per-task acc are the trainer's."""
     config = "legal_grpo_rules"
-    model = build_tiny_model()
-    data = prepare_sample(compose_config(config), tmp_path / "data")
-    val = first_rows(data / "test.parquet", data / "val.parquet", 8)
+    run = loop_runs.get(config)
+    assert run.proc.returncode == 0, run.failure()
+    val = first_rows(run.data / "test.parquet", tmp_path / "val.parquet", VAL_SAMPLES)  # unshuffled: the first ones
     assert len(set(pq.read_table(val).column("data_source").to_pylist())) == 4  # every legal task validated
-    out = tmp_path / "run"
-    overrides = [
-        f"data.val_files={val}",
-        "data.val_max_samples=-1",
-        f"trainer.validation_data_dir={out / 'validation'}",
-    ]
-    result = rehearse_loop(config, model, data, out, 1, overrides, emit=lambda line: None)
-    assert result.passed, result.problems
-    exported = export(out / "checkpoints")
-    assert exported.adapter is None and exported.global_step == 2  # full parameters: a plain HF directory
+    exported = export(run.out / "checkpoints", tmp_path / "hf")
+    assert exported.adapter is None and exported.global_step == STEPS + 1  # full parameters: a plain HF directory
     cfg = compose_config(config, [f"data.max_response_length={RESPONSE_TOKENS}"])  # the CPU loop's budget
     sampling = trainer_sampling(cfg, val, tmp_path / "sampling.yaml")
-    block = evaluate_against_trainer(Path(exported.hf_dir), out, val, config, tmp_path / "report", sampling,
+    block = evaluate_against_trainer(Path(exported.hf_dir), run.out, val, config, tmp_path / "report", sampling,
                                      extra=["--mode", "rules"])  # fmt: skip
     assert block["reproduces_trainer"], block["problems"]
-    assert block["identical_responses"] == "8/8"
+    assert block["identical_responses"] == f"{VAL_SAMPLES}/{VAL_SAMPLES}"
     tasks = block["tasks"]
     assert set(tasks) == {"legal/charge", "legal/article", "legal/term", "legal/verdict"}
     assert all("acc" in numbers and "score" in numbers for numbers in tasks.values())
