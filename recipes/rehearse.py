@@ -61,6 +61,8 @@ STAGES: tuple[tuple[str, str], ...] = (
 INIT_MODEL = re.compile(STAGES[-1][1])
 # What stops a CPU run at the model init: no NCCL / CUDA in this torch.
 WALL = re.compile(r"NCCL|CUDA|cuda|nvidia|GPU", re.UNICODE)
+# What another process taking verl's rendezvous port between its choice and its bind looks like: retried once.
+PORT_RACE = re.compile(r"EADDRINUSE|[Aa]ddress already in use")
 ERROR_LINE = re.compile(r"^(?:\S+\.)?[A-Z]\w*(?:Error|Exception)\b.*|^" + re.escape(STOP_PREFIX) + " .*")
 
 
@@ -285,14 +287,24 @@ def private_temp_dir() -> Iterator[Path]:
 def rehearse_single_node(
     config: str, model: str, data_dir: str, timeout_s: float = 600.0, on_output: Callable[[str], None] | None = None
 ) -> Rehearsal:
-    """The exact single-node trainer command through a local Ray started by verl's own ray.init."""
-    with private_temp_dir() as tmp:
-        overrides = rehearsal_overrides(model, data_dir, str(tmp / "ray"), ray_gpus(config))
-        plan = build_plan(config, overrides, _env())
-        if plan.multi_node:
-            raise ValueError(f"{config} is a multi-node config: rehearse it with --cluster")
-        output, seconds, _ = _run(plan.trainer_cmd, _env(), timeout_s, tmp / "trainer.log", on_output)
-    return analyse(config, plan.trainer_cmd, output, seconds)
+    """The exact single-node trainer command through a local Ray started by verl's own ray.init (run once more when
+    another process took verl's rendezvous port between its choice and its bind: PORT_RACE)."""
+    for attempt in (1, 2):
+        with private_temp_dir() as tmp:
+            overrides = rehearsal_overrides(model, data_dir, str(tmp / "ray"), ray_gpus(config))
+            plan = build_plan(config, overrides, _env())
+            if plan.multi_node:
+                raise ValueError(f"{config} is a multi-node config: rehearse it with --cluster")
+            output, seconds, _ = _run(plan.trainer_cmd, _env(), timeout_s, tmp / "trainer.log", on_output)
+        result = analyse(config, plan.trainer_cmd, output, seconds)
+        if result.at_wall or attempt == 2 or not port_race(output):
+            return result
+    raise AssertionError("unreachable")
+
+
+def port_race(output: str) -> bool:
+    """Whether a run failed because another process took a port between its choice and its bind (EADDRINUSE)."""
+    return bool(PORT_RACE.search(output))
 
 
 def _wait_for_nodes(address: str, count: int, env: Mapping[str, str], timeout_s: float = 120.0) -> None:

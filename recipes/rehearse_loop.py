@@ -34,6 +34,7 @@ from recipes.rehearse import (
     _run,
     cluster_env,
     local_cluster,
+    port_race,
     private_temp_dir,
     stages_reached,
     write_runtime_env,
@@ -44,8 +45,6 @@ from recipes.trainer.cpu.overrides import Change, cpu_changes, hydra_overrides
 
 METRICS_FILE = "metrics.jsonl"
 RUN_NAME_PREFIX = "rehearse"
-# What another process taking verl's rendezvous port between its choice and its bind looks like: retried once.
-PORT_RACE = re.compile(r"EADDRINUSE|[Aa]ddress already in use")
 Emit = Callable[[str], None]
 
 
@@ -198,7 +197,7 @@ def run_phase(
         metrics = out_dir / f"{phase.name}.jsonl"
         metrics.unlink(missing_ok=True)
         _run_once(phase, config, overrides, environ, out_dir, metrics, multi_node, timeout_s, emit)
-        if phase.returncode == 0 or attempt == 2 or not PORT_RACE.search(phase.log):
+        if phase.returncode == 0 or attempt == 2 or not port_race(phase.log):
             break
         emit(f"[rehearse] {config}: {phase.name}: a port was taken between its choice and its bind; running again")
     return phase

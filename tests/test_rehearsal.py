@@ -99,3 +99,31 @@ def test_a_break_before_the_wall_is_reported_with_its_stage() -> None:
     assert result.stages == ["verl validate_config", "ray up"] and not result.at_wall
     assert result.reason.startswith("AttributeError: Can't get attribute 'recipe_trainer_cls'")
     assert result.lines()[-1].startswith("[rehearse] x: FAILED before the GPU wall")
+
+
+@pytest.mark.parametrize(
+    ("first_log", "runs"),
+    [
+        ("torch.distributed.DistNetworkError: ... EADDRINUSE: address already in use", 2),
+        ("OSError: [Errno 98] Address already in use", 2),
+        ("ValueError: something else broke", 1),
+    ],
+)
+def test_a_phase_runs_again_once_when_its_port_was_taken(monkeypatch, tmp_path, first_log: str, runs: int) -> None:
+    """Another process taking verl's rendezvous port between its choice and its bind (seen once under load) costs one
+    more run of the phase; any other failure is reported as it is; a second port race is reported too."""
+    import recipes.rehearse_loop as loop
+
+    calls: list[int] = []
+
+    def fake_once(phase, *args, **kwargs) -> None:  # the trainer run itself is what the loop tier runs for real
+        calls.append(1)
+        phase.log, phase.returncode = (first_log, 1) if len(calls) == 1 else ("done", 0)
+
+    monkeypatch.setattr(loop, "_run_once", fake_once)
+    phase = loop.Phase(name="train", first_step=1, last_step=2)
+    lines: list[str] = []
+    loop.run_phase(phase, "legal_grpo", [], {}, tmp_path, False, 60.0, lines.append)
+    assert len(calls) == runs
+    assert phase.returncode == (0 if runs == 2 else 1)
+    assert (len(lines) == 1 and "running again" in lines[0]) if runs == 2 else not lines
