@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from recipes.commands import (
+    GRPO_TRAINERS,
     REPO_ROOT,
+    ConfigError,
     JudgeSpec,
     build_plan,
     compose_config,
@@ -444,7 +446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be at least 1")
-    cfg = compose_config(args.config, args.overrides)
+    try:  # a GRPO config (an SFT one names its own script: bash scripts/train_sft.sh --rehearse)
+        cfg = compose_config(args.config, args.overrides, trainers=GRPO_TRAINERS)
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     if not (Path(args.data) / "test.parquet").exists():
         prepare_sample(cfg, args.data)
     if not args.wall:

@@ -529,3 +529,12 @@ def test_multi_node_submission_carries_the_token_and_no_secret(tmp_path: Path) -
     assert not any(value in line for value in secrets.values() for line in ran + result.stdout.splitlines())
     assert "not forwarded: JUDGE_API_KEY, WANDB_API_KEY" in result.stdout
     assert "RAY_AUTH_MODE=token ray job submit --address=http://127.0.0.1:8265" in result.stdout
+
+
+def test_rehearse_of_an_sft_config_names_its_script(tmp_path: Path) -> None:
+    """--rehearse of the SFT stage's config stops with one line naming `train_sft.sh --rehearse`'s script."""
+    result = _run(["scripts/train_grpo.sh", "--rehearse", "--config", "safety_sft"],
+                  LEGAL_REHEARSE_DIR=str(tmp_path))  # fmt: skip
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "launch it with `bash scripts/train_sft.sh --config safety_sft`" in line
