@@ -47,10 +47,13 @@ if [ -x "$venv/bin/python" ]; then export PATH="$venv/bin:$PATH"; fi
 py="${PYTHON_BIN:-python3}"
 export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 
-# What a --dry-run needs: hydra + verl (the CPU stack `bash scripts/test.sh` installs).
+# What a --dry-run needs: hydra + verl (the CPU stack); set up here when missing unless --no-install.
 need_dry_run_stack() {
-  "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
-    || die "the dry run needs hydra + verl in '$py' — run \`bash scripts/test.sh\` once (installs the CPU stack)"
+  "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 && return 0
+  [ "$install" -eq 1 ] \
+    || die "the dry run needs hydra + verl in '$py' and --no-install was given — drop it (or run \`bash scripts/test.sh\`)"
+  say "setting up the CPU stack in $venv (a CPU torch, then the project; a few minutes, once)"
+  ensure_cpu_stack
 }
 
 # The CPU stack (CPU torch, then `pip install -e .[test]`) in $venv, created when missing; from here on it is used.
