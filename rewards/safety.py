@@ -131,6 +131,9 @@ RESULT_KEYS: tuple[str, ...] = (
     "reasoning_latency_ms",  # wall time of the reasoning scorer (0 for ngram / no reasoning)
     "cache_hit",  # 1 when the judge / embedding answer came from the client's cache
     "judge_masked",  # 1 when on_scorer_error=mask left the response unscored: score 0, out of the update
+    "judge_called",  # reasoning_called when the scorer is the judge (the shared judge metrics read it), else 0
+    "judge_failed",  # reasoning_failed when the scorer is the judge, else 0
+    "judge_latency_ms",  # reasoning_latency_ms when the scorer is the judge, else 0
 )
 
 _WEIGHTS = ("format_weight", "keys_weight", "closeness_weight", "detection_weight", "reasoning_weight")
@@ -313,8 +316,11 @@ async def _reasoning_part(options: SafetyOptions, gold: str, pred: str | None, o
         value = await _judge_reasoning(options.judge, gold, pred, out)
     out["reasoning_called"] = 1.0
     out["reasoning_latency_ms"] = (time.perf_counter() - t0) * 1000.0
+    judge = options.reasoning_scorer == "judge"  # the shared judge metrics (recipes/step_metrics.py) read these
+    out["judge_called"], out["judge_latency_ms"] = float(judge), out["reasoning_latency_ms"] if judge else 0.0
     if value is None:
         out["reasoning_failed"] = 1.0
+        out["judge_failed"] = float(judge)
         if options.on_scorer_error == "raise":
             raise ScorerCallError(f"{options.reasoning_scorer} reasoning scorer failed (on_scorer_error=raise)")
         if options.on_scorer_error == "mask":

@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from helpers.loop_runs import VAL_TABLE_ROWS, LoopRun, LoopRuns
+from helpers.loop_runs import STEPS, VAL_TABLE_ROWS, LoopRun, LoopRuns
 
 from recipes.monitor.panels import data_sources, recipe_sections, reward_result_keys
 from recipes.monitor.plots import pictures_of
@@ -163,7 +163,7 @@ def test_offline_report_of_a_real_run(recipe: str, runs: Runs, tmp_path: Path) -
                 assert f"\n| {md_text(part, 60)} |" in section, (step, part)
         assert "best 1" in section and "worst 1" in section
     validation = report.split("## Validation generations")[1]
-    for step in (0, 2):
+    for step in (0, STEPS + 1):  # the first and the last validation the report shows
         rows = read_jsonl(result.out / "rollouts" / "validation" / f"{step}.jsonl")
         table = [row for row in rows if row[IN_TABLE]]
         section = validation.split(f"### Validation at step {step} (")[1].split("\n### ")[0]

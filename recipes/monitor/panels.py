@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from recipes import step_metrics
 from recipes.recipe import Recipe
-from recipes.step_metrics import OVERALL, PREFIX, aggregate_step_metrics, recipe_means
+from recipes.step_metrics import OVERALL, PREFIX, aggregate_step_metrics, recipe_means, recipe_ratios
 
 __all__ = [
     "Panel",
@@ -78,6 +78,10 @@ TITLES: dict[str, str] = {
     "keys_extra_mean": "keys answered that were not asked for",
     "reasoning_score_mean": "reasoning score (agreement with the gold reasoning)",
     "reasoning_failure_rate": "reasoning scorer failures (share of responses)",
+    "detection_score_mean": "violation detection part of the reward",
+    "violated_keys_mean": "violated gold keys per text",
+    "detection_recall": "violations caught (recall at the threshold)",
+    "false_alarm_rate": "false alarms (share of clean keys flagged)",
 }
 # Shared metric -> section; judge_* metrics and the trainer's counts go to the judge section, a recipe's own
 # metrics to the recipe's section, anything else to "reward: more".
@@ -189,14 +193,18 @@ def _step_metric_panels(recipe: Recipe) -> dict[str, list[Panel]]:
     """Panels of reward/* keys by section: one panel per metric, one line per data_source (and overall)."""
     probed = probed_step_metrics(recipe)
     sources = data_sources(recipe)
-    own = {name for source in sources for name, _ in recipe_means(source)}
+    own_order = [
+        *(name for source in sources for name, _ in recipe_means(source)),
+        *(ratio[0] for source in sources for ratio in recipe_ratios(source)),
+    ]
+    own = set(own_order)
     metrics: list[str] = []
     for key in sorted(probed):
         metric = key.rsplit("/", 1)[1]
         if metric not in metrics:
             metrics.append(metric)
     # Shared metrics in TITLES order, then the recipe's own in its step_metrics order, then any other by name.
-    order = [*(m for m in TITLES if m not in own), *(n for s in sources for n, _ in recipe_means(s) if n in own)]
+    order = [*(m for m in TITLES if m not in own), *dict.fromkeys(own_order)]
     metrics.sort(key=lambda m: (order.index(m) if m in order else len(order), m))
     out: dict[str, list[Panel]] = {}
     for metric in metrics:

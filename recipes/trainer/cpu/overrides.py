@@ -48,19 +48,29 @@ class Change:
             text = "[" + ",".join(str(v) for v in value) + "]"
         else:
             text = str(value)
-        plus = "" if OmegaConf.select(cfg, self.key, default=_MISSING) is not _MISSING else "+"
-        return f"{plus}{self.key}={text}"
+        return f"{'' if _has_key(cfg, self.key) else '+'}{self.key}={text}"
 
     def line(self) -> str:
         """`key: was -> value (why)` for the rehearsal's output."""
         return f"{self.key}: {self.was!r} -> {self.value!r} ({self.why})"
 
 
-_MISSING = object()
+def _has_key(cfg: Any, key: str) -> bool:
+    """Whether the composed config has key (without resolving its value)."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None, throw_on_resolution_failure=False) if parent else cfg
+    return OmegaConf.is_dict(node) and leaf in node
 
 
 def _get(cfg: Any, key: str) -> Any:
-    value = OmegaConf.select(cfg, key, default=None)
+    """The config's value at key (the unresolved text when it names an environment variable that is not set, e.g. a
+    multi-node config's ${oc.env:LEGAL_SHARED_DIR}/data/train.parquet)."""
+    try:
+        value = OmegaConf.select(cfg, key, default=None)
+    except Exception:  # omegaconf's InterpolationResolutionError family: show what the YAML says
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+        return OmegaConf.to_container(node, resolve=False).get(leaf) if OmegaConf.is_config(node) else None
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
@@ -101,9 +111,6 @@ def cpu_changes(
         (f"{ref}.use_torch_compile", False, "device"),
         (f"{rollout}.name", ROLLOUT_NAME, "rollout backend: transformers on the CPU"),
         (f"{rollout}.tensor_model_parallel_size", 1, "rollout backend"),
-        ("ray_kwargs.ray_init.num_cpus", CPUS_PER_GPU * nodes + SPARE_CPUS, "Ray resources"),
-        ("ray_kwargs.ray_init.num_gpus", nodes, "Ray resources: fake GPUs place verl's workers"),
-        ("ray_kwargs.ray_init.include_dashboard", False, "Ray resources"),
         ("trainer.total_training_steps", steps, "length"),
         ("trainer.save_freq", steps, "checkpoint at the last step"),
         ("trainer.test_freq", steps, "validate at the last step"),
@@ -113,6 +120,12 @@ def cpu_changes(
         ("trainer.rollout_data_dir", str(out / "rollouts"), "outputs of the rehearsal"),
         ("trainer.logger", ["console", "file"], "metrics as JSONL, no wandb account needed"),
     ]
+    if nodes == 1:  # verl's own ray.init starts the local Ray; a multi-node job joins the cluster's (no resources)
+        wanted += [
+            ("ray_kwargs.ray_init.num_cpus", CPUS_PER_GPU + SPARE_CPUS, "Ray resources"),
+            ("ray_kwargs.ray_init.num_gpus", 1, "Ray resources: a fake GPU places verl's worker"),
+            ("ray_kwargs.ray_init.include_dashboard", False, "Ray resources"),
+        ]
     changes = []
     for key, value, why in wanted:
         was = _get(cfg, key)
@@ -157,6 +170,12 @@ def sft_cpu_changes(
         ("trainer.default_local_dir", str(out / "checkpoints"), "outputs of the rehearsal"),
         ("trainer.logger", ["console", "file"], "metrics as JSONL, no wandb account needed"),
     ]
+    if nodes == 1:  # verl's own ray.init starts the local Ray; a multi-node job joins the cluster's (no resources)
+        wanted += [
+            ("ray_kwargs.ray_init.num_cpus", CPUS_PER_GPU + SPARE_CPUS, "Ray resources"),
+            ("ray_kwargs.ray_init.num_gpus", 1, "Ray resources: a fake GPU places verl's worker"),
+            ("ray_kwargs.ray_init.include_dashboard", False, "Ray resources"),
+        ]
     changes = []
     for key, value, why in wanted:
         was = _get(cfg, key)
