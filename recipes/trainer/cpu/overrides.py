@@ -100,6 +100,9 @@ def cpu_changes(
         (f"{rollout}.log_prob_micro_batch_size_per_gpu", responses_per_gpu, "size"),
         ("reward.num_workers", min(int(_get(cfg, "reward.num_workers") or 1), REWARD_WORKERS), "size"),
         (f"{rollout}.agent.num_workers", 1, "size"),
+        # verl starts 8 TransferQueue storage units (a Ray process each: ~30 s of a 2-core box); one per node holds
+        # a CPU step's few samples.
+        ("transfer_queue.backend.SimpleStorage.num_data_storage_units", nodes, "size"),
         ("trainer.n_gpus_per_node", 1, "one training process per node"),
         ("trainer.nnodes", nodes, "one training process per node"),
         ("trainer.device", "cpu", "device"),
