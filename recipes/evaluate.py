@@ -273,6 +273,8 @@ def main(argv: Sequence[str] | None = None, recipe_name: str | None = None, prog
 
     recipe_name fixes the recipe (a recipe's own entry point); otherwise it comes from the data or the reports.
     """
+    import pyarrow  # noqa: F401  (before any input check: outside the environment the one line names the package)
+
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = None

@@ -34,6 +34,10 @@ Options (all optional):
   (``judge_audited``, ``judge_rules_agree``; recipes/legal/agreement.py). The choice hashes task, gold and answer,
   so it is reproducible and identical answers share one (cached) judge call. A failed audit call sets
   ``judge_failed`` but never raises JudgeCallFailedError; 0 turns audits off.
+- ``term_unit`` (default ``auto``): what a bare number as the whole term answer (``12``) is. ``auto``: months when
+  our term instruction asks for months (``recipes.legal.tasks.fixes_months``; today's does not, so it is
+  unreadable); ``months``: the prompt the predictions answered asked for months (an evaluation of predictions made
+  elsewhere: ``evaluate --term-unit months``). Training builds every prompt from our instruction: leave it at auto.
 - Shaping, off by default: ``lang_reward_weight`` (× ``lang_reward``) and ``length_penalty_weight``
   (× ``length_penalty``); ``length_ref_chars``: the typical response length in characters used by the length
   penalty when ``extra_info`` carries no group statistics (a number, or a mapping task → number).
@@ -78,7 +82,7 @@ from recipes.legal.tasks import TASK_LABELS, TASKS, task_of
 from recipes.legal.terms import format_term
 from rewards.format import check_format, extract_answer, extract_thinking
 from rewards.options import OptionsCache, check_known
-from rewards.rules import Gold, RuleScore, gold_from, score_rules
+from rewards.rules import TERM_UNITS, Gold, RuleScore, gold_from, score_rules
 from rewards.shaping import chinese_share, length_penalty, length_ref_from
 
 __all__ = [
@@ -151,6 +155,7 @@ _OWN_KEYS = (
     "length_penalty_weight",
     "length_ref_chars",
     "judge_audit_rate",
+    "term_unit",
 )
 # Keys verl adds itself: reward_router_address is read by JudgeConfig; the tokenizer is not needed here.
 _IGNORED_KEYS = frozenset({"reward_model_tokenizer"})
@@ -184,6 +189,7 @@ class RewardOptions:
     length_ref_by_task: tuple[tuple[str, float], ...] = ()
     judge: JudgeConfig | None = None
     judge_audit_rate: float = 0.02
+    term_unit: str = "auto"
 
     def length_ref_for(self, task: str) -> float | None:
         """The reference length (characters) for `task`: per-task value, else the global one, else None."""
@@ -255,9 +261,8 @@ def _parse_options(kwargs: Mapping[str, Any]) -> RewardOptions:
     audit_rate = _to_float(kwargs.get("judge_audit_rate", 0.02), "judge_audit_rate")
     if not 0.0 <= audit_rate <= 1.0:
         raise ValueError(f"reward kwarg judge_audit_rate={audit_rate!r} must be in [0, 1] (0 turns audits off)")
-    options = RewardOptions(
-        mode, policy, starts, lang_w, len_w, ref_global, ref_by_task, judge, judge_audit_rate=audit_rate
-    )
+    term_unit = _choice(kwargs.get("term_unit", "auto"), "term_unit", TERM_UNITS)
+    options = RewardOptions(mode, policy, starts, lang_w, len_w, ref_global, ref_by_task, judge, audit_rate, term_unit)
     logger.info("legal reward options: %s", options)  # JudgeConfig's repr redacts the API key
     return options
 
@@ -338,23 +343,31 @@ def answer_limit(options: RewardOptions) -> int:
     return MAX_ANSWER_CHARS if options.judge is None else min(MAX_ANSWER_CHARS, options.judge.max_pred_chars)
 
 
-def _rules_on_error(task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float]) -> None:
+def _rules_on_error(
+    task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float], options: RewardOptions
+) -> None:
     """on_judge_error=rules: the rules score of the task."""
-    _apply_rules(score_rules(task, answer, gold), out)
+    _apply_rules(score_rules(task, answer, gold, options.term_unit), out)
 
 
-def _neutral_on_error(task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float]) -> None:
+def _neutral_on_error(
+    task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float], options: RewardOptions
+) -> None:
     """on_judge_error=neutral: task score 0."""
     out["task_score"] = 0.0
 
 
-def _mask_on_error(task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float]) -> None:
+def _mask_on_error(
+    task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float], options: RewardOptions
+) -> None:
     """on_judge_error=mask: the response is marked unjudged; it scores MASKED_SCORE and the trainer leaves it out
     of the update (recipes.trainer.masking)."""
     out["judge_masked"] = 1.0
 
 
-def _raise_on_error(task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float]) -> None:
+def _raise_on_error(
+    task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float], options: RewardOptions
+) -> None:
     """on_judge_error=raise: JudgeCallFailedError naming the endpoint and the error."""
     raise JudgeCallFailedError(
         f"judge call for legal/{task} failed at {result.endpoint or '?'}: {result.error} "
@@ -364,7 +377,7 @@ def _raise_on_error(task: str, answer: str, gold: Gold, result: JudgeResult, out
 
 # on_judge_error → what a response the judge could not judge scores; judge_failed is set before. A new policy is
 # a function here and its entry (ON_JUDGE_ERROR, and so the option's allowed values, follow).
-_ON_JUDGE_ERROR: dict[str, Callable[[str, str, Gold, JudgeResult, dict[str, float]], None]] = {
+_ON_JUDGE_ERROR: dict[str, Callable[[str, str, Gold, JudgeResult, dict[str, float], RewardOptions], None]] = {
     "rules": _rules_on_error,
     "neutral": _neutral_on_error,
     "mask": _mask_on_error,
@@ -378,7 +391,7 @@ async def _judge_task(task: str, answer: str, gold: Gold, options: RewardOptions
     if task == "term" and (gold.term.kind != "fixed" or gold.term.months <= 0):
         # Gold without a month count (life, death, none): score 0 as the recipe does, no call; acc from the kinds.
         out["task_score"] = 0.0
-        out["acc"] = float(score_rules(task, answer, gold).acc)
+        out["acc"] = float(score_rules(task, answer, gold, options.term_unit).acc)
         return
     assert options.judge is not None  # guaranteed by _parse_options for judge/hybrid modes
     result = await ask_judge(task, answer, gold, options.judge)
@@ -390,10 +403,10 @@ async def _judge_task(task: str, answer: str, gold: Gold, options: RewardOptions
     out["judge_rate_limited"] = float(result.rate_limited > 0)
     if result.failed:
         out["judge_failed"] = 1.0
-        _ON_JUDGE_ERROR[options.on_judge_error](task, answer, gold, result, out)
+        _ON_JUDGE_ERROR[options.on_judge_error](task, answer, gold, result, out, options)
         return
     if result.unreadable and options.on_judge_error == "mask":  # no grade to learn from either
-        _mask_on_error(task, answer, gold, result, out)
+        _mask_on_error(task, answer, gold, result, out, options)
         return
     if task == "term":
         out["task_score"] = judge_term_score(result.value)
@@ -436,11 +449,11 @@ async def compute_score(
         if len(answer) > answer_limit(options):  # not read: neither the rules nor the judge would see all of it
             _apply_rules(RuleScore(LONG_ANSWER_SCORE, False, True), out)
         elif options.mode == "rules":
-            _apply_rules(score_rules(task, answer, gold), out)
+            _apply_rules(score_rules(task, answer, gold, options.term_unit), out)
         elif options.mode == "judge":
             await _judge_task(task, answer, gold, options, out)
         else:  # hybrid: term always by rules; charge / article when made of known labels; any listing (rules.py)
-            rule = score_rules(task, answer, gold)
+            rule = score_rules(task, answer, gold, options.term_unit)
             if rule.decides:
                 _apply_rules(rule, out)
                 if audit_selected(task, answer, gold, options.judge_audit_rate):

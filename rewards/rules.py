@@ -8,7 +8,9 @@ Scores (issue 4, rules mode), one place:
   one right label among wrong extras, is not partly right); otherwise, or nothing readable → -2.
 - article: the same on article numbers (``parse_articles``).
 - term (``predicted_term`` / ``parse_term``; the maximum is 0, there is no bonus; a bare number is read as months
-  only when the term instruction fixes the unit, ``recipes.legal.tasks.fixes_months``):
+  only when the prompt fixes the unit: ``term_unit`` ``auto`` — our term instruction fixes it,
+  ``recipes.legal.tasks.fixes_months`` — or ``months`` — predictions made from another prompt that asked for months,
+  ``evaluate --term-unit months``):
   - gold fixed, prediction fixed: -|Δ months| / 240 (拘役 vs 有期徒刑 of the same length counts as equal: months only);
   - gold fixed, prediction 免予刑事处罚 / 单处罚金: like a fixed term of 0 months, -gold_months / 240;
   - gold fixed, prediction life or death: -1;
@@ -47,8 +49,10 @@ from recipes.legal.verdict import parse_fine, parse_verdict, verdict_body
 
 __all__ = [
     "TASKS",
+    "TERM_UNITS",
     "Gold",
     "RuleScore",
+    "bare_months",
     "gold_from",
     "is_listing",
     "predicted_term",
@@ -61,6 +65,8 @@ __all__ = [
 ]
 
 MONTHS_SCALE = 240.0  # -(error months) / 240: a 20-year miss costs 1 point
+TERM_UNITS: tuple[str, ...] = ("auto", "months")
+"""The unit a term prompt fixed for a bare number: auto (what our term instruction asks, fixes_months), months."""
 
 
 @dataclass(frozen=True)
@@ -246,14 +252,21 @@ def term_error_score(pred: Term, gold: Term, pred_named: bool = True) -> tuple[f
     return -error / MONTHS_SCALE, error == 0 and pred.kind == gold.kind
 
 
-def predicted_term(answer: str) -> Term | None:
-    """The term a term-task answer names (find_term; a bare number is months only when the instruction says so)."""
-    return find_term(answer, bare_months=fixes_months("term"))
+def bare_months(term_unit: str = "auto") -> bool:
+    """Whether a bare number as the whole term answer is that many months under term_unit (one of TERM_UNITS)."""
+    if term_unit not in TERM_UNITS:
+        raise ValueError(f"term unit {term_unit!r}: expected one of {', '.join(TERM_UNITS)}")
+    return term_unit == "months" or fixes_months("term")
 
 
-def score_term(answer: str, gold: Gold) -> RuleScore:
+def predicted_term(answer: str, term_unit: str = "auto") -> Term | None:
+    """The term a term-task answer names (find_term; a bare number is months only when the prompt fixed months)."""
+    return find_term(answer, bare_months=bare_months(term_unit))
+
+
+def score_term(answer: str, gold: Gold, term_unit: str = "auto") -> RuleScore:
     """Term task: parse_term on the answer vs the gold term; rules always decide."""
-    pred = predicted_term(answer)  # None: the answer names no term (unreadable), unlike 免予刑事处罚 / 单处罚金
+    pred = predicted_term(answer, term_unit)  # None: names no term (unreadable), unlike 免予刑事处罚 / 单处罚金
     score, acc = term_error_score(pred or Term("none"), gold.term, pred is not None)
     return RuleScore(score, acc, True)
 
@@ -282,10 +295,10 @@ def score_verdict(answer: str, gold: Gold) -> RuleScore:
 _SCORERS = {"charge": score_charge, "article": score_article, "term": score_term, "verdict": score_verdict}
 
 
-def score_rules(task: str, answer: str, gold: Gold) -> RuleScore:
-    """Rules-mode score of `answer` for `task` (one of TASKS)."""
+def score_rules(task: str, answer: str, gold: Gold, term_unit: str = "auto") -> RuleScore:
+    """Rules-mode score of `answer` for `task` (one of TASKS); term_unit: what a bare term number is (TERM_UNITS)."""
     try:
         scorer = _SCORERS[task]
     except KeyError:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}") from None
-    return scorer(answer, gold)
+    return score_term(answer, gold, term_unit) if task == "term" else scorer(answer, gold)

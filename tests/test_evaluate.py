@@ -579,6 +579,49 @@ def test_partial_selective_charge_counts_as_correct(tmp_path, monkeypatch):
     assert sum(map(sum, matrix)) == 3.0
 
 
+@pytest.mark.parametrize("entry", ["legal", "shared"])
+def test_term_unit_months_reads_bare_numbers(data_path, tmp_path, entry):
+    """Bare numbers answer a prompt that asked for months: months with --term-unit months, unreadable without."""
+    pred = tmp_path / "bare.jsonl"
+    pred.write_text(_line(4, ans("6")) + "\n" + _line(6, ans("刑期：12")) + "\n", encoding="utf-8")
+    main = E.main if entry == "legal" else G.main  # python -m recipes.legal.evaluate / python -m recipes.evaluate
+    runs = {}
+    for unit in ("auto", "months"):
+        flags = [] if unit == "auto" else ["--term-unit", unit]
+        out = tmp_path / unit
+        args = ["--data", str(data_path), "--predictions", str(pred), "--out", str(out), "--mode", "rules", *flags]
+        assert main(args) == 0
+        scores = [json.loads(line) for line in (out / "scores.jsonl").read_text(encoding="utf-8").splitlines()]
+        runs[unit] = json.loads((out / "metrics.json").read_text(encoding="utf-8")), scores, out
+    metrics, scores, out = runs["auto"]
+    assert (metrics["overall"]["term_unit"], metrics["overall"]["term_bare_number_months"]) == ("auto", False)
+    assert [(r["pred_code"], r["unparseable"], r["task_score"]) for r in scores] == [(None, True, -2.0)] * 2
+    assert metrics["term"]["accuracy"] == 0.0 and metrics["term"]["mae_unparseable"] == 2
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "- term unit: **auto** (a bare number as the term answer reads as unreadable)" in report
+    metrics, scores, out = runs["months"]
+    assert (metrics["overall"]["term_unit"], metrics["overall"]["term_bare_number_months"]) == ("months", True)
+    assert [(r["pred_code"], r["unparseable"], r["task_score"], r["acc"]) for r in scores] == [
+        (6, False, 0.0, 1.0),
+        (12, False, 0.0, 1.0),
+    ]
+    term = metrics["term"]
+    assert (term["accuracy"], term["mae_months"], term["mae_unparseable"]) == (1.0, 0.0, 0)
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "- term unit: **months** (a bare number as the term answer reads as months)" in report
+
+
+def test_term_unit_is_checked():
+    """--term-unit takes auto or months only; the reward kwarg the same (its error names the key)."""
+    with pytest.raises(SystemExit):
+        E.build_parser().parse_args(["--data", "d", "--predictions", "p", "--out", "o", "--term-unit", "years"])
+    from rewards.legal import get_options
+
+    with pytest.raises(ValueError, match="term_unit"):
+        get_options({"mode": "rules", "term_unit": "years"})
+    assert get_options({"mode": "rules", "term_unit": "months"}).term_unit == "months"
+
+
 def test_term_error_bins():
     """Integer-month bins within ±24 months; wider errors go to labelled bands where 0 stays its own bar."""
     labels, counts = R.term_error_bins([0.0, 0.0, 2.0, -1.0, 20.0])

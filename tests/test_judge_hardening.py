@@ -195,6 +195,23 @@ async def test_retry_after_pauses_the_endpoint_for_every_call(judge_server):
     assert all(r.t_start - t_429 >= 0.45 for r in srv.requests[1:])
 
 
+async def test_retry_after_pauses_calls_started_during_the_pause(judge_server):
+    """Calls started while one call waits out a 429's Retry-After send nothing before it ends, either.
+
+    Started only once the client has taken the 429 in (its rate_limited counter), so every request they send is
+    after it by cause, not by a timed window: the bound below is a lower one, which load cannot break.
+    """
+    srv = judge_server(fail=1, fail_status=429, retry_after="1.5")
+    client = client_for(srv, max_retries=2)
+    first = asyncio.ensure_future(client.grade("罪名", "a", "first"))
+    await _until(lambda: client.stats()["rate_limited"] == 1)
+    assert client.stats()["rate_limited"] == 1 and not first.done()
+    results = await asyncio.gather(first, *(client.grade("罪名", "a", str(i)) for i in range(8)))
+    assert not any(r.failed for r in results)
+    t_429 = srv.requests[0].t_end
+    assert len(srv.requests) == 10 and all(r.t_start - t_429 >= 1.5 for r in srv.requests[1:])
+
+
 async def test_retry_after_beyond_the_budget_gives_up_at_once(judge_server):
     """A wait the call cannot afford fails the call now (counted), instead of sleeping past its budget."""
     srv = judge_server(fail=lambda req, i: 429, retry_after="60")

@@ -21,7 +21,7 @@ from recipes.legal import evaluate as E
 from recipes.legal import metrics as M
 from recipes.legal import tasks
 from recipes.legal.articles import parse_articles
-from recipes.legal.charges import canonical_charge, parse_charges
+from recipes.legal.charges import CHARGE_RENAMES, KNOWN_CHARGES, canonical_charge, parse_charges
 from recipes.legal.terms import Term, find_term
 from rewards.format import extract_answer
 from rewards.legal import compute_score
@@ -160,18 +160,13 @@ FRAGMENT_WRONG = [
 TWO_GOLDS = [
     ("容留卖淫罪", (PROSTITUTION, UMBRELLA), [PROSTITUTION]),
     ("介绍卖淫罪", (PROSTITUTION, UMBRELLA), [PROSTITUTION]),
-    ("盗窃枪支罪", (GUN_THEFT, GUN_THEFT_WIDE), [GUN_THEFT]),
-    ("抢夺弹药罪", (GUN_THEFT, GUN_THEFT_WIDE), [GUN_THEFT]),
-    ("被告人犯抢夺爆炸物罪", (GUN_THEFT, GUN_THEFT_WIDE), [GUN_THEFT]),
-    ("销售假药罪", FAKE_DRUGS, [FAKE_DRUGS[0]]),
-    ("生产劣药罪", BAD_DRUGS, [BAD_DRUGS[0]]),
     ("盗窃尸体罪", (CORPSE, CORPSE_WIDE), [CORPSE]),
     ("侮辱尸体罪", (CORPSE, CORPSE_WIDE), [CORPSE]),
 ]
 
 # Class 5 (issue 24 item 2): a name that is a label in its own right is that label, never a longer gold label whose
-# enumerated acts contain its words. (Renamed labels — 生产、销售假药罪 / 生产、销售、提供假药罪 — are left out: whether
-# an old and a new name are one label is a synonym question.)
+# enumerated acts contain its words. (Renamed labels — 生产、销售假药罪 / 生产、销售、提供假药罪 — are left out: an old
+# and a new name of one charge are one label, class 5b.)
 OWN_LABEL = [
     ("组织卖淫罪", UMBRELLA),
     ("强迫卖淫罪", UMBRELLA),
@@ -188,6 +183,35 @@ OWN_LABEL = [
     ("骗取出口退税罪", "虚开增值税专用发票、用于骗取出口退税、抵扣税款发票罪"),
     ("非法出售发票罪", "非法出售用于骗取出口退税、抵扣税款发票罪"),
     ("被告人犯组织卖淫罪", UMBRELLA),
+]
+
+# Class 5b: the old and the current name of a renamed label (CHARGE_RENAMES, both in charges.txt) are one label: an
+# honest answer in either name is right against a gold in the other, in the reward and in the evaluator. (Before, the
+# gun-theft and drug cases here stood in class 4 as two golds, one of them read.)
+RENAMED = [
+    (FAKE_DRUGS[1], (FAKE_DRUGS[0],)),
+    (FAKE_DRUGS[0], (FAKE_DRUGS[1],)),
+    ("被告人犯生产、销售、提供假药罪", (FAKE_DRUGS[0],)),
+    ("罪名：生产、销售、提供假药", (FAKE_DRUGS[0],)),
+    ("第一百四十一条【生产、销售假药罪】", (FAKE_DRUGS[1],)),
+    (BAD_DRUGS[1], (BAD_DRUGS[0],)),
+    ("构成生产、销售劣药罪", (BAD_DRUGS[1],)),
+    ("【罪名】生产、销售、提供劣药罪", (BAD_DRUGS[0],)),
+    ("食品、药品监管渎职罪", ("食品监管渎职罪",)),
+    ("被告人构成食品监管渎职罪", ("食品、药品监管渎职罪",)),
+    ("强令、组织他人违章冒险作业罪", ("强令违章冒险作业罪",)),
+    ("被告人李某犯强令违章冒险作业罪", ("强令、组织他人违章冒险作业罪",)),
+    (GUN_THEFT_WIDE, (GUN_THEFT,)),
+    ("涉嫌盗窃、抢夺枪支、弹药、爆炸物罪", (GUN_THEFT_WIDE,)),
+    ("生产、销售、提供假药罪、诈骗罪", (FAKE_DRUGS[0], "诈骗罪")),
+    ("食品、药品监管渎职罪；滥用职权罪", ("食品监管渎职罪", "滥用职权罪")),
+    ("销售假药罪", (FAKE_DRUGS[1],)),  # a partial form of the old name
+    ("提供劣药罪", (BAD_DRUGS[0],)),  # a partial form of the current name
+    ("盗窃枪支罪", (GUN_THEFT, GUN_THEFT_WIDE)),  # both names in a gold are one label
+    ("抢夺弹药罪", (GUN_THEFT, GUN_THEFT_WIDE)),
+    ("被告人犯抢夺爆炸物罪", (GUN_THEFT, GUN_THEFT_WIDE)),
+    ("销售假药罪", FAKE_DRUGS),
+    ("生产劣药罪", BAD_DRUGS),
 ]
 
 # --------------------------------------------------------------------------------------------------- articles
@@ -287,6 +311,14 @@ def own_label_reads_right(case: tuple[str, str]) -> bool:
     )
 
 
+def renamed_reads_right(case: tuple[str, tuple[str, ...]]) -> bool:
+    """The answer is the gold labels under either name: +2 decided by the rules, the same labels in the evaluator."""
+    answer, gold = case
+    result = rules("charge", answer, charge_gold(*gold))
+    labels = sorted({canonical_charge(g) for g in gold})
+    return (result.score, result.acc, result.decides) == (2.0, True, True) and eval_charges(answer, gold) == labels
+
+
 def article_reads_right(case: tuple[str, list[int]]) -> bool:
     """The articles the answer cites, without the negated ones, in the reward and in the evaluator."""
     answer, expected = case
@@ -326,6 +358,7 @@ CLASSES: dict[str, tuple[Callable, list]] = {
     "charge 3b: a fragment without the object is no label": (fragment_reads_right, FRAGMENT_WRONG),
     "charge 4: one name, two golds": (two_golds_read_right, TWO_GOLDS),
     "charge 5 (issue 24.2): a label is itself": (own_label_reads_right, OWN_LABEL),
+    "charge 5b: a renamed label's two names are one": (renamed_reads_right, RENAMED),
     "article: a negated citation is none": (article_reads_right, NEGATED_ARTICLES),
     "term: statute range with a fine is unreadable": (statute_reads_right, STATUTE_WITH_FINE),
     "term: bare number, months fixed by the prompt": (bare_months_read_right, BARE_MONTHS),
@@ -366,6 +399,28 @@ def test_class_reads_right(check, case):
 def test_charge_guards(answer, expected):
     """What the new rules must not start reading (each holds before and after)."""
     assert parse_charges(extract_answer(resp(answer)) or "") == expected
+
+
+def test_renames_are_labels_and_nothing_else_merges():
+    """Both names of every rename are labels of charges.txt; every other label is still its own (no chain, no merge)."""
+    assert all(old in KNOWN_CHARGES and new in KNOWN_CHARGES for old, new in CHARGE_RENAMES.items())
+    assert not set(CHARGE_RENAMES) & set(CHARGE_RENAMES.values())
+    assert all(canonical_charge(label) == label for label in KNOWN_CHARGES - set(CHARGE_RENAMES))
+    assert len({canonical_charge(label) for label in KNOWN_CHARGES}) == len(KNOWN_CHARGES) - len(CHARGE_RENAMES)
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
+        ("被告人张某犯生产、销售、提供假药罪，判处有期徒刑一年，并处罚金人民币五千元。", FAKE_DRUGS[0], 2.0),
+        ("被告人张某犯生产、销售假药罪，判处有期徒刑一年，并处罚金人民币五千元。", FAKE_DRUGS[1], 2.0),
+        ("被告人张某犯强令、组织他人违章冒险作业罪，判处有期徒刑一年，并处罚金人民币五千元。", FAKE_DRUGS[0], -2.0),
+    ],
+)
+def test_renamed_verdict(answer, gold, score):
+    """The verdict's charge part reads a renamed label the same way (the rest of the verdict matches the gold)."""
+    info = {"charges": [gold], "term_kind": "fixed", "term_months": 12, "fine": 5000}
+    assert rules("verdict", answer, gold_from("verdict", "", info)).score == score
 
 
 @pytest.mark.parametrize(
@@ -423,7 +478,7 @@ def judge():
         yield srv
 
 
-@pytest.mark.parametrize(("answer", "gold"), INTRODUCED[:6] + GLUED[:6] + FRAGMENT_RIGHT[:4])
+@pytest.mark.parametrize(("answer", "gold"), INTRODUCED[:6] + GLUED[:6] + FRAGMENT_RIGHT[:4] + RENAMED[:4])
 async def test_hybrid_rules_decide(judge, answer, gold):
     """In hybrid mode these answers are decided by the rules (+2), with no judge call."""
     judge.reset()

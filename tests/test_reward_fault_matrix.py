@@ -46,6 +46,9 @@ SETTINGS = {
 }
 
 
+RETRY_AFTER_S = 0.4  # the Retry-After the 429 fault sends
+
+
 @dataclass
 class Fault:
     """How the loopback judge misbehaves, and whether the run must stop."""
@@ -76,7 +79,7 @@ FAULTS = {
     "hangs": Fault(server={"latency_s": 60.0}, stops=True),
     "slow": Fault(server={"latency_s": 0.3}),
     "5xx": Fault(server={"fail": 0.25, "fail_status": 503}),
-    "429_retry_after": Fault(server={"fail": 6, "fail_status": 429, "retry_after": "0.4"}),
+    "429_retry_after": Fault(server={"fail": 6, "fail_status": 429, "retry_after": str(RETRY_AFTER_S)}),
     "malformed": Fault(server={"malformed": True}, stops=True),
     "unreadable": Fault(server={"reply": "这个问题我需要更多信息。"}, stops=True),
     "null_content": Fault(server={"reply": None}, stops=True),
@@ -145,10 +148,19 @@ async def test_fault_matrix(judge_server, mode, fault_name):
         assert judged and all(o["judge_unreadable"] == 1.0 and o["judge_failed"] == 0.0 for o in judged)
     if fault_name == "429_retry_after":
         assert sum(o["judge_rate_limited"] for o in scored) == stats["rate_limited"] == 6
-        # nothing is sent to the paused endpoint until its Retry-After (0.4 s) passed; requests already on their way
-        # when the first 429 left the server arrive within a few milliseconds of it
-        first_429 = min(r.t_end for r in requests if r.status == 429)
-        assert not [r for r in requests if first_429 + 0.05 < r.t_start < first_429 + 0.35]
+        # Retry-After honoured: each call that got a 429 sends its retry no sooner than the 0.4 s Retry-After after
+        # that 429 (a lower bound: load only lengthens the wait), and within seconds (the pause ends; the slack is
+        # event-loop lag on a loaded box). No arrival window is timed here: a request already on its way when the
+        # 429 left can arrive late under load. That no other call sends to the paused endpoint is pinned, by cause
+        # instead of a window, by test_judge_hardening.py::test_retry_after_pauses_calls_started_during_the_pause.
+        limited = [r for r in requests if r.status == 429]
+        for r in limited:
+            later = [q for q in requests if q.index > r.index and q.json == r.json]
+            assert later, f"the call of request #{r.index} (429) was never retried"
+            retry = min(later, key=lambda q: q.t_start)
+            wait = retry.t_start - r.t_end
+            assert RETRY_AFTER_S <= wait < RETRY_AFTER_S + 5.0, f"#{r.index} → #{retry.index} after {wait:.3f}s"
+        first_429 = min(r.t_end for r in limited)
         assert max(r.t_start for r in requests) >= first_429 + 0.35
     if fault_name in ("slow", "comes_back", "429_retry_after"):
         assert judged and not any(o["judge_failed"] for o in judged[-4:])  # the tail of the batch is judged again

@@ -22,6 +22,8 @@ How a name is read (the policy is in README "How answers are read"):
 - Against gold labels (align_charges) a written name stands for one label: a label in its own right (or a synonym)
   is that label only; a partial or near form is its own label when that is a gold label, else the most specific
   gold label it fits.
+- A label renamed by an amendment, its old and its current name both in charges.txt, is one label (CHARGE_RENAMES):
+  canonical_charge gives the current name for either, so gold and prediction meet whichever name each uses.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 
 __all__ = [
     "CHARGES_FILE",
+    "CHARGE_RENAMES",
     "CHARGE_SYNONYMS",
     "align_charges",
     "KNOWN_CHARGES",
@@ -121,6 +124,18 @@ CHARGE_SYNONYMS: dict[str, str] = {
     "窝赃罪": "掩饰、隐瞒犯罪所得、犯罪所得收益罪",
 }
 """Synonyms and older names → the label (a documented table; anything else unknown counts as a wrong label)."""
+
+CHARGE_RENAMES: dict[str, str] = {
+    # Old name → current name of one charge, both labels in charges.txt (CAIL2018 uses the old one, a model that
+    # knows today's law writes the new one). 刑法修正案（十一） (2020):
+    "生产、销售假药罪": "生产、销售、提供假药罪",
+    "生产、销售劣药罪": "生产、销售、提供劣药罪",
+    "食品监管渎职罪": "食品、药品监管渎职罪",
+    "强令违章冒险作业罪": "强令、组织他人违章冒险作业罪",
+    # 刑法修正案（三） (2001) added 危险物质 to art. 127:
+    "盗窃、抢夺枪支、弹药、爆炸物罪": "盗窃、抢夺枪支、弹药、爆炸物、危险物质罪",
+}
+"""Renamed labels: both names are one label, the current one (canonical_charge maps the old name to it)."""
 
 # Labels not read from free text: CAIL's truncated 经济犯 label reads as the common phrase 经济犯罪.
 _NOT_SEARCHED = frozenset({"经济犯罪"})
@@ -255,15 +270,20 @@ def _partial_label(name: str, near: bool = True) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _resolve(base: str, near: bool = True) -> str | None:
-    """The label a written name (without 罪) stands for: the label, a synonym, a partial or near form; else None."""
+    """The label a written name (without 罪) stands for: the label, a synonym, a partial or near form; else None.
+
+    A renamed label's old name (or a form of it) stands for its current name (CHARGE_RENAMES).
+    """
     name = normalize_charge(base)
     if not name:
         return None
     if name in KNOWN_CHARGES:
-        return name
-    if name in CHARGE_SYNONYMS:
-        return CHARGE_SYNONYMS[name]
-    return _partial_label(name[:-1], near)
+        label: str | None = name
+    elif name in CHARGE_SYNONYMS:
+        label = CHARGE_SYNONYMS[name]
+    else:
+        label = _partial_label(name[:-1], near)
+    return CHARGE_RENAMES.get(label, label) if label else None
 
 
 def is_known_charge(name: str) -> bool:
@@ -272,14 +292,17 @@ def is_known_charge(name: str) -> bool:
 
 
 def canonical_charge(name: str) -> str:
-    """The label a name stands for (贩卖毒品 → 走私、贩卖、运输、制造毒品罪, 纵火 → 放火罪); unknown → the name."""
+    """The label a name stands for (贩卖毒品 → 走私、贩卖、运输、制造毒品罪, 纵火 → 放火罪, a renamed label's old name
+    → its current name); unknown → the name."""
     return _resolve(name) or normalize_charge(name)
 
 
 def align_charges(names: Iterable[str], gold_labels: Iterable[str] = ()) -> list[str]:
     """Labels of written names, sorted and unique: each name stands for one label (README "How answers are read").
 
-    A label in its own right, or a synonym, is that label (组织卖淫罪 is not a gold 组织、强迫、引诱、容留、介绍卖淫罪).
+    A label in its own right, or a synonym, is that label (组织卖淫罪 is not a gold 组织、强迫、引诱、容留、介绍卖淫罪);
+    the old and the current name of a renamed label are one label (CHARGE_RENAMES), for gold labels passed through
+    canonical_charge as the reward and the evaluator pass them.
     A partial or near form is its own label (canonical_charge) when that is a gold label, else the most specific gold
     label it fits (容留卖淫罪 against a gold 组织、强迫、引诱、容留、介绍卖淫罪), else its own label: one name, one
     label, however many gold labels it fits. Unknown names stay as written.

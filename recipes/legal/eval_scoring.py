@@ -42,24 +42,27 @@ def gold_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def predicted_term_code(answer: str) -> int | None:
+def predicted_term_code(answer: str, term_unit: str = "auto") -> int | None:
     """CAIL code of the term in an answer, None when the answer names no term at all.
 
     An answer without a term is unreadable (CAIL -3, LawBench abstention), not a sentence of 0 months. Read as the
-    reward reads it (``rewards.rules.predicted_term``).
+    reward reads it (``rewards.rules.predicted_term``, with the same term_unit: what a bare number is).
     """
     from rewards.rules import predicted_term
 
-    term = predicted_term(answer)
+    term = predicted_term(answer, term_unit)
     if term is None:
         return None
     return M.term_code(term.kind, term.months)
 
 
-def parse_prediction(task: str, response: str, gold_charges: Sequence[str] = ()) -> dict[str, Any]:
+def parse_prediction(
+    task: str, response: str, gold_charges: Sequence[str] = (), term_unit: str = "auto"
+) -> dict[str, Any]:
     """The model's answer in metric form; ``unparseable`` when no answer block or nothing the task needs is in it.
 
     Charges are read as the rules reward reads them (``align_charges``): a partial form of a gold label is that label.
+    A term as the reward reads it under ``term_unit`` (``--term-unit``, the reward kwarg of the same name).
     """
     from rewards.format import extract_answer
 
@@ -79,7 +82,7 @@ def parse_prediction(task: str, response: str, gold_charges: Sequence[str] = ())
         view["articles"] = parse_articles(answer)
         view["unparseable"] = not view["articles"]
     elif task == "term":
-        view["term_code"] = predicted_term_code(answer)
+        view["term_code"] = predicted_term_code(answer, term_unit)
         view["unparseable"] = view["term_code"] is None
     else:  # verdict: graded as a whole by compute_score; the metrics need only the answer block
         view["unparseable"] = not answer.strip()
@@ -101,10 +104,18 @@ def resolve_mode(mode: str, judge_base_url: str | None) -> tuple[str, str]:
     return "rules", note
 
 
-def reward_kwargs(mode: str, judge_base_url: str | None, judge_model: str | None) -> dict[str, Any]:
-    """Keyword arguments passed to rewards.legal.compute_score (the same knobs training passes as reward_kwargs)."""
+def reward_kwargs(
+    mode: str, judge_base_url: str | None, judge_model: str | None, term_unit: str = "auto"
+) -> dict[str, Any]:
+    """Keyword arguments passed to rewards.legal.compute_score (the same knobs training passes as reward_kwargs).
+
+    term_unit other than auto (``--term-unit months``) goes in as the reward kwarg of that name; score_one reads the
+    metric view with the same value.
+    """
     # No training-time audits here: judge_rules_agreement already compares every judge-graded response.
     kwargs: dict[str, Any] = {"mode": mode, "judge_audit_rate": 0.0}
+    if term_unit != "auto":
+        kwargs["term_unit"] = term_unit
     if judge_base_url:
         kwargs["judge_base_url"] = judge_base_url
     if judge_model:
@@ -123,7 +134,7 @@ def _rules_grader() -> Callable[..., Any] | None:
         return None
 
     def grade(task: str, answer: str | None, ground_truth: str, extra_info: dict[str, Any]) -> Any:
-        return score_rules(task, answer or "", gold_from(task, ground_truth, extra_info))
+        return score_rules(task, answer or "", gold_from(task, ground_truth, extra_info))  # no term: AGREEMENT_TASKS
 
     return grade
 
@@ -158,7 +169,7 @@ async def score_one(
     if not isinstance(result, dict) or "score" not in result:
         raise RuntimeError(f"compute_score returned {result!r} for line {pred.line}: expected a dict with 'score'")
     gold = gold_view(row)
-    view = parse_prediction(task, pred.response, gold["charges"])
+    view = parse_prediction(task, pred.response, gold["charges"], kwargs.get("term_unit", "auto"))
     rec: dict[str, Any] = {
         "line": pred.line,
         "index": pred.index,

@@ -30,12 +30,15 @@ def _im(records: Sequence[dict[str, Any]], key: str, scale: float = 1.0) -> floa
 
 
 def _vocab(task: str) -> frozenset | None:
-    """The known-label vocabulary for the official-judger CAIL variant (None when the helper lacks it)."""
+    """The known-label vocabulary for the official-judger CAIL variant (None when the helper lacks it).
+
+    Charges as scoring compares them (canonical_charge): a renamed label's old name is no label of its own.
+    """
     try:
         if task == "charge":
-            from recipes.legal.charges import KNOWN_CHARGES
+            from recipes.legal.charges import KNOWN_CHARGES, canonical_charge
 
-            return frozenset(KNOWN_CHARGES)
+            return frozenset(map(canonical_charge, KNOWN_CHARGES))
         from recipes.legal.articles import KNOWN_ARTICLES
 
         return frozenset(KNOWN_ARTICLES)

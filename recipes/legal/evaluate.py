@@ -5,7 +5,7 @@ this module is the legal recipe's ``Recipe.evaluation`` (its flags, scoring, rep
 
     python -m recipes.legal.evaluate --data DIR/test.parquet (--predictions PRED.jsonl | --model PATH_OR_NAME)
         --out REPORT_DIR [--judge-base-url URL] [--mode judge|rules|hybrid] [--name LABEL] [--strict]
-        [--concurrency N>=1] [--labels label_sets.json]
+        [--concurrency N>=1] [--labels label_sets.json] [--term-unit auto|months]
     python -m recipes.legal.evaluate compare REPORT_A REPORT_B [...] --out DIR
 
 Outputs in REPORT_DIR: metrics.json (``{"charge": {...}, "article": {...}, "term": {...}, "verdict": {...},
@@ -25,6 +25,10 @@ Charges are compared after ``recipes.legal.charges.canonical_charge`` on both go
 selective form such as 贩卖毒品罪 is the label 走私、贩卖、运输、制造毒品罪), as the rules reward compares them, so
 accuracy, set F1, CAIL F1 and the confusion agree with the reward. Term MAE: see recipes/legal/metrics.py (an
 unreadable answer on a month-count gold counts as 0 months and is counted in ``term.mae_unparseable``).
+``--term-unit months`` says the predictions answered a prompt that asked for the term in months (a benchmark's, not
+ours): a bare number as the whole answer (``12``) is then that many months, in the reward's rules and in the term
+metrics alike (the reward kwarg ``term_unit``; ``overall.term_unit`` in metrics.json). The default ``auto`` reads a
+bare number as months only when our own term instruction asks for months (today it does not: unreadable).
 metrics.json floats are rounded to 6 decimals.
 """
 
@@ -70,6 +74,7 @@ from recipes.legal.eval_scoring import (  # noqa: F401
 from recipes.legal.eval_summary import _clean, compute_metrics, task_metrics  # noqa: F401
 from recipes.legal.label_sets import LabelSets, resolve_label_sets
 from recipes.legal.report import compare_sections, headline_table, write_report  # noqa: F401  (Recipe.evaluation)
+from rewards.rules import TERM_UNITS, bare_months
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SAMPLING_CONFIG = REPO_ROOT / "configs" / "eval_sampling.yaml"
@@ -101,6 +106,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", default="hybrid", choices=MODES, help="reward mode passed to compute_score")
     parser.add_argument("--concurrency", type=G.positive_int, default=64, help="responses scored at once (>= 1)")
     parser.add_argument(
+        "--term-unit",
+        default="auto",
+        choices=TERM_UNITS,
+        help="the unit the predictions' prompt fixed for the term: months reads a bare number answer (12) as that "
+        "many months; auto (default) only when our own term instruction asks for months",
+    )
+    parser.add_argument(
         "--labels",
         default=None,
         help="contest label lists for cail_score_official (default: label_sets.json beside --data, written by "
@@ -112,7 +124,7 @@ def score(args: argparse.Namespace, data: dict[tuple[str, int], dict[str, Any]],
     """Every response through rewards.legal.compute_score, then the per-task metrics (overall: the reward mode)."""
     label_sets, why_no_labels = resolve_labels(args.labels, args.data)
     mode, note = resolve_mode(args.mode, args.judge_base_url)
-    kwargs = reward_kwargs(mode, args.judge_base_url, args.judge_model)
+    kwargs = reward_kwargs(mode, args.judge_base_url, args.judge_model, args.term_unit)
     stopped: ScoringStoppedError | None = None
     try:
         records = asyncio.run(_score_and_close(loaded.predictions, data, mode, kwargs, args.concurrency))
@@ -120,6 +132,7 @@ def score(args: argparse.Namespace, data: dict[tuple[str, int], dict[str, Any]],
         records, stopped = exc.records, exc
     metrics = compute_metrics(records, data, label_sets, why_no_labels)
     metrics["overall"].update(mode=mode, mode_requested=args.mode, mode_note=note)
+    metrics["overall"].update(term_unit=args.term_unit, term_bare_number_months=bare_months(args.term_unit))
     return G.Scored(metrics, records, stopped)
 
 

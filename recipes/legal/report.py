@@ -457,6 +457,9 @@ def write_report(out_dir: Path, metrics: dict[str, Any], records: Sequence[dict[
     ]
     if overall.get("mode_note"):
         lines.append(f"- note: {overall['mode_note']}")
+    if "term_unit" in overall:  # reports written before --term-unit have none
+        read = "months" if overall.get("term_bare_number_months") else "unreadable"
+        lines.append(f"- term unit: **{overall['term_unit']}** (a bare number as the term answer reads as {read})")
     stopped = overall.get("stopped")
     if stopped:
         lines.append(
