@@ -28,4 +28,4 @@ fi
 [ -f "configs/$config.yaml" ] || die "no configs/$config.yaml"
 say "the safety pipeline on the CPU (settings configs/$config.yaml): sft -> export -> grpo -> export -> evaluate ->" \
     "rejection -> sft round 2 -> compare"
-exec "$py" -m recipes.rehearse_pipeline --config "configs/$config.yaml" ${overrides[@]+"${overrides[@]}"}
+exec "$py" -m recipes.rehearsal.rehearse_pipeline --config "configs/$config.yaml" ${overrides[@]+"${overrides[@]}"}

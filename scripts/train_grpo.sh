@@ -88,7 +88,7 @@ elif ! "$py" -c "import verl, vllm, ray, hydra" >/dev/null 2>&1; then
   fi
 fi
 
-# ---- one composition -> every command (recipes/commands.py).
+# ---- one composition -> every command (recipes/launch/commands.py).
 plan="$("$py" -m recipes.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" \
   || die "cannot launch config '$config' with the given overrides (error above)"
 eval "$plan"
@@ -122,7 +122,7 @@ set +e
 preflight_status=$?
 set -e
 
-# The trainer's GPUs on one node (recipes.commands.trainer_devices): with a judge of ours on judge.gpus, the
+# The trainer's GPUs on one node (recipes.launch.commands.trainer_devices): with a judge of ours on judge.gpus, the
 # visible GPUs minus the judge's; "" = CUDA_VISIBLE_DEVICES left as it is (rules / verl_pool modes, judges elsewhere).
 train_devices="$PLAN_TRAIN_DEVICES"
 gpu_note="$PLAN_GPU_NOTE"

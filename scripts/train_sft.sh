@@ -34,7 +34,7 @@ if [ "$rehearse" -eq 1 ]; then
     || die "could not build the tiny model (tests/helpers/tiny_model.py)"
   say "rehearsal of $config: $steps real SFT step(s) on the CPU, then the export; outputs in $work/$config"
   set +e
-  "$py" -m recipes.rehearse_sft --config "$config" --model "$work/tiny_qwen" --data "$work/data-$config" \
+  "$py" -m recipes.rehearsal.rehearse_sft --config "$config" --model "$work/tiny_qwen" --data "$work/data-$config" \
     --out "$work/$config" --steps "$steps" ${overrides[@]+"${overrides[@]}"}
   status=$?
   set -e
@@ -55,7 +55,7 @@ elif ! "$py" -c "import verl, torch, peft, hydra" >/dev/null 2>&1; then
 fi
 
 # ---- one composition -> the command and the checks (CPU, offline: batch arithmetic, LoRA, the data file and its
-# size), by recipes/sft_launch.py on recipes/commands.py's composition. Check lines go to stderr.
+# size), by recipes/launch/sft_launch.py on recipes/launch/commands.py's composition. Check lines go to stderr.
 plan_args=(plan --config "$config")
 [ "$dry_run" -eq 0 ] || plan_args+=(--dry-run)
 plan="$("$py" -m recipes.sft_launch "${plan_args[@]}" ${overrides[@]+"${overrides[@]}"})" \

@@ -11,7 +11,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # One ordinary test module and one of the tier, collected only (nothing runs, no vLLM venv is needed).
-ARGS = ["--collect-only", "-q", "tests/test_generation.py", "tests/test_vllm_evaluate.py"]
+ARGS = ["--collect-only", "-q", "tests/evaluation/test_generation.py", "tests/evaluation/test_vllm_evaluate.py"]
 
 
 def _test_sh(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -45,6 +45,6 @@ def test_tier_left_out_with_one_line(tmp_path: Path, args: list[str], env: dict,
     assert result.returncode == 0, out
     assert line in out
     assert "test_generation.py::test_write_samples_one_line_per_completion" in out
-    assert not [ln for ln in out.splitlines() if ln.startswith("tests/test_vllm_evaluate.py::")]
+    assert not [ln for ln in out.splitlines() if ln.startswith("tests/evaluation/test_vllm_evaluate.py::")]
     (deselected,) = re.findall(r"\((\d+) deselected\)", out)
     assert f"real-vLLM tier: {deselected} test(s) not run" in out  # every test of the tier, counted

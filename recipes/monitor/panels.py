@@ -3,13 +3,14 @@
 One description serves both pictures: the wandb workspace (recipes.monitor.workspace) and the offline report
 (recipes.monitor.plots draws the panels that name a PNG). The keys come from code, not from a list to keep in step:
 
-- ``reward/<data_source>/*`` and ``reward/overall/*``: every key ``recipes.step_metrics.aggregate_step_metrics`` logs
+- ``reward/<data_source>/*`` and ``reward/overall/*``: every key ``recipes.trainer.step_metrics.aggregate_step_metrics``
+logs
   for the recipe's reward outputs (its reward module's ``RESULT_KEYS``), found by running it on probe batches: all
   parts at 1, then each part at 0 in turn (``judge_rules_agreement`` needs ``judge_failed`` at 0). A metric a recipe
   adds to ``Recipe.step_metrics`` or to the shared aggregation shows up here without an edit; so do the trainer's own
-  ``reward/overall/*`` counts (every ``*_METRIC`` constant of recipes.step_metrics, e.g. ``unscored``).
+  ``reward/overall/*`` counts (every ``*_METRIC`` constant of recipes.trainer.step_metrics, e.g. ``unscored``).
 - verl's keys (``actor/*``, ``critic/score/*``, ``response_length/*``, ``timing_s/*``, ``val-core/*``, ``val-aux/*``)
-  as verl 0.9.1 logs them; tests/test_dashboard.py checks every key against a real CPU-loop run of each recipe.
+  as verl 0.9.1 logs them; tests/monitor/test_dashboard.py checks every key against a real CPU-loop run of each recipe.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from recipes import step_metrics
 from recipes.recipe import Recipe
-from recipes.step_metrics import OVERALL, PREFIX, aggregate_step_metrics, recipe_means, recipe_ratios
+from recipes.trainer import step_metrics
+from recipes.trainer.step_metrics import OVERALL, PREFIX, aggregate_step_metrics, recipe_means, recipe_ratios
 
 __all__ = [
     "Panel",
@@ -51,7 +52,7 @@ class Section:
     panels: tuple[Panel, ...]
 
 
-# Titles of the shared step metrics (recipes/step_metrics.py); a metric without one is titled by its name.
+# Titles of the shared step metrics (recipes/trainer/step_metrics.py); a metric without one is titled by its name.
 TITLES: dict[str, str] = {
     "score_mean": "reward (mean score)",
     "accuracy": "accuracy (fully correct answers)",
@@ -163,7 +164,8 @@ def reward_result_keys(recipe: Recipe) -> tuple[str, ...]:
 
 
 def trainer_metrics() -> tuple[str, ...]:
-    """The reward/overall/* counts the trainer logs itself (the ``*_METRIC`` constants of recipes.step_metrics)."""
+    """The reward/overall/* counts the trainer logs itself (the ``*_METRIC`` constants of
+    recipes.trainer.step_metrics)."""
     names = [value for name, value in vars(step_metrics).items() if name.endswith("_METRIC") and isinstance(value, str)]
     return tuple(sorted(set(names)))
 

@@ -1,5 +1,5 @@
 """The offline run report: report.md with the recipe's curves as PNGs, the best and worst responses of chosen steps and
-the validation-generations table, every reward part shown (recipes.run_report is the command)."""
+the validation-generations table, every reward part shown (recipes.monitor.run_report is the command)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.progress import tqdm
 from recipes.monitor.panels import recipe_sections
 from recipes.monitor.plots import Picture, draw_pictures, pictures_of
 from recipes.monitor.run_files import Metrics, RunFiles, RunFilesError, Skipped, read_metrics, read_rows
-from recipes.monitor.val_generations import IN_TABLE, reward_parts, select_indices
-from recipes.progress import tqdm
 from recipes.recipe import Recipe, RecipeError, recipe_of_data_source
+from recipes.trainer.val_generations import IN_TABLE, reward_parts, select_indices
 
 logger = logging.getLogger(__name__)
 

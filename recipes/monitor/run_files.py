@@ -4,9 +4,9 @@
   ``metrics.jsonl`` of a CPU-loop run). A step logged twice (a resumed run validates at its first step) merges, the
   later value of a key winning.
 - rollouts: ``trainer.rollout_data_dir``, one ``<step>.jsonl`` per training step, a row per response (input, output,
-  gts, score, step, data_source, every reward part; recipes.main_ppo).
+  gts, score, step, data_source, every reward part; recipes.trainer.main_ppo).
 - validation: ``trainer.validation_data_dir`` (our configs: ``<rollout_data_dir>/validation``), one ``<step>.jsonl``
-  per validation, the same row shape plus ``in_table`` (recipes.monitor.val_generations).
+  per validation, the same row shape plus ``in_table`` (recipes.trainer.val_generations).
 
 A line that is not a JSON object of the expected shape (a torn last line of a killed run, stray bytes) is skipped and
 counted with its file and line number, never fatal; only a missing metrics file stops the report.
@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = ["METRICS_FILE", "Metrics", "RunFiles", "RunFilesError", "Skipped", "locate", "read_metrics", "read_rows"]
 
-METRICS_FILE = "metrics.jsonl"  # a CPU-loop run's metrics (recipes.rehearse_loop)
+METRICS_FILE = "metrics.jsonl"  # a CPU-loop run's metrics (recipes.rehearsal.rehearse_loop)
 ROLLOUTS_DIR = "rollouts"
 VALIDATION_DIR = "validation"  # under the rollout directory (configs/base/*.yaml trainer.validation_data_dir)
 STEP_FILE = re.compile(r"^(\d{1,9})\.jsonl$")

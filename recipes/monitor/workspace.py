@@ -8,7 +8,7 @@ import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 
 from recipes.monitor.panels import Section
-from recipes.monitor.val_generations import VAL_TABLE_KEY
+from recipes.trainer.val_generations import VAL_TABLE_KEY
 
 __all__ = ["OPEN_SECTIONS", "build_workspace", "workspace_keys"]
 
@@ -24,7 +24,7 @@ def _line_plot(title: str, keys: Sequence[str]) -> wr.LinePlot:
 
 def build_workspace(sections: Sequence[Section], entity: str, project: str, name: str, own: str = "") -> ws.Workspace:
     """The workspace: one wandb section per section, one line plot per panel; validation also shows the table of
-    validation generations (recipes.monitor.val_generations). ``own`` is the recipe's section, opened too."""
+    validation generations (recipes.trainer.val_generations). ``own`` is the recipe's section, opened too."""
     out = []
     for section in sections:
         panels: list = [_line_plot(panel.title, panel.keys) for panel in section.panels]

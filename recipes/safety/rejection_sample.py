@@ -5,7 +5,8 @@
         [--lora-adapter CKPT/lora_adapter|none] [--backend vllm|hf] [--base-sft PARQUET] [--keep-collapsed]
     python -m recipes.safety.rejection_sample --samples DIR2/samples.jsonl --data DIR/train.parquet --out DIR3 ...
 
-1. generate: vLLM offline (recipes/generation.py, the code `evaluate --model` uses; `--backend hf`: transformers on
+1. generate: vLLM offline (recipes/evaluation/generation.py, the code `evaluate --model` uses; `--backend hf`:
+transformers on
    the CPU, the code the CPU trainer's rollout generates with), n answers per row of a safety GRPO parquet, prompts
    rendered with the policy's chat template as training renders them (the training config's custom_chat_template
    when it sets one; a LoRA export's lora_adapter/ applied); written to DIR2/samples.jsonl at once. `--samples`
@@ -27,7 +28,7 @@ Exit codes: 0 done, 2 bad input (named: file, row or line, field), 3 scoring sto
 
 from __future__ import annotations
 
-import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import asyncio
 import json
@@ -40,9 +41,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from data.sft import SftParquetWriter, SftRow, read_sft_rows
-from recipes.safety.dimensions import DATA_SOURCE
-from recipes.safety.gold import GoldError, gold_from_ground_truth
-from recipes.safety.parse import sanitize
+from domains.safety.dimensions import DATA_SOURCE
+from domains.safety.gold import GoldError, gold_from_ground_truth
+from domains.safety.parse import sanitize
 from recipes.safety.round_report import CollapseLimits, render_markdown, round_summary
 from recipes.safety.selection import Scored, saturated_texts, select
 
@@ -153,7 +154,7 @@ def chat_template(model: str, training_config: str) -> str:
     """The template training renders prompts with: the config's custom_chat_template, else the model's own."""
     from omegaconf import OmegaConf
 
-    from recipes.commands import compose_config
+    from recipes.launch.commands import compose_config
 
     template = OmegaConf.select(compose_config(training_config), "actor_rollout_ref.model.custom_chat_template")
     if isinstance(template, str) and template.strip():
@@ -167,7 +168,7 @@ def chat_template(model: str, training_config: str) -> str:
 
 
 def read_samples(path: str | Path, n_rows: int) -> list[list[str]]:
-    """samples.jsonl (recipes.generation.write_samples, keys with `row`) back as completions per row."""
+    """samples.jsonl (recipes.evaluation.generation.write_samples, keys with `row`) back as completions per row."""
     path = Path(path)
     if not path.is_file():
         raise RoundInputError(f"--samples {path}: no such file")
@@ -267,7 +268,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.model:
-        from recipes.generation import GenerationError, generate, resolve_adapter, write_samples
+        from recipes.evaluation.generation import GenerationError, generate, resolve_adapter, write_samples
 
         prompts, template = [r["prompt"] for r in rows], chat_template(args.model, args.training_config)
         args.lora_adapter = resolve_adapter(args.model, args.lora_adapter)
@@ -353,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=("vllm", "hf"),
         default="vllm",
-        help="generate with vLLM (GPU; default) or hf: transformers on the CPU (recipes/generation.py)",
+        help="generate with vLLM (GPU; default) or hf: transformers on the CPU (recipes/evaluation/generation.py)",
     )
     p.add_argument(
         "--data", required=True, metavar="PARQUET", help="safety GRPO parquet (data.prepare's train.parquet)"

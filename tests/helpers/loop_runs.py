@@ -3,7 +3,8 @@
 A run is what a user runs: `bash scripts/train_grpo.sh --rehearse --config NAME` (the default config: plain
 `bash scripts/train_grpo.sh`, which runs the rehearsal itself on a machine without GPUs), with a loopback judge
 behind JUDGE_BASE_URL and the outputs in a session folder (LEGAL_REHEARSE_DIR). The same few test overrides apply to
-every run, so one run serves the loop tier (tests/test_loop.py), the dashboard and report tests (test_dashboard.py)
+every run, so one run serves the loop tier (tests/rehearsal/test_loop.py), the dashboard and report tests
+(test_dashboard.py)
 and the export/evaluate test (test_trained_checkpoints.py):
 - `data.shuffle=false`: the prepared samples list each case's tasks in turn, so the 2 + 1 steps of 2 prompts cover
   all four legal tasks, and validation takes the first VAL_SAMPLES rows of test.parquet;
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recipes.commands import DEFAULT_CONFIG
-from recipes.rehearse_loop import read_jsonl
+from recipes.launch.commands import DEFAULT_CONFIG
+from recipes.rehearsal.rehearse_loop import read_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STEPS = 2

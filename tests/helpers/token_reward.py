@@ -2,7 +2,8 @@
 digits among the response's visible characters (about 0.1 for the random model, 1.0 for an all-ASCII response).
 
 Loaded by verl from its path (``reward.custom_reward_function.path=tests/helpers/token_reward.py``) with verl's
-custom-reward signature. The learning test (tests/test_loop_learning.py) proves with it that the advantage sign, the
+custom-reward signature. The learning test (tests/rehearsal/test_loop_learning.py) proves with it that the advantage
+sign, the
 loss and the weight sync into the rollout engine make the policy earn more over the steps.
 """
 

@@ -2,8 +2,8 @@
 
 Nothing else of the config changes (the reward, its options, the algorithm, the agent loop, the trainer class), so a
 CPU rehearsal runs the code a GPU run runs. Each change comes with the value it replaces, for the rehearsal to print.
-``cpu_changes`` is the GRPO launch's list (recipes/rehearse_loop.py), ``sft_cpu_changes`` the SFT stage's
-(verl.trainer.sft_trainer, recipes/rehearse_sft.py).
+``cpu_changes`` is the GRPO launch's list (recipes/rehearsal/rehearse_loop.py), ``sft_cpu_changes`` the SFT stage's
+(verl.trainer.sft_trainer, recipes/rehearsal/rehearse_sft.py).
 """
 
 from __future__ import annotations

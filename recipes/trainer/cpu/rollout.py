@@ -17,7 +17,8 @@ LoRA runs sync as they do into vLLM on a GPU node (verl's default ``model.lora.m
 then the adapter tensors with its LoraConfig every step; the server applies the adapter unmerged with peft, as vLLM
 applies a LoRA request. ``lora.merge=true`` (merged full weights) works too. The server rounds every weight through
 ``rollout.dtype`` (bfloat16, vLLM's default) and computes in float32, so a checkpoint exported by verl's merger (in
-bfloat16) generates with transformers exactly what the trainer's validation generated (recipes/hf_generate.py holds
+bfloat16) generates with transformers exactly what the trainer's validation generated (recipes/evaluation/hf_generate.py
+holds
 the generation code both use).
 """
 
@@ -39,7 +40,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
-from recipes.hf_generate import Decoding, generate_batch, load_causal_lm, round_weights, stop_and_pad_ids
+from recipes.evaluation.hf_generate import Decoding, generate_batch, load_causal_lm, round_weights, stop_and_pad_ids
 from recipes.trainer.cpu import ROLLOUT_NAME, WEIGHTS_LOG_ENV
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,8 @@ class HFGenerationServer:
                     request.done.set_result(output)
 
     def _generate_batch(self, batch: list[_Request]) -> list[TokenOutput]:
-        """One left-padded batch through recipes/hf_generate.py (the code evaluation's transformers backend runs)."""
+        """One left-padded batch through recipes/evaluation/hf_generate.py (the code evaluation's transformers backend
+        runs)."""
         key = batch[0].key
         decoding = Decoding(temperature=key.temperature, top_p=key.top_p, top_k=key.top_k, max_tokens=key.max_tokens)
         completions = generate_batch(self.model, [r.prompt_ids for r in batch], decoding, self.eos_ids, self.pad_id,

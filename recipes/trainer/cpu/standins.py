@@ -1,7 +1,7 @@
 """Stand-ins for the few verl 0.9.1 functions that assume an accelerator; each names the function it replaces.
 
 Applied once per process by ``recipes.trainer.cpu`` (loaded through ``VERL_USE_EXTERNAL_MODULES`` at ``import verl``,
-before verl's worker modules bind these names). tests/test_cpu_standins.py fails when a name changes in verl.
+before verl's worker modules bind these names). tests/trainer/test_cpu_standins.py fails when a name changes in verl.
 """
 
 from __future__ import annotations
