@@ -1,7 +1,7 @@
 """What a recipe hands the judge audit and what comes back: pairs, probes, records and the recipe's AuditSpec.
 
-Shared by the runner (recipes/audit/run.py) and the report (recipes/audit/report.py), so neither imports the other's
-caller.
+Shared by the runner (recipes/audit/run.py) and the report (recipes/audit/report.py): the runner imports the report,
+the report only this module, so the two no longer import each other.
 """
 
 from __future__ import annotations

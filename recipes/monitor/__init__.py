@@ -3,6 +3,7 @@
 - ``panels``: what to plot for a recipe, built from its reward outputs, its step metrics and verl's keys;
 - ``workspace``: those panels as a saved wandb workspace (``python -m recipes.dashboard``);
 - ``run_files``, ``plots``, ``report``: the same pictures offline from a run's files (``python -m recipes.run_report``);
-- ``val_generations``: the validation-generations table (prompt, response, gold, every reward part);
-- ``dashboard``, ``run_report``: the two commands (kept as ``python -m recipes.dashboard`` / ``recipes.run_report``).
+- ``dashboard``, ``run_report``: the two commands (run as ``python -m recipes.dashboard`` / ``recipes.run_report``).
+
+The validation-generations table the trainer logs is ``recipes.trainer.val_generations``.
 """
