@@ -407,7 +407,7 @@ async def test_mode_needing_judge_without_one(mode):
     ("kwargs", "message"),
     [
         ({"mode": "llm"}, r"mode='llm'.*judge, rules, hybrid"),
-        ({"mode": "rules", "on_judge_error": "ignore"}, r"on_judge_error='ignore'.*rules, neutral, raise"),
+        ({"mode": "rules", "on_judge_error": "ignore"}, r"on_judge_error='ignore'.*rules, neutral, mask, raise"),
         ({"mode": "rules", "mdoe": "rules"}, r"unknown reward kwarg\(s\) mdoe"),
         ({"mode": "rules", "response_starts_in_think": "maybe"}, "response_starts_in_think"),
         ({"mode": "rules", "lang_reward_weight": "heavy"}, "lang_reward_weight"),
