@@ -13,6 +13,7 @@ say() { echo "[$tool] $*"; }
 die() { echo "[$tool] $*" >&2; exit 1; }
 
 config="${CONFIG:-$default_config}"
+config_given=$([ -n "${CONFIG:-}" ] && echo 1 || echo 0)  # the user chose the config (--config or CONFIG)
 dry_run=0
 rehearse=0
 wall=0
@@ -21,8 +22,8 @@ install=1
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --config) config="$2"; shift 2 ;;
-    --config=*) config="${1#*=}"; shift ;;
+    --config) config="$2"; config_given=1; shift 2 ;;
+    --config=*) config="${1#*=}"; config_given=1; shift ;;
     --dry-run) dry_run=1; shift ;;
     --rehearse)
       if [ "${takes_rehearse:-0}" -eq 1 ]; then rehearse=1; else overrides+=("$1"); fi

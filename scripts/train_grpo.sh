@@ -49,6 +49,18 @@ if [ "$rehearse" -eq 1 ]; then
     [ "$install" -eq 1 ] || die "the rehearsal needs the CPU stack in '$py' and --no-install was given"
     ensure_cpu_stack
   fi
+  # The embedded default needs a judge; a CPU box without one (no JUDGE_BASE_URL, no vLLM CPU build) still gets a
+  # first run: the same recipe scored by its rules alone.
+  if [ "$embedded" -eq 1 ] && [ "$config_given" -eq 0 ] && [ -z "${JUDGE_BASE_URL:-}" ] \
+     && [ -f "configs/${config}_rules.yaml" ]; then
+    no_judge="$("$py" -c 'from recipes.trainer.cpu.judge import cpu_judge_unavailable as why; print(why() or "")')"
+    if [ -n "$no_judge" ]; then
+      say "no judge for $config here (JUDGE_BASE_URL unset; $no_judge): rehearsing ${config}_rules instead," \
+          "the same recipe scored by its rules alone"
+      asked_config="$config"
+      config="${config}_rules"
+    fi
+  fi
   work="${LEGAL_REHEARSE_DIR:-$repo_root/outputs/rehearse}"  # where the rehearsal writes (tests use a temp dir)
   mkdir -p "$work"
   "$py" tests/helpers/tiny_model.py "$work/tiny_qwen" >/dev/null 2>&1 \
@@ -68,7 +80,7 @@ if [ "$rehearse" -eq 1 ]; then
   set -e
   if [ "$embedded" -eq 1 ]; then
     say "metrics of every step: $work/$config/metrics.jsonl (rollouts: $work/$config/rollouts/)." \
-        "To train for real, on a GPU node: bash scripts/train_grpo.sh --config $config"
+        "To train for real, on a GPU node: bash scripts/train_grpo.sh --config ${asked_config:-$config}"
   fi
   exit "$status"
 fi

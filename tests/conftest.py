@@ -38,7 +38,8 @@ def reward_dataproto(tiny_tokenizer):
 
 # ------------------------------------------------------------------------------------------ the real-vLLM tier
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out the `vllm` tests when scripts/test.sh turned the tier off or no vLLM venv exists (one line says so)."""
+    """Leave out the `vllm` tests when scripts/test.sh turned the tier off, the CPU lacks AVX-512 or no vLLM venv exists
+    (one line says so)."""
     from helpers.real_vllm import tier_off_reason
 
     reason = tier_off_reason()

@@ -106,6 +106,7 @@ PNG_OF: dict[str, str] = {
 # Metrics drawn for reward/overall only: which tasks can log them at all is the reward's business (legal audits only
 # charge and article answers the rules decided, in hybrid mode), so a per-task line could be one nothing ever logs.
 OVERALL_ONLY: frozenset[str] = frozenset({"judge_rules_agreement"})
+RECIPE_PNG_PANELS = 9  # a recipe's own panels per PNG: three rows of three keep a picture under 1000 px high
 SECTION_ORDER: tuple[str, ...] = ("reward", "format", "judge", "length", "language", "policy")
 
 # verl 0.9.1's training-step keys, by section (verl/trainer/ppo/metric_utils.py, the actor's update metrics).
@@ -221,6 +222,12 @@ def _step_metric_panels(recipe: Recipe) -> dict[str, list[Panel]]:
     return out
 
 
+def _recipe_png(index: int) -> str:
+    """The offline PNG of a recipe's own panel: "recipe", then "recipe_2"…, RECIPE_PNG_PANELS panels each."""
+    part = index // RECIPE_PNG_PANELS
+    return "recipe" if part == 0 else f"recipe_{part + 1}"
+
+
 def _validation_panels(recipe: Recipe, val_n: int) -> tuple[Panel, ...]:
     """verl's validation means per data_source: its core metric (acc, else reward), score, format, the recipe's own."""
     result_keys = reward_result_keys(recipe)
@@ -254,7 +261,10 @@ def recipe_sections(recipe: Recipe, val_n: int = 1) -> list[Section]:
             sections.append(Section(name, tuple(panels)))
     if steps.get("own"):
         sections.append(
-            Section(recipe.name, tuple(Panel(p.title, p.keys, png=p.png or "recipe") for p in steps["own"]))
+            Section(
+                recipe.name,
+                tuple(Panel(p.title, p.keys, png=p.png or _recipe_png(i)) for i, p in enumerate(steps["own"])),
+            )
         )
     if steps.get("more"):
         sections.append(Section("reward: more", tuple(steps["more"])))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 
@@ -43,6 +44,7 @@ class ProcessWatcher:
     def __init__(self, interval_s: float = 1.0) -> None:
         self.interval_s = interval_s
         self.seen: set[int] = set()
+        self.before: set[int] = set()  # descendants alive before (an earlier test's): not this run's
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -52,6 +54,7 @@ class ProcessWatcher:
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> ProcessWatcher:
+        self.before = descendants(os.getpid())
         self._thread.start()
         return self
 
@@ -59,6 +62,20 @@ class ProcessWatcher:
         self._stop.set()
         self._thread.join()
 
-    def left_behind(self) -> list[int]:
-        """PIDs seen during the run that are still alive."""
-        return sorted(pid for pid in self.seen if alive(pid))
+    def left_behind(self, grace_s: float = 30.0) -> list[str]:
+        """Processes this run started that are still alive after grace_s (Ray reaps its workers a few seconds after
+        the driver ends), each as "PID command"."""
+        deadline = time.monotonic() + grace_s
+        while True:
+            left = sorted(pid for pid in self.seen - self.before if alive(pid))
+            if not left or time.monotonic() > deadline:
+                return [f"{pid} {_command(pid)}" for pid in left]
+            time.sleep(0.5)
+
+
+def _command(pid: int) -> str:
+    """The process's command line (short), or "?" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:160]
+    except OSError:
+        return "?"

@@ -538,3 +538,28 @@ def test_rehearse_of_an_sft_config_names_its_script(tmp_path: Path) -> None:
     assert result.returncode != 0
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert "launch it with `bash scripts/train_sft.sh --config safety_sft`" in line
+
+
+def test_without_gpus_or_a_judge_the_plain_run_rehearses_the_rules_twin(tmp_path: Path) -> None:
+    """No GPU, no JUDGE_BASE_URL, no vLLM CPU build: the embedded rehearsal of the default config (which needs a
+    judge) says so in one line and rehearses its rules-only twin, so a first run on a bare CPU box still trains
+    (stopped here right after that choice by an invalid --steps)."""
+    result = _run(["scripts/train_grpo.sh", "--steps", "0"], PATH=f"/nonexistent-gpu-tools:{os.environ['PATH']}",
+                  JUDGE_BASE_URL="", LEGAL_VLLM_PYTHON=str(tmp_path / "no-vllm" / "python"),
+                  LEGAL_REHEARSE_DIR=str(tmp_path / "rehearse"))  # fmt: skip
+    lines = result.stdout.splitlines()
+    (line,) = [line for line in lines if line.startswith("[train_grpo] no judge for legal_grpo here")]
+    assert "JUDGE_BASE_URL unset" in line and "rehearsing legal_grpo_rules instead" in line
+    assert any(line.startswith("[train_grpo] rehearsal of legal_grpo_rules: 0 real GRPO step(s)") for line in lines)
+    assert result.returncode == 2 and "--steps must be at least 1" in result.stderr
+
+
+def test_a_chosen_config_is_never_swapped_for_its_rules_twin(tmp_path: Path) -> None:
+    """--config legal_grpo asked for the judge: without one it is not silently replaced (the rehearsal names what is
+    missing instead)."""
+    result = _run(["scripts/train_grpo.sh", "--config", "legal_grpo", "--steps", "0"],
+                  PATH=f"/nonexistent-gpu-tools:{os.environ['PATH']}", JUDGE_BASE_URL="",
+                  LEGAL_VLLM_PYTHON=str(tmp_path / "no-vllm" / "python"),
+                  LEGAL_REHEARSE_DIR=str(tmp_path / "rehearse"))  # fmt: skip
+    assert "no judge for" not in result.stdout
+    assert any(line.startswith("[train_grpo] rehearsal of legal_grpo: 0") for line in result.stdout.splitlines())

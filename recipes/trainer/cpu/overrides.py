@@ -173,12 +173,6 @@ def sft_cpu_changes(
         ("trainer.default_local_dir", str(out / "checkpoints"), "outputs of the rehearsal"),
         ("trainer.logger", ["console", "file"], "metrics as JSONL, no wandb account needed"),
     ]
-    if nodes == 1:  # verl's own ray.init starts the local Ray; a multi-node job joins the cluster's (no resources)
-        wanted += [
-            ("ray_kwargs.ray_init.num_cpus", CPUS_PER_GPU + SPARE_CPUS, "Ray resources"),
-            ("ray_kwargs.ray_init.num_gpus", 1, "Ray resources: a fake GPU places verl's worker"),
-            ("ray_kwargs.ray_init.include_dashboard", False, "Ray resources"),
-        ]
     changes = []
     for key, value, why in wanted:
         was = _get(cfg, key)
