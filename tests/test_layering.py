@@ -77,9 +77,13 @@ def import_edges(root: Path = REPO) -> list[Edge]:
             for dotted in _imported(node, name, path.name == "__init__.py"):
                 target = _resolve(dotted, modules)
                 # `from recipes.x import y` also names the package recipes.x; only the most precise target counts.
-                if target is not None and target != name and not any(
-                    other != target and other.startswith(target + ".") and _resolve(other, modules) == other
-                    for other in _imported(node, name, path.name == "__init__.py")
+                if (
+                    target is not None
+                    and target != name
+                    and not any(
+                        other != target and other.startswith(target + ".") and _resolve(other, modules) == other
+                        for other in _imported(node, name, path.name == "__init__.py")
+                    )
                 ):
                     edges.add((name, target, node.lineno))
     return sorted(edges)
