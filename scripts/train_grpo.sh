@@ -32,10 +32,18 @@ gpu_count() {
   if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true; else echo 0; fi
 }
 
+# A multi-node config (trainer.nnodes > 1) is submitted to its cluster from any machine, GPUs here or not; read only
+# when the stack is here to compose it (a fresh box has no cluster config to submit yet).
+submits_to_cluster() {
+  "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
+    && "$py" -m recipes.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"} 2>/dev/null \
+       | grep -qx 'PLAN_MULTI_NODE=1'
+}
+
 # A machine without GPUs, and no cluster to submit to: the CPU rehearsal is what can run here (the embedded default).
 embedded=0
 if [ "$dry_run" -eq 0 ] && [ "$rehearse" -eq 0 ] && [ -z "${RAY_ADDRESS:-}" ] && [ "${NNODES:-1}" -le 1 ] \
-   && [ "$(gpu_count)" -eq 0 ]; then
+   && [ "$(gpu_count)" -eq 0 ] && ! submits_to_cluster; then
   say "no GPU on this machine (nvidia-smi lists none): running the CPU rehearsal of $config instead — real verl" \
       "GRPO steps of a tiny random model on the shipped sample, a checkpoint and a resumed step"
   rehearse=1
