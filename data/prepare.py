@@ -12,7 +12,7 @@ whole; with --tokenizer, cases whose longest task prompt is over --max-prompt-to
 with an error naming it.
 
 Rows (data.rows.ROW_SCHEMA, one per (case, task), in input order): data_source "legal/<task>", prompt (chat messages,
-recipes.legal.tasks.build_prompt), ability "legal", reward_model {style "rule", ground_truth}, extra_info {index, task,
+domains.legal.tasks.build_prompt), ability "legal", reward_model {style "rule", ground_truth}, extra_info {index, task,
 charges, articles, term_kind, term_months, fine, verdict, split, case_id}. ground_truth per task: charge
 "盗窃罪、诈骗罪"; article "第67条、第264条" (Arabic numerals, ascending); term format_term (有期徒刑一年六个月 /
 拘役五个月 / 无期徒刑 / 死刑 / 免予刑事处罚, and 单处罚金 for a fine-only sentence); verdict: CAIL2018 →
@@ -32,7 +32,7 @@ line naming the file.
 
 from __future__ import annotations
 
-import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import contextlib
 import json
@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from common.progress import tqdm
 from data.output import OutputError, StagedDir, check_output
 from data.reader import MAX_RECORD_BYTES, TOO_LARGE, InputError, decode_record, iter_lines, lines_at
 from data.sft import SftParquetWriter, SftRow
@@ -58,8 +59,7 @@ from data.sources import SOURCES, SkipRecord, get_parser, get_source
 from data.split import PLAN_SPLITS, SFT_SPLIT, SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
 from data.tokens import PromptCounter, default_max_prompt_tokens, token_distribution
-from recipes.legal.label_sets import LABEL_SETS_FILE, LabelSetRecorder
-from recipes.progress import tqdm
+from domains.legal.label_sets import LABEL_SETS_FILE, LabelSetRecorder
 
 __all__ = ["BadRecordError", "NoUsableDataError", "OutputError", "PrepareConfig", "RecordError", "main", "prepare"]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 
 from data.sources.base import Case
-from recipes.legal.tasks import build_prompt, data_source
-from recipes.legal.terms import Term, format_term
+from domains.legal.tasks import build_prompt, data_source
+from domains.legal.terms import Term, format_term
 
 __all__ = [
     "FINE_ONLY",
@@ -239,7 +239,7 @@ class RowBatch:
     """
 
     def __init__(self, template: str) -> None:
-        """An empty batch whose prompts use `template` (see recipes.legal.tasks.TEMPLATES)."""
+        """An empty batch whose prompts use `template` (see domains.legal.tasks.TEMPLATES)."""
         self.template = template
         self.clear()
 

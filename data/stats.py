@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from data.sources.base import Case
-from recipes.legal.charges import is_known_charge
+from domains.legal.charges import is_known_charge
 
 __all__ = ["PrepareStats", "term_bucket"]
 

@@ -10,7 +10,7 @@ Use it from YAML (options are the reward kwargs; environment variables fill judg
           mode: hybrid                # judge | rules | hybrid
           judge_base_url: http://127.0.0.1:8000/v1   # or a list / comma list; else env JUDGE_BASE_URL
           judge_model: Qwen2.5-7B-Instruct           # else env JUDGE_MODEL; "" → first id of GET /v1/models
-          on_judge_error: rules       # rules | neutral | raise
+          on_judge_error: mask        # mask | rules | neutral | raise
 
 Options (all optional):
 - ``mode``: ``judge`` (the original recipe: every task asks the judge), ``rules`` (no judge at all), ``hybrid``
@@ -23,17 +23,19 @@ Options (all optional):
   ``judge_`` prefix).
 - ``on_judge_error``: what a response the judge could not judge scores (a failed call: errors and timeouts after
   the retries, no free slot within ``queue_timeout_s``, the call's deadline) — ``rules`` (default: the rules score of
-  the task), ``neutral`` (task score 0) or ``raise`` (``_ON_JUDGE_ERROR``, the one place that reads it). Every
-  failure sets ``judge_failed`` = 1. After ``max_consecutive_failures`` failures in a row the client raises
+  the task), ``neutral`` (task score 0), ``mask`` (the response scores the placeholder 0 with ``judge_masked`` = 1
+  and the trainer leaves it out of the update, recipes/trainer/masking.py; an unreadable reply is masked too) or
+  ``raise`` (``_ON_JUDGE_ERROR`` maps each to its function). Every failure sets ``judge_failed`` = 1. After
+  ``max_consecutive_failures`` failures in a row the client raises
   ``JudgeUnavailableError`` whatever the policy: the run stops instead of training on noise.
 - ``response_starts_in_think`` (default true: the base template ends with ``<think>``).
 - ``judge_audit_rate`` (default 0.02, hybrid mode only): that share of the charge/article responses the rules
   decided is also sent to the judge, without changing their score, to measure judge–rules agreement
-  (``judge_audited``, ``judge_rules_agree``; recipes/legal/agreement.py). The choice hashes task, gold and answer,
+  (``judge_audited``, ``judge_rules_agree``; domains/legal/agreement.py). The choice hashes task, gold and answer,
   so it is reproducible and identical answers share one (cached) judge call. A failed audit call sets
   ``judge_failed`` but never raises JudgeCallFailedError; 0 turns audits off.
 - ``term_unit`` (default ``auto``): what a bare number as the whole term answer (``12``) is. ``auto``: months when
-  our term instruction asks for months (``recipes.legal.tasks.fixes_months``; today's does not, so it is
+  our term instruction asks for months (``domains.legal.tasks.fixes_months``; today's does not, so it is
   unreadable); ``months``: the prompt the predictions answered asked for months (an evaluation of predictions made
   elsewhere: ``evaluate --term-unit months``). Training builds every prompt from our instruction: leave it at auto.
 - Shaping, off by default: ``lang_reward_weight`` (× ``lang_reward``) and ``length_penalty_weight``
@@ -63,10 +65,13 @@ from pathlib import Path
 from typing import Any
 
 try:  # verl may load this file by path (custom_reward_function.path): make the repo's packages importable.
-    import recipes.legal.tasks  # noqa: F401
+    import domains.legal.tasks  # noqa: F401
 except ImportError:  # pragma: no cover - depends on how the process was started
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from domains.legal.agreement import AGREEMENT_TASKS, scores_agree
+from domains.legal.tasks import TASK_LABELS, TASKS, task_of
+from domains.legal.terms import format_term
 from judge.client import (
     ENV_BASE_URL,
     ENV_MODEL,
@@ -75,9 +80,6 @@ from judge.client import (
     JudgeUnavailableError,
     get_judge_client,
 )
-from recipes.legal.agreement import AGREEMENT_TASKS, scores_agree
-from recipes.legal.tasks import TASK_LABELS, TASKS, task_of
-from recipes.legal.terms import format_term
 from rewards.format import check_format, extract_answer, extract_thinking
 from rewards.options import OptionsCache, check_known
 from rewards.rules import TERM_UNITS, Gold, RuleScore, gold_from, score_rules
@@ -124,6 +126,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "shaping_score",  # lang_reward_weight * lang_reward + length_penalty_weight * length_penalty
     "judge_audited",  # 1 when a rules-decided response was also sent to the judge (judge_audit_rate)
     "judge_rules_agree",  # 1 when that audit's judge grade equals the rules grade (0 when not audited or failed)
+    "judge_masked",  # 1 when on_judge_error=mask left the response unjudged: score 0, out of the update
 )
 
 # Judge grade → task score (original recipe); an unreadable grade scores 0.
@@ -131,6 +134,8 @@ GRADE_SCORES: dict[int, float] = {0: -2.0, 1: 1.0, 2: 2.0}
 UNREADABLE_GRADE_SCORE = 0.0
 UNREADABLE_TERM_SCORE = -2.0
 NO_ANSWER_SCORE = -2.0
+# The placeholder score of a response the judge could not judge under on_judge_error=mask (it teaches nothing).
+MASKED_SCORE = 0.0
 # An answer block longer than answer_limit(): nobody reads it whole, so it is not read at all.
 LONG_ANSWER_SCORE = -2.0
 MONTHS_SCALE = 240.0
@@ -352,6 +357,14 @@ def _neutral_on_error(
     out["task_score"] = 0.0
 
 
+def _mask_on_error(
+    task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float], options: RewardOptions
+) -> None:
+    """on_judge_error=mask: the response is marked unjudged; it scores MASKED_SCORE and the trainer leaves it out
+    of the update (recipes.trainer.masking)."""
+    out["judge_masked"] = 1.0
+
+
 def _raise_on_error(
     task: str, answer: str, gold: Gold, result: JudgeResult, out: dict[str, float], options: RewardOptions
 ) -> None:
@@ -367,6 +380,7 @@ def _raise_on_error(
 _ON_JUDGE_ERROR: dict[str, Callable[[str, str, Gold, JudgeResult, dict[str, float], RewardOptions], None]] = {
     "rules": _rules_on_error,
     "neutral": _neutral_on_error,
+    "mask": _mask_on_error,
     "raise": _raise_on_error,
 }
 ON_JUDGE_ERROR: tuple[str, ...] = tuple(_ON_JUDGE_ERROR)
@@ -390,6 +404,9 @@ async def _judge_task(task: str, answer: str, gold: Gold, options: RewardOptions
     if result.failed:
         out["judge_failed"] = 1.0
         _ON_JUDGE_ERROR[options.on_judge_error](task, answer, gold, result, out, options)
+        return
+    if result.unreadable and options.on_judge_error == "mask":  # no grade to learn from either
+        _mask_on_error(task, answer, gold, result, out, options)
         return
     if task == "term":
         out["task_score"] = judge_term_score(result.value)
@@ -453,4 +470,6 @@ async def compute_score(
         options.lang_reward_weight * out["lang_reward"] + options.length_penalty_weight * out["length_penalty"]
     )
     out["score"] = out["format_score"] + out["task_score"] + out["shaping_score"]
+    if out["judge_masked"]:
+        out["score"] = MASKED_SCORE
     return out

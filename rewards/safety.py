@@ -24,27 +24,30 @@ score = format_weight x format_part + keys_weight x keys_part + closeness_weight
   ``ngram_reference`` = the training data's gold reasonings, without it plain Dice of content n-grams);
   ``embedding`` cosine of vectors from an OpenAI-compatible /v1/embeddings endpoint, clipped to [0, 1]; ``judge``
   the judge's grade 0/1/2 of the reasoning against the gold reasoning, / 2, asked in the recipe's own wording
-  (recipes/safety/judge_prompts.yaml; reward kwarg judge_prompts_path picks another file). No reasoning block → 0.
+  (domains/safety/judge_prompts.yaml; reward kwarg judge_prompts_path picks another file). No reasoning block → 0.
 
 Options and their ranges (defaults in brackets; configs/base/safety_grpo.yaml sets each with a comment):
 - format_weight, keys_weight, reasoning_weight >= 0 [1, 1, 1];
 - closeness_weight >= 0 [1] and detection_weight >= 0 [1]: with the defaults, honest scorers within 2, 5 and 10 points
   of the gold on every key out-earn "all 100", "all 0" and the best constant answer on the shipped sample and on
-  data/samples/safety_violations.jsonl (tests/test_safety_ranking.py, margins stated there), also at detection_weight
+  data/samples/safety_violations.jsonl (tests/rewards/test_safety_ranking.py, margins stated there), also at
+  detection_weight
   = closeness_weight / 2; keep it there or above (closeness alone pays "all 100" more than an honest ±10 scorer);
 - exact_bonus >= 0 [0], keep it <= 0.2: a little extra for an exact key; more makes "exact vs 1 point off" a cliff;
-- violation_threshold in 1..100 [60, recipes.safety.dimensions.VIOLATION_THRESHOLD]: score < it = violated;
+- violation_threshold in 1..100 [60, domains.safety.dimensions.VIOLATION_THRESHOLD]: score < it = violated;
 - max_extra_keys >= 0 [9]; ngram_n >= 1 [2]; ngram_step in [0, 1] [0.1]: the n-gram score is rounded down to it;
 - ngram_reference: a file or list of files [none]: prepared parquet files or records JSONL whose gold reasonings
   the n-gram scorer ranks against (configs/safety_grpo_ngram.yaml sets ${data.train_files}).
 Defaults: score in [-5, +5]; a gold answer scores the maximum, format_weight + keys_weight + closeness_weight x
 (1 + exact_bonus) + detection_weight + reasoning_weight = 5.
 (The original demo parsed the whole response as JSON, added a point per extra key, compared every score with 100
-instead of the gold and ranged over hundreds of points; tests/test_safety_reward.py pins each of those down.)
+instead of the gold and ranged over hundreds of points; tests/rewards/test_safety_reward.py pins each of those down.)
 
 A failed embedding / judge call scores as ``on_scorer_error``: ``neutral`` (reasoning_part 0, counted in
-``reasoning_failed``) or ``raise``. After max_consecutive_failures failures in a row the client raises whatever
-the policy (EmbeddingUnavailableError / JudgeUnavailableError): the run stops instead of training on noise.
+``reasoning_failed``), ``mask`` (the whole response scores the placeholder 0 with ``judge_masked`` = 1 and the trainer
+leaves it out of the update, recipes/trainer/masking.py) or ``raise``. After max_consecutive_failures failures in a
+row the client raises whatever the policy (EmbeddingUnavailableError / JudgeUnavailableError): the run stops instead
+of training on noise.
 Bad gold raises GoldError (gold is checked in data/, never scored). Every call returns RESULT_KEYS, all floats.
 """
 
@@ -61,17 +64,17 @@ from pathlib import Path
 from typing import Any
 
 try:  # verl may load this file by path (custom_reward_function.path): make the repo's packages importable.
-    import recipes.safety.parse  # noqa: F401
+    import domains.safety.parse  # noqa: F401
 except ImportError:  # pragma: no cover - depends on how the process was started
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from domains.safety.dimensions import DATA_SOURCE, DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
+from domains.safety.gold import gold_from_ground_truth
+from domains.safety.judge import JUDGE_PROMPTS_PATH, REASONING_LABEL
+from domains.safety.metrics import WITHIN, key_errors
+from domains.safety.parse import check_format, extract_answer, extract_reasoning, parse_answer, sanitize
 from judge.client import JudgeConfig, JudgeResult, get_judge_client
 from judge.embeddings import EmbeddingCallError, EmbeddingConfig, cosine, get_embedding_client
-from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
-from recipes.safety.gold import gold_from_ground_truth
-from recipes.safety.judge import JUDGE_PROMPTS_PATH, REASONING_LABEL
-from recipes.safety.metrics import WITHIN, key_errors
-from recipes.safety.parse import check_format, extract_answer, extract_reasoning, parse_answer, sanitize
 from rewards.options import OptionsCache, check_known
 from rewards.safety_ngram import NgramReference, load_reference, ngram_reasoning_score, reference_paths
 from rewards.safety_parts import (
@@ -98,7 +101,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCORERS: tuple[str, ...] = ("ngram", "embedding", "judge")
-ON_SCORER_ERROR: tuple[str, ...] = ("neutral", "raise")
+ON_SCORER_ERROR: tuple[str, ...] = ("neutral", "mask", "raise")
+# The placeholder score of a response whose reasoning could not be scored under on_scorer_error=mask.
+MASKED_SCORE = 0.0
 
 RESULT_KEYS: tuple[str, ...] = (
     "score",  # the weighted sum of the five parts
@@ -126,6 +131,10 @@ RESULT_KEYS: tuple[str, ...] = (
     "reasoning_failed",  # 1 when that call failed or the judge's grade was unreadable
     "reasoning_latency_ms",  # wall time of the reasoning scorer (0 for ngram / no reasoning)
     "cache_hit",  # 1 when the judge / embedding answer came from the client's cache
+    "judge_masked",  # 1 when on_scorer_error=mask left the response unscored: score 0, out of the update
+    "judge_called",  # reasoning_called when the scorer is the judge (the shared judge metrics read it), else 0
+    "judge_failed",  # reasoning_failed when the scorer is the judge, else 0
+    "judge_latency_ms",  # reasoning_latency_ms when the scorer is the judge, else 0
 )
 
 _WEIGHTS = ("format_weight", "keys_weight", "closeness_weight", "detection_weight", "reasoning_weight")
@@ -308,10 +317,15 @@ async def _reasoning_part(options: SafetyOptions, gold: str, pred: str | None, o
         value = await _judge_reasoning(options.judge, gold, pred, out)
     out["reasoning_called"] = 1.0
     out["reasoning_latency_ms"] = (time.perf_counter() - t0) * 1000.0
+    judge = options.reasoning_scorer == "judge"  # the shared judge metrics (recipes/trainer/step_metrics.py) read these
+    out["judge_called"], out["judge_latency_ms"] = float(judge), out["reasoning_latency_ms"] if judge else 0.0
     if value is None:
         out["reasoning_failed"] = 1.0
+        out["judge_failed"] = float(judge)
         if options.on_scorer_error == "raise":
             raise ScorerCallError(f"{options.reasoning_scorer} reasoning scorer failed (on_scorer_error=raise)")
+        if options.on_scorer_error == "mask":
+            out["judge_masked"] = 1.0
         return 0.0
     return value
 
@@ -366,4 +380,6 @@ async def compute_score(
         + options.detection_weight * out["detection_part"]
         + options.reasoning_weight * out["reasoning_part"]
     )
+    if out["judge_masked"]:
+        out["score"] = MASKED_SCORE
     return out

@@ -15,28 +15,10 @@ set -- ${args[@]+"${args[@]}"}
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 venv="${VENV:-$repo_root/.venv}"
-python_bin="${PYTHON:-python3}"
-
-if [ ! -x "$venv/bin/python" ]; then
-  echo "[test.sh] creating virtualenv at $venv"
-  "$python_bin" -m venv "$venv"
-fi
+# shellcheck source=scripts/cpu_stack.sh
+source "$repo_root/scripts/cpu_stack.sh"
+install_cpu_stack "$venv" "[test.sh]"
 py="$venv/bin/python"
-
-# Install only when pyproject.toml changed since the last install into this venv.
-stamp="$venv/.legal-grpo-installed"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  "$py" -m pip install -q --upgrade pip
-  if ! "$py" -c "import torch" >/dev/null 2>&1; then
-    # A CPU build: installing verl first would pull several GB of CUDA wheels.
-    echo "[test.sh] installing CPU torch==2.13.0 (first run only)"
-    "$py" -m pip install -q torch==2.13.0
-  fi
-  echo "[test.sh] installing -e .[test] (first run takes a few minutes)"
-  "$py" -m pip install -q -e ".[test]"
-  echo "$want" > "$stamp"
-fi
 
 # The real-vLLM tier: its venv (created or reused) is handed to the tests; LEGAL_VLLM_TIER=off leaves it out.
 if [ "${LEGAL_NO_VLLM:-0}" = "1" ]; then

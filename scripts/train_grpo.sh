@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Train a GRPO recipe (legal, safety): set-up, data, preflight, judge, trainer — one command on a fresh GPU node.
 #
-# Usage: bash scripts/train_grpo.sh [--config NAME] [--dry-run | --rehearse] [--no-install] [hydra overrides...]
+# Usage: bash scripts/train_grpo.sh [--config NAME] [--dry-run | --rehearse [--steps N] | --wall] [--no-install]
+#                                    [hydra overrides...]
 #   --config NAME   a file in configs/ (default legal_grpo; safety_grpo for the safety recipe; README "Configs")
 #   --dry-run       CPU is enough: prepare data if missing, run the preflight, print every command, exit 0 if
 #                   all checks pass (needs only what `bash scripts/test.sh` installs; never installs the GPU stack)
-#   --rehearse      CPU is enough: run the exact trainer command (multi-node: `ray job submit` to a local two-raylet
-#                   cluster) through a real local Ray with a tiny random model and the sample data, up to the workers'
-#                   model init where a GPU is needed; one line per stage reached, exit 0 when it got there
-#   --no-install    never create .venv / install .[train]
+#   --rehearse      CPU is enough: the exact trainer command (multi-node: `ray job submit` to a local two-raylet
+#                   cluster) runs verl's own trainer for N real GRPO steps (--steps, default 2) of a tiny random
+#                   model on the config's shipped sample, checkpoints, then resumes for one more step; only model,
+#                   data, sizes, device, rollout backend and Ray resources change (each printed); metrics of every
+#                   step in outputs/rehearse/<config>/metrics.jsonl; last line `rehearsal passed: …`, exit 0
+#   --wall          CPU is enough: the config's exact multi-GPU placement through Ray, up to the workers' model init
+#                   (where a GPU is needed); one line per stage reached, exit 0 when it got there
+#   --no-install    never create .venv / install .[train] (or the CPU stack)
+# Without a GPU (and no RAY_ADDRESS / NNODES>1), a plain run says so and runs --rehearse instead, setting up the CPU
+# stack itself (a CPU torch, then the project) when it is missing.
 # Env: RUN_NAME (reuse to resume) or RUN_TAG (suffix after -MMDD); NNODES>1 or RAY_ADDRESS -> `ray job submit`;
 #      JUDGE_BASE_URL (comma list of judge endpoints: no local judge is started, each must answer /health; when none
 #      is loopback, the judge GPU trains too); JUDGE_STARTUP_TIMEOUT_S; WANDB_API_KEY or WANDB_MODE=offline;
-#      PYTHON_BIN.
+#      PYTHON_BIN; LEGAL_REHEARSE_DIR (the rehearsal's output folder, default outputs/rehearse).
 set -euo pipefail
 
 tool=train_grpo
@@ -21,18 +28,69 @@ takes_rehearse=1
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"  # options, repo root, venv on PATH, say/die, the stack install
 
+gpu_count() {
+  if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true; else echo 0; fi
+}
+
+# A multi-node config (trainer.nnodes > 1) is submitted to its cluster from any machine, GPUs here or not; read only
+# when the stack is here to compose it (a fresh box has no cluster config to submit yet).
+submits_to_cluster() {
+  "$py" -c "import hydra, omegaconf, verl" >/dev/null 2>&1 \
+    && "$py" -m recipes.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"} 2>/dev/null \
+       | grep -qx 'PLAN_MULTI_NODE=1'
+}
+
+# A machine without GPUs, and no cluster to submit to: the CPU rehearsal is what can run here (the embedded default).
+embedded=0
+if [ "$dry_run" -eq 0 ] && [ "$rehearse" -eq 0 ] && [ -z "${RAY_ADDRESS:-}" ] && [ "${NNODES:-1}" -le 1 ] \
+   && [ "$(gpu_count)" -eq 0 ] && ! submits_to_cluster; then
+  say "no GPU on this machine (nvidia-smi lists none): running the CPU rehearsal of $config instead — real verl" \
+      "GRPO steps of a tiny random model on the shipped sample, a checkpoint and a resumed step"
+  rehearse=1
+  embedded=1
+fi
+
 if [ "$rehearse" -eq 1 ]; then
-  "$py" -c "import hydra, omegaconf, verl, ray, transformers" >/dev/null 2>&1 \
-    || die "the rehearsal needs the CPU stack in '$py' — run \`bash scripts/test.sh\` once (installs it)"
-  [ "${#overrides[@]}" -eq 0 ] || die "--rehearse takes no hydra overrides (it rehearses the config as it is)"
-  work="$repo_root/outputs/rehearse"
+  [ "$wall" -eq 0 ] || [ "${#overrides[@]}" -eq 0 ] \
+    || die "--wall rehearses the config as it is: it takes no hydra overrides (--rehearse takes them)"
+  if ! "$py" -c "import hydra, omegaconf, verl, ray, transformers" >/dev/null 2>&1; then
+    [ "$install" -eq 1 ] || die "the rehearsal needs the CPU stack in '$py' and --no-install was given"
+    ensure_cpu_stack
+  fi
+  # The embedded default needs a judge; a CPU box without one (no JUDGE_BASE_URL, no vLLM CPU build) still gets a
+  # first run: the same recipe scored by its rules alone.
+  if [ "$embedded" -eq 1 ] && [ "$config_given" -eq 0 ] && [ -z "${JUDGE_BASE_URL:-}" ] \
+     && [ -f "configs/${config}_rules.yaml" ]; then
+    no_judge="$("$py" -c 'from recipes.trainer.cpu.judge import cpu_judge_unavailable as why; print(why() or "")')"
+    if [ -n "$no_judge" ]; then
+      say "no judge for $config here (JUDGE_BASE_URL unset; $no_judge): rehearsing ${config}_rules instead," \
+          "the same recipe scored by its rules alone"
+      asked_config="$config"
+      config="${config}_rules"
+    fi
+  fi
+  work="${LEGAL_REHEARSE_DIR:-$repo_root/outputs/rehearse}"  # where the rehearsal writes (tests use a temp dir)
   mkdir -p "$work"
-  say "rehearsal of $config: tiny random model and sample data in $work"
   "$py" tests/helpers/tiny_model.py "$work/tiny_qwen" >/dev/null 2>&1 \
     || die "could not build the tiny model (tests/helpers/tiny_model.py)"
   # the config's own shipped sample (recipe.sample_*), prepared by the rehearsal when missing
-  exec "$py" -m recipes.rehearse --config "$config" --model "$work/tiny_qwen" --data "$work/data-$config" \
-    --log "$work/$config.log"
+  args=(--config "$config" --model "$work/tiny_qwen" --data "$work/data-$config")
+  if [ "$wall" -eq 1 ]; then
+    say "rehearsal of $config up to the GPU wall: its exact placement through Ray, tiny model and sample data in $work"
+    args+=(--wall --log "$work/$config.log")
+  else
+    say "rehearsal of $config: $steps real GRPO step(s) on the CPU, then a resumed one; outputs in $work/$config"
+    args+=(--steps "$steps" --out "$work/$config")
+  fi
+  set +e
+  "$py" -m recipes.rehearse "${args[@]}" ${overrides[@]+"${overrides[@]}"}
+  status=$?
+  set -e
+  if [ "$embedded" -eq 1 ]; then
+    say "metrics of every step: $work/$config/metrics.jsonl (rollouts: $work/$config/rollouts/)." \
+        "To train for real, on a GPU node: bash scripts/train_grpo.sh --config ${asked_config:-$config}"
+  fi
+  exit "$status"
 fi
 
 if [ "$dry_run" -eq 1 ]; then
@@ -50,7 +108,7 @@ elif ! "$py" -c "import verl, vllm, ray, hydra" >/dev/null 2>&1; then
   fi
 fi
 
-# ---- one composition -> every command (recipes/commands.py).
+# ---- one composition -> every command (recipes/launch/commands.py).
 plan="$("$py" -m recipes.commands plan --config "$config" ${overrides[@]+"${overrides[@]}"})" \
   || die "cannot launch config '$config' with the given overrides (error above)"
 eval "$plan"
@@ -84,7 +142,7 @@ set +e
 preflight_status=$?
 set -e
 
-# The trainer's GPUs on one node (recipes.commands.trainer_devices): with a judge of ours on judge.gpus, the
+# The trainer's GPUs on one node (recipes.launch.commands.trainer_devices): with a judge of ours on judge.gpus, the
 # visible GPUs minus the judge's; "" = CUDA_VISIBLE_DEVICES left as it is (rules / verl_pool modes, judges elsewhere).
 train_devices="$PLAN_TRAIN_DEVICES"
 gpu_note="$PLAN_GPU_NOTE"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers.dataproto import make_reward_dataproto
 from helpers.judge_fixtures import judge_server  # noqa: F401  (re-exported fixture)
+from helpers.loop_fixtures import loop_runs  # noqa: F401  (re-exported fixture)
 from helpers.real_vllm_fixtures import real_vllm, tiny_model_dir, vllm_session  # noqa: F401  (re-exported)
 from helpers.tokenizer import build_tiny_tokenizer
 
@@ -37,7 +38,8 @@ def reward_dataproto(tiny_tokenizer):
 
 # ------------------------------------------------------------------------------------------ the real-vLLM tier
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out the `vllm` tests when scripts/test.sh turned the tier off or no vLLM venv exists (one line says so)."""
+    """Leave out the `vllm` tests when scripts/test.sh turned the tier off, the CPU lacks AVX-512 or no vLLM venv exists
+    (one line says so)."""
     from helpers.real_vllm import tier_off_reason
 
     reason = tier_off_reason()

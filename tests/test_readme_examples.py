@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from data.prepare import main as prepare
-from recipes import evaluate as G
+from recipes.evaluation import evaluate as G
 from recipes.safety import rejection_sample
 
 REPO = Path(__file__).resolve().parents[1]

@@ -73,7 +73,7 @@ def get_source(source: str) -> Source:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     from data.rows import ROW_SCHEMA, RowBatch, build_rows
     from data.stats import PrepareStats
-    from recipes.legal.tasks import TASKS, TEMPLATES
+    from domains.legal.tasks import TASKS, TEMPLATES
 
     return Source(
         name=source,

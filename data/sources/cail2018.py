@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 
 from data.sources.base import Case, SkipRecord, require, show
-from recipes.legal.articles import KNOWN_ARTICLES
-from recipes.legal.charges import normalize_charges
-from recipes.legal.terms import Term, term_from_cail
-from recipes.legal.verdict import build_verdict
+from domains.legal.articles import KNOWN_ARTICLES
+from domains.legal.charges import normalize_charges
+from domains.legal.terms import Term, term_from_cail
+from domains.legal.verdict import build_verdict
 
 __all__ = ["MAX_FINE", "parse_record", "parse_rows_line", "parse_scan_line"]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from data.sources.base import Case, SkipRecord, require, show
 from data.sources.cail2018 import MAX_FINE
-from recipes.legal.articles import KNOWN_ARTICLES, parse_articles
-from recipes.legal.verdict import parse_verdict
+from domains.legal.articles import KNOWN_ARTICLES, parse_articles
+from domains.legal.verdict import parse_verdict
 
 __all__ = [
     "extract_articles",

@@ -7,7 +7,7 @@ The judge settings are the training config's reward kwargs (``--config``, compos
 mode=judge); ``--judge-base-url`` (or env ``JUDGE_BASE_URL``) replaces its URL, ``--judge-model`` (or
 ``JUDGE_MODEL``) its model. Every question goes through rewards.legal.ask_judge: the same client, prompts and gold
 text as training. Pairs: recipes/legal/audit_pairs.py; the legal figures and advice: recipes/legal/audit_report.py;
-the shared probe set, runner and report: recipes/judge_audit*.py. Writes audit.json, audit.md and PNG plots into
+the shared probe set, runner and report: recipes/audit/. Writes audit.json, audit.md and PNG plots into
 --out. Exit codes: 0 written; 1 the judge is unavailable (one line says where); 2 bad input.
 """
 
@@ -17,11 +17,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from domains.legal.tasks import TASKS
 from judge.client import JudgeConfig, JudgeResult
-from recipes import judge_audit
-from recipes.judge_audit import AuditInputError, AuditPair, AuditRecord, AuditSpec
+from recipes.audit import run as judge_audit
+from recipes.audit.run import AuditInputError, AuditPair, AuditRecord, AuditSpec
 from recipes.legal import audit_pairs, audit_report
-from recipes.legal.tasks import TASKS
 
 __all__ = ["SPEC", "AuditInputError", "AuditRecord", "ask_all", "judge_config", "main"]
 
@@ -67,7 +67,7 @@ SPEC = AuditSpec(
     extra_plots=audit_report.term_plot,
     not_in_training="no (scored -2 before the judge)",
 )
-"""The legal audit for the shared machinery (recipes/judge_audit.py)."""
+"""The legal audit for the shared machinery (recipes/audit/run.py)."""
 
 
 async def ask_all(pairs: Sequence[AuditPair], config: JudgeConfig) -> list[AuditRecord]:

@@ -17,8 +17,8 @@ counted under ``rules_disagree:<task>/<kind>``, so every kept pair has a grade t
 - verdict: ``exact`` (the gold sentence, 2), ``term_off`` (charges and fine right, the term 12 months off, 1),
   ``all_wrong`` (other charges, another term and another fine, 0).
 
-Probes (the shared set, recipes/judge_audit_probes.yaml) are added for every task on top of the ``n`` pairs; the
-pair and probe types, the probe loader and the sampling are recipes/judge_audit.py's.
+Probes (the shared set, recipes/audit/probes.yaml) are added for every task on top of the ``n`` pairs; the
+pair and probe types, the probe loader and the sampling are recipes/audit/run.py's.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from typing import Any
 
 import cn2an
 
-from recipes.judge_audit import DEFAULT_PROBES_PATH, AuditPair, Probe, load_probes
-from recipes.judge_audit import select_pairs as _select_pairs
-from recipes.legal.charges import canonical_charge, normalize_charge
-from recipes.legal.tasks import INSTRUCTIONS, TASKS, task_of
-from recipes.legal.terms import Term, format_months
-from recipes.legal.verdict import build_verdict
+from domains.legal.charges import canonical_charge, normalize_charge
+from domains.legal.tasks import INSTRUCTIONS, TASKS, task_of
+from domains.legal.terms import Term, format_months
+from domains.legal.verdict import build_verdict
+from recipes.audit.run import DEFAULT_PROBES_PATH, AuditPair, Probe, load_probes
+from recipes.audit.run import select_pairs as _select_pairs
 from rewards.rules import Gold, gold_from, score_rules
 
 __all__ = [

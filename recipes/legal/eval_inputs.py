@@ -1,11 +1,11 @@
-"""The legal evaluation's inputs: the four tasks and their rows (the reading itself: recipes/eval_inputs.py)."""
+"""The legal evaluation's inputs: the four tasks and their rows (the reading itself: recipes/evaluation/inputs.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from recipes.eval_inputs import (  # noqa: F401  (re-exported: the legal evaluation API names them here)
+from recipes.evaluation.inputs import (  # noqa: F401  (re-exported: the legal evaluation API names them here)
     MAX_ISSUES_LISTED,
     EvaluationInputError,
     LoadResult,

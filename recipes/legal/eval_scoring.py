@@ -10,9 +10,9 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from recipes.eval_inputs import EvaluationInputError, Prediction, ScoringStoppedError
+from domains.legal.agreement import AGREEMENT_TASKS
+from recipes.evaluation.inputs import EvaluationInputError, Prediction, ScoringStoppedError
 from recipes.legal import metrics as M
-from recipes.legal.agreement import AGREEMENT_TASKS
 from recipes.legal.eval_inputs import task_of
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def canonical_charges(names: Sequence[str]) -> list[str]:
 
     Each goes through canonical_charge: 贩卖毒品罪 → 走私、贩卖、运输、制造毒品罪.
     """
-    from recipes.legal.charges import canonical_charge
+    from domains.legal.charges import canonical_charge
 
     return sorted({c for c in map(canonical_charge, names) if c})
 
@@ -72,12 +72,12 @@ def parse_prediction(
         view["unparseable"] = True
         return view
     if task == "charge":
-        from recipes.legal.charges import align_charges, parse_charges
+        from domains.legal.charges import align_charges, parse_charges
 
         view["charges"] = align_charges(parse_charges(answer), gold_charges)
         view["unparseable"] = not view["charges"]
     elif task == "article":
-        from recipes.legal.articles import parse_articles
+        from domains.legal.articles import parse_articles
 
         view["articles"] = parse_articles(answer)
         view["unparseable"] = not view["articles"]
@@ -243,7 +243,7 @@ async def score_all(
     The first failure (other than bad data) cancels what is still running and raises ScoringStoppedError carrying
     the records scored so far, so the caller can write them and say where it stopped.
     """
-    from recipes.progress import tqdm
+    from common.progress import tqdm
 
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise EvaluationInputError(f"--concurrency must be an integer >= 1, got {concurrency!r}")

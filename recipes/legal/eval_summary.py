@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from recipes.eval_report import clean
+from domains.legal.agreement import AGREEMENT_TASKS, agreement_rate
+from domains.legal.label_sets import LabelSets
+from recipes.evaluation.report import clean
 from recipes.legal import metrics as M
-from recipes.legal.agreement import AGREEMENT_TASKS, agreement_rate
 from recipes.legal.eval_inputs import TASKS, task_of
-from recipes.legal.label_sets import LabelSets
 
-_clean = clean  # the evaluation API name (recipes/eval_report.py holds it)
+_clean = clean  # the evaluation API name (recipes/evaluation/report.py holds it)
 
 
 # ------------------------------------------------------------------------------------------------------- metrics
@@ -36,10 +36,10 @@ def _vocab(task: str) -> frozenset | None:
     """
     try:
         if task == "charge":
-            from recipes.legal.charges import KNOWN_CHARGES, canonical_charge
+            from domains.legal.charges import KNOWN_CHARGES, canonical_charge
 
             return frozenset(map(canonical_charge, KNOWN_CHARGES))
-        from recipes.legal.articles import KNOWN_ARTICLES
+        from domains.legal.articles import KNOWN_ARTICLES
 
         return frozenset(KNOWN_ARTICLES)
     except ImportError:

@@ -1,6 +1,6 @@
 """Evaluate predictions (or a model) on the legal test set: the write-up's table plus CAIL2018 and LawBench scores.
 
-The legal entry of the shared evaluation (recipes/evaluate.py, which also picks this module by data_source):
+The legal entry of the shared evaluation (recipes/evaluation/evaluate.py, which also picks this module by data_source):
 this module is the legal recipe's ``Recipe.evaluation`` (its flags, scoring, report and compare tables).
 
     python -m recipes.legal.evaluate --data DIR/test.parquet (--predictions PRED.jsonl | --model PATH_OR_NAME)
@@ -14,14 +14,14 @@ Outputs in REPORT_DIR: metrics.json (``{"charge": {...}, "article": {...}, "term
 Predictions are JSON lines ``{"index": <extra_info.index>, "data_source": "legal/<task>", "response": "..."}``, with
 an optional ``"sample"`` id; the format, the multi-sample rule and every skip reason (``duplicate``,
 ``sample_conflict``, ``malformed_json``, ``bad_encoding``, ``missing_field``, ``wrong_type``, ``unknown_index``,
-``data_source_mismatch``; empty responses scored and counted) are those of recipes/eval_inputs.py, counted under
+``data_source_mismatch``; empty responses scored and counted) are those of recipes/evaluation/inputs.py, counted under
 ``overall.skipped`` and listed in ``overall.issues`` (one WARNING line on the console sums them up); ``--strict``
 makes the first bad line an error naming it.
 Exit codes: 0 done, 2 bad input, 3 scoring stopped part-way (the judge is gone): the scored responses are written
 anyway, with ``overall.complete`` false and ``overall.stopped`` (reason, counts, first unscored line).
-``cail_score_official`` scores charges/articles over the contest's own label lists (recipes/legal/label_sets.py).
+``cail_score_official`` scores charges/articles over the contest's own label lists (domains/legal/label_sets.py).
 
-Charges are compared after ``recipes.legal.charges.canonical_charge`` on both gold and prediction (a partial
+Charges are compared after ``domains.legal.charges.canonical_charge`` on both gold and prediction (a partial
 selective form such as 贩卖毒品罪 is the label 走私、贩卖、运输、制造毒品罪), as the rules reward compares them, so
 accuracy, set F1, CAIL F1 and the confusion agree with the reward. Term MAE: see recipes/legal/metrics.py (an
 unreadable answer on a month-count gold counts as 0 months and is counted in ``term.mae_unparseable``).
@@ -34,7 +34,7 @@ metrics.json floats are rounded to 6 decimals.
 
 from __future__ import annotations
 
-import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import asyncio
 import sys
@@ -42,10 +42,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from recipes import evaluate as G
-from recipes.eval_generate import load_chat_template as _load_chat_template
-from recipes.eval_generate import load_sampling_config as _load_sampling_config
-from recipes.eval_inputs import stopped_block  # noqa: F401  (re-exported)
+from domains.legal.label_sets import LabelSets, resolve_label_sets
+from recipes.evaluation import evaluate as G
+from recipes.evaluation.inputs import stopped_block  # noqa: F401  (re-exported)
+from recipes.evaluation.predictions import load_chat_template as _load_chat_template
+from recipes.evaluation.predictions import load_sampling_config as _load_sampling_config
 from recipes.legal.eval_inputs import (  # noqa: F401  (re-exported: the evaluation API lives here)
     MAX_ISSUES_LISTED,
     TASKS,
@@ -72,7 +73,6 @@ from recipes.legal.eval_scoring import (  # noqa: F401
     score_one,
 )
 from recipes.legal.eval_summary import _clean, compute_metrics, task_metrics  # noqa: F401
-from recipes.legal.label_sets import LabelSets, resolve_label_sets
 from recipes.legal.report import compare_sections, headline_table, write_report  # noqa: F401  (Recipe.evaluation)
 from rewards.rules import TERM_UNITS, bare_months
 
@@ -137,7 +137,7 @@ def score(args: argparse.Namespace, data: dict[tuple[str, int], dict[str, Any]],
 
 
 def resolve_labels(labels: str | None, data_path: str) -> tuple[LabelSets | None, str]:
-    """The contest label lists for cail_score_official (see recipes/legal/label_sets.py); bad --labels exits 2."""
+    """The contest label lists for cail_score_official (see domains/legal/label_sets.py); bad --labels exits 2."""
     try:
         return resolve_label_sets(labels, data_path)
     except ValueError as exc:

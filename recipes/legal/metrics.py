@@ -1,6 +1,6 @@
 """Pure evaluation metrics: set F1, CAIL2018 F1 and term scores, LawBench term score, MAE, kind accuracy.
 
-Conventions (one place, tested in tests/test_eval_metrics.py):
+Conventions (one place, tested in tests/evaluation/test_eval_metrics.py):
 - Prison terms are coded as in the CAIL2018 judger: death -2, life -1, otherwise months (免予刑事处罚 = 0 months);
   an unreadable prediction is ``None`` (the judger's -3), which scores like any wrong answer.
 - Several responses for one item: per-item metrics average the item's responses first, then average the items
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
-from recipes.eval_report import round_metric  # noqa: F401  (re-exported: shared with every recipe)
+from recipes.evaluation.report import round_metric  # noqa: F401  (re-exported: shared with every recipe)
 
 DEATH_CODE = -2
 LIFE_CODE = -1

@@ -1,6 +1,6 @@
 """Human-readable evaluation report (report.md + PNG plots) and the side-by-side comparison of several reports.
 
-Display conventions and the compare framework: recipes/eval_report.py (shared with every recipe).
+Display conventions and the compare framework: recipes/evaluation/report.py (shared with every recipe).
 - Term MAE counts an unreadable answer on a month-count gold as 0 months predicted (error = gold months); the
   table shows how many responses that applies to (``mae_unparseable``) and how many predicted life/death for a
   month-count gold (left out of the MAE). term_error_hist.png shows predicted − gold for readable month answers
@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from recipes.eval_report import (  # noqa: F401  (bar_labels, fmt, load_metrics: re-exported)
+from domains.legal.tasks import data_source
+from recipes.evaluation.report import (  # noqa: F401  (bar_labels, fmt, load_metrics: re-exported)
     ItemCoverage,
     Panel,
     bar_labels,
@@ -38,9 +39,8 @@ from recipes.eval_report import (  # noqa: F401  (bar_labels, fmt, load_metrics:
     text_table,
     write_compare,
 )
-from recipes.eval_report import cjk_font as _any_cjk_font
-from recipes.eval_report import plt as _plt
-from recipes.legal.tasks import data_source
+from recipes.evaluation.report import cjk_font as _any_cjk_font
+from recipes.evaluation.report import plt as _plt
 
 logger = logging.getLogger(__name__)
 

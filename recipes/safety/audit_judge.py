@@ -5,8 +5,8 @@
 
 The judge settings are the training config's reward kwargs with reasoning_scorer=judge; ``--judge-base-url`` (or
 env ``JUDGE_BASE_URL``) replaces its URL, ``--judge-model`` (or ``JUDGE_MODEL``) its model. Every question goes
-through rewards.safety.ask_judge: the same client, prompts (recipes/safety/judge_prompts.yaml) and cap as training.
-Pairs: recipes/safety/audit_pairs.py; the shared probe set, runner and report: recipes/judge_audit*.py. Writes
+through rewards.safety.ask_judge: the same client, prompts (domains/safety/judge_prompts.yaml) and cap as training.
+Pairs: recipes/safety/audit_pairs.py; the shared probe set, runner and report: recipes/audit/. Writes
 audit.json, audit.md and PNG plots into --out. Exit codes: 0 written; 1 the judge is unavailable; 2 bad input.
 """
 
@@ -16,12 +16,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from domains.safety.parse import REASONING_CLOSE, REASONING_OPEN, extract_reasoning
 from judge.client import JudgeConfig, JudgeResult
-from recipes import judge_audit
-from recipes.judge_audit import AuditPair, AuditSpec
-from recipes.judge_audit_report import failure_head, pct, trusted
+from recipes.audit import run as judge_audit
+from recipes.audit.report import failure_head, pct, trusted
+from recipes.audit.run import AuditPair, AuditSpec
 from recipes.safety import audit_pairs
-from recipes.safety.parse import REASONING_CLOSE, REASONING_OPEN, extract_reasoning
 
 __all__ = ["SPEC", "advice", "judge_config", "main", "reaches_judge"]
 
@@ -89,7 +89,7 @@ SPEC = AuditSpec(
     advice=advice,
     not_in_training="no (an empty reasoning scores 0 before the judge)",
 )
-"""The safety audit for the shared machinery (recipes/judge_audit.py)."""
+"""The safety audit for the shared machinery (recipes/audit/run.py)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Safety judge-audit pairs: (gold reasoning, reasoning) pairs whose right grade the data's own gold makes certain.
 
-The reasoning grader (rewards/safety.py, reasoning_scorer=judge; wording recipes/safety/judge_prompts.yaml) grades
+The reasoning grader (rewards/safety.py, reasoning_scorer=judge; wording domains/safety/judge_prompts.yaml) grades
 a reasoning against the gold reasoning: 2 same conclusion, 1 overlapping but missing or adding a problem, 0 opposite
 or no overlap. Below, a dimension is *flagged* by a gold when its score is below 100; a text is *clean* when nothing
 is flagged, *violating* when some score is at most 50 (FULL_MARKS - FAR_GAP: a serious problem, half the scale away
@@ -24,7 +24,7 @@ Not built, because the right grade is not known from the data: the gold reasonin
 removed or swapped (our golds are one sentence whose clauses mix what the text says with the verdict, so no rule
 can tell which clause carries it), another clean text's reasoning against a clean gold (same verdict, other
 reasons: 1 or 2), and pairs of golds that flag a common dimension (partial overlap of unknown size).
-Probes (the shared set, recipes/judge_audit_probes.yaml, ``{question}`` = the text under review) come on top.
+Probes (the shared set, recipes/audit/probes.yaml, ``{question}`` = the text under review) come on top.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from recipes.judge_audit import AuditPair, Probe
-from recipes.safety.dimensions import FULL_MARKS
-from recipes.safety.gold import Gold, GoldError, gold_from_ground_truth
-from recipes.safety.prompt import TEXT_FENCE_END, TEXT_FENCE_START
+from domains.safety.dimensions import FULL_MARKS
+from domains.safety.gold import Gold, GoldError, gold_from_ground_truth
+from domains.safety.prompt import TEXT_FENCE_END, TEXT_FENCE_START
+from recipes.audit.run import AuditPair, Probe
 
 __all__ = ["FAR_GAP", "KINDS", "TASK", "build_pairs", "differ_a_lot", "probe_pairs", "reformat", "text_of"]
 

@@ -1,14 +1,14 @@
 """Evaluate predictions (or a model) on the safety test set: score closeness, format, and violation detection.
 
-The safety recipe's ``Recipe.evaluation`` for the shared evaluation (recipes/evaluate.py):
+The safety recipe's ``Recipe.evaluation`` for the shared evaluation (recipes/evaluation/evaluate.py):
 
     python -m recipes.evaluate --data DIR/test.parquet (--predictions PRED.jsonl | --model PATH) --out REPORT_DIR
         [--threshold 60] [--name LABEL] [--strict] [--config safety_grpo] [--sampling-config YAML]
     python -m recipes.evaluate compare REPORT_A REPORT_B [...] --out DIR
 
 (``python -m recipes.safety.evaluate`` is the same with the recipe fixed.) Predictions are the shared JSONL
-(``{"index", "data_source": "safety", "response"[, "sample"]}``, recipes/eval_inputs.py). Every response is read
-by recipes/safety/metrics.py against its row's gold scores; metrics.json holds ``safety`` (that module's
+(``{"index", "data_source": "safety", "response"[, "sample"]}``, recipes/evaluation/inputs.py). Every response is read
+by domains/safety/metrics.py against its row's gold scores; metrics.json holds ``safety`` (that module's
 ``summarize``: per-dimension MAE, share within 5 points, all-nine-within-5, key coverage, format rate, parse
 failures, violation detection at ``--threshold`` — score < threshold — with precision / recall / F1 per dimension,
 micro and macro) and ``overall`` (items, responses, the run and its input accounting). Several samples of one item
@@ -17,18 +17,18 @@ each count as one response. No reward and no judge are involved: the metrics are
 
 from __future__ import annotations
 
-import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from recipes import evaluate as G
-from recipes.eval_inputs import LoadResult, Rows
-from recipes.safety.dimensions import DATA_SOURCE, DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
-from recipes.safety.gold import gold_from_ground_truth
-from recipes.safety.metrics import WITHIN, SampleEval, evaluate_response, key_errors, summarize
+from domains.safety.dimensions import DATA_SOURCE, DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
+from domains.safety.gold import gold_from_ground_truth
+from domains.safety.metrics import WITHIN, SampleEval, evaluate_response, key_errors, summarize
+from recipes.evaluation import evaluate as G
+from recipes.evaluation.inputs import LoadResult, Rows
 from recipes.safety.report import compare_sections, headline_table, write_report  # noqa: F401  (Recipe.evaluation)
 
 __all__ = ["add_arguments", "check_row", "main", "response_record", "score"]
@@ -73,6 +73,7 @@ def response_record(line: int, index: int, sample: Any, s: SampleEval, tol: int 
     """scores.jsonl line of one response: its scores next to the gold, per-key errors, what was unusable."""
     errors = key_errors(s.parsed, s.gold)
     scored = [k for k in DIMENSIONS if k in s.parsed.scores]
+    all_within = len(scored) == len(DIMENSIONS) and all(e <= tol for e in errors.values())
     return {
         "line": line,
         "index": index,
@@ -86,7 +87,11 @@ def response_record(line: int, index: int, sample: Any, s: SampleEval, tol: int 
         "keys_missing": list(s.parsed.missing),
         "keys_extra": s.parsed.extra,
         "mae": sum(errors.values()) / len(DIMENSIONS),
-        f"all_within_{tol}": len(scored) == len(DIMENSIONS) and all(e <= tol for e in errors.values()),
+        f"all_within_{tol}": all_within,
+        # The reward's per-response keys of the same names (rewards/safety.py): what the trainer's validation logs as
+        # val-aux/safety/within5 and all_within5 (recipes/evaluation/validation_match.py compares them).
+        "within5": sum(k in s.parsed.scores and errors[k] <= WITHIN for k in DIMENSIONS) / len(DIMENSIONS),
+        "all_within5": all_within if tol == WITHIN else None,
         "scores": {k: s.parsed.scores.get(k) for k in DIMENSIONS},
         "gold": {k: int(s.gold[k]) for k in DIMENSIONS},
         "errors": errors,
@@ -115,7 +120,7 @@ def score(args: argparse.Namespace, data: Rows, loaded: LoadResult) -> G.Scored:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: evaluate, or `compare`, with the safety recipe fixed (see recipes/evaluate.py)."""
+    """Entry point: evaluate, or `compare`, with the safety recipe fixed (see recipes/evaluation/evaluate.py)."""
     return G.main(argv, recipe_name="safety", prog=PROG)
 
 

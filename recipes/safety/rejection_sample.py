@@ -2,13 +2,15 @@
 
     python -m recipes.safety.rejection_sample --model CKPT --data DIR/train.parquet --n 8 --out DIR2
         [--keep K] [--threshold T] [--reasoning-scorer ngram|embedding|judge] [--reward-kwarg KEY=VALUE ...]
-        [--lora-adapter CKPT/lora_adapter] [--base-sft PARQUET] [--keep-collapsed]
+        [--lora-adapter CKPT/lora_adapter|none] [--backend vllm|hf] [--base-sft PARQUET] [--keep-collapsed]
     python -m recipes.safety.rejection_sample --samples DIR2/samples.jsonl --data DIR/train.parquet --out DIR3 ...
 
-1. generate: vLLM offline (recipes/generation.py, the code `evaluate --model` uses), n answers per row of a safety
-   GRPO parquet, prompts rendered with the policy's chat template as training renders them (the training config's
-   custom_chat_template when it sets one); written to DIR2/samples.jsonl at once. `--samples` reads such a file
-   instead (re-select with another threshold without generating again).
+1. generate: vLLM offline (recipes/evaluation/generation.py, the code `evaluate --model` uses; `--backend hf`:
+transformers on
+   the CPU, the code the CPU trainer's rollout generates with), n answers per row of a safety GRPO parquet, prompts
+   rendered with the policy's chat template as training renders them (the training config's custom_chat_template
+   when it sets one; a LoRA export's lora_adapter/ applied); written to DIR2/samples.jsonl at once. `--samples`
+   reads such a file instead (re-select with another threshold without generating again).
 2. score: rewards/safety.py compute_score with configs/safety_rejection.yaml's reward_kwargs (ngram reasoning
    scorer: no server; its ngram_reference defaults to --data); DIR2/scores.jsonl has every answer's reward and parts.
 3. select (recipes/safety/selection.py): per text the at most --keep best answers with reward >= --threshold that
@@ -26,7 +28,7 @@ Exit codes: 0 done, 2 bad input (named: file, row or line, field), 3 scoring sto
 
 from __future__ import annotations
 
-import recipes.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import asyncio
 import json
@@ -39,9 +41,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from data.sft import SftParquetWriter, SftRow, read_sft_rows
-from recipes.safety.dimensions import DATA_SOURCE
-from recipes.safety.gold import GoldError, gold_from_ground_truth
-from recipes.safety.parse import sanitize
+from domains.safety.dimensions import DATA_SOURCE
+from domains.safety.gold import GoldError, gold_from_ground_truth
+from domains.safety.parse import sanitize
 from recipes.safety.round_report import CollapseLimits, render_markdown, round_summary
 from recipes.safety.selection import Scored, saturated_texts, select
 
@@ -152,7 +154,7 @@ def chat_template(model: str, training_config: str) -> str:
     """The template training renders prompts with: the config's custom_chat_template, else the model's own."""
     from omegaconf import OmegaConf
 
-    from recipes.commands import compose_config
+    from recipes.launch.commands import compose_config
 
     template = OmegaConf.select(compose_config(training_config), "actor_rollout_ref.model.custom_chat_template")
     if isinstance(template, str) and template.strip():
@@ -166,7 +168,7 @@ def chat_template(model: str, training_config: str) -> str:
 
 
 def read_samples(path: str | Path, n_rows: int) -> list[list[str]]:
-    """samples.jsonl (recipes.generation.write_samples, keys with `row`) back as completions per row."""
+    """samples.jsonl (recipes.evaluation.generation.write_samples, keys with `row`) back as completions per row."""
     path = Path(path)
     if not path.is_file():
         raise RoundInputError(f"--samples {path}: no such file")
@@ -266,11 +268,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.model:
-        from recipes.generation import GenerationError, generate, write_samples
+        from recipes.evaluation.generation import GenerationError, generate, resolve_adapter, write_samples
 
         prompts, template = [r["prompt"] for r in rows], chat_template(args.model, args.training_config)
+        args.lora_adapter = resolve_adapter(args.model, args.lora_adapter)
         try:
-            completions = generate(args.model, prompts, template, cfg, adapter=args.lora_adapter)
+            completions = generate(args.model, prompts, template, cfg, adapter=args.lora_adapter, backend=args.backend)
         except GenerationError as exc:
             raise RoundInputError(f"--model: {exc}; or generate elsewhere and pass --samples") from exc
         keys = [{"row": i, "index": (r.get("extra_info") or {}).get("index", i)} for i, r in enumerate(rows)]
@@ -297,6 +300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "config": {
             "model": args.model,
             "lora_adapter": args.lora_adapter,
+            "backend": args.backend if args.model else None,
             "samples": str(samples_path),
             "data": str(args.data),
             "n": cfg["sampling"].get("n", 1),
@@ -343,7 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lora-adapter",
         metavar="DIR",
-        help="PEFT LoRA adapter on --model (a LoRA run exported by verl's merger: <hf>/lora_adapter)",
+        help="PEFT LoRA adapter on --model (default: <model>/lora_adapter when verl's merger wrote one; none: the "
+        "base alone)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("vllm", "hf"),
+        default="vllm",
+        help="generate with vLLM (GPU; default) or hf: transformers on the CPU (recipes/evaluation/generation.py)",
     )
     p.add_argument(
         "--data", required=True, metavar="PARQUET", help="safety GRPO parquet (data.prepare's train.parquet)"
@@ -385,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.concurrency < 1:
         build_parser().error(f"--concurrency must be >= 1, got {args.concurrency}")
-    if args.lora_adapter and not args.model:
+    if args.lora_adapter and args.lora_adapter != "none" and not args.model:
         build_parser().error("--lora-adapter goes with --model (the answers of --samples are generated already)")
     try:
         result = run(args)

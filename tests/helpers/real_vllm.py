@@ -40,6 +40,10 @@ def tier_off_reason() -> str | None:
         return "turned off by scripts/test.sh (--no-vllm, LEGAL_NO_VLLM=1 or a CPU without AVX-512)"
     if os.environ.get("LEGAL_VLLM_TIER") == "on":
         return None  # test.sh built the venv: any problem with it is a failure, not a reason to leave tests out
+    from recipes.trainer.cpu.judge import cpu_has_avx512
+
+    if not cpu_has_avx512(Path(os.environ.get("LEGAL_CPUINFO") or "/proc/cpuinfo")):
+        return "this CPU lacks AVX-512 (avx512f), which vLLM's CPU build needs"
     if not vllm_python().is_file():
         return f"no vLLM venv at {vllm_python()} (bash scripts/test.sh creates it)"
     return None

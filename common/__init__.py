@@ -1,0 +1,1 @@
+"""Bottom layer: small shared utilities (Chinese numerals, progress lines, the setup hint); imports nothing of ours."""

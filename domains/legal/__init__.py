@@ -1,0 +1,1 @@
+"""Legal domain knowledge: tasks and prompts, terms, charges, articles, verdicts, label sets, agreement."""

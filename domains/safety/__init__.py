@@ -1,0 +1,1 @@
+"""Content-safety domain knowledge: dimensions, gold, the answer parser, prompts, judge wording, metrics."""

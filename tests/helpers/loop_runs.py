@@ -1,0 +1,105 @@
+"""The CPU training loop's runs, one per launch config per test session, shared by every test that reads them.
+
+A run is what a user runs: `bash scripts/train_grpo.sh --rehearse --config NAME` (the default config: plain
+`bash scripts/train_grpo.sh`, which runs the rehearsal itself on a machine without GPUs), with a loopback judge
+behind JUDGE_BASE_URL and the outputs in a session folder (LEGAL_REHEARSE_DIR). The same few test overrides apply to
+every run, so one run serves the loop tier (tests/rehearsal/test_loop.py), the dashboard and report tests
+(test_dashboard.py)
+and the export/evaluate test (test_trained_checkpoints.py):
+- `data.shuffle=false`: the prepared samples list each case's tasks in turn, so the 2 + 1 steps of 2 prompts cover
+  all four legal tasks, and validation takes the first VAL_SAMPLES rows of test.parquet;
+- `trainer.log_val_generations=3`: the validation table is a choice, not every sample;
+- wandb in offline mode beside the file logger (its own WANDB_DIR): the table the trainer logs is read back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recipes.launch.commands import DEFAULT_CONFIG
+from recipes.rehearsal.rehearse_loop import read_jsonl
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STEPS = 2
+VAL_TABLE_ROWS = 3
+OVERRIDES = [
+    "data.shuffle=false",
+    f"trainer.log_val_generations={VAL_TABLE_ROWS}",
+    "trainer.logger=[console,file,wandb]",
+]
+TIMEOUT_S = 2300
+
+
+@dataclass
+class LoopRun:
+    """One config's rehearsal: the script's completed process and its output folders."""
+
+    config: str
+    proc: subprocess.CompletedProcess
+    work: Path
+
+    @property
+    def out(self) -> Path:
+        """The rehearsal's outputs: metrics.jsonl, rollouts/, checkpoints/, train.log, resume.log."""
+        return self.work / self.config
+
+    @property
+    def out_dir(self) -> Path:
+        """Alias of out."""
+        return self.out
+
+    @property
+    def data(self) -> Path:
+        """The prepared shipped sample the run trained and validated on."""
+        return self.work / f"data-{self.config}"
+
+    @property
+    def metrics_path(self) -> Path:
+        """Both phases' metrics in verl's file-logger format."""
+        return self.out / "metrics.jsonl"
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every {"step", "data"} record of the run."""
+        return read_jsonl(self.metrics_path)
+
+    def failure(self) -> str:
+        """What to show when the run did not pass."""
+        return self.proc.stdout[-4000:] + self.proc.stderr[-4000:]
+
+
+class LoopRuns:
+    """Runs a config's rehearsal the first time a test asks for it; later tests get the same run."""
+
+    def __init__(self, work: Path, judge_url: str, wandb_dir: Path) -> None:
+        self.work, self.judge_url, self.wandb_dir = work, judge_url, wandb_dir
+        self._runs: dict[str, LoopRun] = {}
+
+    @property
+    def tiny_model(self) -> Path:
+        """Where the script builds the tiny model (the loopback judge serves this name)."""
+        return self.work / "tiny_qwen"
+
+    def get(self, config: str) -> LoopRun:
+        """The config's run (started now when no test asked for it before)."""
+        if config not in self._runs:
+            self._runs[config] = LoopRun(config, self._run_script(config), self.work)
+        return self._runs[config]
+
+    def _run_script(self, config: str) -> subprocess.CompletedProcess:
+        skip = ("JUDGE_", "RAY_", "NNODES", "CUDA_VISIBLE", "WANDB_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
+        env.update(
+            JUDGE_BASE_URL=self.judge_url,
+            LEGAL_REHEARSE_DIR=str(self.work),
+            PATH=f"/nonexistent-gpu-tools:{env['PATH']}",  # no nvidia-smi: the embedded default runs
+            WANDB_MODE="offline",
+            WANDB_DIR=str(self.wandb_dir),
+            WANDB_SILENT="true",
+        )
+        args = [] if config == DEFAULT_CONFIG else ["--rehearse", "--config", config]
+        return subprocess.run(["bash", "scripts/train_grpo.sh", *args, *OVERRIDES], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
