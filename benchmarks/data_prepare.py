@@ -53,7 +53,7 @@ def _prepare(path: Path, out: Path, seed: int, extra: list[str]) -> dict[str, An
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [sys.executable, "-m", "data.prepare", "--source", "cail2018", "--input", str(path), "--output", str(out)]
     wall0 = time.perf_counter()
-    # The child's progress (common/progress.py: plain lines in a pipe) goes to our stderr; its summary is dropped.
+    # The child's progress (data/progress.py: plain lines in a pipe) goes to our stderr; its summary is dropped.
     proc = subprocess.run(
         [*cmd, "--seed", str(seed), *extra],
         cwd=REPO_ROOT,

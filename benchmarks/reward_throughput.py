@@ -158,8 +158,8 @@ class Sample:
 
 
 def _term_from_extra(extra: dict[str, Any]) -> Any:
-    """The gold Term from the parquet extra_info (domains.legal.terms.Term)."""
-    from domains.legal.terms import Term
+    """The gold Term from the parquet extra_info (data.domains.legal.terms.Term)."""
+    from data.domains.legal.terms import Term
 
     kind = str(extra.get("term_kind") or "fixed")
     months = int(extra.get("term_months") or 0)
@@ -198,14 +198,14 @@ class AnswerBook:
         return self.rng.choice(others)
 
     def _term_shift(self, months: int) -> Any:
-        from domains.legal.terms import Term
+        from data.domains.legal.terms import Term
 
         if self.term.kind != "fixed":
             return Term("fixed", 180, "有期徒刑") if self.term.kind != "none" else Term("fixed", 6, "拘役")
         return Term("fixed", max(1, self.term.months + months), self.term.penalty or "有期徒刑")
 
     def _verdict_with(self, charges: list[str] | None = None, term: Any = None, fine: int | None = -1) -> str:
-        from domains.legal.verdict import build_verdict
+        from data.domains.legal.verdict import build_verdict
 
         fine_value = self.fine if fine == -1 else fine
         return build_verdict(_defendant(self.verdict), charges or self.charges, term or self.term, fine_value)
@@ -224,7 +224,7 @@ class AnswerBook:
         return [gold, wrong, chinese]
 
     def _popular_term(self) -> list[str]:
-        from domains.legal.terms import format_term
+        from data.domains.legal.terms import format_term
 
         step = 2 if self.term.kind == "fixed" and self.term.months < 12 else 6
         return [self.item.gold, format_term(self._term_shift(step)), format_term(self._term_shift(-step))]
@@ -250,7 +250,7 @@ class AnswerBook:
                 ]
             )
         if task == "term":
-            from domains.legal.terms import format_term
+            from data.domains.legal.terms import format_term
 
             shifted = self._term_shift(r.choice((-12, -4, -3, -1, 1, 3, 4, 12)))
             text = format_term(shifted)
@@ -546,7 +546,7 @@ class WorkerPool:
 
     def __init__(self, count: int, configs: dict[str, Any], start_method: str, progress: bool) -> None:
         """Start the processes and wait until every worker built its reward managers."""
-        from common.progress import tqdm
+        from data.progress import tqdm
 
         ctx = mp.get_context(start_method)
         if start_method == "forkserver":
@@ -589,7 +589,7 @@ class WorkerPool:
         """Send parts[w] to worker w, wait for all; outputs come back keyed by the batch rows in rows[w]."""
         from multiprocessing.connection import wait
 
-        from common.progress import tqdm
+        from data.progress import tqdm
 
         t_send = time.monotonic()
         for wid, (conn, part) in enumerate(zip(self.conns, parts, strict=True)):
@@ -665,8 +665,8 @@ def run_naive(
     """The original recipe: one synchronous request per response, one at a time, no cache, no dedup; seconds."""
     import openai
 
-    from common.progress import tqdm
-    from domains.legal.tasks import TASK_LABELS
+    from data.domains.legal.tasks import TASK_LABELS
+    from data.progress import tqdm
     from judge.prompts import build_grade_messages, build_term_error_messages
 
     client = openai.OpenAI(base_url=base_url, api_key="EMPTY", max_retries=3, timeout=60.0)

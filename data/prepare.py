@@ -12,8 +12,8 @@ whole; with --tokenizer, cases whose longest task prompt is over --max-prompt-to
 with an error naming it.
 
 Rows (data.rows.ROW_SCHEMA, one per (case, task), in input order): data_source "legal/<task>", prompt (chat messages,
-domains.legal.tasks.build_prompt), ability "legal", reward_model {style "rule", ground_truth}, extra_info {index, task,
-charges, articles, term_kind, term_months, fine, verdict, split, case_id}. ground_truth per task: charge
+data.domains.legal.tasks.build_prompt), ability "legal", reward_model {style "rule", ground_truth}, extra_info
+{index, task, charges, articles, term_kind, term_months, fine, verdict, split, case_id}. ground_truth per task: charge
 "盗窃罪、诈骗罪"; article "第67条、第264条" (Arabic numerals, ascending); term format_term (有期徒刑一年六个月 /
 拘役五个月 / 无期徒刑 / 死刑 / 免予刑事处罚, and 单处罚金 for a fine-only sentence); verdict: CAIL2018 →
 build_verdict sentence, judgments → the text after 判决如下 up to the appeal notice, execution-date notes （刑期从…止）
@@ -32,7 +32,7 @@ line naming the file.
 
 from __future__ import annotations
 
-import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import data.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import contextlib
 import json
@@ -51,15 +51,15 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from common.progress import tqdm
+from data.domains.legal.label_sets import LABEL_SETS_FILE, LabelSetRecorder
 from data.output import OutputError, StagedDir, check_output
+from data.progress import tqdm
 from data.reader import MAX_RECORD_BYTES, TOO_LARGE, InputError, decode_record, iter_lines, lines_at
 from data.sft import SftParquetWriter, SftRow
 from data.sources import SOURCES, SkipRecord, get_parser, get_source
 from data.split import PLAN_SPLITS, SFT_SPLIT, SPLITS, SplitPlan, fact_key, plan_split
 from data.stats import PrepareStats
 from data.tokens import PromptCounter, default_max_prompt_tokens, token_distribution
-from domains.legal.label_sets import LABEL_SETS_FILE, LabelSetRecorder
 
 __all__ = ["BadRecordError", "NoUsableDataError", "OutputError", "PrepareConfig", "RecordError", "main", "prepare"]
 

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import msgspec
 
-from common.progress import tqdm  # clean lines when stderr is not a terminal
+from data.progress import tqdm  # clean lines when stderr is not a terminal
 from data.sources.base import SkipRecord
 
 __all__ = ["MAX_RECORD_BYTES", "TOO_LARGE", "InputError", "decode_record", "iter_lines", "lines_at"]

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from data.domains.legal.tasks import build_prompt, data_source
+from data.domains.legal.terms import Term, format_term
 from data.sources.base import Case
-from domains.legal.tasks import build_prompt, data_source
-from domains.legal.terms import Term, format_term
 
 __all__ = [
     "FINE_ONLY",
@@ -239,7 +239,7 @@ class RowBatch:
     """
 
     def __init__(self, template: str) -> None:
-        """An empty batch whose prompts use `template` (see domains.legal.tasks.TEMPLATES)."""
+        """An empty batch whose prompts use `template` (see data.domains.legal.tasks.TEMPLATES)."""
         self.template = template
         self.clear()
 

@@ -6,8 +6,8 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from typing import Any
 
+from data.domains.legal.charges import is_known_charge
 from data.sources.base import Case
-from domains.legal.charges import is_known_charge
 
 __all__ = ["PrepareStats", "term_bucket"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from domains.legal.tasks import build_prompt
+from data.domains.legal.tasks import build_prompt
 
 __all__ = ["DEFAULT_CONFIG", "PromptCounter", "default_max_prompt_tokens", "token_distribution"]
 

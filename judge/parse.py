@@ -18,11 +18,11 @@ parse_error_months rule:
 2. Zero phrases — 没有误差, 无误差, 不存在误差, 零误差, 没有差距/差异/偏差, 完全一致/完全相同 (not after 不/非),
    "no error", "exact match" — count as 0.
 3. Marked errors: after each marker (误差 相差 差距 差值 偏差 差了 error difference "off by") the rest of that
-   clause (up to ，。；,;!? or a line break) is read as a duration with common.cn_numerals.parse_duration_months
+   clause (up to ，。；,;!? or a line break) is read as a duration with judge.cn_numerals.parse_duration_months
    ("1年2个月" → 14, "两年" → 24, "半年" → 6, "十八个月" → 18, "1 year 2 months", "6 months"), or "half a year",
    or as a bare number of months ("为0", "6", "十八").
 4. Steps 2–3 found exactly one distinct value → it; several → None. Nothing found → the only duration in the
-   whole text (common.cn_numerals.find_durations; two or more → None), else the text as one bare number.
+   whole text (judge.cn_numerals.find_durations; two or more → None), else the text as one bare number.
 Negative numbers are never read; an error is a magnitude.
 
 Both read at most MAX_REPLY_CHARS characters (a judge answers in max_tokens tokens; a longer reply is cut first, so
@@ -36,7 +36,7 @@ import json
 import re
 import unicodedata
 
-from common.cn_numerals import cn_to_int, find_durations, parse_duration_months
+from judge.cn_numerals import cn_to_int, find_durations, parse_duration_months
 
 MAX_REPLY_CHARS = 512  # max_tokens=32 tokens is ~100 characters; the numeral readers are quadratic on digit runs
 # The term prompt's answer for a prediction without a readable term (judge/prompts.yaml).

@@ -31,11 +31,11 @@ Options (all optional):
 - ``response_starts_in_think`` (default true: the base template ends with ``<think>``).
 - ``judge_audit_rate`` (default 0.02, hybrid mode only): that share of the charge/article responses the rules
   decided is also sent to the judge, without changing their score, to measure judge–rules agreement
-  (``judge_audited``, ``judge_rules_agree``; domains/legal/agreement.py). The choice hashes task, gold and answer,
+  (``judge_audited``, ``judge_rules_agree``; data/domains/legal/agreement.py). The choice hashes task, gold and answer,
   so it is reproducible and identical answers share one (cached) judge call. A failed audit call sets
   ``judge_failed`` but never raises JudgeCallFailedError; 0 turns audits off.
 - ``term_unit`` (default ``auto``): what a bare number as the whole term answer (``12``) is. ``auto``: months when
-  our term instruction asks for months (``domains.legal.tasks.fixes_months``; today's does not, so it is
+  our term instruction asks for months (``data.domains.legal.tasks.fixes_months``; today's does not, so it is
   unreadable); ``months``: the prompt the predictions answered asked for months (an evaluation of predictions made
   elsewhere: ``evaluate --term-unit months``). Training builds every prompt from our instruction: leave it at auto.
 - Shaping, off by default: ``lang_reward_weight`` (× ``lang_reward``) and ``length_penalty_weight``
@@ -65,13 +65,13 @@ from pathlib import Path
 from typing import Any
 
 try:  # verl may load this file by path (custom_reward_function.path): make the repo's packages importable.
-    import domains.legal.tasks  # noqa: F401
+    import data.domains.legal.tasks  # noqa: F401
 except ImportError:  # pragma: no cover - depends on how the process was started
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domains.legal.agreement import AGREEMENT_TASKS, scores_agree
-from domains.legal.tasks import TASK_LABELS, TASKS, task_of
-from domains.legal.terms import format_term
+from data.domains.legal.agreement import AGREEMENT_TASKS, scores_agree
+from data.domains.legal.tasks import TASK_LABELS, TASKS, task_of
+from data.domains.legal.terms import format_term
 from judge.client import (
     ENV_BASE_URL,
     ENV_MODEL,

@@ -9,8 +9,8 @@ Scores (issue 4, rules mode), one place:
 - article: the same on article numbers (``parse_articles``).
 - term (``predicted_term`` / ``parse_term``; the maximum is 0, there is no bonus; a bare number is read as months
   only when the prompt fixes the unit: ``term_unit`` ``auto`` — our term instruction fixes it,
-  ``domains.legal.tasks.fixes_months`` — or ``months`` — predictions made from another prompt that asked for months,
-  ``evaluate --term-unit months``):
+  ``data.domains.legal.tasks.fixes_months`` — or ``months`` — predictions made from another prompt that asked for
+  months, ``evaluate --term-unit months``):
   - gold fixed, prediction fixed: -|Δ months| / 240 (拘役 vs 有期徒刑 of the same length counts as equal: months only);
   - gold fixed, prediction 免予刑事处罚 / 单处罚金: like a fixed term of 0 months, -gold_months / 240;
   - gold fixed, prediction life or death: -1;
@@ -41,11 +41,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from domains.legal.articles import KNOWN_ARTICLES, parse_articles
-from domains.legal.charges import align_charges, canonical_charge, is_known_charge, normalize_charges, parse_charges
-from domains.legal.tasks import TASKS, fixes_months
-from domains.legal.terms import Term, find_term, parse_term
-from domains.legal.verdict import parse_fine, parse_verdict, verdict_body
+from data.domains.legal.articles import KNOWN_ARTICLES, parse_articles
+from data.domains.legal.charges import (
+    align_charges,
+    canonical_charge,
+    is_known_charge,
+    normalize_charges,
+    parse_charges,
+)
+from data.domains.legal.tasks import TASKS, fixes_months
+from data.domains.legal.terms import Term, find_term, parse_term
+from data.domains.legal.verdict import parse_fine, parse_verdict, verdict_body
 
 __all__ = [
     "TASKS",

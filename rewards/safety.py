@@ -24,7 +24,7 @@ score = format_weight x format_part + keys_weight x keys_part + closeness_weight
   ``ngram_reference`` = the training data's gold reasonings, without it plain Dice of content n-grams);
   ``embedding`` cosine of vectors from an OpenAI-compatible /v1/embeddings endpoint, clipped to [0, 1]; ``judge``
   the judge's grade 0/1/2 of the reasoning against the gold reasoning, / 2, asked in the recipe's own wording
-  (domains/safety/judge_prompts.yaml; reward kwarg judge_prompts_path picks another file). No reasoning block → 0.
+  (data/domains/safety/judge_prompts.yaml; reward kwarg judge_prompts_path picks another file). No reasoning block → 0.
 
 Options and their ranges (defaults in brackets; configs/base/safety_grpo.yaml sets each with a comment):
 - format_weight, keys_weight, reasoning_weight >= 0 [1, 1, 1];
@@ -34,7 +34,7 @@ Options and their ranges (defaults in brackets; configs/base/safety_grpo.yaml se
   detection_weight
   = closeness_weight / 2; keep it there or above (closeness alone pays "all 100" more than an honest ±10 scorer);
 - exact_bonus >= 0 [0], keep it <= 0.2: a little extra for an exact key; more makes "exact vs 1 point off" a cliff;
-- violation_threshold in 1..100 [60, domains.safety.dimensions.VIOLATION_THRESHOLD]: score < it = violated;
+- violation_threshold in 1..100 [60, data.domains.safety.dimensions.VIOLATION_THRESHOLD]: score < it = violated;
 - max_extra_keys >= 0 [9]; ngram_n >= 1 [2]; ngram_step in [0, 1] [0.1]: the n-gram score is rounded down to it;
 - ngram_reference: a file or list of files [none]: prepared parquet files or records JSONL whose gold reasonings
   the n-gram scorer ranks against (configs/safety_grpo_ngram.yaml sets ${data.train_files}).
@@ -64,15 +64,15 @@ from pathlib import Path
 from typing import Any
 
 try:  # verl may load this file by path (custom_reward_function.path): make the repo's packages importable.
-    import domains.safety.parse  # noqa: F401
+    import data.domains.safety.parse  # noqa: F401
 except ImportError:  # pragma: no cover - depends on how the process was started
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domains.safety.dimensions import DATA_SOURCE, DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
-from domains.safety.gold import gold_from_ground_truth
-from domains.safety.judge import JUDGE_PROMPTS_PATH, REASONING_LABEL
-from domains.safety.metrics import WITHIN, key_errors
-from domains.safety.parse import check_format, extract_answer, extract_reasoning, parse_answer, sanitize
+from data.domains.safety.dimensions import DATA_SOURCE, DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
+from data.domains.safety.gold import gold_from_ground_truth
+from data.domains.safety.judge import JUDGE_PROMPTS_PATH, REASONING_LABEL
+from data.domains.safety.metrics import WITHIN, key_errors
+from data.domains.safety.parse import check_format, extract_answer, extract_reasoning, parse_answer, sanitize
 from judge.client import JudgeConfig, JudgeResult, get_judge_client
 from judge.embeddings import EmbeddingCallError, EmbeddingConfig, cosine, get_embedding_client
 from rewards.options import OptionsCache, check_known

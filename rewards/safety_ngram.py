@@ -4,7 +4,8 @@ Plain n-gram overlap pays text that ignores the input: boilerplate that most gol
 不涉及风险"), or a list of the answer's own scores with the dimension names. Two steps take that away:
 
 1. *Content n-grams* (``content_grams``): character n-grams (NFKC, whitespace and zero-width characters dropped) made
-   of letters only, minus the n-grams of the prompt every answer is given (domains/safety/prompt.py: its instructions
+   of letters only, minus the n-grams of the prompt every answer is given (data/domains/safety/prompt.py: its
+   instructions
    and the nine dimension names) and of a few words about scores (SCORE_WORDS: 得分, 扣分, …). Digits, punctuation,
    the prompt's own words and talk about the scores say nothing about the text under review.
 2. *Against the data set* (``NgramReference``, reward kwarg ``ngram_reference``: the training data's gold
@@ -37,9 +38,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import GoldError, gold_from_ground_truth
-from domains.safety.prompt import build_prompt
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import GoldError, gold_from_ground_truth
+from data.domains.safety.prompt import build_prompt
 from rewards.safety_parts import MAX_REASONING_CHARS, ngram_similarity
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The parts of the safety reward as small pure functions (rewards/safety.py weighs and adds them).
 
 Ranges (each before its weight):
-- ``format_part``: +1 when both blocks appear once, in order (domains.safety.parse.check_format), else -1.
+- ``format_part``: +1 when both blocks appear once, in order (data.domains.safety.parse.check_format), else -1.
 - ``keys_part``: (scored - unscored - min(extra, max_extra)) / 9, in [-1 - max_extra/9, +1] ([-2, +1] by default);
   an expected key is *scored* when it holds a valid score, *unscored* when it is missing, invalid or repeated.
 - ``closeness_part``: the mean over the nine keys of 1 - 2 |score - gold| / 100 (+ ``exact_bonus`` when the score
@@ -24,8 +24,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 
-from domains.safety.dimensions import DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
-from domains.safety.parse import ParsedAnswer
+from data.domains.safety.dimensions import DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
+from data.domains.safety.parse import ParsedAnswer
 
 __all__ = [
     "MAX_REASONING_CHARS",

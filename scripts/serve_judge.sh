@@ -128,7 +128,7 @@ fi
 pid="$(cat "$pid_file")"
 waited_from=$(date +%s)
 deadline=$(( waited_from + PLAN_JUDGE_TIMEOUT_S ))
-# A plain line every LEGAL_PROGRESS_INTERVAL_S seconds (30; whole seconds here) while it loads (common/progress.py).
+# A plain line every LEGAL_PROGRESS_INTERVAL_S seconds (30; whole seconds here) while it loads (data/progress.py).
 every="${LEGAL_PROGRESS_INTERVAL_S:-30}"
 every="${every%%.*}"
 [[ "$every" =~ ^[0-9]+$ ]] && [ "$every" -ge 1 ] || every=1

@@ -75,7 +75,7 @@ def run_bench(tmp_path: Path, extra: list[str], progress: bool = False) -> tuple
 def test_benchmark_reports_consistent_contract(tmp_path: Path, case: str, extra: list[str], expect_fallbacks: bool):
     """Every contract key is there and the numbers agree with each other and with the run's arguments."""
     report, stdout, stderr = run_bench(tmp_path, extra, progress=case == "chunked_no_errors")
-    if case == "chunked_no_errors":  # progress into a pipe: plain lines (common/progress.py), start and end of each
+    if case == "chunked_no_errors":  # progress into a pipe: plain lines (data/progress.py), start and end of each
         assert "\r" not in stderr
         for desc in ("starting reward workers", "scoring (hybrid)", "naive baseline"):
             bars = [line for line in stderr.splitlines() if line.startswith(f"{desc}:")]

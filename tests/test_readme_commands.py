@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-OURS = ("common", "domains", "judge", "rewards", "data", "recipes")
+OURS = ("judge", "rewards", "data", "recipes")
 COMMAND = re.compile(r"\bpython3? -m ([A-Za-z_][\w.]*)")
 
 

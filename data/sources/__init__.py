@@ -71,9 +71,9 @@ def get_source(source: str) -> Source:
         from data.sources.judgments import parse_record
     else:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    from data.domains.legal.tasks import TASKS, TEMPLATES
     from data.rows import ROW_SCHEMA, RowBatch, build_rows
     from data.stats import PrepareStats
-    from domains.legal.tasks import TASKS, TEMPLATES
 
     return Source(
         name=source,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from domains.legal.terms import Term
+from data.domains.legal.terms import Term
 
 __all__ = ["Case", "SkipRecord", "require", "show"]
 

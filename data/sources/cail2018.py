@@ -7,11 +7,11 @@ from typing import Any
 
 import msgspec
 
+from data.domains.legal.articles import KNOWN_ARTICLES
+from data.domains.legal.charges import normalize_charges
+from data.domains.legal.terms import Term, term_from_cail
+from data.domains.legal.verdict import build_verdict
 from data.sources.base import Case, SkipRecord, require, show
-from domains.legal.articles import KNOWN_ARTICLES
-from domains.legal.charges import normalize_charges
-from domains.legal.terms import Term, term_from_cail
-from domains.legal.verdict import build_verdict
 
 __all__ = ["MAX_FINE", "parse_record", "parse_rows_line", "parse_scan_line"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from data.domains.legal.articles import KNOWN_ARTICLES, parse_articles
+from data.domains.legal.verdict import parse_verdict
 from data.sources.base import Case, SkipRecord, require, show
 from data.sources.cail2018 import MAX_FINE
-from domains.legal.articles import KNOWN_ARTICLES, parse_articles
-from domains.legal.verdict import parse_verdict
 
 __all__ = [
     "extract_articles",

@@ -1,8 +1,8 @@
 """Content-safety records ``{"text", "scores": {9 keys}, "reasoning"}`` → validated SafetyCase → verl rows.
 
-One row per text (task ``score``): data_source "safety", prompt = domains.safety.prompt.build_prompt (system + user,
-rendered by the instruct policy's own chat template), ability "safety", reward_model {style "rule", ground_truth
-= domains.safety.gold.ground_truth_json: {"scores": {...}, "reasoning": "..."}}, extra_info {index, split, case_id,
+One row per text (task ``score``): data_source "safety", prompt = data.domains.safety.prompt.build_prompt (system +
+user, rendered by the instruct policy's own chat template), ability "safety", reward_model {style "rule", ground_truth
+= data.domains.safety.gold.ground_truth_json: {"scores": {...}, "reasoning": "..."}}, extra_info {index, split, case_id,
 violated (dimensions scored below 60)}. data.prepare deduplicates and splits by the normalized text (``.fact``).
 With --sft-fraction, the SFT share's texts become data/sft.py rows instead: the same prompt + ``sft_response``.
 """
@@ -15,10 +15,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from data.domains.safety.dimensions import DATA_SOURCE, DIMENSIONS, VIOLATION_THRESHOLD
+from data.domains.safety.gold import Gold, GoldError, check_gold, ground_truth_json
+from data.domains.safety.prompt import build_prompt, gold_response
 from data.sources.base import SkipRecord, require
-from domains.safety.dimensions import DATA_SOURCE, DIMENSIONS, VIOLATION_THRESHOLD
-from domains.safety.gold import Gold, GoldError, check_gold, ground_truth_json
-from domains.safety.prompt import build_prompt, gold_response
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -88,7 +88,7 @@ def case_labels(case: SafetyCase, threshold: int = VIOLATION_THRESHOLD) -> list[
 
 def sft_response(case: SafetyCase) -> str:
     """The SFT target of a text (data.prepare --sft-fraction): the gold reasoning and answer, as a perfect model
-    writes them (domains.safety.prompt.gold_response)."""
+    writes them (data.domains.safety.prompt.gold_response)."""
     return gold_response(case.gold.score_map, case.gold.reasoning)
 
 

@@ -219,7 +219,7 @@ async def ask_all(
     pairs: Sequence[AuditPair], config: JudgeConfig, ask: Callable[[AuditPair, JudgeConfig], Awaitable[JudgeResult]]
 ) -> list[AuditRecord]:
     """Every pair through the recipe's training question (the client bounds concurrency); records in input order."""
-    from common.progress import tqdm
+    from data.progress import tqdm
 
     async def one(pair: AuditPair) -> AuditRecord:
         result = await ask(pair, config)

@@ -34,7 +34,7 @@ gone): the scored responses are written anyway, with ``overall.complete`` false 
 
 from __future__ import annotations
 
-import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import data.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import importlib
 import json

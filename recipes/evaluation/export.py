@@ -16,7 +16,7 @@ Exit codes: 0 exported, 1 the merger failed or wrote an incomplete directory, 2 
 
 from __future__ import annotations
 
-import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import data.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import json
 import logging

@@ -205,7 +205,7 @@ def generate(
         )
     plus = f" + adapter {adapter}" if adapter else ""
     logger.info("generating %d prompts × n=%s with %s%s", len(prompts), sampling_kwargs.get("n", 1), model, plus)
-    from common.progress import tqdm  # vLLM's bar as plain lines in logs and pipes (use_tqdm takes a tqdm factory)
+    from data.progress import tqdm  # vLLM's bar as plain lines in logs and pipes (use_tqdm takes a tqdm factory)
 
     outputs = llm.generate(prompts, SamplingParams(**sampling_kwargs), use_tqdm=tqdm, lora_request=request)
     return [[completion.text for completion in output.outputs] for output in outputs]

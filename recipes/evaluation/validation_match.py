@@ -30,7 +30,7 @@ Writes ``--out`` (default REPORT/validation_match.json) and prints a table; exit
 
 from __future__ import annotations
 
-import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import data.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import json
 import logging

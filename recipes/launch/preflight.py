@@ -18,7 +18,7 @@ With --dry-run (a CPU box), missing GPUs and wandb credentials are warnings. Exi
 
 from __future__ import annotations
 
-import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import data.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import contextlib
 import io

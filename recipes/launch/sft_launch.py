@@ -20,7 +20,7 @@ Environment read here: RUN_NAME, RUN_TAG (run naming), PYTHON (trainer interpret
 
 from __future__ import annotations
 
-import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import data.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import datetime as _dt
 import os

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from domains.legal.tasks import TASKS
+from data.domains.legal.tasks import TASKS
 from judge.client import JudgeConfig, JudgeResult
 from recipes.audit import run as judge_audit
 from recipes.audit.run import AuditInputError, AuditPair, AuditRecord, AuditSpec

@@ -30,10 +30,10 @@ from typing import Any
 
 import cn2an
 
-from domains.legal.charges import canonical_charge, normalize_charge
-from domains.legal.tasks import INSTRUCTIONS, TASKS, task_of
-from domains.legal.terms import Term, format_months
-from domains.legal.verdict import build_verdict
+from data.domains.legal.charges import canonical_charge, normalize_charge
+from data.domains.legal.tasks import INSTRUCTIONS, TASKS, task_of
+from data.domains.legal.terms import Term, format_months
+from data.domains.legal.verdict import build_verdict
 from recipes.audit.run import DEFAULT_PROBES_PATH, AuditPair, Probe, load_probes
 from recipes.audit.run import select_pairs as _select_pairs
 from rewards.rules import Gold, gold_from, score_rules

@@ -2,7 +2,7 @@
 
 Definitions (failed calls are counted apart and stay out of every rate):
 - charge / article / verdict: ``accuracy`` = share of answered pairs whose judge grade is the right one; it is the
-  judge–rules agreement of domains/legal/agreement.py (the right grade is the rules grade), so an unreadable grade
+  judge–rules agreement of data/domains/legal/agreement.py (the right grade is the rules grade), so an unreadable grade
   is wrong. ``confusion[right][judged]`` counts answered pairs, judged ∈ 0 / 1 / 2 / unreadable.
 - term, ``diff_<d>`` kinds: the judge's error against the true difference d: ``exact_rate`` (error == d; an
   unreadable error counts as not exact), ``mae_months`` = mean |error − d| and ``bias_months`` = mean (error − d)
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from domains.legal.agreement import agreement_rate
+from data.domains.legal.agreement import agreement_rate
 from recipes.audit.report import TRUST_ACCURACY, failure_head, grade_block, mean, pct, rounded, trusted
 from recipes.audit.run import AuditRecord
 from recipes.legal.audit_pairs import GRADE_SCORE

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from domains.legal.agreement import AGREEMENT_TASKS
+from data.domains.legal.agreement import AGREEMENT_TASKS
 from recipes.evaluation.inputs import EvaluationInputError, Prediction, ScoringStoppedError
 from recipes.legal import metrics as M
 from recipes.legal.eval_inputs import task_of
@@ -26,7 +26,7 @@ def canonical_charges(names: Sequence[str]) -> list[str]:
 
     Each goes through canonical_charge: 贩卖毒品罪 → 走私、贩卖、运输、制造毒品罪.
     """
-    from domains.legal.charges import canonical_charge
+    from data.domains.legal.charges import canonical_charge
 
     return sorted({c for c in map(canonical_charge, names) if c})
 
@@ -72,12 +72,12 @@ def parse_prediction(
         view["unparseable"] = True
         return view
     if task == "charge":
-        from domains.legal.charges import align_charges, parse_charges
+        from data.domains.legal.charges import align_charges, parse_charges
 
         view["charges"] = align_charges(parse_charges(answer), gold_charges)
         view["unparseable"] = not view["charges"]
     elif task == "article":
-        from domains.legal.articles import parse_articles
+        from data.domains.legal.articles import parse_articles
 
         view["articles"] = parse_articles(answer)
         view["unparseable"] = not view["articles"]
@@ -243,7 +243,7 @@ async def score_all(
     The first failure (other than bad data) cancels what is still running and raises ScoringStoppedError carrying
     the records scored so far, so the caller can write them and say where it stopped.
     """
-    from common.progress import tqdm
+    from data.progress import tqdm
 
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise EvaluationInputError(f"--concurrency must be an integer >= 1, got {concurrency!r}")

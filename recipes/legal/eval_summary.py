@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from domains.legal.agreement import AGREEMENT_TASKS, agreement_rate
-from domains.legal.label_sets import LabelSets
+from data.domains.legal.agreement import AGREEMENT_TASKS, agreement_rate
+from data.domains.legal.label_sets import LabelSets
 from recipes.evaluation.report import clean
 from recipes.legal import metrics as M
 from recipes.legal.eval_inputs import TASKS, task_of
@@ -36,10 +36,10 @@ def _vocab(task: str) -> frozenset | None:
     """
     try:
         if task == "charge":
-            from domains.legal.charges import KNOWN_CHARGES, canonical_charge
+            from data.domains.legal.charges import KNOWN_CHARGES, canonical_charge
 
             return frozenset(map(canonical_charge, KNOWN_CHARGES))
-        from domains.legal.articles import KNOWN_ARTICLES
+        from data.domains.legal.articles import KNOWN_ARTICLES
 
         return frozenset(KNOWN_ARTICLES)
     except ImportError:

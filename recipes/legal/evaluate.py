@@ -19,9 +19,9 @@ an optional ``"sample"`` id; the format, the multi-sample rule and every skip re
 makes the first bad line an error naming it.
 Exit codes: 0 done, 2 bad input, 3 scoring stopped part-way (the judge is gone): the scored responses are written
 anyway, with ``overall.complete`` false and ``overall.stopped`` (reason, counts, first unscored line).
-``cail_score_official`` scores charges/articles over the contest's own label lists (domains/legal/label_sets.py).
+``cail_score_official`` scores charges/articles over the contest's own label lists (data/domains/legal/label_sets.py).
 
-Charges are compared after ``domains.legal.charges.canonical_charge`` on both gold and prediction (a partial
+Charges are compared after ``data.domains.legal.charges.canonical_charge`` on both gold and prediction (a partial
 selective form such as 贩卖毒品罪 is the label 走私、贩卖、运输、制造毒品罪), as the rules reward compares them, so
 accuracy, set F1, CAIL F1 and the confusion agree with the reward. Term MAE: see recipes/legal/metrics.py (an
 unreadable answer on a month-count gold counts as 0 months and is counted in ``term.mae_unparseable``).
@@ -34,7 +34,7 @@ metrics.json floats are rounded to 6 decimals.
 
 from __future__ import annotations
 
-import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import data.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import asyncio
 import sys
@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from domains.legal.label_sets import LabelSets, resolve_label_sets
+from data.domains.legal.label_sets import LabelSets, resolve_label_sets
 from recipes.evaluation import evaluate as G
 from recipes.evaluation.inputs import stopped_block  # noqa: F401  (re-exported)
 from recipes.evaluation.predictions import load_chat_template as _load_chat_template
@@ -137,7 +137,7 @@ def score(args: argparse.Namespace, data: dict[tuple[str, int], dict[str, Any]],
 
 
 def resolve_labels(labels: str | None, data_path: str) -> tuple[LabelSets | None, str]:
-    """The contest label lists for cail_score_official (see domains/legal/label_sets.py); bad --labels exits 2."""
+    """The contest label lists for cail_score_official (see data/domains/legal/label_sets.py); bad --labels exits 2."""
     try:
         return resolve_label_sets(labels, data_path)
     except ValueError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from domains.legal.tasks import TASKS, task_of
+from data.domains.legal.tasks import TASKS, task_of
 from recipes.recipe import Recipe
 
 __all__ = ["RECIPE"]

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from domains.legal.tasks import data_source
+from data.domains.legal.tasks import data_source
 from recipes.evaluation.report import (  # noqa: F401  (bar_labels, fmt, load_metrics: re-exported)
     ItemCoverage,
     Panel,

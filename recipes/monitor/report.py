@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.progress import tqdm
+from data.progress import tqdm
 from recipes.monitor.panels import recipe_sections
 from recipes.monitor.plots import Picture, draw_pictures, pictures_of
 from recipes.monitor.run_files import Metrics, RunFiles, RunFilesError, Skipped, read_metrics, read_rows

@@ -5,7 +5,7 @@
 
 The judge settings are the training config's reward kwargs with reasoning_scorer=judge; ``--judge-base-url`` (or
 env ``JUDGE_BASE_URL``) replaces its URL, ``--judge-model`` (or ``JUDGE_MODEL``) its model. Every question goes
-through rewards.safety.ask_judge: the same client, prompts (domains/safety/judge_prompts.yaml) and cap as training.
+through rewards.safety.ask_judge: the same client, prompts (data/domains/safety/judge_prompts.yaml) and cap as training.
 Pairs: recipes/safety/audit_pairs.py; the shared probe set, runner and report: recipes/audit/. Writes
 audit.json, audit.md and PNG plots into --out. Exit codes: 0 written; 1 the judge is unavailable; 2 bad input.
 """
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from domains.safety.parse import REASONING_CLOSE, REASONING_OPEN, extract_reasoning
+from data.domains.safety.parse import REASONING_CLOSE, REASONING_OPEN, extract_reasoning
 from judge.client import JudgeConfig, JudgeResult
 from recipes.audit import run as judge_audit
 from recipes.audit.report import failure_head, pct, trusted

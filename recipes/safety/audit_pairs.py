@@ -1,6 +1,6 @@
 """Safety judge-audit pairs: (gold reasoning, reasoning) pairs whose right grade the data's own gold makes certain.
 
-The reasoning grader (rewards/safety.py, reasoning_scorer=judge; wording domains/safety/judge_prompts.yaml) grades
+The reasoning grader (rewards/safety.py, reasoning_scorer=judge; wording data/domains/safety/judge_prompts.yaml) grades
 a reasoning against the gold reasoning: 2 same conclusion, 1 overlapping but missing or adding a problem, 0 opposite
 or no overlap. Below, a dimension is *flagged* by a gold when its score is below 100; a text is *clean* when nothing
 is flagged, *violating* when some score is at most 50 (FULL_MARKS - FAR_GAP: a serious problem, half the scale away
@@ -33,9 +33,9 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from domains.safety.dimensions import FULL_MARKS
-from domains.safety.gold import Gold, GoldError, gold_from_ground_truth
-from domains.safety.prompt import TEXT_FENCE_END, TEXT_FENCE_START
+from data.domains.safety.dimensions import FULL_MARKS
+from data.domains.safety.gold import Gold, GoldError, gold_from_ground_truth
+from data.domains.safety.prompt import TEXT_FENCE_END, TEXT_FENCE_START
 from recipes.audit.run import AuditPair, Probe
 
 __all__ = ["FAR_GAP", "KINDS", "TASK", "build_pairs", "differ_a_lot", "probe_pairs", "reformat", "text_of"]

@@ -8,7 +8,7 @@ The safety recipe's ``Recipe.evaluation`` for the shared evaluation (recipes/eva
 
 (``python -m recipes.safety.evaluate`` is the same with the recipe fixed.) Predictions are the shared JSONL
 (``{"index", "data_source": "safety", "response"[, "sample"]}``, recipes/evaluation/inputs.py). Every response is read
-by domains/safety/metrics.py against its row's gold scores; metrics.json holds ``safety`` (that module's
+by data/domains/safety/metrics.py against its row's gold scores; metrics.json holds ``safety`` (that module's
 ``summarize``: per-dimension MAE, share within 5 points, all-nine-within-5, key coverage, format rate, parse
 failures, violation detection at ``--threshold`` — score < threshold — with precision / recall / F1 per dimension,
 micro and macro) and ``overall`` (items, responses, the run and its input accounting). Several samples of one item
@@ -17,16 +17,16 @@ each count as one response. No reward and no judge are involved: the metrics are
 
 from __future__ import annotations
 
-import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import data.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from domains.safety.dimensions import DATA_SOURCE, DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
-from domains.safety.gold import gold_from_ground_truth
-from domains.safety.metrics import WITHIN, SampleEval, evaluate_response, key_errors, summarize
+from data.domains.safety.dimensions import DATA_SOURCE, DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
+from data.domains.safety.gold import gold_from_ground_truth
+from data.domains.safety.metrics import WITHIN, SampleEval, evaluate_response, key_errors, summarize
 from recipes.evaluation import evaluate as G
 from recipes.evaluation.inputs import LoadResult, Rows
 from recipes.safety.report import compare_sections, headline_table, write_report  # noqa: F401  (Recipe.evaluation)

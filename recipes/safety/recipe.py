@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from domains.safety.dimensions import DATA_SOURCE, VIOLATION_THRESHOLD
-from domains.safety.gold import gold_from_ground_truth
-from domains.safety.metrics import WITHIN, evaluate_response, summarize
-from domains.safety.prompt import gold_response
+from data.domains.safety.dimensions import DATA_SOURCE, VIOLATION_THRESHOLD
+from data.domains.safety.gold import gold_from_ground_truth
+from data.domains.safety.metrics import WITHIN, evaluate_response, summarize
+from data.domains.safety.prompt import gold_response
 from recipes.recipe import Recipe
 
 __all__ = ["RECIPE", "evaluate_predictions"]
@@ -45,7 +45,7 @@ def _uses_judge(reward_kwargs: Mapping[str, Any]) -> bool:
 def evaluate_predictions(
     responses: Sequence[str], ground_truths: Sequence[str], threshold: int = VIOLATION_THRESHOLD, tol: int = WITHIN
 ) -> dict[str, Any]:
-    """metrics.json content for responses against the rows' ground truths (domains.safety.metrics.summarize)."""
+    """metrics.json content for responses against the rows' ground truths (data.domains.safety.metrics.summarize)."""
     if len(responses) != len(ground_truths):
         raise ValueError(f"{len(responses)} responses for {len(ground_truths)} ground truths")
     samples = [

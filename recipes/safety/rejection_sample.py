@@ -28,7 +28,7 @@ Exit codes: 0 done, 2 bad input (named: file, row or line, field), 3 scoring sto
 
 from __future__ import annotations
 
-import common.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
+import data.setup_hint  # noqa: F401  (first: a missing package is one line, not a traceback)  # isort: skip
 import argparse
 import asyncio
 import json
@@ -40,10 +40,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from data.domains.safety.dimensions import DATA_SOURCE
+from data.domains.safety.gold import GoldError, gold_from_ground_truth
+from data.domains.safety.parse import sanitize
 from data.sft import SftParquetWriter, SftRow, read_sft_rows
-from domains.safety.dimensions import DATA_SOURCE
-from domains.safety.gold import GoldError, gold_from_ground_truth
-from domains.safety.parse import sanitize
 from recipes.safety.round_report import CollapseLimits, render_markdown, round_summary
 from recipes.safety.selection import Scored, saturated_texts, select
 

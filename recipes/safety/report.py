@@ -1,7 +1,7 @@
 """The safety evaluation's report.md, plots and compare tables (framework: recipes/evaluation/report.py).
 
 - error_hist.png: per dimension, the signed error score − gold of scored keys in the bands of
-  domains.safety.metrics.ERROR_BANDS (the middle one is "within 5"), plus a grey bar of unscored keys.
+  data.domains.safety.metrics.ERROR_BANDS (the middle one is "within 5"), plus a grey bar of unscored keys.
 - detection_confusion.png: per dimension, the 2×2 counts of violation detection (gold violated × flagged).
 Dimension names are drawn in Chinese when matplotlib finds a CJK font, else as D1…D9 with English glosses (report.md
 lists the codes).
@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from domains.safety.dimensions import DATA_SOURCE, DIMENSIONS
-from domains.safety.metrics import ERROR_BANDS, WITHIN, error_bands
+from data.domains.safety.dimensions import DATA_SOURCE, DIMENSIONS
+from data.domains.safety.metrics import ERROR_BANDS, WITHIN, error_bands
 from recipes.evaluation.report import (
     ItemCoverage,
     Panel,

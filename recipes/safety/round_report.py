@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from domains.safety.dimensions import DIMENSIONS, VIOLATION_THRESHOLD
-from domains.safety.parse import extract_answer, parse_answer, sanitize
+from data.domains.safety.dimensions import DIMENSIONS, VIOLATION_THRESHOLD
+from data.domains.safety.parse import extract_answer, parse_answer, sanitize
 from recipes.safety.selection import Scored, Selection, meaning_key
 
 __all__ = [

@@ -19,8 +19,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.parse import extract_answer, extract_reasoning, parse_answer, sanitize
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.parse import extract_answer, extract_reasoning, parse_answer, sanitize
 
 __all__ = ["Scored", "Selection", "answer_key", "meaning_key", "saturated_texts", "select"]
 

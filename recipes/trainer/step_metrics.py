@@ -18,7 +18,7 @@ Metrics (over the responses of the group; "judge calls" = responses with judge_c
 - Judge audits (hybrid mode, reward kwarg ``judge_audit_rate``), when the reward returns ``judge_audited``:
   ``judge_audited``: responses the rules decided that the judge graded too (their calls are in ``judge_calls``);
   ``judge_rules_agreement``: mean ``judge_rules_agree`` over the audited responses whose call did not fail
-  (domains/legal/agreement.py), skipped when there is none (a step without audits is no disagreement).
+  (data/domains/legal/agreement.py), skipped when there is none (a step without audits is no disagreement).
 - Judge fault rates over judge calls, present whenever their input key is (rewards/legal.py always returns it;
   0.0 in a group without judge calls): ``judge_unreadable_rate`` (mean ``judge_unreadable``: 200 replies with no
   readable grade), ``judge_off_choice_rate`` (mean ``judge_off_choice``: replies outside the requested choice set /

@@ -18,7 +18,7 @@ from helpers.figures import bar_texts, capture_figures, panel_titles
 from helpers.judge_server import ScriptedJudgeServer
 from matplotlib.collections import PathCollection
 
-from domains.legal.terms import parse_term
+from data.domains.legal.terms import parse_term
 from judge.client import JudgeConfig, close_judge_clients
 from judge.prompts import fence_prediction, neutralize
 from recipes.audit.report import compute_audit, write_outputs

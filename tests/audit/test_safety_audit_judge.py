@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.judge_server import ScriptedJudgeServer
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import Gold, ground_truth_json
-from domains.safety.judge import JUDGE_PROMPTS_PATH
-from domains.safety.prompt import build_prompt, gold_response
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import Gold, ground_truth_json
+from data.domains.safety.judge import JUDGE_PROMPTS_PATH
+from data.domains.safety.prompt import build_prompt, gold_response
 from judge.client import JudgeConfig, close_judge_clients
 from judge.prompts import fence_prediction, neutralize
 from recipes.audit import run as judge_audit

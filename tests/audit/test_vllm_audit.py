@@ -55,7 +55,7 @@ def test_safety_audit_runs_end_to_end_against_real_vllm(real_vllm: RealVLLM, tmp
     assert audit["failures"]["n"] == 0 and audit["n_questions"] == len(audit["records"]) == 20 + 13
     block = audit["tasks"]["reasoning"]
     assert block["answered"] == 20 and block["unreadable"] == 0  # vLLM's choice constraint: always a grade
-    assert audit["run"]["judge_prompts"].endswith("domains/safety/judge_prompts.yaml")
+    assert audit["run"]["judge_prompts"].endswith("data/domains/safety/judge_prompts.yaml")
     assert audit["advice"] and audit["advice"] in (out / "audit.md").read_text(encoding="utf-8")
     for plot in audit["plots"]:
         assert (out / plot).stat().st_size > 1000

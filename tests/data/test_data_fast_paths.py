@@ -13,12 +13,12 @@ import msgspec
 import pyarrow as pa
 import pytest
 
+from data.domains.legal.tasks import TASKS
 from data.reader import decode_record
 from data.rows import ROW_SCHEMA, RowBatch, build_rows
 from data.sources import SkipRecord, get_parser
 from data.sources.cail2018 import _parse, _stripped_utf8, parse_record, parse_rows_line, parse_scan_line
 from data.split import _nfkc, normalize_fact
-from domains.legal.tasks import TASKS
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data" / "samples"
@@ -182,8 +182,8 @@ def _plain_stats(cases: list, splits: list[str], tasks: list[tuple[str, ...]]) -
     """The counters of PrepareStats.add_case as it counted before: one case at a time, straight into the Counters."""
     from collections import Counter, defaultdict
 
+    from data.domains.legal.charges import is_known_charge
     from data.stats import term_bucket
-    from domains.legal.charges import is_known_charge
 
     counts = {k: defaultdict(Counter) for k in ("items", "charges", "articles", "terms")}
     cases_n, unknown, fine = Counter(), Counter(), Counter()
@@ -209,9 +209,9 @@ def _plain_stats(cases: list, splits: list[str], tasks: list[tuple[str, ...]]) -
 def test_stats_folded_counts_equal_case_by_case_counts():
     """add_case counts cases per distinct labels and folds them later: same counts, same first-seen key order (which
     decides most_common's ties in stats.json), as counting case by case."""
+    from data.domains.legal.terms import Term
     from data.sources.base import Case
     from data.stats import PrepareStats
-    from domains.legal.terms import Term
 
     parse = get_parser("cail2018")
     sample = [parse(decode_record(raw), f"s:{i}") for i, raw in enumerate(CAIL_LINES, 1)]

@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
+from data.domains.legal.tasks import TASKS
+from data.domains.legal.terms import Term, format_term
 from data.prepare import BadRecordError, NoUsableDataError, PrepareConfig, main, prepare
 from data.rows import ROW_SCHEMA
-from domains.legal.tasks import TASKS
-from domains.legal.terms import Term, format_term
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data" / "samples"

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from data.domains.legal.tasks import TASKS, build_prompt
 from data.prepare import PrepareConfig, prepare
 from data.tokens import DEFAULT_CONFIG, default_max_prompt_tokens, token_distribution
-from domains.legal.tasks import TASKS, build_prompt
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CAIL = str(REPO / "data" / "samples" / "cail2018_sample.jsonl")

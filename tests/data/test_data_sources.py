@@ -8,14 +8,14 @@ import pathlib
 import numpy as np
 import pytest
 
+from data.domains.legal.tasks import TASKS, build_prompt, data_source, parse_tasks, task_of
+from data.domains.legal.terms import Term
 from data.reader import decode_record
 from data.rows import format_articles, format_charges, term_text
 from data.sources import SkipRecord, get_parser
 from data.sources.base import Case
 from data.sources.judgments import clean_verdict, extract_articles, extract_facts, find_verdict
 from data.split import fact_key, first_occurrences, plan_split, task_quotas
-from domains.legal.tasks import TASKS, build_prompt, data_source, parse_tasks, task_of
-from domains.legal.terms import Term
 
 SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "data" / "samples"
 

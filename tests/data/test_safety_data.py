@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import gold_from_ground_truth
+from data.domains.safety.prompt import TEXT_FENCE_END, TEXT_FENCE_START
 from data.prepare import BadRecordError, PrepareConfig, prepare
 from data.reader import decode_record
 from data.sources import SkipRecord, get_parser, get_source
 from data.sources.safety import MAX_TEXT_CHARS, ROW_SCHEMA
 from data.split import normalize_fact
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import gold_from_ground_truth
-from domains.safety.prompt import TEXT_FENCE_END, TEXT_FENCE_START
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GOOD = REPO / "data" / "samples" / "safety_sample.jsonl"

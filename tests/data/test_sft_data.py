@@ -120,7 +120,7 @@ def _prepare(out: Path, *extra: str, inputs: tuple[Path, ...] = (SAFETY_SAMPLE,)
 
 
 def _fenced_text(messages: list[dict]) -> str:
-    from domains.safety.prompt import TEXT_FENCE_END, TEXT_FENCE_START
+    from data.domains.safety.prompt import TEXT_FENCE_END, TEXT_FENCE_START
 
     user = next(m["content"] for m in messages if m["role"] == "user")
     return user.split(TEXT_FENCE_START + "\n", 1)[1].split("\n" + TEXT_FENCE_END, 1)[0]
@@ -165,8 +165,8 @@ def test_sft_share_is_counted_and_disjoint_from_the_grpo_split(prepared_sft: Pat
 def test_sft_rows_are_the_grpo_prompt_plus_the_gold_response(prepared_sft: Path) -> None:
     """Each row: build_prompt(text) exactly as a GRPO row of that text would have it, then one assistant message =
     gold_response(gold scores, gold reasoning) of that text's input record."""
+    from data.domains.safety.prompt import build_prompt, gold_response
     from data.split import normalize_fact
-    from domains.safety.prompt import build_prompt, gold_response
 
     records = {}
     for line in SAFETY_SAMPLE.read_text(encoding="utf-8").splitlines():

@@ -17,7 +17,7 @@ import pytest
 from helpers.figures import bar_texts, capture_figures, panel_titles, suptitle
 from helpers.judge_fixtures import judge_server  # noqa: F401  (fixture; harmless once conftest re-exports it)
 
-from domains.legal.label_sets import LabelSets
+from data.domains.legal.label_sets import LabelSets
 from recipes.evaluation import evaluate as G
 from recipes.evaluation.report import fmt
 from recipes.legal import eval_scoring as S

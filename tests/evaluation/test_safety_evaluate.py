@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.figures import bar_texts, capture_figures, panel_titles, suptitle
 
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import gold_from_ground_truth
+from data.domains.safety.prompt import build_prompt, gold_response
 from data.prepare import PrepareConfig, prepare
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import gold_from_ground_truth
-from domains.safety.prompt import build_prompt, gold_response
 from recipes.evaluation import evaluate as G
 from recipes.recipe import KNOWN_RECIPES, load_recipe
 from recipes.safety import report as SR

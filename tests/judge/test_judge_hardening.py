@@ -19,10 +19,10 @@ from helpers.judge_fixtures import fresh_judge_clients, judge_client_for  # noqa
 from helpers.judge_server import ScriptedJudgeServer, gzip_bomb
 from helpers.legal_cases import GOLD, wrap
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import Gold as SafetyGold
-from domains.safety.gold import ground_truth_json
-from domains.safety.prompt import gold_response
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import Gold as SafetyGold
+from data.domains.safety.gold import ground_truth_json
+from data.domains.safety.prompt import gold_response
 from judge.client import JudgeUnavailableError, get_judge_client
 from judge.retry import backoff_s, retry_after_s
 from rewards.legal import JudgeCallFailedError

@@ -8,7 +8,7 @@ import unicodedata
 import pytest
 import yaml
 
-from domains.safety.judge import JUDGE_PROMPTS_PATH
+from data.domains.safety.judge import JUDGE_PROMPTS_PATH
 from judge.prompts import (
     DEFAULT_PROMPTS_PATH,
     build_grade_messages,

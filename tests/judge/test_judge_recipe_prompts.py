@@ -10,10 +10,10 @@ import pytest
 import yaml
 from helpers.judge_server import ScriptedJudgeServer
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import Gold, ground_truth_json
-from domains.safety.judge import JUDGE_PROMPTS_PATH, REASONING_LABEL
-from domains.safety.prompt import gold_response
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import Gold, ground_truth_json
+from data.domains.safety.judge import JUDGE_PROMPTS_PATH, REASONING_LABEL
+from data.domains.safety.prompt import gold_response
 from judge.client import JudgeConfig, close_judge_clients, get_judge_client
 from judge.prompts import DEFAULT_PROMPTS_PATH, build_grade_messages, load_prompts, structured_output_spec
 from rewards.legal import compute_score as legal_score
@@ -104,7 +104,7 @@ def test_safety_options_default_and_override(tmp_path):
     mine.write_text(yaml.safe_dump({"grade": {"system": "自定义", "user": _user_of(JUDGE_PROMPTS_PATH)}}), "utf-8")
     assert safety_options({**base, "judge_prompts_path": str(mine)}).judge.prompts_path == str(mine)
     relative = JudgeConfig(
-        base_urls=("http://127.0.0.1:23999/v1",), model="", prompts_path="domains/safety/judge_prompts.yaml"
+        base_urls=("http://127.0.0.1:23999/v1",), model="", prompts_path="data/domains/safety/judge_prompts.yaml"
     )
     assert relative.prompts_path == str(JUDGE_PROMPTS_PATH)
     assert JudgeConfig(base_urls=("http://127.0.0.1:23999/v1",), model="").prompts_path == ""

@@ -18,7 +18,7 @@ from helpers.judge_fixtures import close_judge_connections  # noqa: F401 - autou
 from helpers.legal_cases import GOLD, wrap
 from helpers.real_vllm import MAX_MODEL_LEN, RealVLLM
 
-from domains.legal.tasks import TASKS
+from data.domains.legal.tasks import TASKS
 from judge.client import JudgeConfig, JudgeUnavailableError, get_judge_client
 from judge.prompts import structured_output_spec
 from recipes.launch.commands import health_url, is_healthy

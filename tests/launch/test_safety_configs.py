@@ -12,9 +12,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import check_gold, ground_truth_json
-from domains.safety.prompt import gold_response
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import check_gold, ground_truth_json
+from data.domains.safety.prompt import gold_response
 from rewards.safety import compute_score, get_options, max_score
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

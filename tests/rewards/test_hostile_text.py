@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from common.cn_numerals import find_durations, parse_duration_months, to_halfwidth
-from domains.legal.articles import parse_article, parse_articles
-from domains.legal.charges import canonical_charge, normalize_charge, parse_charges
-from domains.legal.terms import find_term, parse_term
-from domains.legal.verdict import parse_fine, parse_verdict
+from data.domains.legal.articles import parse_article, parse_articles
+from data.domains.legal.charges import canonical_charge, normalize_charge, parse_charges
+from data.domains.legal.terms import find_term, parse_term
+from data.domains.legal.verdict import parse_fine, parse_verdict
+from judge.cn_numerals import find_durations, parse_duration_months, to_halfwidth
 from judge.parse import is_declined, parse_error_months, parse_grade
 from judge.prompts import build_grade_messages, build_term_error_messages, fence_prediction, neutralize
 from recipes.legal.evaluate import parse_prediction, predicted_term_code
@@ -92,18 +92,18 @@ RESPONSE_READERS: dict[str, Callable[[str], Any]] = {
 ANSWER_READERS: dict[str, Callable[[str], Any]] = {
     **{f"rewards.rules.score_rules[{task}]": (lambda t, task=task: score_rules(task, t, GOLDS[task]))
        for task in GOLDS},
-    "domains.legal.charges.parse_charges": parse_charges,
-    "domains.legal.charges.normalize_charge": normalize_charge,
-    "domains.legal.charges.canonical_charge": canonical_charge,
-    "domains.legal.articles.parse_articles": parse_articles,
-    "domains.legal.articles.parse_article": parse_article,
-    "domains.legal.terms.find_term": find_term,
-    "domains.legal.terms.parse_term": parse_term,
-    "domains.legal.verdict.parse_fine": parse_fine,
-    "domains.legal.verdict.parse_verdict": parse_verdict,
-    "common.cn_numerals.find_durations": find_durations,
-    "common.cn_numerals.parse_duration_months": parse_duration_months,
-    "common.cn_numerals.to_halfwidth": to_halfwidth,
+    "data.domains.legal.charges.parse_charges": parse_charges,
+    "data.domains.legal.charges.normalize_charge": normalize_charge,
+    "data.domains.legal.charges.canonical_charge": canonical_charge,
+    "data.domains.legal.articles.parse_articles": parse_articles,
+    "data.domains.legal.articles.parse_article": parse_article,
+    "data.domains.legal.terms.find_term": find_term,
+    "data.domains.legal.terms.parse_term": parse_term,
+    "data.domains.legal.verdict.parse_fine": parse_fine,
+    "data.domains.legal.verdict.parse_verdict": parse_verdict,
+    "judge.cn_numerals.find_durations": find_durations,
+    "judge.cn_numerals.parse_duration_months": parse_duration_months,
+    "judge.cn_numerals.to_halfwidth": to_halfwidth,
     **{f"recipes.legal.evaluate.parse_prediction[{task}]": (lambda t, task=task: parse_prediction(task, t))
        for task in GOLDS},
     "recipes.legal.evaluate.predicted_term_code": predicted_term_code,

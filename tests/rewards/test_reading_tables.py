@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from domains.legal.articles import parse_articles
-from domains.legal.charges import KNOWN_CHARGES, canonical_charge, parse_charges
-from domains.legal.terms import Term, find_term
+from data.domains.legal.articles import parse_articles
+from data.domains.legal.charges import KNOWN_CHARGES, canonical_charge, parse_charges
+from data.domains.legal.terms import Term, find_term
 from recipes.legal import evaluate as E
 from recipes.legal import metrics as M
 from rewards.format import extract_answer

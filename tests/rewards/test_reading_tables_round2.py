@@ -18,10 +18,10 @@ import pytest
 from helpers.judge_fixtures import close_judge_connections, no_judge_env  # noqa: F401 - autouse fixtures
 from helpers.judge_server import ScriptedJudgeServer
 
-from domains.legal import tasks
-from domains.legal.articles import parse_articles
-from domains.legal.charges import CHARGE_RENAMES, KNOWN_CHARGES, canonical_charge, parse_charges
-from domains.legal.terms import Term, find_term
+from data.domains.legal import tasks
+from data.domains.legal.articles import parse_articles
+from data.domains.legal.charges import CHARGE_RENAMES, KNOWN_CHARGES, canonical_charge, parse_charges
+from data.domains.legal.terms import Term, find_term
 from recipes.legal import evaluate as E
 from recipes.legal import metrics as M
 from rewards.format import extract_answer

@@ -22,10 +22,10 @@ from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManage
 from verl.trainer.ppo.reward import get_custom_reward_fn
 
 import rewards.legal as legal
+from data.domains.legal.charges import KNOWN_CHARGES
+from data.domains.legal.tasks import TASKS
 from data.rows import build_rows
 from data.sources import SkipRecord, get_parser
-from domains.legal.charges import KNOWN_CHARGES
-from domains.legal.tasks import TASKS
 from judge.client import JudgeUnavailableError
 from rewards.legal import RESULT_KEYS, JudgeCallFailedError, compute_score, get_options
 from rewards.rules import gold_from, score_rules

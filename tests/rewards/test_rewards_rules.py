@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from domains.legal.charges import KNOWN_CHARGES
-from domains.legal.terms import Term
+from data.domains.legal.charges import KNOWN_CHARGES
+from data.domains.legal.terms import Term
 from rewards.rules import (
     Gold,
     gold_from,

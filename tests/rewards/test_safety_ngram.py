@@ -24,9 +24,9 @@ import pytest
 import torch
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import check_gold, ground_truth_json
-from domains.safety.prompt import gold_response
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import check_gold, ground_truth_json
+from data.domains.safety.prompt import gold_response
 from rewards.safety import compute_score, get_options
 from rewards.safety_ngram import NgramReference, NgramReferenceError, load_reference, ngram_reasoning_score
 

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pytest
 
+from data.domains.safety.dimensions import DIMENSIONS, VIOLATION_THRESHOLD
+from data.domains.safety.gold import Gold, ground_truth_json
+from data.domains.safety.parse import ParsedAnswer, parse_answer
+from data.domains.safety.prompt import answer_json, gold_response
 from data.reader import decode_record
 from data.sources import get_parser
-from domains.safety.dimensions import DIMENSIONS, VIOLATION_THRESHOLD
-from domains.safety.gold import Gold, ground_truth_json
-from domains.safety.parse import ParsedAnswer, parse_answer
-from domains.safety.prompt import answer_json, gold_response
 from rewards.safety import compute_score, get_options, max_score
 from rewards.safety_parts import closeness_part, detection_part
 

@@ -21,12 +21,12 @@ from omegaconf import OmegaConf
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 from verl.trainer.ppo.reward import get_custom_reward_fn
 
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import Gold, GoldError, check_gold, ground_truth_json
+from data.domains.safety.parse import parse_answer
+from data.domains.safety.prompt import answer_json, gold_response
 from data.reader import decode_record
 from data.sources import SkipRecord, get_parser
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import Gold, GoldError, check_gold, ground_truth_json
-from domains.safety.parse import parse_answer
-from domains.safety.prompt import answer_json, gold_response
 from judge.client import JudgeUnavailableError, close_judge_clients
 from judge.embeddings import EmbeddingUnavailableError, close_embedding_clients, cosine
 from rewards.safety import RESULT_KEYS, ScorerCallError, compute_score, get_options, max_score

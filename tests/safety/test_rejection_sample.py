@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.prompt import gold_response
 from data.sources.safety import ROW_SCHEMA, build_rows, parse_record
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.prompt import gold_response
 from recipes.safety.rejection_sample import main
 from recipes.safety.round_report import (
     CollapseLimits,

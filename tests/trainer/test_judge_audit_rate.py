@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 from verl.trainer.ppo.reward import get_custom_reward_fn
 
-from domains.legal.agreement import AGREEMENT_TASKS, agreement_rate, scores_agree
+from data.domains.legal.agreement import AGREEMENT_TASKS, agreement_rate, scores_agree
 from recipes.trainer.step_metrics import aggregate_step_metrics, collect_reward_extras
 from rewards.legal import RESULT_KEYS, audit_selected, compute_score, get_options
 from rewards.rules import Gold, gold_from
@@ -239,7 +239,7 @@ def test_gold_dataclass_is_what_audit_hashes():
 
 def test_evaluate_shares_the_definition_and_runs_no_audits():
     """evaluate imports the one agreement definition and asks compute_score for no training-time audits."""
-    from domains.legal import agreement
+    from data.domains.legal import agreement
     from recipes.legal import eval_summary, evaluate
 
     assert evaluate.AGREEMENT_TASKS is agreement.AGREEMENT_TASKS

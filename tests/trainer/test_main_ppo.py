@@ -109,9 +109,9 @@ def test_hook_adds_the_safety_recipes_metrics_from_real_reward_outputs(monkeypat
     extras are what rewards/safety.py returns for a gold answer and for one 10 points below the gold everywhere."""
     import asyncio
 
-    from domains.safety.dimensions import DIMENSIONS
-    from domains.safety.gold import check_gold, ground_truth_json
-    from domains.safety.prompt import gold_response
+    from data.domains.safety.dimensions import DIMENSIONS
+    from data.domains.safety.gold import check_gold, ground_truth_json
+    from data.domains.safety.prompt import gold_response
     from rewards.safety import compute_score
 
     gold_scores = {**dict.fromkeys(DIMENSIONS, 90), "敏感词": 30}

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.gold import check_gold, ground_truth_json
-from domains.safety.prompt import gold_response
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.gold import check_gold, ground_truth_json
+from data.domains.safety.prompt import gold_response
 from recipes.safety.recipe import RECIPE
 from recipes.trainer.step_metrics import aggregate_step_metrics, collect_reward_extras
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from common.cn_numerals import cn_to_int, to_halfwidth
+from judge.cn_numerals import cn_to_int, to_halfwidth
 
 __all__ = ["KNOWN_ARTICLES", "is_criminal_law_title", "parse_article", "parse_articles"]
 

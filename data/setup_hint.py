@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV = REPO_ROOT / ".venv"
 SETUP_COMMAND = "bash scripts/test.sh"
 # A missing module of our own is a wrong working directory or a bug, not a missing install: keep its traceback.
-OWN_PACKAGES = frozenset({"recipes", "rewards", "judge", "data", "domains", "common"})
+OWN_PACKAGES = frozenset({"recipes", "rewards", "judge", "data"})
 
 
 def _entry_command() -> str:

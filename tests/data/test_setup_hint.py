@@ -36,7 +36,7 @@ def test_missing_package_is_one_line(args, package):
 
 def test_own_missing_module_keeps_its_traceback():
     """A missing module of ours is a bug or a wrong directory, not a missing install: the traceback stays."""
-    code = "import common.setup_hint, sys; import recipes.no_such_module"
+    code = "import data.setup_hint, sys; import recipes.no_such_module"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "recipes.no_such_module" in proc.stderr
@@ -44,7 +44,7 @@ def test_own_missing_module_keeps_its_traceback():
 
 def test_message_names_setup_or_activation(monkeypatch):
     """Outside .venv (when one exists) the line says to activate it; inside, to run the set-up command."""
-    import common.setup_hint as H
+    import data.setup_hint as H
 
     monkeypatch.setattr(H, "_in_project_venv", lambda: False)
     monkeypatch.setattr(H, "VENV", REPO / "tests")  # a folder without bin/python: nothing set up yet

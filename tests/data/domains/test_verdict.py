@@ -1,10 +1,10 @@
-"""Verdict parsing and building (domains.legal.verdict)."""
+"""Verdict parsing and building (data.domains.legal.verdict)."""
 
 import pytest
 
-from domains.legal.charges import normalize_charges
-from domains.legal.terms import Term
-from domains.legal.verdict import VerdictParts, build_verdict, parse_fine, parse_verdict
+from data.domains.legal.charges import normalize_charges
+from data.domains.legal.terms import Term
+from data.domains.legal.verdict import VerdictParts, build_verdict, parse_fine, parse_verdict
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""Charge names (domains.legal.charges)."""
+"""Charge names (data.domains.legal.charges)."""
 
 from pathlib import Path
 
 import pytest
 
-from domains.legal.charges import (
+from data.domains.legal.charges import (
     CHARGES_FILE,
     KNOWN_CHARGES,
     align_charges,

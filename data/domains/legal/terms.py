@@ -7,7 +7,7 @@ Reading policy (README "How answers are read"):
   answer that gives only a range or a hedge names no term (unreadable, like statute text: a range is not a
   prediction, and reading one bound would pay for hedging). 三年左右 is a point estimate and reads as 36 months.
 - A number without a unit (12, 刑期：12) is unreadable: 12 could be months or years. Only where the prompt fixes the
-  unit (``bare_months``: the task's instruction asks for the term in months, domains.legal.tasks.fixes_months) is a
+  unit (``bare_months``: the task's instruction asks for the term in months, data.domains.legal.tasks.fixes_months) is a
   bare number that is the whole answer read as that many months.
 - A fine is a sentence without prison (单处罚金, 判处罚金…) only on its own: 并处罚金 adds a fine to a principal
   penalty, and beside a range quoted from the statute (三年以下有期徒刑、拘役或者管制，并处罚金) a fine names no term.
@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import cn2an
 
-from common.cn_numerals import cn_to_int, find_durations, to_halfwidth
+from judge.cn_numerals import cn_to_int, find_durations, to_halfwidth
 
 MAX_TEXT_CHARS = 10_000  # readers look at this many characters only: bounded time on any input
 

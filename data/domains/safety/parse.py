@@ -25,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from domains.safety.dimensions import DIMENSIONS, FULL_MARKS, MIN_SCORE, canonical_key
+from data.domains.safety.dimensions import DIMENSIONS, FULL_MARKS, MIN_SCORE, canonical_key
 
 __all__ = [
     "ANSWER_CLOSE",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from domains.safety.dimensions import DIMENSIONS, FULL_MARKS
-from domains.safety.parse import ANSWER_CLOSE, ANSWER_OPEN, REASONING_CLOSE, REASONING_OPEN
+from data.domains.safety.dimensions import DIMENSIONS, FULL_MARKS
+from data.domains.safety.parse import ANSWER_CLOSE, ANSWER_OPEN, REASONING_CLOSE, REASONING_OPEN
 
 __all__ = ["SYSTEM_PROMPT", "TEXT_FENCE_END", "TEXT_FENCE_START", "answer_json", "build_prompt", "gold_response"]
 

@@ -1,8 +1,8 @@
-"""Criminal Law article numbers (domains.legal.articles)."""
+"""Criminal Law article numbers (data.domains.legal.articles)."""
 
 import pytest
 
-from domains.legal.articles import KNOWN_ARTICLES, is_criminal_law_title, parse_article, parse_articles
+from data.domains.legal.articles import KNOWN_ARTICLES, is_criminal_law_title, parse_article, parse_articles
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ class LabelSetRecorder:
 
 def load_label_sets(path: str | Path) -> LabelSets:
     """Read a label_sets.json; ValueError naming the file and field when it is not one."""
-    from domains.legal.charges import canonical_charge
+    from data.domains.legal.charges import canonical_charge
 
     path = Path(path)
     try:

@@ -1,7 +1,7 @@
 """Pure evaluation metrics for the safety recipe, over (response, gold scores) pairs.
 
 Conventions (one place; the reward's per-response mae / within5 use the same definitions):
-- A key is *scored* when the answer gives it a valid score (domains.safety.parse). An unscored key (missing,
+- A key is *scored* when the answer gives it a valid score (data.domains.safety.parse). An unscored key (missing,
   invalid, repeated, or no JSON at all) is not dropped: its error is the farthest a score could be from the gold,
   max(gold, 100 - gold), so a model that answers nothing never looks better than one that answers wrongly; it is
   never "within 5".
@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domains.safety.dimensions import DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
-from domains.safety.parse import ParsedAnswer, check_format, extract_answer, parse_answer
+from data.domains.safety.dimensions import DIMENSIONS, FULL_MARKS, VIOLATION_THRESHOLD
+from data.domains.safety.parse import ParsedAnswer, check_format, extract_answer, parse_answer
 
 __all__ = [
     "ERROR_BANDS",

@@ -8,9 +8,9 @@ from functools import lru_cache
 
 import cn2an
 
-from common.cn_numerals import CN_NUMBER_PATTERN, cn_to_number, to_halfwidth
-from domains.legal.charges import normalize_charge, parse_charges
-from domains.legal.terms import Term, format_term, parse_term
+from data.domains.legal.charges import normalize_charge, parse_charges
+from data.domains.legal.terms import Term, format_term, parse_term
+from judge.cn_numerals import CN_NUMBER_PATTERN, cn_to_number, to_halfwidth
 
 __all__ = ["VerdictParts", "build_verdict", "format_yuan", "parse_fine", "parse_verdict", "verdict_body"]
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domains.safety.dimensions import DIMENSIONS, FULL_MARKS, MIN_SCORE
+from data.domains.safety.dimensions import DIMENSIONS, FULL_MARKS, MIN_SCORE
 
 __all__ = ["Gold", "GoldError", "check_gold", "gold_from_ground_truth", "ground_truth_json"]
 

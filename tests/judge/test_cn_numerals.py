@@ -1,8 +1,8 @@
-"""Chinese numerals and durations (common.cn_numerals)."""
+"""Chinese numerals and durations (judge.cn_numerals)."""
 
 import pytest
 
-from common.cn_numerals import cn_to_int, cn_to_number, find_durations, parse_duration_months, to_halfwidth
+from judge.cn_numerals import cn_to_int, cn_to_number, find_durations, parse_duration_months, to_halfwidth
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
-"""Prison-term parsing and formatting (domains.legal.terms)."""
+"""Prison-term parsing and formatting (data.domains.legal.terms)."""
 
 import pytest
 
-from domains.legal.terms import Term, cail_code, find_term, format_term, parse_term, term_from_cail, term_to_cail
+from data.domains.legal.terms import Term, cail_code, find_term, format_term, parse_term, term_from_cail, term_to_cail
 
 FIXED = "fixed"
 

@@ -1,4 +1,4 @@
-"""domains/safety/parse.py: the format rule, block extraction, lenient/strict answer parsing, bounded time."""
+"""data/domains/safety/parse.py: the format rule, block extraction, lenient/strict answer parsing, bounded time."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.parse import (
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.parse import (
     MAX_RESPONSE_CHARS,
     check_format,
     extract_answer,
@@ -17,7 +17,7 @@ from domains.safety.parse import (
     read_score,
     sanitize,
 )
-from domains.safety.prompt import answer_json, build_prompt, gold_response
+from data.domains.safety.prompt import answer_json, build_prompt, gold_response
 
 ALL_100 = dict.fromkeys(DIMENSIONS, 100)
 SOME = {**ALL_100, "敏感词": 40, "虚假信息": 85}

@@ -1,4 +1,4 @@
-"""domains/safety/metrics.py on hand-made predictions; the arithmetic of every expected number is written out."""
+"""data/domains/safety/metrics.py on hand-made predictions; the arithmetic of every expected number is written out."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from domains.safety.dimensions import DIMENSIONS
-from domains.safety.metrics import (
+from data.domains.safety.dimensions import DIMENSIONS
+from data.domains.safety.metrics import (
     ERROR_BANDS,
     all_within_rate,
     detection,

@@ -1,4 +1,4 @@
-"""common.progress.tqdm: a bar on a terminal, clean newline-terminated lines in logs and pipes."""
+"""data.progress.tqdm: a bar on a terminal, clean newline-terminated lines in logs and pipes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.judge_server import ScriptedJudgeServer
 
-from common.progress import INTERVAL_ENV, LOG_INTERVAL_S, interval_s, tqdm
+from data.progress import INTERVAL_ENV, LOG_INTERVAL_S, interval_s, tqdm
 
 
 class FakeTerminal(io.StringIO):

@@ -1,1 +1,0 @@
-"""Each recipe's domain knowledge (labels, gold parsing, prompts): below rewards/, data/ and recipes/, above common/."""
