@@ -13,25 +13,21 @@ import subprocess
 import time
 from pathlib import Path
 
+from recipes.trainer.cpu.judge import (  # noqa: F401  (re-exported: one set of server settings for tests and the loop)
+    MAX_MODEL_LEN,
+    SERVER_ARGS,
+    SERVER_ENV,
+    SERVER_MODULE,
+    STARTUP_TIMEOUT_S,
+    vllm_python,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_VENV_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
-SERVER_MODULE = "vllm.entrypoints.openai.api_server"
-MAX_MODEL_LEN = 2048
-# vLLM's CPU build: 1 GiB of KV cache is plenty for the tiny model; float32 (no bf16 kernels needed); eager, so no
-# minutes of inductor compilation on a busy 2-core box (the API and structured outputs are the same).
-SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-SERVER_ARGS = ("--dtype", "float32", "--enforce-eager")
-STARTUP_TIMEOUT_S = 600
 # Variables of the caller that would change what the scripts do.
 SCRUB = (
     "JUDGE_BASE_URL", "JUDGE_PORT", "JUDGE_HOST", "JUDGE_GPUS", "JUDGE_MODEL", "JUDGE_STARTUP_TIMEOUT_S", "NNODES",
     "RAY_ADDRESS", "RUN_TAG", "RUN_NAME", "CUDA_VISIBLE_DEVICES", "VLLM", "PYTHON", "PYTHON_BIN",
 )  # fmt: skip
-
-
-def vllm_python() -> Path:
-    """The vLLM venv's interpreter: $LEGAL_VLLM_PYTHON (set by scripts/test.sh) or .venv-vllm/bin/python."""
-    return Path(os.environ.get("LEGAL_VLLM_PYTHON") or DEFAULT_VENV_PYTHON)
 
 
 def tier_off_reason() -> str | None:
