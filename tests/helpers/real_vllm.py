@@ -19,6 +19,7 @@ from recipes.trainer.cpu.judge import (  # noqa: F401  (re-exported: one set of 
     SERVER_ENV,
     SERVER_MODULE,
     STARTUP_TIMEOUT_S,
+    judge_overrides,
     vllm_python,
 )
 
@@ -128,17 +129,7 @@ class RealVLLM:
     def overrides(self, port: int | None = None, log: Path | None = None) -> list[str]:
         """Hydra overrides pointing the config's judge section at the tiny model and vLLM's CPU build."""
         port = port or self.port
-        command = f"[{vllm_python()},-m,{SERVER_MODULE},--model,'{{model}}']"
-        return [
-            f"judge.model={self.model_dir}",
-            f"judge.port={port}",
-            "judge.host=127.0.0.1",
-            "judge.gpus='0'",
-            f"judge.max_model_len={MAX_MODEL_LEN}",
-            f"judge.server_command={command}",
-            f"judge.server_args=[{','.join(SERVER_ARGS)}]",
-            f"judge.log_file={log or self.work_dir / f'judge-{port}.log'}",
-        ]
+        return judge_overrides(self.model_dir, port, log or self.work_dir / f"judge-{port}.log")
 
     def running(self) -> bool:
         """The server we started is alive."""

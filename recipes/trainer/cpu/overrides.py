@@ -129,12 +129,12 @@ def cpu_changes(
             ("ray_kwargs.ray_init.num_gpus", 1, "Ray resources: a fake GPU places verl's worker"),
             ("ray_kwargs.ray_init.include_dashboard", False, "Ray resources"),
         ]
-    changes = []
-    for key, value, why in wanted:
-        was = _get(cfg, key)
-        if was != value:
-            changes.append(Change(key, value, was, why))
-    return changes
+    return _changes(cfg, wanted)
+
+
+def _changes(cfg: Any, wanted: Iterable[tuple[str, Any, str]]) -> list[Change]:
+    """The wanted (key, value, why) that differ from the config, as Changes."""
+    return [Change(key, value, was, why) for key, value, why in wanted if (was := _get(cfg, key)) != value]
 
 
 def hydra_overrides(cfg: Any, changes: Iterable[Change]) -> list[str]:
@@ -173,9 +173,4 @@ def sft_cpu_changes(
         ("trainer.default_local_dir", str(out / "checkpoints"), "outputs of the rehearsal"),
         ("trainer.logger", ["console", "file"], "metrics as JSONL, no wandb account needed"),
     ]
-    changes = []
-    for key, value, why in wanted:
-        was = _get(cfg, key)
-        if was != value:
-            changes.append(Change(key, value, was, why))
-    return changes
+    return _changes(cfg, wanted)
