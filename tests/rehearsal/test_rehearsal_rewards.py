@@ -10,6 +10,7 @@ responses are counted and the trainer hook raises the one line main() prints.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import types
@@ -26,18 +27,24 @@ N_PER_GROUP = 4
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    """A private Ray for this module (own temp dir, no dashboard); stopped after."""
+    """A private Ray for this module (own temp dir, no dashboard, no token auth); stopped after, with the process's
+    environment as it was (ray.init sets RAY_AUTH_MODE=token in os.environ when ~/.ray/auth_token exists, and a
+    later test's Ray in this process then fails to start its GCS)."""
     import ray
 
     if ray.is_initialized():  # an earlier test in this process left a Ray connection (verl/TransferQueue init it)
         ray.shutdown()
     temp = tempfile.mkdtemp(prefix="lrr", dir="/tmp")
+    saved = dict(os.environ)
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a throwaway local cluster (VERL_NOTES: token auth and ~/.ray)
     ray.init(num_cpus=4, include_dashboard=False, _temp_dir=temp, logging_level="ERROR")
     try:
         yield
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
