@@ -10,15 +10,26 @@ and the export/evaluate test (test_trained_checkpoints.py):
   all four legal tasks, and validation takes the first VAL_SAMPLES rows of test.parquet;
 - `trainer.log_val_generations=3`: the validation table is a choice, not every sample;
 - wandb in offline mode beside the file logger (its own WANDB_DIR): the table the trainer logs is read back.
+
+The session's runs start together, PARALLEL_RUNS at a time, when the first test asks for one (`run_all`, from the
+`loop_runs` fixture, with the configs its selected tests name in `@pytest.mark.loop_runs(...)`): a run keeps one of
+the two cores busy for most of its ~160 s (its Ray processes start one after the other), so two at a time take about
+two thirds of the time of two in turn (measured: legal_grpo_rules + safety_grpo_ngram 218 s together, 325 s in turn).
+Runs share nothing but the loopback judge, the wandb folder and the tiny model (built once, before they start); each
+Ray has its own temp dir and ports, and the multi-node cluster's fixed ports lie outside Ray's random worker range.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from helpers.tiny_model import build_tiny_model
 
 from recipes.launch.commands import DEFAULT_CONFIG
 from recipes.rehearsal.rehearse_loop import read_jsonl
@@ -32,6 +43,7 @@ OVERRIDES = [
     "trainer.logger=[console,file,wandb]",
 ]
 TIMEOUT_S = 2300
+PARALLEL_RUNS = 2
 
 
 @dataclass
@@ -76,18 +88,34 @@ class LoopRuns:
 
     def __init__(self, work: Path, judge_url: str, wandb_dir: Path) -> None:
         self.work, self.judge_url, self.wandb_dir = work, judge_url, wandb_dir
-        self._runs: dict[str, LoopRun] = {}
+        self._runs: dict[str, Future[LoopRun]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=PARALLEL_RUNS, thread_name_prefix="loop-run")
 
     @property
     def tiny_model(self) -> Path:
         """Where the script builds the tiny model (the loopback judge serves this name)."""
         return self.work / "tiny_qwen"
 
+    def run_all(self, configs: Iterable[str]) -> None:
+        """Run the configs not run yet, PARALLEL_RUNS at a time, and wait for all of them."""
+        build_tiny_model(self.tiny_model)  # before any script: concurrent scripts must not build it at once
+        for config in dict.fromkeys(configs):
+            if config not in self._runs:
+                self._runs[config] = self._pool.submit(self._run, config)
+        for future in list(self._runs.values()):
+            future.exception()  # waits; a run's own error is raised by get() in the test that asks for it
+
     def get(self, config: str) -> LoopRun:
         """The config's run (started now when no test asked for it before)."""
-        if config not in self._runs:
-            self._runs[config] = LoopRun(config, self._run_script(config), self.work)
-        return self._runs[config]
+        self.run_all([config])
+        return self._runs[config].result()
+
+    def close(self) -> None:
+        """Wait for runs still going (none once run_all returned) and stop the pool."""
+        self._pool.shutdown(wait=True)
+
+    def _run(self, config: str) -> LoopRun:
+        return LoopRun(config, self._run_script(config), self.work)
 
     def _run_script(self, config: str) -> subprocess.CompletedProcess:
         skip = ("JUDGE_", "RAY_", "NNODES", "CUDA_VISIBLE", "WANDB_")

@@ -41,6 +41,7 @@ from recipes.trainer.val_generations import IN_TABLE, VAL_TABLE_KEY, select_indi
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = {"legal": "legal_grpo_rules", "safety": "safety_grpo_ngram"}
+pytestmark = pytest.mark.loop_runs(*CONFIGS.values())
 TABLE_ROWS = VAL_TABLE_ROWS
 
 

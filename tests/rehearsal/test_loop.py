@@ -10,7 +10,7 @@ before and after, the checkpoint, the resumed step, the same weights after the r
 A config verl cannot run on the CPU names verl's reason here; `--wall` (tests/rehearsal/test_rehearsal.py) keeps
 covering it.
 
-Slow (minutes per config: two Ray start-ups); one Ray cluster at a time.
+Slow (minutes per config: two Ray start-ups); the session's runs go two at a time (tests/helpers/loop_runs.py).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _recomputed(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 @pytest.mark.timeout(2400)
-@pytest.mark.parametrize("name", LOOP)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.loop_runs(name)) for name in LOOP])
 def test_config_trains_checkpoints_and_resumes_on_cpu(name: str, loop_runs: LoopRuns) -> None:
     """N real steps, validation, checkpoint, a resumed step N+1 with the same weights; our metrics match the dump."""
     run = loop_runs.get(name)

@@ -118,6 +118,7 @@ def test_export_names_what_is_not_a_checkpoint(tmp_path: Path, layout: str, mess
 
 
 @pytest.mark.timeout(2400)
+@pytest.mark.loop_runs("legal_grpo_rules")
 def test_legal_grpo_export_evaluates_to_the_trainers_validation(loop_runs: LoopRuns, tmp_path: Path) -> None:
     """legal_grpo_rules (no judge), the loop tier's run (2 real GRPO steps + a resumed one): the last checkpoint
     exported, evaluated with `recipes.evaluation.evaluate --backend hf --mode rules` on the rows the trainer validated
