@@ -98,10 +98,11 @@ class LoopRuns:
 
     def run_all(self, configs: Iterable[str]) -> None:
         """Run the configs not run yet, PARALLEL_RUNS at a time, and wait for all of them."""
-        build_tiny_model(self.tiny_model)  # before any script: concurrent scripts must not build it at once
-        for config in dict.fromkeys(configs):
-            if config not in self._runs:
-                self._runs[config] = self._pool.submit(self._run, config)
+        new = [config for config in dict.fromkeys(configs) if config not in self._runs]
+        if new:
+            build_tiny_model(self.tiny_model)  # before any script: concurrent scripts must not build it at once
+        for config in new:
+            self._runs[config] = self._pool.submit(self._run, config)
         for future in list(self._runs.values()):
             future.exception()  # waits; a run's own error is raised by get() in the test that asks for it
 
