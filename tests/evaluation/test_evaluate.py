@@ -53,8 +53,16 @@ def make_row(index: int) -> dict:
         "ability": "legal",
         "reward_model": {"style": "rule", "ground_truth": gold},
         "extra_info": {
-            "index": index, "task": task, "charges": charges, "articles": articles, "term_kind": kind,
-            "term_months": months, "fine": 2000, "verdict": VERDICT_7, "split": "test", "case_id": f"case-{index}",
+            "index": index,
+            "task": task,
+            "charges": charges,
+            "articles": articles,
+            "term_kind": kind,
+            "term_months": months,
+            "fine": 2000,
+            "verdict": VERDICT_7,
+            "split": "test",
+            "case_id": f"case-{index}",
         },
     }
 
@@ -113,9 +121,15 @@ async def fake_compute_score(data_source, solution_str, ground_truth, extra_info
         good = "好" in answer if judge else ("好" in answer and "对" in answer)
         task_score = 2.0 if good else -2.0
     return {
-        "score": task_score + (0.0 if fmt else -1.0), "format_ok": int(fmt), "format_score": 0.0 if fmt else -1.0,
-        "task_score": task_score, "acc": float(task_score == 2.0), "judge_called": int(judge), "judge_failed": 0,
-        "judge_latency_ms": 0.0, "cache_hit": 0,
+        "score": task_score + (0.0 if fmt else -1.0),
+        "format_ok": int(fmt),
+        "format_score": 0.0 if fmt else -1.0,
+        "task_score": task_score,
+        "acc": float(task_score == 2.0),
+        "judge_called": int(judge),
+        "judge_failed": 0,
+        "judge_latency_ms": 0.0,
+        "cache_hit": 0,
     }
 
 
@@ -213,7 +227,10 @@ def test_bad_input_counted(data_path, tmp_path):
     data = E.load_data(data_path)
     loaded = E.load_predictions(write_predictions(tmp_path / "p.jsonl", BAD_LINES), data)
     assert dict(loaded.skipped) == {
-        "unknown_index": 1, "malformed_json": 2, "data_source_mismatch": 1, "missing_field": 1,
+        "unknown_index": 1,
+        "malformed_json": 2,
+        "data_source_mismatch": 1,
+        "missing_field": 1,
     }
     assert loaded.empty_responses == 1
     # line 14 repeats line 4 (index 2, same text, no sample id): kept as a second sample of item 2
@@ -222,8 +239,12 @@ def test_bad_input_counted(data_path, tmp_path):
     assert len(loaded.predictions) == 15
     assert [p.line for p in loaded.predictions if p.index == 2] == [4, 14]
     assert [(i["line"], i["reason"]) for i in loaded.issues] == [
-        (13, "unknown_index"), (15, "malformed_json"), (16, "data_source_mismatch"),
-        (17, "empty_response"), (18, "missing_field"), (19, "malformed_json"),
+        (13, "unknown_index"),
+        (15, "malformed_json"),
+        (16, "data_source_mismatch"),
+        (17, "empty_response"),
+        (18, "missing_field"),
+        (19, "malformed_json"),
     ]
 
 
@@ -349,9 +370,21 @@ def test_training_template_missing_is_a_clear_error():
 def test_model_without_vllm_fails_clearly(data_path, tmp_path):
     """--model on a machine without vLLM: exit code 2 and a message that says what to do."""
     proc = subprocess.run(
-        [sys.executable, "-m", "recipes.legal.evaluate", "--data", str(data_path), "--model", "/models/x",
-         "--out", str(tmp_path / "r")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "recipes.legal.evaluate",
+            "--data",
+            str(data_path),
+            "--model",
+            "/models/x",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "--model needs vLLM" in proc.stderr and "--predictions" in proc.stderr
@@ -359,8 +392,13 @@ def test_model_without_vllm_fails_clearly(data_path, tmp_path):
 
 @pytest.mark.parametrize(
     ("mode", "url", "effective", "noted"),
-    [("rules", None, "rules", False), ("judge", None, "rules", True), ("hybrid", None, "rules", True),
-     ("judge", "http://127.0.0.1:1/v1", "judge", False), ("hybrid", "http://127.0.0.1:1/v1", "hybrid", False)],
+    [
+        ("rules", None, "rules", False),
+        ("judge", None, "rules", True),
+        ("hybrid", None, "rules", True),
+        ("judge", "http://127.0.0.1:1/v1", "judge", False),
+        ("hybrid", "http://127.0.0.1:1/v1", "hybrid", False),
+    ],
 )
 def test_resolve_mode(monkeypatch, mode, url, effective, noted):
     """Judge modes without a judge URL fall back to rules and say so."""
@@ -372,14 +410,50 @@ def test_resolve_mode(monkeypatch, mode, url, effective, noted):
 
 # ------------------------------------------------------------------ end to end on the shipped sample (real reward)
 CONTRACT_KEYS = {
-    "charge": {"n_items", "n_responses", "format_ok_rate", "mean_reward", "accuracy", "set_f1", "cail_score",
-               "unparseable", "judge_failures"},
-    "article": {"n_items", "n_responses", "format_ok_rate", "mean_reward", "accuracy", "set_f1", "cail_score",
-                "unparseable", "judge_failures"},
-    "term": {"n_items", "n_responses", "format_ok_rate", "mean_reward", "mae_months", "kind_accuracy",
-             "cail_term_score", "lawbench_term_score", "unparseable", "judge_failures"},
-    "verdict": {"n_items", "n_responses", "format_ok_rate", "mean_reward", "judge_score_mean",
-                "judge_rules_agreement", "unparseable", "judge_failures"},
+    "charge": {
+        "n_items",
+        "n_responses",
+        "format_ok_rate",
+        "mean_reward",
+        "accuracy",
+        "set_f1",
+        "cail_score",
+        "unparseable",
+        "judge_failures",
+    },
+    "article": {
+        "n_items",
+        "n_responses",
+        "format_ok_rate",
+        "mean_reward",
+        "accuracy",
+        "set_f1",
+        "cail_score",
+        "unparseable",
+        "judge_failures",
+    },
+    "term": {
+        "n_items",
+        "n_responses",
+        "format_ok_rate",
+        "mean_reward",
+        "mae_months",
+        "kind_accuracy",
+        "cail_term_score",
+        "lawbench_term_score",
+        "unparseable",
+        "judge_failures",
+    },
+    "verdict": {
+        "n_items",
+        "n_responses",
+        "format_ok_rate",
+        "mean_reward",
+        "judge_score_mean",
+        "judge_rules_agreement",
+        "unparseable",
+        "judge_failures",
+    },
 }
 WRONG_CHARGES = ("放火罪", "盗窃罪")
 WRONG_ARTICLES = (1, 2)
@@ -390,9 +464,21 @@ def sample_test_parquet(tmp_path_factory) -> Path:
     """data.prepare on the shipped CAIL2018 sample → test.parquet."""
     out = tmp_path_factory.mktemp("prepared")
     proc = subprocess.run(
-        [sys.executable, "-m", "data.prepare", "--source", "cail2018", "--input",
-         "data/samples/cail2018_sample.jsonl", "--output", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "data.prepare",
+            "--source",
+            "cail2018",
+            "--input",
+            "data/samples/cail2018_sample.jsonl",
+            "--output",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     return out / "test.parquet"
@@ -421,8 +507,7 @@ def sample_predictions(parquet: Path, path: Path) -> tuple[list[dict], list[bool
     lines = []
     for row, ok in zip(rows, right, strict=True):
         text = row["reward_model"]["ground_truth"] if ok else wrong_answer(row)
-        lines.append({"index": row["extra_info"]["index"], "data_source": row["data_source"],
-                      "response": ans(text)})
+        lines.append({"index": row["extra_info"]["index"], "data_source": row["data_source"], "response": ans(text)})
     body = [json.dumps(x, ensure_ascii=False) for x in lines]
     body += [json.dumps({"index": 10**9, "data_source": "legal/charge", "response": ans("x")}), "{oops"]
     path.write_text("\n".join(body) + "\n", encoding="utf-8")
@@ -456,8 +541,20 @@ def test_end_to_end_rules_mode(sample_test_parquet, tmp_path):
     """evaluate --mode rules on the prepared sample: metrics.json, scores.jsonl, report.md and PNGs."""
     rows, right = sample_predictions(sample_test_parquet, tmp_path / "pred.jsonl")
     out = tmp_path / "report"
-    code = E.main(["--data", str(sample_test_parquet), "--predictions", str(tmp_path / "pred.jsonl"),
-                   "--out", str(out), "--mode", "rules", "--name", "sample-rules"])
+    code = E.main(
+        [
+            "--data",
+            str(sample_test_parquet),
+            "--predictions",
+            str(tmp_path / "pred.jsonl"),
+            "--out",
+            str(out),
+            "--mode",
+            "rules",
+            "--name",
+            "sample-rules",
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics) == {*E.TASKS, "overall"}
@@ -467,7 +564,11 @@ def test_end_to_end_rules_mode(sample_test_parquet, tmp_path):
     ov = metrics["overall"]
     assert ov["skipped"] == {"malformed_json": 1, "unknown_index": 1}
     assert (ov["n_responses"], ov["items_without_prediction"], ov["name"], ov["mode"]) == (
-        len(rows), 0, "sample-rules", "rules")
+        len(rows),
+        0,
+        "sample-rules",
+        "rules",
+    )
     assert ov["format_ok_rate"] == 1.0  # every response is ans(...)
     for task in ("charge", "article"):
         accuracy, cail = expected_set_metrics(rows, right, task)
@@ -482,10 +583,18 @@ def test_end_to_end_rules_mode(sample_test_parquet, tmp_path):
     # mean reward is the same compute_score training uses
     from rewards.legal import compute_score
 
-    direct = [asyncio.run(compute_score(r["data_source"], ans(r["reward_model"]["ground_truth"] if ok else
-                                                                   wrong_answer(r)),
-                                        r["reward_model"]["ground_truth"], r["extra_info"], mode="rules"))["score"]
-              for r, ok in zip(rows, right, strict=True)]
+    direct = [
+        asyncio.run(
+            compute_score(
+                r["data_source"],
+                ans(r["reward_model"]["ground_truth"] if ok else wrong_answer(r)),
+                r["reward_model"]["ground_truth"],
+                r["extra_info"],
+                mode="rules",
+            )
+        )["score"]
+        for r, ok in zip(rows, right, strict=True)
+    ]
     assert ov["mean_reward"] == pytest.approx(sum(direct) / len(direct))
     assert len((out / "scores.jsonl").read_text(encoding="utf-8").splitlines()) == len(rows)
     report = (out / "report.md").read_text(encoding="utf-8")
@@ -493,8 +602,19 @@ def test_end_to_end_rules_mode(sample_test_parquet, tmp_path):
     for png in ("score_distribution.png", "term_error_hist.png", "charge_confusion.png"):
         assert (out / png).stat().st_size > 1000
     # --strict: the malformed line is an error naming its line
-    strict = E.main(["--data", str(sample_test_parquet), "--predictions", str(tmp_path / "pred.jsonl"),
-                     "--out", str(tmp_path / "strict"), "--mode", "rules", "--strict"])
+    strict = E.main(
+        [
+            "--data",
+            str(sample_test_parquet),
+            "--predictions",
+            str(tmp_path / "pred.jsonl"),
+            "--out",
+            str(tmp_path / "strict"),
+            "--mode",
+            "rules",
+            "--strict",
+        ]
+    )
     assert strict == 2 and not (tmp_path / "strict" / "metrics.json").exists()
 
 
@@ -536,8 +656,24 @@ def test_end_to_end_judge_mode_and_compare(sample_test_parquet, tmp_path, judge_
     server = judge_server(reply=judge_reply)
     common = ["--data", str(sample_test_parquet), "--predictions", str(tmp_path / "pred.jsonl")]
     assert E.main([*common, "--out", str(tmp_path / "rules"), "--mode", "rules", "--name", "rules"]) == 0
-    assert E.main([*common, "--out", str(tmp_path / "judge"), "--mode", "judge", "--name", "judge",
-                   "--judge-base-url", server.base_url, "--judge-model", server.model]) == 0
+    assert (
+        E.main(
+            [
+                *common,
+                "--out",
+                str(tmp_path / "judge"),
+                "--mode",
+                "judge",
+                "--name",
+                "judge",
+                "--judge-base-url",
+                server.base_url,
+                "--judge-model",
+                server.model,
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "judge" / "metrics.json").read_text(encoding="utf-8"))
     ve = metrics["verdict"]
     verdict = [ok for r, ok in zip(rows, right, strict=True) if r["data_source"] == "legal/verdict"]
@@ -628,11 +764,28 @@ def test_term_error_bins():
     # range −1 … +20 → 22 one-month bins; 0 twice, −1 once, +2 once, +20 once
     assert labels[:4] == ["-1", "0", "+1", "+2"] and labels[-1] == "+20" and len(labels) == 22
     assert dict(zip(labels, counts, strict=True)) == {
-        **{label: 0 for label in labels}, "0": 2, "-1": 1, "+2": 1, "+20": 1,
+        **{label: 0 for label in labels},
+        "0": 2,
+        "-1": 1,
+        "+2": 1,
+        "+20": 1,
     }
     labels, counts = R.term_error_bins([0, 0, 1, 2, 3, -5, -6, 11, 12, 23, 24, 59, 60, 300, -100])
-    assert labels == ["≤−60", "−59…−24", "−23…−12", "−11…−6", "−5…−3", "−2…−1", "0",
-                      "+1…+2", "+3…+5", "+6…+11", "+12…+23", "+24…+59", "≥+60"]
+    assert labels == [
+        "≤−60",
+        "−59…−24",
+        "−23…−12",
+        "−11…−6",
+        "−5…−3",
+        "−2…−1",
+        "0",
+        "+1…+2",
+        "+3…+5",
+        "+6…+11",
+        "+12…+23",
+        "+24…+59",
+        "≥+60",
+    ]
     # −100 → ≤−60; −6 → −11…−6; −5 → −5…−3; 0,0 → 0; 1,2 → +1…+2; 3 → +3…+5; 11 → +6…+11; 12,23 → +12…+23;
     # 24,59 → +24…+59; 60,300 → ≥+60
     assert counts == [1, 0, 0, 1, 1, 0, 2, 2, 1, 1, 2, 2, 2]
@@ -693,8 +846,22 @@ def test_lone_surrogate_is_scored_not_a_crash(data_path, tmp_path, judge_server)
     ]
     pred.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    code = E.main(["--data", str(data_path), "--predictions", str(pred), "--out", str(out), "--mode", "judge",
-                   "--judge-base-url", server.base_url, "--judge-model", server.model])
+    code = E.main(
+        [
+            "--data",
+            str(data_path),
+            "--predictions",
+            str(pred),
+            "--out",
+            str(out),
+            "--mode",
+            "judge",
+            "--judge-base-url",
+            server.base_url,
+            "--judge-model",
+            server.model,
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["overall"]["n_responses"] == 2 and metrics["overall"]["surrogates_replaced"] == 2
@@ -715,8 +882,9 @@ def test_concurrency_zero_is_refused_not_a_hang(data_path, tmp_path):
 
     async def score() -> None:
         await asyncio.wait_for(
-            E.score_all(loaded.predictions, data, "rules", {"mode": "rules"}, concurrency=0,
-                        compute_score=fake_compute_score),
+            E.score_all(
+                loaded.predictions, data, "rules", {"mode": "rules"}, concurrency=0, compute_score=fake_compute_score
+            ),
             timeout=10,
         )
 

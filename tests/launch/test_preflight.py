@@ -420,7 +420,10 @@ def test_gold_score_is_compared_with_the_reward_best_under_the_configured_kwargs
 
 
 def test_gold_answer_below_the_best_fails_offline_and_warns_when_the_judge_graded_it(
-    safety_data: list[str], sample_data: list[str], monkeypatch: pytest.MonkeyPatch, judge_server  # noqa: F811
+    safety_data: list[str],
+    sample_data: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    judge_server,  # noqa: F811
 ) -> None:
     """A gold response paid less than the reward's best: offline a FAIL (reward or gold response broken), judged a
     WARN pointing at the judge audit (the judge's grade of the gold itself, e.g. a judge replying 1 to the gold)."""

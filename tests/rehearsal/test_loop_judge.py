@@ -31,6 +31,10 @@ CONFIG = "legal_grpo"
 KWARGS = "reward.custom_reward_function.reward_kwargs"
 # verl's GRPO epsilon (verl/trainer/ppo/core_algos.py compute_grpo_outcome_advantage).
 GRPO_EPSILON = 1e-6
+# Sampled at verl's default temperature 1.0 the primed model writes its answer well-formed about 77% of the time
+# (measured over 200 samples), so a step of 2 prompts x 2 responses sometimes asks the judge nothing and a dead judge
+# goes unnoticed until validation. At 0.5 it was well-formed in 200 of 200: every step asks the judge.
+WELL_FORMED = "actor_rollout_ref.rollout.temperature=0.5"
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +81,8 @@ def test_a_judge_that_dies_stops_the_run_at_the_end_of_that_step(legal_data: str
 
         _when_logged(out / "train.jsonl", 1, kill_judge, stop)
         env = {"JUDGE_BASE_URL": judge.base_url}
-        overrides = _overrides(max_retries=0, max_consecutive_failures=2, probe_after_s=1, on_judge_error="rules")
+        overrides = [*_overrides(max_retries=0, max_consecutive_failures=2, probe_after_s=1, on_judge_error="rules"),
+                     WELL_FORMED]  # fmt: skip
         result = rehearse_loop(CONFIG, model, legal_data, out, steps=3, user_overrides=overrides, environ=env,
                                emit=lambda line: None, resume=False)  # fmt: skip
         stop.set()
@@ -125,8 +130,17 @@ def test_a_response_the_judge_could_not_judge_teaches_nothing(legal_data: str, t
                      "actor_rollout_ref.rollout.n=4", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
                      "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
                      "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8"]  # fmt: skip
-        result = rehearse_loop(CONFIG, model, legal_data, tmp_path / "out", steps=2, user_overrides=overrides,
-                               environ={"JUDGE_BASE_URL": judge.base_url}, emit=lambda line: None, resume=False)
+        result = rehearse_loop(
+            CONFIG,
+            model,
+            legal_data,
+            tmp_path / "out",
+            steps=2,
+            user_overrides=overrides,
+            environ={"JUDGE_BASE_URL": judge.base_url},
+            emit=lambda line: None,
+            resume=False,
+        )
     assert result.passed, f"{result.problems}\n{result.phases[-1].log[-3000:]}"
     masked_total = 0
     for record in (r for r in result.records() if "timing_s/step" in r["data"]):
@@ -151,7 +165,8 @@ def test_the_real_vllm_cpu_judge_is_called_inside_the_loop(legal_data: str, tmp_
     every step calls it and no call fails."""
     model = build_primed_model(("盗窃罪",))
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUDGE_")}
-    result = rehearse_loop(CONFIG, model, legal_data, tmp_path / "out", steps=2, user_overrides=_overrides(),
+    overrides = [*_overrides(), WELL_FORMED]
+    result = rehearse_loop(CONFIG, model, legal_data, tmp_path / "out", steps=2, user_overrides=overrides,
                            environ=env, emit=lambda line: None)  # fmt: skip
     assert result.passed, f"{result.problems}\n{result.phases[-1].log[-3000:]}"
     for record in (r for r in result.records() if "timing_s/step" in r["data"]):

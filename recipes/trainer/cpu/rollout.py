@@ -96,8 +96,16 @@ def sampling_key(
 class HFGenerationServer:
     """One replica's generator: a transformers causal LM on the CPU, weights pushed by the training worker."""
 
-    def __init__(self, model_path: str, prompt_length: int, response_length: int, max_model_len: int | None,
-                 seed: int, replica_rank: int, weight_dtype: str = "bfloat16") -> None:
+    def __init__(
+        self,
+        model_path: str,
+        prompt_length: int,
+        response_length: int,
+        max_model_len: int | None,
+        seed: int,
+        replica_rank: int,
+        weight_dtype: str = "bfloat16",
+    ) -> None:
         torch.set_num_threads(1)  # many processes share a few cores in a rehearsal
         self.model = load_causal_lm(model_path)
         # The rollout engine holds its weights in rollout.dtype (vLLM: bfloat16) and verl's model merger exports in
@@ -164,8 +172,14 @@ class HFGenerationServer:
         runs)."""
         key = batch[0].key
         decoding = Decoding(temperature=key.temperature, top_p=key.top_p, top_k=key.top_k, max_tokens=key.max_tokens)
-        completions = generate_batch(self.model, [r.prompt_ids for r in batch], decoding, self.eos_ids, self.pad_id,
-                                     want_logprobs=any(r.want_logprobs for r in batch))
+        completions = generate_batch(
+            self.model,
+            [r.prompt_ids for r in batch],
+            decoding,
+            self.eos_ids,
+            self.pad_id,
+            want_logprobs=any(r.want_logprobs for r in batch),
+        )
         return [
             TokenOutput(
                 token_ids=c.token_ids,
@@ -176,8 +190,13 @@ class HFGenerationServer:
             for r, c in zip(batch, completions, strict=True)
         ]
 
-    async def load_weights(self, weights: dict[str, torch.Tensor], global_steps: int | None, peft_config: Any = None,
-                           base_sync_done: bool = True) -> int:
+    async def load_weights(
+        self,
+        weights: dict[str, torch.Tensor],
+        global_steps: int | None,
+        peft_config: Any = None,
+        base_sync_done: bool = True,
+    ) -> int:
         """Take the actor's tensors (HF names), rounded through the rollout dtype. Full or LoRA-merged weights
         (peft_config None) and a LoRA run's base weights (base_sync_done False: verl names the wrapped layers
         ``….base_layer.weight``) go into the model; a LoRA run's adapter (base_sync_done True) replaces the adapter
@@ -218,8 +237,9 @@ class HFGenerationServer:
         unexpected = list(getattr(result, "unexpected_keys", []) or [])
         missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k]
         if unexpected or missing:
-            raise KeyError(f"the actor's adapter does not fit this model: unexpected {unexpected[:5]}, "
-                           f"missing {missing[:5]}")
+            raise KeyError(
+                f"the actor's adapter does not fit this model: unexpected {unexpected[:5]}, missing {missing[:5]}"
+            )
 
     async def checksum(self) -> float:
         """weights_checksum of the model's state: equal to the checksum of the weights last loaded."""
@@ -315,9 +335,14 @@ class HFServerAdapter(BaseRollout):
     async def release(self) -> None:
         """Nothing to release."""
 
-    async def update_weights(self, weights: Iterable[tuple[str, torch.Tensor]] | AsyncIterator, global_steps:
-                             int | None = None, peft_config: Any = None, base_sync_done: bool = True,
-                             **kwargs: Any) -> None:
+    async def update_weights(
+        self,
+        weights: Iterable[tuple[str, torch.Tensor]] | AsyncIterator,
+        global_steps: int | None = None,
+        peft_config: Any = None,
+        base_sync_done: bool = True,
+        **kwargs: Any,
+    ) -> None:
         """Collect the full tensors (every rank iterates: FSDP gathers them collectively) and send them once.
 
         With LoRA unmerged (verl's default, model.lora.merge=false) the worker calls this twice on the first sync,
