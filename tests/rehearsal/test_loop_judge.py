@@ -11,7 +11,6 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +48,9 @@ def _overrides(**kwargs: Any) -> list[str]:
     return out + [f"{KWARGS}.{key}={value}" for key, value in kwargs.items()]
 
 
-def _when_logged(path: Path, step: int, action: Callable[[], None], stop: threading.Event) -> threading.Thread:
-    """A thread that runs action once the metrics file at path has logged `step` (polled every 0.2 s)."""
-
-    def watch() -> None:
-        while not stop.is_set():
-            if any(record.get("step") == step and "timing_s/step" in record.get("data", {})
-                   for record in read_jsonl(path)):  # fmt: skip
-                action()
-                return
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+def _logged(path: Path, step: int) -> bool:
+    """Whether the metrics file at path holds training step `step`."""
+    return any(record.get("step") == step and "timing_s/step" in record.get("data", {}) for record in read_jsonl(path))
 
 
 @pytest.mark.timeout(1800)
@@ -72,23 +60,28 @@ def test_a_judge_that_dies_stops_the_run_at_the_end_of_that_step(legal_data: str
     model = build_primed_model(("盗窃罪",))
     out = tmp_path / "out"
     died_at: list[float] = []
-    with ScriptedJudgeServer(reply=judge_reply, model=str(model)) as judge, ProcessWatcher() as processes:
-        stop = threading.Event()
 
-        def kill_judge() -> None:
-            judge.stop()
+    def dead_once_step_1_is_logged(body: dict[str, Any], index: int) -> int | None:
+        """Asked as each judge request arrives: answer step 1, die on step 2's first request (a 503, then the server
+        goes away). verl logs a step before it generates the next, so the metrics line splits the two steps' requests
+        exactly; a thread killing the judge on seeing the line raced step 2's generation and sometimes lost."""
+        if not died_at and _logged(out / "train.jsonl", 1):
             died_at.append(time.monotonic())
+            threading.Thread(target=judge.stop, name="judge-dies", daemon=True).start()
+        return 503 if died_at else None
 
-        _when_logged(out / "train.jsonl", 1, kill_judge, stop)
+    with (
+        ScriptedJudgeServer(reply=judge_reply, model=str(model), fail=dead_once_step_1_is_logged) as judge,
+        ProcessWatcher() as processes,
+    ):
         env = {"JUDGE_BASE_URL": judge.base_url}
         overrides = [*_overrides(max_retries=0, max_consecutive_failures=2, probe_after_s=1, on_judge_error="rules"),
                      WELL_FORMED]  # fmt: skip
         result = rehearse_loop(CONFIG, model, legal_data, out, steps=3, user_overrides=overrides, environ=env,
                                emit=lambda line: None, resume=False)  # fmt: skip
-        stop.set()
     ended = time.monotonic()
     phase = result.phases[0]
-    assert died_at, "step 1 was never logged: " + phase.log[-3000:]
+    assert died_at, "no judge request came after step 1 was logged: " + phase.log[-3000:]
     assert phase.returncode not in (0, 124), phase.log[-3000:]
     stops = [line for line in phase.log.splitlines() if f"{STOP_PREFIX} run stopped at step 2" in line]
     assert len(stops) == 1, phase.log[-3000:]
